@@ -1,0 +1,7 @@
+//! gregor: a Kafka-wire-compatible streaming broker and its mini-zookeeper.
+//!
+//! See `../shared/DESIGN.md` for the architecture; each module owns one concept.
+
+pub mod logging;
+pub mod storage;
+pub mod zookeeper;

@@ -1,0 +1,14 @@
+//! Process-wide `tracing` setup: human-readable lines on stderr, filtered by `RUST_LOG`
+//! (default `info`).
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second init (tests calling into the library) is harmless: ignore the error.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init();
+}

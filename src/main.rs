@@ -1,0 +1,32 @@
+//! The `gregor` command line: parsing only. Every subcommand hands its arguments to the
+//! module that owns the concept.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "gregor", version, about = "A Kafka-wire-compatible streaming broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the mini-zookeeper coordination service.
+    Zookeeper(gregor::zookeeper::ServerArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    gregor::logging::init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Zookeeper(args) => gregor::zookeeper::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

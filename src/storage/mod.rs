@@ -1,0 +1,1 @@
+//! Kafka-format log storage: segments, indexes, recovery, retention. Not built yet.
