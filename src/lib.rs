@@ -2,6 +2,7 @@
 //!
 //! See `../shared/DESIGN.md` for the architecture; each module owns one concept.
 
+pub mod config;
 pub mod logging;
 pub mod storage;
 pub mod zookeeper;

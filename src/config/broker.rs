@@ -1,0 +1,440 @@
+//! The broker's static configuration (`gregor broker --config FILE`), with Apache Kafka's
+//! key names and defaults. An unknown or invalid key stops start-up with a message that
+//! names it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::keys::{
+    flatten_toml, parse_bool, split_list, ConfigError, ConfigKey, ConfigSource, ConfigType as T,
+    Validator as V,
+};
+use super::topic;
+
+/// Every broker key gregor understands. Topic-level defaults (`log.*` and friends) are
+/// broker keys too; `topic.rs` maps topic keys onto them.
+pub const BROKER_KEYS: &[ConfigKey] = &[
+    ConfigKey::required("broker.id", T::Int, "The broker id of this server.").check(V::AtLeast(0)),
+    ConfigKey::new("listeners", T::List, "PLAINTEXT://:9092", "Comma-separated listener URIs."),
+    ConfigKey::optional("advertised.listeners", T::List, "Listeners published to clients; defaults to `listeners`."),
+    ConfigKey::new("log.dirs", T::List, "/tmp/kafka-logs", "Directories holding partition logs."),
+    ConfigKey::optional("log.dir", T::String, "Single log directory, used when log.dirs is unset."),
+    ConfigKey::required("zookeeper.connect", T::String, "ZooKeeper connect string host:port[,host:port][/chroot]."),
+    ConfigKey::new("zookeeper.session.timeout.ms", T::Int, "18000", "ZooKeeper session timeout.").check(V::AtLeast(1)),
+    ConfigKey::new("zookeeper.connection.timeout.ms", T::Int, "18000", "Max wait to establish the ZooKeeper connection.").check(V::AtLeast(1)),
+    ConfigKey::optional("broker.rack", T::String, "Rack of the broker, used for rack-aware replica assignment."),
+    ConfigKey::new("num.partitions", T::Int, "1", "Default partition count for auto-created topics.").check(V::AtLeast(1)),
+    ConfigKey::new("default.replication.factor", T::Int, "1", "Default replication factor for auto-created topics.").check(V::Between(1, 32767)),
+    ConfigKey::new("auto.create.topics.enable", T::Bool, "true", "Create topics on first metadata request or produce."),
+    ConfigKey::new("delete.topic.enable", T::Bool, "true", "Allow DeleteTopics."),
+    ConfigKey::new("message.max.bytes", T::Int, "1048588", "Largest record batch size allowed.").check(V::AtLeast(0)),
+    ConfigKey::new("socket.request.max.bytes", T::Int, "104857600", "Largest request frame accepted.").check(V::AtLeast(1)),
+    ConfigKey::new("max.connections", T::Int, "2147483647", "Maximum concurrent client connections.").check(V::AtLeast(0)),
+    ConfigKey::new("fetch.max.bytes", T::Int, "57671680", "Maximum bytes returned for one fetch request.").check(V::AtLeast(1024)),
+    ConfigKey::new("log.segment.bytes", T::Int, "1073741824", "Maximum size of a single log segment.").check(V::AtLeast(14)),
+    ConfigKey::optional("log.roll.ms", T::Long, "Time after which a new segment is rolled (overrides log.roll.hours)."),
+    ConfigKey::new("log.roll.hours", T::Int, "168", "Time after which a new segment is rolled.").check(V::AtLeast(1)),
+    ConfigKey::optional("log.retention.ms", T::Long, "Time to keep a segment (overrides minutes/hours); -1 = forever."),
+    ConfigKey::optional("log.retention.minutes", T::Int, "Time to keep a segment in minutes."),
+    ConfigKey::new("log.retention.hours", T::Int, "168", "Time to keep a segment in hours."),
+    ConfigKey::new("log.retention.bytes", T::Long, "-1", "Maximum partition size before old segments are deleted."),
+    ConfigKey::new("log.retention.check.interval.ms", T::Long, "300000", "How often retention runs.").check(V::AtLeast(1)),
+    ConfigKey::new("log.flush.interval.messages", T::Long, "9223372036854775807", "Messages accumulated before a flush.").check(V::AtLeast(1)),
+    ConfigKey::optional("log.flush.interval.ms", T::Long, "Max time data sits unflushed (defaults to log.flush.scheduler.interval.ms)."),
+    ConfigKey::new("log.flush.scheduler.interval.ms", T::Long, "9223372036854775807", "How often the flusher checks logs."),
+    ConfigKey::new("log.flush.offset.checkpoint.interval.ms", T::Int, "60000", "How often recovery points are checkpointed.").check(V::AtLeast(0)),
+    ConfigKey::new("log.flush.start.offset.checkpoint.interval.ms", T::Int, "60000", "How often log start offsets are checkpointed.").check(V::AtLeast(0)),
+    ConfigKey::new("log.index.interval.bytes", T::Int, "4096", "Bytes between offset index entries.").check(V::AtLeast(0)),
+    ConfigKey::new("log.index.size.max.bytes", T::Int, "10485760", "Maximum offset index size.").check(V::AtLeast(4)),
+    ConfigKey::new("log.cleanup.policy", T::List, "delete", "delete and/or compact.").check(V::ListOf(&["delete", "compact"])),
+    ConfigKey::new("log.cleaner.enable", T::Bool, "true", "Run the log cleaner for compacted topics."),
+    ConfigKey::new("log.cleaner.delete.retention.ms", T::Long, "86400000", "How long tombstones are kept.").check(V::AtLeast(0)),
+    ConfigKey::new("log.cleaner.min.cleanable.ratio", T::Double, "0.5", "Dirty ratio that triggers cleaning.").check(V::Ratio(0.0, 1.0)),
+    ConfigKey::new("log.cleaner.backoff.ms", T::Long, "15000", "Sleep when no log needs cleaning.").check(V::AtLeast(0)),
+    ConfigKey::new("log.segment.delete.delay.ms", T::Long, "60000", "Delay before a deleted segment's files are removed.").check(V::AtLeast(0)),
+    ConfigKey::new("log.message.timestamp.type", T::String, "CreateTime", "CreateTime or LogAppendTime.").check(V::OneOf(&["CreateTime", "LogAppendTime"])),
+    ConfigKey::new("compression.type", T::String, "producer", "Only `producer` (batches stored as sent) is supported.").check(V::OneOf(&["producer"])),
+    ConfigKey::new("min.insync.replicas", T::Int, "1", "Minimum ISR size for acks=all writes.").check(V::AtLeast(1)),
+    ConfigKey::new("unclean.leader.election.enable", T::Bool, "false", "Allow out-of-sync replicas to become leader."),
+    ConfigKey::new("replica.lag.time.max.ms", T::Long, "30000", "A follower not caught up for this long leaves the ISR.").check(V::AtLeast(1)),
+    ConfigKey::new("replica.fetch.max.bytes", T::Int, "1048576", "Bytes per partition a follower fetches.").check(V::AtLeast(0)),
+    ConfigKey::new("replica.fetch.wait.max.ms", T::Int, "500", "Follower fetch long-poll wait.").check(V::AtLeast(0)),
+    ConfigKey::new("replica.fetch.min.bytes", T::Int, "1", "Follower fetch min bytes.").check(V::AtLeast(0)),
+    ConfigKey::new("replica.fetch.response.max.bytes", T::Int, "10485760", "Bytes a follower fetch response carries at most.").check(V::AtLeast(0)),
+    ConfigKey::new("replica.fetch.backoff.ms", T::Int, "1000", "Follower back-off after a fetch error.").check(V::AtLeast(0)),
+    ConfigKey::new("replica.high.watermark.checkpoint.interval.ms", T::Long, "5000", "How often high watermarks are checkpointed.").check(V::AtLeast(1)),
+    ConfigKey::new("auto.leader.rebalance.enable", T::Bool, "true", "Move leadership back to preferred replicas."),
+    ConfigKey::new("leader.imbalance.check.interval.seconds", T::Long, "300", "How often preferred leaders are checked.").check(V::AtLeast(1)),
+    ConfigKey::new("leader.imbalance.per.broker.percentage", T::Int, "10", "Imbalance tolerated per broker.").check(V::Between(0, 100)),
+    ConfigKey::new("controlled.shutdown.enable", T::Bool, "true", "Move leadership away before shutting down."),
+    ConfigKey::new("controller.socket.timeout.ms", T::Int, "30000", "Timeout of controller requests.").check(V::AtLeast(1)),
+    ConfigKey::new("offsets.topic.num.partitions", T::Int, "50", "Partitions of __consumer_offsets.").check(V::AtLeast(1)),
+    ConfigKey::new("offsets.topic.replication.factor", T::Int, "3", "Replication factor of __consumer_offsets (capped by live brokers).").check(V::Between(1, 32767)),
+    ConfigKey::new("offsets.topic.segment.bytes", T::Int, "104857600", "Segment size of __consumer_offsets.").check(V::AtLeast(1)),
+    ConfigKey::new("offsets.retention.minutes", T::Int, "10080", "Committed offsets of empty groups expire after this.").check(V::AtLeast(1)),
+    ConfigKey::new("offsets.retention.check.interval.ms", T::Long, "600000", "How often expired offsets are removed.").check(V::AtLeast(1)),
+    ConfigKey::new("offset.metadata.max.bytes", T::Int, "4096", "Maximum size of a commit's metadata string."),
+    ConfigKey::new("group.initial.rebalance.delay.ms", T::Int, "3000", "Delay of the first rebalance of an empty group."),
+    ConfigKey::new("group.min.session.timeout.ms", T::Int, "6000", "Smallest session timeout a member may ask for."),
+    ConfigKey::new("group.max.session.timeout.ms", T::Int, "1800000", "Largest session timeout a member may ask for."),
+    ConfigKey::new("group.max.size", T::Int, "2147483647", "Maximum members in one group.").check(V::AtLeast(1)),
+    ConfigKey::new("producer.id.expiration.ms", T::Int, "86400000", "Idle producer ids are forgotten after this.").check(V::AtLeast(1)),
+    ConfigKey::new("request.timeout.ms", T::Int, "30000", "Timeout of requests this broker sends to peers.").check(V::AtLeast(1)),
+];
+
+/// One listener endpoint, `PLAINTEXT://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    fn parse(key: &str, uri: &str) -> Result<Listener, ConfigError> {
+        let bad = |reason: &str| ConfigError::Invalid {
+            key: key.to_string(),
+            value: uri.to_string(),
+            reason: reason.to_string(),
+        };
+        let (name, rest) = uri
+            .split_once("://")
+            .ok_or_else(|| bad("expected NAME://host:port"))?;
+        if name != "PLAINTEXT" {
+            return Err(bad("only the PLAINTEXT security protocol is supported"));
+        }
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| bad("expected NAME://host:port"))?;
+        let port: u16 = port.parse().map_err(|_| bad("port is not a number"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        Ok(Listener {
+            name: name.to_string(),
+            host,
+            port,
+        })
+    }
+
+    /// The address to bind: an empty host means every interface, as in Kafka.
+    pub fn bind_addr(&self) -> String {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
+        format!("{host}:{}", self.port)
+    }
+}
+
+/// The broker's resolved static configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub broker_id: i32,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dirs: Vec<PathBuf>,
+    pub zookeeper_connect: String,
+    pub zookeeper_session_timeout_ms: u64,
+    pub zookeeper_connection_timeout_ms: u64,
+    pub rack: Option<String>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    pub message_max_bytes: i32,
+    pub socket_request_max_bytes: usize,
+    pub max_connections: usize,
+    pub fetch_max_bytes: i32,
+    pub log_retention_check_interval_ms: u64,
+    pub log_flush_scheduler_interval_ms: u64,
+    pub log_flush_offset_checkpoint_interval_ms: u64,
+    pub log_cleaner_enable: bool,
+    pub log_cleaner_backoff_ms: u64,
+    pub replica_lag_time_max_ms: u64,
+    pub replica_fetch_max_bytes: i32,
+    pub replica_fetch_wait_max_ms: i32,
+    pub replica_fetch_min_bytes: i32,
+    pub replica_fetch_response_max_bytes: i32,
+    pub replica_fetch_backoff_ms: u64,
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_ms: u64,
+    pub leader_imbalance_per_broker_percentage: u32,
+    pub controlled_shutdown_enable: bool,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_replication_factor: i16,
+    pub offsets_topic_segment_bytes: i32,
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: u64,
+    pub offset_metadata_max_bytes: usize,
+    pub group_initial_rebalance_delay_ms: u64,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub group_max_size: usize,
+    pub producer_id_expiration_ms: i64,
+    pub request_timeout_ms: u64,
+    /// The topic-level defaults these broker keys imply (`log.retention.ms` → `retention.ms`, ...).
+    pub topic_defaults: TopicDefaults,
+    /// Values set explicitly in the file, for DescribeConfigs' `config_source`.
+    explicit: BTreeMap<String, String>,
+}
+
+/// Broker-level defaults for every topic-level key, as strings keyed by topic key name.
+pub type TopicDefaults = BTreeMap<&'static str, String>;
+
+impl BrokerConfig {
+    pub fn load(path: &Path) -> Result<BrokerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let values = flatten_toml(&text).map_err(|reason| ConfigError::File {
+            path: path.display().to_string(),
+            reason,
+        })?;
+        Self::from_values(values)
+    }
+
+    /// Builds the config from dotted keys; every key must be known and valid.
+    pub fn from_values(values: BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
+        for (key, value) in &values {
+            let def = key_def(key).ok_or_else(|| ConfigError::Unknown(key.clone()))?;
+            def.validate(value)?;
+        }
+        let r = Resolver { values: &values };
+        let listeners = r.listeners("listeners")?;
+        let advertised_listeners = if values.contains_key("advertised.listeners") {
+            r.listeners("advertised.listeners")?
+        } else {
+            listeners.clone()
+        };
+        let log_dirs = if values.contains_key("log.dirs") || !values.contains_key("log.dir") {
+            split_list(&r.string("log.dirs")?).map(PathBuf::from).collect()
+        } else {
+            vec![PathBuf::from(r.string("log.dir")?)]
+        };
+        let topic_defaults = topic::defaults_from_broker(&r)?;
+        let config = BrokerConfig {
+            broker_id: r.int("broker.id")? as i32,
+            listeners,
+            advertised_listeners,
+            log_dirs,
+            zookeeper_connect: r.string("zookeeper.connect")?,
+            zookeeper_session_timeout_ms: r.int("zookeeper.session.timeout.ms")? as u64,
+            zookeeper_connection_timeout_ms: r.int("zookeeper.connection.timeout.ms")? as u64,
+            rack: values.get("broker.rack").cloned(),
+            num_partitions: r.int("num.partitions")? as i32,
+            default_replication_factor: r.int("default.replication.factor")? as i16,
+            auto_create_topics_enable: r.bool("auto.create.topics.enable")?,
+            delete_topic_enable: r.bool("delete.topic.enable")?,
+            message_max_bytes: r.int("message.max.bytes")? as i32,
+            socket_request_max_bytes: r.int("socket.request.max.bytes")? as usize,
+            max_connections: r.int("max.connections")? as usize,
+            fetch_max_bytes: r.int("fetch.max.bytes")? as i32,
+            log_retention_check_interval_ms: r.int("log.retention.check.interval.ms")? as u64,
+            log_flush_scheduler_interval_ms: r.int("log.flush.scheduler.interval.ms")? as u64,
+            log_flush_offset_checkpoint_interval_ms: r
+                .int("log.flush.offset.checkpoint.interval.ms")?
+                as u64,
+            log_cleaner_enable: r.bool("log.cleaner.enable")?,
+            log_cleaner_backoff_ms: r.int("log.cleaner.backoff.ms")? as u64,
+            replica_lag_time_max_ms: r.int("replica.lag.time.max.ms")? as u64,
+            replica_fetch_max_bytes: r.int("replica.fetch.max.bytes")? as i32,
+            replica_fetch_wait_max_ms: r.int("replica.fetch.wait.max.ms")? as i32,
+            replica_fetch_min_bytes: r.int("replica.fetch.min.bytes")? as i32,
+            replica_fetch_response_max_bytes: r.int("replica.fetch.response.max.bytes")? as i32,
+            replica_fetch_backoff_ms: r.int("replica.fetch.backoff.ms")? as u64,
+            replica_high_watermark_checkpoint_interval_ms: r
+                .int("replica.high.watermark.checkpoint.interval.ms")?
+                as u64,
+            auto_leader_rebalance_enable: r.bool("auto.leader.rebalance.enable")?,
+            leader_imbalance_check_interval_ms: r.int("leader.imbalance.check.interval.seconds")?
+                as u64
+                * 1000,
+            leader_imbalance_per_broker_percentage: r
+                .int("leader.imbalance.per.broker.percentage")?
+                as u32,
+            controlled_shutdown_enable: r.bool("controlled.shutdown.enable")?,
+            offsets_topic_num_partitions: r.int("offsets.topic.num.partitions")? as i32,
+            offsets_topic_replication_factor: r.int("offsets.topic.replication.factor")? as i16,
+            offsets_topic_segment_bytes: r.int("offsets.topic.segment.bytes")? as i32,
+            offsets_retention_ms: r.int("offsets.retention.minutes")? * 60_000,
+            offsets_retention_check_interval_ms: r.int("offsets.retention.check.interval.ms")?
+                as u64,
+            offset_metadata_max_bytes: r.int("offset.metadata.max.bytes")?.max(0) as usize,
+            group_initial_rebalance_delay_ms: r.int("group.initial.rebalance.delay.ms")?.max(0)
+                as u64,
+            group_min_session_timeout_ms: r.int("group.min.session.timeout.ms")? as i32,
+            group_max_session_timeout_ms: r.int("group.max.session.timeout.ms")? as i32,
+            group_max_size: r.int("group.max.size")? as usize,
+            producer_id_expiration_ms: r.int("producer.id.expiration.ms")?,
+            request_timeout_ms: r.int("request.timeout.ms")? as u64,
+            topic_defaults,
+            explicit: values.clone(),
+        };
+        config.check_consistency()?;
+        Ok(config)
+    }
+
+    fn check_consistency(&self) -> Result<(), ConfigError> {
+        if self.listeners.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "listeners".into(),
+                value: String::new(),
+                reason: "at least one listener is required".into(),
+            });
+        }
+        if self.log_dirs.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "log.dirs".into(),
+                value: String::new(),
+                reason: "at least one log directory is required".into(),
+            });
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err(ConfigError::Invalid {
+                key: "group.min.session.timeout.ms".into(),
+                value: self.group_min_session_timeout_ms.to_string(),
+                reason: "must not exceed group.max.session.timeout.ms".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The listener clients are told to use (the first advertised one).
+    pub fn advertised(&self) -> &Listener {
+        // check_consistency guarantees a listener; advertised defaults to listeners.
+        &self.advertised_listeners[0]
+    }
+
+    /// Every broker key with its effective value and source, for DescribeConfigs.
+    pub fn describe(&self) -> Vec<(&'static ConfigKey, Option<String>, ConfigSource)> {
+        BROKER_KEYS
+            .iter()
+            .map(|key| match self.explicit.get(key.name) {
+                Some(v) => (key, Some(v.clone()), ConfigSource::StaticBrokerConfig),
+                None => (
+                    key,
+                    key.default.map(str::to_string),
+                    ConfigSource::DefaultConfig,
+                ),
+            })
+            .collect()
+    }
+}
+
+pub fn key_def(name: &str) -> Option<&'static ConfigKey> {
+    BROKER_KEYS.iter().find(|k| k.name == name)
+}
+
+/// Reads typed values: the explicit one if set, else the key's default.
+pub(crate) struct Resolver<'a> {
+    values: &'a BTreeMap<String, String>,
+}
+
+impl Resolver<'_> {
+    pub(crate) fn raw(&self, key: &str) -> Option<String> {
+        let def = key_def(key)?;
+        self.values
+            .get(key)
+            .cloned()
+            .or_else(|| def.default.map(str::to_string))
+    }
+
+    pub(crate) fn string(&self, key: &str) -> Result<String, ConfigError> {
+        self.raw(key)
+            .ok_or_else(|| ConfigError::Missing(key.to_string()))
+    }
+
+    pub(crate) fn int(&self, key: &str) -> Result<i64, ConfigError> {
+        let value = self.string(key)?;
+        value.trim().parse().map_err(|_| ConfigError::Invalid {
+            key: key.to_string(),
+            value,
+            reason: "expected an integer".into(),
+        })
+    }
+
+    pub(crate) fn bool(&self, key: &str) -> Result<bool, ConfigError> {
+        let value = self.string(key)?;
+        parse_bool(&value).ok_or(ConfigError::Invalid {
+            key: key.to_string(),
+            value,
+            reason: "expected true or false".into(),
+        })
+    }
+
+    fn listeners(&self, key: &str) -> Result<Vec<Listener>, ConfigError> {
+        split_list(&self.string(key)?)
+            .map(|uri| Listener::parse(key, uri))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("broker.id".to_string(), "1".to_string()),
+            ("zookeeper.connect".to_string(), "127.0.0.1:2181".to_string()),
+        ])
+    }
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let c = BrokerConfig::from_values(minimal()).unwrap();
+        assert_eq!(c.num_partitions, 1);
+        assert_eq!(c.message_max_bytes, 1_048_588);
+        assert_eq!(c.socket_request_max_bytes, 104_857_600);
+        assert_eq!(c.listeners[0].port, 9092);
+        assert_eq!(c.topic_defaults["retention.ms"], "604800000");
+        assert_eq!(c.topic_defaults["segment.ms"], "604800000");
+    }
+
+    #[test]
+    fn unknown_and_invalid_keys_are_named() {
+        let mut v = minimal();
+        v.insert("log.segmnet.bytes".into(), "1".into());
+        let err = BrokerConfig::from_values(v).unwrap_err();
+        assert_eq!(err, ConfigError::Unknown("log.segmnet.bytes".into()));
+
+        let mut v = minimal();
+        v.insert("num.partitions".into(), "zero".into());
+        let err = BrokerConfig::from_values(v).unwrap_err().to_string();
+        assert!(err.contains("num.partitions"), "{err}");
+
+        let mut v = minimal();
+        v.remove("broker.id");
+        assert_eq!(
+            BrokerConfig::from_values(v).unwrap_err(),
+            ConfigError::Missing("broker.id".into())
+        );
+    }
+
+    #[test]
+    fn retention_synonyms_follow_kafka_precedence() {
+        let mut v = minimal();
+        v.insert("log.retention.hours".into(), "1".into());
+        let c = BrokerConfig::from_values(v.clone()).unwrap();
+        assert_eq!(c.topic_defaults["retention.ms"], "3600000");
+        v.insert("log.retention.minutes".into(), "2".into());
+        let c = BrokerConfig::from_values(v.clone()).unwrap();
+        assert_eq!(c.topic_defaults["retention.ms"], "120000");
+        v.insert("log.retention.ms".into(), "5".into());
+        let c = BrokerConfig::from_values(v).unwrap();
+        assert_eq!(c.topic_defaults["retention.ms"], "5");
+    }
+
+    #[test]
+    fn listeners_parse_and_reject_other_protocols() {
+        let mut v = minimal();
+        v.insert("listeners".into(), "PLAINTEXT://127.0.0.1:19092".into());
+        let c = BrokerConfig::from_values(v.clone()).unwrap();
+        assert_eq!(c.advertised().host, "127.0.0.1");
+        assert_eq!(c.advertised().port, 19092);
+        v.insert("listeners".into(), "SSL://127.0.0.1:19092".into());
+        assert!(BrokerConfig::from_values(v).is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! Configuration: the broker's static settings (`broker.rs`), topic-level settings with
+//! their broker-level defaults (`topic.rs`), and the typed key table both are built from
+//! (`keys.rs`). Names and defaults are Apache Kafka's, so its documentation applies.
+
+pub mod broker;
+pub mod keys;
+pub mod topic;
+
+pub use broker::{BrokerConfig, Listener};
+pub use keys::{ConfigError, ConfigSource};
+pub use topic::TopicConfig;
