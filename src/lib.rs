@@ -3,6 +3,8 @@
 //! See `../shared/DESIGN.md` for the architecture; each module owns one concept.
 
 pub mod config;
+pub mod coordination;
 pub mod logging;
+pub mod protocol;
 pub mod storage;
 pub mod zookeeper;

@@ -1,0 +1,107 @@
+//! The broker's view of cluster metadata, rebuilt from ZooKeeper watches: live brokers,
+//! the controller, topics with their assignment, leader/ISR state and config overrides.
+//!
+//! An image is immutable; the watcher publishes a new `Arc<ClusterImage>` per change, so
+//! request handlers read a consistent snapshot without locks.
+
+use std::collections::{BTreeMap, HashMap};
+
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+    /// czxid of the broker's registration znode (KIP-380 broker epoch).
+    pub epoch: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub replicas: Vec<i32>,
+    /// `None` until the controller has written the partition state.
+    pub state: Option<PartitionState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    /// -1 when no replica can lead.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+    pub controller_epoch: i32,
+    /// The state znode's version, for conditional updates.
+    pub zk_version: i32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: BTreeMap<i32, PartitionInfo>,
+    pub config: BTreeMap<String, String>,
+    /// Deletion requested (`/admin/delete_topics/<topic>` exists).
+    pub deleting: bool,
+}
+
+impl TopicInfo {
+    pub fn is_internal(&self) -> bool {
+        self.name == crate::coordination::OFFSETS_TOPIC
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterImage {
+    pub cluster_id: String,
+    pub controller_id: Option<i32>,
+    pub brokers: BTreeMap<i32, BrokerInfo>,
+    pub topics: BTreeMap<String, TopicInfo>,
+    pub topic_names_by_id: HashMap<Uuid, String>,
+    /// True once the first full load from ZooKeeper finished.
+    pub loaded: bool,
+}
+
+impl ClusterImage {
+    pub fn topic(&self, name: &str) -> Option<&TopicInfo> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicInfo> {
+        self.topic_names_by_id
+            .get(id)
+            .and_then(|name| self.topics.get(name))
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionInfo> {
+        self.topics.get(topic)?.partitions.get(&partition)
+    }
+
+    pub fn is_alive(&self, broker: i32) -> bool {
+        self.brokers.contains_key(&broker)
+    }
+
+    /// Partitions whose ISR is smaller than their replica set.
+    pub fn under_replicated(&self) -> Vec<(String, i32)> {
+        let mut out = Vec::new();
+        for topic in self.topics.values() {
+            for (p, info) in &topic.partitions {
+                if let Some(state) = &info.state {
+                    if state.isr.len() < info.replicas.len() {
+                        out.push((topic.name.clone(), *p));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    pub fn rebuild_id_index(&mut self) {
+        self.topic_names_by_id = self
+            .topics
+            .values()
+            .map(|t| (t.id, t.name.clone()))
+            .collect();
+    }
+}

@@ -1,0 +1,14 @@
+//! The broker's side of coordination: its ZooKeeper session (`session`), the znode
+//! layout and codecs (`znodes`), and the cluster metadata image kept in step with
+//! ZooKeeper by watches (`image`, `watcher`).
+
+pub mod image;
+pub mod session;
+pub mod watcher;
+pub mod znodes;
+
+pub use image::{BrokerInfo, ClusterImage, PartitionInfo, PartitionState, TopicInfo};
+pub use session::{SessionHandle, ZkSession};
+
+/// The internal topic holding consumer group metadata and committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

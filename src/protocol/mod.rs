@@ -1,0 +1,9 @@
+//! The Kafka wire protocol at the byte level: size-prefixed frames, request headers and
+//! response encoding. Message bodies are `kafka-protocol`'s; this module never interprets
+//! them.
+
+pub mod frame;
+pub mod header;
+
+pub use frame::{read_frame, FrameError};
+pub use header::{decode_request, encode_response, DecodedRequest, RequestError};
