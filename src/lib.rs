@@ -2,7 +2,11 @@
 //!
 //! See `../shared/DESIGN.md` for the architecture; each module owns one concept.
 
+pub mod admin;
+pub mod api;
+pub mod broker;
 pub mod config;
+pub mod controller;
 pub mod coordination;
 pub mod logging;
 pub mod protocol;

@@ -14,6 +14,8 @@ struct Cli {
 enum Command {
     /// Run the mini-zookeeper coordination service.
     Zookeeper(gregor::zookeeper::ServerArgs),
+    /// Run a Kafka-compatible broker.
+    Broker(gregor::broker::BrokerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -21,6 +23,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Zookeeper(args) => gregor::zookeeper::run(args),
+        Command::Broker(args) => gregor::broker::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,428 @@
+//! Topic administration: validation, replica assignment and the ZooKeeper writes behind
+//! CreateTopics, CreatePartitions, DeleteTopics, topic config changes and auto-creation.
+//! Any broker may run these; the controller then initialises leaders for new partitions
+//! and carries out deletions (see `controller`).
+
+pub mod assignment;
+pub mod topic_name;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::watch;
+use zookeeper_client as zk;
+
+use crate::api::errors::Error;
+use crate::config::{BrokerConfig, ConfigError, TopicConfig};
+use crate::coordination::znodes::*;
+use crate::coordination::{ClusterImage, ZkSession};
+use assignment::{assign, AssignmentError, BrokerSlot};
+
+/// A client-visible failure: the Kafka error and its message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminError {
+    pub error: Error,
+    pub message: String,
+}
+
+impl AdminError {
+    pub fn new(error: Error, message: impl Into<String>) -> Self {
+        AdminError {
+            error,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ConfigError> for AdminError {
+    fn from(err: ConfigError) -> Self {
+        AdminError::new(Error::InvalidConfig, err.to_string())
+    }
+}
+
+impl From<zk::Error> for AdminError {
+    fn from(err: zk::Error) -> Self {
+        AdminError::new(Error::UnknownServerError, format!("ZooKeeper: {err}"))
+    }
+}
+
+impl From<AssignmentError> for AdminError {
+    fn from(err: AssignmentError) -> Self {
+        let error = match err {
+            AssignmentError::NoPartitions => Error::InvalidPartitions,
+            AssignmentError::NoReplicas | AssignmentError::NotEnoughBrokers { .. } => {
+                Error::InvalidReplicationFactor
+            }
+        };
+        AdminError::new(error, err.to_string())
+    }
+}
+
+/// What a client asked for in CreateTopics (or auto-creation).
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    pub name: String,
+    /// -1 = broker default (`num.partitions`).
+    pub num_partitions: i32,
+    /// -1 = broker default (`default.replication.factor`).
+    pub replication_factor: i16,
+    /// Manual assignment: partition → replicas. Empty = computed.
+    pub assignments: BTreeMap<i32, Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreatedTopic {
+    pub topic_id: uuid::Uuid,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    pub config: TopicConfig,
+}
+
+/// Everything the admin operations need from the broker.
+pub struct Admin<'a> {
+    pub config: &'a BrokerConfig,
+    pub session: &'a ZkSession,
+    pub image: &'a watch::Receiver<Arc<ClusterImage>>,
+}
+
+impl Admin<'_> {
+    fn image(&self) -> Arc<ClusterImage> {
+        self.image.borrow().clone()
+    }
+
+    fn live_slots(&self, image: &ClusterImage) -> Vec<BrokerSlot> {
+        image
+            .brokers
+            .values()
+            .map(|b| BrokerSlot {
+                id: b.id,
+                rack: b.rack.clone(),
+            })
+            .collect()
+    }
+
+    /// Validates a topic spec and (unless `validate_only`) writes it to ZooKeeper.
+    pub async fn create_topic(
+        &self,
+        spec: &TopicSpec,
+        validate_only: bool,
+    ) -> Result<CreatedTopic, AdminError> {
+        let image = self.image();
+        topic_name::validate(&spec.name).map_err(|m| AdminError::new(Error::InvalidTopicException, m))?;
+        if image.topics.contains_key(&spec.name) {
+            return Err(AdminError::new(
+                Error::TopicAlreadyExists,
+                format!("Topic '{}' already exists.", spec.name),
+            ));
+        }
+        if let Some(other) = image.topics.keys().find(|t| topic_name::collides(t, &spec.name)) {
+            return Err(AdminError::new(
+                Error::InvalidTopicException,
+                format!("Topic '{}' collides with existing topic: {other}", spec.name),
+            ));
+        }
+        let manual = !spec.assignments.is_empty();
+        if manual && (spec.num_partitions != -1 || spec.replication_factor != -1) {
+            return Err(AdminError::new(
+                Error::InvalidRequest,
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
+            ));
+        }
+        let config = TopicConfig::new(spec.configs.clone(), &self.config.topic_defaults)?;
+        let assignment = if manual {
+            validate_manual_assignment(&spec.assignments, &image, 0)?;
+            spec.assignments.clone()
+        } else {
+            let partitions = if spec.num_partitions == -1 {
+                self.config.num_partitions
+            } else {
+                spec.num_partitions
+            };
+            let rf = if spec.replication_factor == -1 {
+                self.config.default_replication_factor
+            } else {
+                spec.replication_factor
+            };
+            let slots = self.live_slots(&image);
+            let mut rng = rand::thread_rng();
+            let n = slots.len().max(1);
+            assign(&slots, partitions, rf as i32, 0, rng.gen_range(0..n), rng.gen_range(0..n))?
+        };
+        let created = CreatedTopic {
+            topic_id: uuid::Uuid::new_v4(),
+            num_partitions: assignment.len() as i32,
+            replication_factor: assignment.values().next().map_or(0, |r| r.len() as i16),
+            config,
+        };
+        if validate_only {
+            return Ok(created);
+        }
+        self.write_new_topic(&spec.name, created.topic_id, &assignment, &spec.configs)
+            .await?;
+        tracing::info!(topic = %spec.name, partitions = created.num_partitions, rf = created.replication_factor, "topic created");
+        Ok(created)
+    }
+
+    async fn write_new_topic(
+        &self,
+        name: &str,
+        topic_id: uuid::Uuid,
+        assignment: &BTreeMap<i32, Vec<i32>>,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), AdminError> {
+        let client = self.session.current().await.client;
+        let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let config_data = TopicConfigZnode::new(configs.clone()).encode();
+        let topic_data = TopicZnode::new(topic_id, assignment).encode();
+        for attempt in 0..2 {
+            let mut multi = client.new_multi_writer();
+            multi.add_create(&topic_config_path(name), &config_data, &options)?;
+            multi.add_create(&topic_path(name), &topic_data, &options)?;
+            match multi.commit().await {
+                Ok(_) => return Ok(()),
+                Err(zk::MultiWriteError::OperationFailed {
+                    index: 1,
+                    source: zk::Error::NodeExists,
+                }) => {
+                    return Err(AdminError::new(
+                        Error::TopicAlreadyExists,
+                        format!("Topic '{name}' already exists."),
+                    ))
+                }
+                Err(zk::MultiWriteError::OperationFailed {
+                    index: 0,
+                    source: zk::Error::NodeExists,
+                }) if attempt == 0 => {
+                    // A config left by a deleted topic: remove it unless the topic exists.
+                    if client.check_stat(&topic_path(name)).await?.is_some() {
+                        return Err(AdminError::new(
+                            Error::TopicAlreadyExists,
+                            format!("Topic '{name}' already exists."),
+                        ));
+                    }
+                    match client.delete(&topic_config_path(name), None).await {
+                        Ok(()) | Err(zk::Error::NoNode) => {}
+                        Err(err) => return Err(err.into()),
+                    }
+                }
+                Err(err) => return Err(zk::Error::from(err).into()),
+            }
+        }
+        Err(AdminError::new(
+            Error::UnknownServerError,
+            format!("could not create topic '{name}'"),
+        ))
+    }
+
+    /// Marks a topic for deletion; the controller removes it.
+    pub async fn delete_topic(&self, name: &str) -> Result<uuid::Uuid, AdminError> {
+        if !self.config.delete_topic_enable {
+            return Err(AdminError::new(
+                Error::TopicDeletionDisabled,
+                "Topic deletion is disabled.",
+            ));
+        }
+        let image = self.image();
+        let Some(topic) = image.topic(name) else {
+            return Err(AdminError::new(
+                Error::UnknownTopicOrPartition,
+                "This server does not host this topic-partition.",
+            ));
+        };
+        let client = self.session.current().await.client;
+        let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        match client.create(&delete_topic_path(name), &[], &options).await {
+            Ok(_) | Err(zk::Error::NodeExists) => Ok(topic.id),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Grows a topic to `count` partitions (CreatePartitions).
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        manual: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let image = self.image();
+        let Some(topic) = image.topic(name) else {
+            return Err(AdminError::new(
+                Error::UnknownTopicOrPartition,
+                format!("The topic '{name}' does not exist."),
+            ));
+        };
+        if topic.deleting {
+            return Err(AdminError::new(
+                Error::InvalidTopicException,
+                format!("The topic '{name}' is queued for deletion."),
+            ));
+        }
+        let current = topic.partitions.len() as i32;
+        if count < current {
+            return Err(AdminError::new(
+                Error::InvalidPartitions,
+                format!("Topic currently has {current} partitions, which is higher than the requested {count}."),
+            ));
+        }
+        if count == current {
+            return Err(AdminError::new(
+                Error::InvalidPartitions,
+                format!("Topic already has {current} partitions."),
+            ));
+        }
+        let rf = topic.partitions.values().next().map_or(1, |p| p.replicas.len()) as i32;
+        let added = count - current;
+        let new_assignment: BTreeMap<i32, Vec<i32>> = match manual {
+            Some(rows) => {
+                if rows.len() as i32 != added {
+                    return Err(AdminError::new(
+                        Error::InvalidReplicaAssignment,
+                        format!("Increasing the number of partitions by {added} but {} assignments provided.", rows.len()),
+                    ));
+                }
+                let map: BTreeMap<i32, Vec<i32>> =
+                    rows.into_iter().enumerate().map(|(i, r)| (current + i as i32, r)).collect();
+                validate_manual_assignment(&map, &image, current)?;
+                if map.values().any(|r| r.len() as i32 != rf) {
+                    return Err(AdminError::new(
+                        Error::InvalidReplicaAssignment,
+                        format!("Inconsistent replication factor between partitions, partition 0 has {rf}."),
+                    ));
+                }
+                map
+            }
+            None => {
+                let slots = self.live_slots(&image);
+                // Kafka starts from partition 0's leader so the layout continues evenly.
+                let leader0 = topic.partitions.get(&0).and_then(|p| p.replicas.first().copied());
+                let mut ids: Vec<i32> = slots.iter().map(|s| s.id).collect();
+                ids.sort_unstable();
+                let start = leader0.and_then(|l| ids.iter().position(|&i| i == l)).unwrap_or(0);
+                let shift = rand::thread_rng().gen_range(0..slots.len().max(1));
+                assign(&slots, added, rf, current, start, shift)?
+            }
+        };
+        if validate_only {
+            return Ok(());
+        }
+        let client = self.session.current().await.client;
+        let path = topic_path(name);
+        // The topic znode may change under us (another CreatePartitions): re-read and retry.
+        for _ in 0..5 {
+            let (data, stat) = client.get_data(&path).await?;
+            let mut znode = TopicZnode::decode(&path, &data)
+                .map_err(|e| AdminError::new(Error::UnknownServerError, e.to_string()))?;
+            let mut full = znode
+                .assignment(&path)
+                .map_err(|e| AdminError::new(Error::UnknownServerError, e.to_string()))?;
+            if full.len() as i32 != current {
+                return Err(AdminError::new(
+                    Error::InvalidPartitions,
+                    format!("Topic '{name}' changed concurrently: it now has {} partitions.", full.len()),
+                ));
+            }
+            full.extend(new_assignment.clone());
+            znode.partitions = full.iter().map(|(p, r)| (p.to_string(), r.clone())).collect();
+            match client.set_data(&path, &znode.encode(), Some(stat.version)).await {
+                Ok(_) => {
+                    tracing::info!(topic = %name, partitions = count, "partitions added");
+                    return Ok(());
+                }
+                Err(zk::Error::BadVersion) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(AdminError::new(
+            Error::UnknownServerError,
+            format!("Topic '{name}' kept changing; partitions not added."),
+        ))
+    }
+
+    /// Replaces a topic's config overrides (AlterConfigs) after validating them.
+    pub async fn set_topic_config(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        if !self.image().topics.contains_key(name) {
+            return Err(AdminError::new(
+                Error::UnknownTopicOrPartition,
+                format!("Topic {name} does not exist."),
+            ));
+        }
+        TopicConfig::new(overrides.clone(), &self.config.topic_defaults)?;
+        if validate_only {
+            return Ok(());
+        }
+        let client = self.session.current().await.client;
+        let data = TopicConfigZnode::new(overrides).encode();
+        let path = topic_config_path(name);
+        match client.set_data(&path, &data, None).await {
+            Ok(_) => Ok(()),
+            Err(zk::Error::NoNode) => {
+                let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+                client.create(&path, &data, &options).await?;
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+fn validate_manual_assignment(
+    assignment: &BTreeMap<i32, Vec<i32>>,
+    image: &ClusterImage,
+    first_partition: i32,
+) -> Result<(), AdminError> {
+    let bad = |m: String| AdminError::new(Error::InvalidReplicaAssignment, m);
+    let expected: Vec<i32> = (first_partition..first_partition + assignment.len() as i32).collect();
+    if assignment.keys().copied().collect::<Vec<_>>() != expected {
+        return Err(bad("Partitions should be a consecutive 0-based integer sequence".into()));
+    }
+    let rf = assignment.values().next().map_or(0, Vec::len);
+    for (p, replicas) in assignment {
+        if replicas.is_empty() {
+            return Err(bad(format!("Replica list for partition {p} is empty")));
+        }
+        if replicas.len() != rf {
+            return Err(bad("All partitions should have the same number of replicas".into()));
+        }
+        if replicas.iter().collect::<BTreeSet<_>>().len() != replicas.len() {
+            return Err(bad(format!("Duplicate replica assignment found: {replicas:?}")));
+        }
+        if let Some(unknown) = replicas.iter().find(|id| !image.is_alive(**id)) {
+            return Err(bad(format!("Unknown broker(s) in replica assignment: {unknown}.")));
+        }
+    }
+    Ok(())
+}
+
+/// Waits until every partition of `topic` has a live leader in the image (or the topic
+/// is gone, for `want_present == false`). Returns whether it happened within `timeout`.
+pub async fn wait_for_topic(
+    image: &watch::Receiver<Arc<ClusterImage>>,
+    topic: &str,
+    want_present: bool,
+    min_partitions: usize,
+    timeout: Duration,
+) -> bool {
+    let mut rx = image.clone();
+    crate::coordination::watcher::wait_for(&mut rx, timeout, |img| match img.topic(topic) {
+        None => !want_present,
+        Some(t) => {
+            want_present
+                && t.partitions.len() >= min_partitions
+                && t.partitions.values().all(|p| {
+                    p.state
+                        .as_ref()
+                        .is_some_and(|s| s.leader >= 0 && img.is_alive(s.leader))
+                })
+        }
+    })
+    .await
+}

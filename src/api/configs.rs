@@ -1,0 +1,343 @@
+//! Config APIs: DescribeConfigs (key 32, v1-v4), AlterConfigs (key 33, v0-v2) and
+//! IncrementalAlterConfigs (key 44, v0-v1).
+//!
+//! Topics: every topic key with its effective value and source (DYNAMIC_TOPIC_CONFIG for
+//! an override, STATIC_BROKER_CONFIG when the broker file set the default, else
+//! DEFAULT_CONFIG), with synonyms, types and documentation when asked, as
+//! `kafka-configs --describe --all` and `kafka-topics --describe` expect. Brokers: the
+//! static configuration; it cannot be altered at runtime here.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::errors::{code, Error};
+use super::{RequestContext, Versions};
+use crate::admin::AdminError;
+use crate::broker::Broker;
+use crate::config::keys::split_list;
+use crate::config::topic::{topic_key_def, TOPIC_KEYS};
+use crate::config::{ConfigSource, TopicConfig};
+
+pub mod describe_configs {
+    pub const VERSIONS: super::Versions = super::Versions::new(1, 4);
+}
+pub mod alter_configs {
+    pub const VERSIONS: super::Versions = super::Versions::new(0, 2);
+}
+pub mod incremental_alter_configs {
+    pub const VERSIONS: super::Versions = super::Versions::new(0, 1);
+}
+
+/// Kafka's `ConfigResource.Type` codes.
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+pub async fn describe_configs(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DescribeConfigsRequest,
+) -> Option<DescribeConfigsResponse> {
+    let image = broker.image();
+    let mut results = Vec::new();
+    for resource in &req.resources {
+        let keys: Option<Vec<String>> = resource
+            .configuration_keys
+            .as_ref()
+            .map(|k| k.iter().map(|s| s.to_string()).collect());
+        let wanted = |name: &str| keys.as_ref().is_none_or(|k| k.iter().any(|x| x == name));
+        let base = DescribeConfigsResult::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone());
+        let result = match resource.resource_type {
+            RESOURCE_TOPIC => match image.topic(&resource.resource_name) {
+                None => base
+                    .with_error_code(code(Error::UnknownTopicOrPartition))
+                    .with_error_message(Some(s(format!("Topic {} does not exist.", &*resource.resource_name)))),
+                Some(topic) => match TopicConfig::new(topic.config.clone(), &broker.config.topic_defaults) {
+                    Ok(config) => base.with_error_code(0).with_configs(
+                        TOPIC_KEYS
+                            .iter()
+                            .filter(|tk| wanted(tk.key.name))
+                            .map(|tk| topic_entry(broker, &config, tk.key.name, &req, ctx.api_version))
+                            .collect(),
+                    ),
+                    Err(err) => base
+                        .with_error_code(code(Error::InvalidConfig))
+                        .with_error_message(Some(s(err.to_string()))),
+                },
+            },
+            RESOURCE_BROKER => {
+                let name = resource.resource_name.to_string();
+                if !name.is_empty() && name != broker.config.broker_id.to_string() {
+                    base.with_error_code(code(Error::InvalidRequest)).with_error_message(Some(s(format!(
+                        "Unexpected broker id, expected {} or empty string, but received {name}",
+                        broker.config.broker_id
+                    ))))
+                } else {
+                    base.with_error_code(0).with_configs(
+                        broker
+                            .config
+                            .describe()
+                            .into_iter()
+                            .filter(|(k, _, _)| wanted(k.name))
+                            .map(|(key, value, source)| {
+                                let mut e = DescribeConfigsResourceResult::default()
+                                    .with_name(StrBytes::from_static_str(key.name))
+                                    .with_value(value.clone().map(s))
+                                    .with_read_only(true)
+                                    .with_config_source(source as i8)
+                                    .with_is_sensitive(false)
+                                    .with_config_type(key.ty.protocol_code());
+                                if req.include_synonyms {
+                                    e.synonyms = vec![DescribeConfigsSynonym::default()
+                                        .with_name(StrBytes::from_static_str(key.name))
+                                        .with_value(value.map(s))
+                                        .with_source(source as i8)];
+                                }
+                                if req.include_documentation {
+                                    e.documentation = Some(StrBytes::from_static_str(key.doc));
+                                }
+                                e
+                            })
+                            .collect(),
+                    )
+                }
+            }
+            other => base
+                .with_error_code(code(Error::InvalidRequest))
+                .with_error_message(Some(s(format!("Unsupported resource type {other}")))),
+        };
+        results.push(result);
+    }
+    Some(DescribeConfigsResponse::default().with_results(results))
+}
+
+fn topic_entry(
+    broker: &Broker,
+    config: &TopicConfig,
+    name: &'static str,
+    req: &DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResourceResult {
+    let (value, is_override) = config.get(name).unwrap_or_default();
+    let tk = topic_key_def(name);
+    let broker_key = tk.map(|t| t.broker_key).unwrap_or(name);
+    let broker_value = broker
+        .config
+        .describe()
+        .into_iter()
+        .find(|(k, _, _)| k.name == broker_key);
+    let broker_source = broker_value.as_ref().map(|(_, _, src)| *src).unwrap_or(ConfigSource::DefaultConfig);
+    let source = if is_override { ConfigSource::TopicConfig } else { broker_source };
+    let mut entry = DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_static_str(name))
+        .with_value(Some(s(value.clone())))
+        .with_read_only(false)
+        .with_config_source(source as i8)
+        .with_is_sensitive(false);
+    if version >= 3 {
+        if let Some(tk) = tk {
+            entry.config_type = tk.key.ty.protocol_code();
+            if req.include_documentation {
+                entry.documentation = Some(StrBytes::from_static_str(tk.key.doc));
+            }
+        }
+    }
+    if req.include_synonyms {
+        let mut synonyms = Vec::new();
+        if is_override {
+            synonyms.push(
+                DescribeConfigsSynonym::default()
+                    .with_name(StrBytes::from_static_str(name))
+                    .with_value(Some(s(value)))
+                    .with_source(ConfigSource::TopicConfig as i8),
+            );
+        }
+        if broker_source == ConfigSource::StaticBrokerConfig {
+            if let Some((k, v, _)) = &broker_value {
+                synonyms.push(
+                    DescribeConfigsSynonym::default()
+                        .with_name(StrBytes::from_static_str(k.name))
+                        .with_value(v.clone().map(s))
+                        .with_source(ConfigSource::StaticBrokerConfig as i8),
+                );
+            }
+        }
+        if let Some(tk) = tk {
+            synonyms.push(
+                DescribeConfigsSynonym::default()
+                    .with_name(StrBytes::from_static_str(tk.broker_key))
+                    .with_value(Some(s(broker.config.topic_defaults.get(name).cloned().unwrap_or_default())))
+                    .with_source(ConfigSource::DefaultConfig as i8),
+            );
+        }
+        entry.synonyms = synonyms;
+    }
+    entry
+}
+
+/// The outcome of altering one resource.
+fn outcome(result: Result<(), AdminError>) -> (i16, Option<StrBytes>) {
+    match result {
+        Ok(()) => (0, None),
+        Err(AdminError { error, message }) => (code(error), Some(s(message))),
+    }
+}
+
+fn broker_not_alterable() -> AdminError {
+    AdminError::new(
+        Error::InvalidRequest,
+        "gregor does not support dynamic broker configs; change the broker's config file and restart it",
+    )
+}
+
+pub async fn alter_configs(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: AlterConfigsRequest,
+) -> Option<AlterConfigsResponse> {
+    let mut responses = Vec::new();
+    for resource in &req.resources {
+        let result = match resource.resource_type {
+            RESOURCE_TOPIC => {
+                // AlterConfigs replaces the whole override set.
+                let overrides: BTreeMap<String, String> = resource
+                    .configs
+                    .iter()
+                    .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                    .collect();
+                broker
+                    .admin()
+                    .set_topic_config(&resource.resource_name, overrides, req.validate_only)
+                    .await
+            }
+            RESOURCE_BROKER => Err(broker_not_alterable()),
+            other => Err(AdminError::new(Error::InvalidRequest, format!("Unsupported resource type {other}"))),
+        };
+        let (error_code, error_message) = outcome(result);
+        responses.push(
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone())
+                .with_error_code(error_code)
+                .with_error_message(error_message),
+        );
+    }
+    Some(AlterConfigsResponse::default().with_responses(responses))
+}
+
+/// IncrementalAlterConfigs operations (KIP-339).
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+pub async fn incremental_alter_configs(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: IncrementalAlterConfigsRequest,
+) -> Option<IncrementalAlterConfigsResponse> {
+    let image = broker.image();
+    let mut responses = Vec::new();
+    for resource in &req.resources {
+        let result = match resource.resource_type {
+            RESOURCE_TOPIC => match image.topic(&resource.resource_name) {
+                None => Err(AdminError::new(
+                    Error::UnknownTopicOrPartition,
+                    format!("Topic {} does not exist.", &*resource.resource_name),
+                )),
+                Some(topic) => match apply_incremental(broker, topic.config.clone(), resource) {
+                    Ok(overrides) => {
+                        broker
+                            .admin()
+                            .set_topic_config(&resource.resource_name, overrides, req.validate_only)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
+            },
+            RESOURCE_BROKER => Err(broker_not_alterable()),
+            other => Err(AdminError::new(Error::InvalidRequest, format!("Unsupported resource type {other}"))),
+        };
+        let (error_code, error_message) = outcome(result);
+        responses.push(
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone())
+                .with_error_code(error_code)
+                .with_error_message(error_message),
+        );
+    }
+    Some(IncrementalAlterConfigsResponse::default().with_responses(responses))
+}
+
+fn apply_incremental(
+    broker: &Broker,
+    mut overrides: BTreeMap<String, String>,
+    resource: &kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource,
+) -> Result<BTreeMap<String, String>, AdminError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for op in &resource.configs {
+        let name = op.name.to_string();
+        if !seen.insert(name.clone()) {
+            return Err(AdminError::new(
+                Error::InvalidRequest,
+                format!("Error due to duplicate config keys: {name}"),
+            ));
+        }
+        let Some(tk) = topic_key_def(&name) else {
+            return Err(AdminError::new(Error::InvalidConfig, format!("Unknown topic config name: {name}")));
+        };
+        let value = op.value.as_ref().map(|v| v.to_string());
+        match op.config_operation {
+            OP_SET => {
+                let v = value.ok_or_else(|| AdminError::new(Error::InvalidRequest, format!("Null value not supported for : {name}")))?;
+                overrides.insert(name, v);
+            }
+            OP_DELETE => {
+                overrides.remove(&name);
+            }
+            OP_APPEND | OP_SUBTRACT => {
+                if tk.key.ty != crate::config::keys::ConfigType::List {
+                    return Err(AdminError::new(
+                        Error::InvalidConfig,
+                        format!("Config value append is not allowed for config key: {name}"),
+                    ));
+                }
+                let current = overrides
+                    .get(&name)
+                    .cloned()
+                    .or_else(|| broker.config.topic_defaults.get(name.as_str()).cloned())
+                    .unwrap_or_default();
+                let mut items: Vec<String> = split_list(&current).map(str::to_string).collect();
+                for item in split_list(value.as_deref().unwrap_or("")) {
+                    if op.config_operation == OP_APPEND {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                overrides.insert(name, items.join(","));
+            }
+            other => {
+                return Err(AdminError::new(Error::InvalidRequest, format!("Unknown config operation {other}")))
+            }
+        }
+    }
+    Ok(overrides)
+}

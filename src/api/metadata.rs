@@ -1,0 +1,185 @@
+//! Metadata (key 3), v0-v12: live brokers, controller, and topics with partition leaders,
+//! leader epochs, replicas, ISR and offline replicas, from the ZooKeeper-fed image.
+//! Unknown topics are auto-created when both the broker (`auto.create.topics.enable`) and
+//! the request (v4+ `allow_auto_topic_creation`) allow it.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::errors::{code, Error};
+use super::{RequestContext, Versions};
+use crate::admin::{topic_name, wait_for_topic, TopicSpec};
+use crate::broker::Broker;
+use crate::coordination::{ClusterImage, TopicInfo, OFFSETS_TOPIC};
+
+pub const VERSIONS: Versions = Versions::new(0, 12);
+
+/// How long a Metadata request that auto-created a topic waits for its leaders before
+/// answering LEADER_NOT_AVAILABLE (clients retry on it).
+const AUTO_CREATE_WAIT: Duration = Duration::from_millis(1000);
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: MetadataRequest,
+) -> Option<MetadataResponse> {
+    let mut image = broker.image();
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let all_topics = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && ctx.api_version == 0,
+    };
+    let requested = req.topics.clone().unwrap_or_default();
+    let auto_create = broker.config.auto_create_topics_enable
+        && (ctx.api_version < 4 || req.allow_auto_topic_creation);
+
+    if auto_create && !all_topics {
+        let mut created = Vec::new();
+        for t in &requested {
+            let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
+                continue;
+            };
+            if image.topic(&name).is_some() || name == OFFSETS_TOPIC || topic_name::validate(&name).is_err() {
+                continue;
+            }
+            if auto_create_topic(broker, &name).await {
+                created.push(name);
+            }
+        }
+        for name in &created {
+            wait_for_topic(&broker.image, name, true, 1, AUTO_CREATE_WAIT).await;
+        }
+        if !created.is_empty() {
+            image = broker.image();
+        }
+    }
+
+    let topics = if all_topics {
+        image.topics.values().map(|t| topic_entry(&image, t)).collect()
+    } else {
+        requested
+            .iter()
+            .map(|t| match &t.name {
+                Some(name) => match image.topic(name) {
+                    Some(info) => topic_entry(&image, info),
+                    None => missing_topic(name, auto_create),
+                },
+                None => match image.topic_by_id(&t.topic_id) {
+                    Some(info) => topic_entry(&image, info),
+                    None => MetadataResponseTopic::default()
+                        .with_error_code(code(Error::UnknownTopicId))
+                        .with_topic_id(t.topic_id),
+                },
+            })
+            .collect()
+    };
+
+    Some(
+        MetadataResponse::default()
+            .with_brokers(brokers(&image))
+            .with_cluster_id(Some(StrBytes::from_string(image.cluster_id.clone())))
+            .with_controller_id(BrokerId(image.controller_id.unwrap_or(-1)))
+            .with_topics(topics)
+            .with_cluster_authorized_operations(i32::MIN)
+    )
+}
+
+/// Creates a topic with the broker defaults. Another broker creating it at the same
+/// moment is fine.
+async fn auto_create_topic(broker: &Broker, name: &str) -> bool {
+    let spec = TopicSpec {
+        name: name.to_string(),
+        num_partitions: -1,
+        replication_factor: -1,
+        assignments: Default::default(),
+        configs: Default::default(),
+    };
+    match broker.admin().create_topic(&spec, false).await {
+        Ok(_) => true,
+        Err(e) if e.error == Error::TopicAlreadyExists => true,
+        Err(e) => {
+            tracing::warn!(topic = %name, error = %e.message, "auto-creation failed");
+            false
+        }
+    }
+}
+
+fn missing_topic(name: &TopicName, auto_create: bool) -> MetadataResponseTopic {
+    let error = if topic_name::validate(name).is_err() {
+        Error::InvalidTopicException
+    } else if auto_create && name.0.as_str() != OFFSETS_TOPIC {
+        // Being created: clients retry.
+        Error::LeaderNotAvailable
+    } else {
+        Error::UnknownTopicOrPartition
+    };
+    MetadataResponseTopic::default()
+        .with_error_code(code(error))
+        .with_name(Some(name.clone()))
+        .with_topic_authorized_operations(i32::MIN)
+}
+
+pub fn brokers(image: &ClusterImage) -> Vec<MetadataResponseBroker> {
+    image
+        .brokers
+        .values()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        })
+        .collect()
+}
+
+fn topic_entry(image: &ClusterImage, topic: &TopicInfo) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|(p, info)| {
+            let live = |id: &i32| image.is_alive(*id);
+            let replicas: Vec<BrokerId> = info.replicas.iter().copied().map(BrokerId).collect();
+            let offline: Vec<BrokerId> = info
+                .replicas
+                .iter()
+                .filter(|id| !live(id))
+                .copied()
+                .map(BrokerId)
+                .collect();
+            let entry = MetadataResponsePartition::default()
+                .with_partition_index(*p)
+                .with_replica_nodes(replicas)
+                .with_offline_replicas(offline);
+            match &info.state {
+                Some(s) if s.leader >= 0 && live(&s.leader) => entry
+                    .with_error_code(0)
+                    .with_leader_id(BrokerId(s.leader))
+                    .with_leader_epoch(s.leader_epoch)
+                    .with_isr_nodes(s.isr.iter().copied().map(BrokerId).collect()),
+                Some(s) => entry
+                    .with_error_code(code(Error::LeaderNotAvailable))
+                    .with_leader_id(BrokerId(-1))
+                    .with_leader_epoch(s.leader_epoch)
+                    .with_isr_nodes(s.isr.iter().copied().map(BrokerId).collect()),
+                None => entry
+                    .with_error_code(code(Error::LeaderNotAvailable))
+                    .with_leader_id(BrokerId(-1))
+                    .with_leader_epoch(-1),
+            }
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_error_code(0)
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_topic_id(topic.id)
+        .with_is_internal(topic.is_internal())
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(i32::MIN)
+}
+

@@ -1,0 +1,97 @@
+//! Kafka API handlers, one module per API family. Each handler's served versions are
+//! declared (`VERSIONS`) next to it; the dispatch table below is built
+//! from those declarations and is the single source of the ApiVersions answer, so the
+//! broker never advertises a version it does not serve.
+
+use std::net::SocketAddr;
+
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+
+use crate::broker::Broker;
+
+pub mod api_versions;
+pub mod cluster;
+pub mod configs;
+pub mod errors;
+pub mod metadata;
+pub mod topics;
+
+/// What a handler knows about the request besides its body.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub api_key: ApiKey,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub client_id: String,
+    pub peer: SocketAddr,
+    pub connection_id: u64,
+}
+
+/// An inclusive range of served versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Versions {
+    pub min: i16,
+    pub max: i16,
+}
+
+impl Versions {
+    pub const fn new(min: i16, max: i16) -> Self {
+        Versions { min, max }
+    }
+}
+
+/// Declares every served API once: `Variant => module`. Generates the version table and
+/// the dispatch `match`, so the two cannot disagree.
+macro_rules! dispatch_table {
+    ($($variant:ident => $handler:path [$versions:path]),* $(,)?) => {
+        /// Every API this broker serves with its version range (ApiVersions' answer).
+        pub const SERVED_APIS: &[(ApiKey, Versions)] = &[
+            $((ApiKey::$variant, $versions)),*
+        ];
+
+        async fn dispatch(broker: &Broker, ctx: &RequestContext, body: RequestKind) -> Option<ResponseKind> {
+            match body {
+                $(RequestKind::$variant(req) => $handler(broker, ctx, req).await.map(ResponseKind::$variant),)*
+                other => {
+                    // decode_request only decodes served APIs, so this is unreachable in
+                    // practice; answering nothing closes no connection and panics nothing.
+                    tracing::error!(request = ?std::mem::discriminant(&other), "no handler for a decoded request");
+                    None
+                }
+            }
+        }
+    };
+}
+
+dispatch_table! {
+    ApiVersions => api_versions::handle [api_versions::VERSIONS],
+    Metadata => metadata::handle [metadata::VERSIONS],
+    CreateTopics => topics::create_topics [topics::create_topics::VERSIONS],
+    DeleteTopics => topics::delete_topics [topics::delete_topics::VERSIONS],
+    CreatePartitions => topics::create_partitions [topics::create_partitions::VERSIONS],
+    DescribeConfigs => configs::describe_configs [configs::describe_configs::VERSIONS],
+    AlterConfigs => configs::alter_configs [configs::alter_configs::VERSIONS],
+    IncrementalAlterConfigs => configs::incremental_alter_configs [configs::incremental_alter_configs::VERSIONS],
+    DescribeCluster => cluster::describe_cluster [cluster::describe_cluster::VERSIONS],
+}
+
+/// The versions of `key` this broker serves, if any.
+pub fn served_versions(key: ApiKey) -> Option<(i16, i16)> {
+    SERVED_APIS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| (v.min, v.max))
+}
+
+/// Handles one request. `body` is `None` only for an ApiVersions request of a version we
+/// do not serve (KIP-511). Returns `None` when the request gets no response (acks=0).
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    body: Option<RequestKind>,
+) -> Option<ResponseKind> {
+    match body {
+        None => Some(ResponseKind::ApiVersions(api_versions::unsupported_version())),
+        Some(body) => dispatch(broker, ctx, body).await,
+    }
+}

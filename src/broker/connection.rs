@@ -1,0 +1,70 @@
+//! One task per client connection. Like Kafka's SocketServer, a connection handles one
+//! request at a time (Kafka mutes the channel until the response is sent), so responses
+//! always leave in request order. A malformed frame or request closes this connection
+//! with a log line and touches nothing else.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+
+use super::Broker;
+use crate::api::{self, RequestContext};
+use crate::protocol::{decode_request, encode_response, read_frame};
+
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
+pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
+    let connection_id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+    let _ = stream.set_nodelay(true);
+    let (reader, writer) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    let max_frame = broker.config.socket_request_max_bytes;
+    loop {
+        let frame = match read_frame(&mut reader, max_frame).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(err) => {
+                tracing::warn!(%peer, error = %err, "closing connection: bad frame");
+                break;
+            }
+        };
+        let request = match decode_request(frame, api::served_versions) {
+            Ok(request) => request,
+            Err(err) => {
+                tracing::warn!(%peer, error = %err, "closing connection: bad request");
+                break;
+            }
+        };
+        let ctx = RequestContext {
+            api_key: request.api_key,
+            api_version: request.header.request_api_version,
+            correlation_id: request.header.correlation_id,
+            client_id: request
+                .header
+                .client_id
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            peer,
+            connection_id,
+        };
+        let Some(response) = api::handle(&broker, &ctx, request.body).await else {
+            continue; // acks=0 produce: no response, as in Kafka
+        };
+        let bytes = match encode_response(ctx.api_key, ctx.api_version, ctx.correlation_id, &response) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                tracing::error!(%peer, api = ?ctx.api_key, error = %err, "cannot encode response; closing connection");
+                break;
+            }
+        };
+        if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
+            break;
+        }
+    }
+    tracing::debug!(%peer, connection_id, "connection closed");
+}
