@@ -5,6 +5,8 @@
 pub mod admin;
 pub mod api;
 pub mod broker;
+pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod coordination;

@@ -16,6 +16,8 @@ enum Command {
     Zookeeper(gregor::zookeeper::ServerArgs),
     /// Run a Kafka-compatible broker.
     Broker(gregor::broker::BrokerArgs),
+    /// Run a local cluster: a mini-zookeeper and N brokers as child processes.
+    Cluster(gregor::cluster::ClusterArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -24,6 +26,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Zookeeper(args) => gregor::zookeeper::run(args),
         Command::Broker(args) => gregor::broker::run(args),
+        Command::Cluster(args) => gregor::cluster::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

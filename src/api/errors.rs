@@ -1,10 +1,41 @@
-//! Kafka error codes used by the handlers, by name (`kafka_protocol::ResponseError`).
+//! Kafka error codes used by the handlers (`kafka_protocol::ResponseError`) and the
+//! mapping from internal failures to the code Apache Kafka returns in the same situation.
 
 pub use kafka_protocol::ResponseError as Error;
 
-pub const NONE: i16 = 0;
+use crate::replica::PartitionError;
+use crate::storage::{AppendError, ReadError};
 
 /// The numeric code of an error, for response fields.
 pub fn code(err: Error) -> i16 {
     err.code()
+}
+
+pub fn partition_error(err: &PartitionError) -> Error {
+    match err {
+        PartitionError::NotLeader => Error::NotLeaderOrFollower,
+        PartitionError::FencedLeaderEpoch { .. } => Error::FencedLeaderEpoch,
+        PartitionError::UnknownLeaderEpoch { .. } => Error::UnknownLeaderEpoch,
+        PartitionError::NotEnoughReplicas { .. } => Error::NotEnoughReplicas,
+        PartitionError::NotEnoughReplicasAfterAppend { .. } => Error::NotEnoughReplicasAfterAppend,
+        PartitionError::Timeout => Error::RequestTimedOut,
+        PartitionError::Append(e) => append_error(e),
+        PartitionError::Read(ReadError::OffsetOutOfRange { .. }) => Error::OffsetOutOfRange,
+        PartitionError::Read(ReadError::Storage(_)) | PartitionError::Storage(_) => Error::KafkaStorageError,
+    }
+}
+
+pub fn append_error(err: &AppendError) -> Error {
+    match err {
+        AppendError::CorruptMessage(_) => Error::CorruptMessage,
+        AppendError::InvalidRecord(_) => Error::InvalidRecord,
+        AppendError::MessageTooLarge { .. } => Error::MessageTooLarge,
+        AppendError::RecordListTooLarge { .. } => Error::RecordListTooLarge,
+        AppendError::OutOfOrderSequence { .. } => Error::OutOfOrderSequenceNumber,
+        AppendError::InvalidProducerEpoch { .. } => Error::InvalidProducerEpoch,
+        AppendError::InvalidTimestamp(_) => Error::InvalidTimestamp,
+        AppendError::FencedLeaderEpoch { .. } => Error::FencedLeaderEpoch,
+        AppendError::UnexpectedAppendOffset { .. } => Error::UnknownServerError,
+        AppendError::Storage(_) => Error::KafkaStorageError,
+    }
 }

@@ -13,7 +13,11 @@ pub mod api_versions;
 pub mod cluster;
 pub mod configs;
 pub mod errors;
+pub mod fetch;
 pub mod metadata;
+pub mod offsets;
+pub mod produce;
+pub mod producer;
 pub mod topics;
 
 /// What a handler knows about the request besides its body.
@@ -64,6 +68,12 @@ macro_rules! dispatch_table {
 }
 
 dispatch_table! {
+    Produce => produce::handle [produce::VERSIONS],
+    Fetch => fetch::handle [fetch::VERSIONS],
+    ListOffsets => offsets::list_offsets [offsets::list_offsets::VERSIONS],
+    OffsetForLeaderEpoch => offsets::offset_for_leader_epoch [offsets::offset_for_leader_epoch::VERSIONS],
+    DeleteRecords => offsets::delete_records [offsets::delete_records::VERSIONS],
+    InitProducerId => producer::init_producer_id [producer::VERSIONS],
     ApiVersions => api_versions::handle [api_versions::VERSIONS],
     Metadata => metadata::handle [metadata::VERSIONS],
     CreateTopics => topics::create_topics [topics::create_topics::VERSIONS],

@@ -17,8 +17,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{keys::flatten_toml, BrokerConfig};
-use crate::controller::{self, ControllerHandle};
+use crate::controller;
+use crate::coordination::producer_ids::ProducerIdManager;
 use crate::coordination::{watcher, ClusterImage, ZkSession};
+use crate::replica::ReplicaManager;
+use crate::storage::LogManager;
 
 #[derive(clap::Args, Debug)]
 pub struct BrokerArgs {
@@ -35,7 +38,8 @@ pub struct Broker {
     pub config: Arc<BrokerConfig>,
     pub session: ZkSession,
     pub image: watch::Receiver<Arc<ClusterImage>>,
-    pub controller: ControllerHandle,
+    pub replicas: Arc<ReplicaManager>,
+    pub producer_ids: ProducerIdManager,
 }
 
 impl Broker {
@@ -77,7 +81,7 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let broker = start(config).await?;
         wait_for_signal().await;
-        tracing::info!(broker = broker.config.broker_id, "shutting down");
+        broker.shutdown().await;
         Ok(())
     })
 }
@@ -85,6 +89,15 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
 /// Starts every part of the broker and returns once it serves requests.
 pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
     let config = Arc::new(config);
+    // Recover every log before serving anything (Kafka's LogManager start-up).
+    let dirs = config.log_dirs.clone();
+    let logs = tokio::task::spawn_blocking(move || LogManager::open(&dirs, registration::now_ms()))
+        .await?
+        .context("cannot open log directories")?;
+    for (tp, err) in logs.offline_partitions() {
+        tracing::error!(partition = %tp, error = %err, "partition offline: its log could not be recovered");
+    }
+    let logs = Arc::new(logs);
     let session = ZkSession::start(
         config.zookeeper_connect.clone(),
         Duration::from_millis(config.zookeeper_session_timeout_ms),
@@ -102,17 +115,19 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
     })?;
     registration::ensure_cluster_layout(&first.client).await?;
     let image = watcher::start(session.clone());
+    let replicas = ReplicaManager::start(config.clone(), logs, session.clone(), image.clone());
 
     let listener_config = &config.listeners[0];
     let listener = TcpListener::bind(listener_config.bind_addr())
         .await
         .with_context(|| format!("cannot listen on {}", listener_config.bind_addr()))?;
-    let controller = controller::start(config.clone(), session.clone(), image.clone());
+    controller::start(config.clone(), session.clone(), image.clone());
     let broker = Arc::new(Broker {
         config: config.clone(),
         session: session.clone(),
         image,
-        controller,
+        replicas,
+        producer_ids: ProducerIdManager::new(config.broker_id, session.clone()),
     });
     tokio::spawn(server::accept_loop(broker.clone(), listener));
     tokio::spawn(registration::keep_registered(
@@ -125,6 +140,60 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         "broker started"
     );
     Ok(broker)
+}
+
+impl Broker {
+    /// Stops the broker. With `controlled.shutdown.enable`, first announces the shutdown
+    /// so the controller moves leadership away (clients see no errors), waiting up to the
+    /// request timeout; then stops replication, checkpoints and closes the logs, and
+    /// removes the registration so peers learn at once that this broker is gone.
+    pub async fn shutdown(&self) {
+        let id = self.config.broker_id;
+        tracing::info!(broker = id, "shutting down");
+        if self.config.controlled_shutdown_enable {
+            self.controlled_shutdown().await;
+        }
+        let replicas = self.replicas.clone();
+        let _ = tokio::task::spawn_blocking(move || replicas.shutdown()).await;
+        if let Some(handle) = self.session.try_current() {
+            let _ = handle.client.delete(&crate::coordination::znodes::broker_path(id), None).await;
+            let _ = handle.client.delete(&crate::coordination::znodes::controlled_shutdown_path(id), None).await;
+        }
+        tracing::info!(broker = id, "shut down");
+    }
+
+    async fn controlled_shutdown(&self) {
+        let id = self.config.broker_id;
+        let Some(handle) = self.session.try_current() else {
+            tracing::warn!("no ZooKeeper session: shutting down without moving leadership");
+            return;
+        };
+        let options = zookeeper_client::CreateMode::Ephemeral.with_acls(zookeeper_client::Acls::anyone_all());
+        let path = crate::coordination::znodes::controlled_shutdown_path(id);
+        if let Err(err) = handle.client.create(&path, &[], &options).await {
+            if err != zookeeper_client::Error::NodeExists {
+                tracing::warn!(error = %err, "cannot announce controlled shutdown");
+                return;
+            }
+        }
+        let mut rx = self.image.clone();
+        let moved = watcher::wait_for(&mut rx, Duration::from_millis(self.config.request_timeout_ms), |img| {
+            // Done when no partition with another live replica still has us as leader.
+            img.topics.values().all(|t| {
+                t.partitions.values().all(|p| {
+                    let leads = p.state.as_ref().is_some_and(|s| s.leader == id);
+                    let others = p.replicas.iter().any(|r| *r != id && img.is_alive(*r));
+                    !(leads && others)
+                })
+            })
+        })
+        .await;
+        if moved {
+            tracing::info!(broker = id, "controlled shutdown: leadership moved away");
+        } else {
+            tracing::warn!(broker = id, "controlled shutdown timed out; some partitions are still led here");
+        }
+    }
 }
 
 async fn wait_for_signal() {

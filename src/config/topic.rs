@@ -95,6 +95,14 @@ impl TopicConfig {
         })
     }
 
+    /// A topic with no overrides: always valid.
+    pub fn defaults(defaults: &TopicDefaults) -> TopicConfig {
+        TopicConfig {
+            overrides: BTreeMap::new(),
+            defaults: defaults.clone(),
+        }
+    }
+
     pub fn overrides(&self) -> &BTreeMap<String, String> {
         &self.overrides
     }

@@ -5,6 +5,11 @@
 //! `multi` that first checks `/controller_epoch`'s version, so a deposed controller cannot
 //! write anything (Kafka's ZooKeeper-mode fencing).
 //!
+//! A broker shutting down announces it with the ephemeral
+//! `/admin/controlled_shutdown/<id>`; the controller then moves its leaderships away and
+//! takes it out of ISRs before it stops (Kafka's controlled shutdown, through ZooKeeper
+//! rather than an RPC).
+//!
 //! The decisions themselves are pure functions in `decisions`.
 
 pub mod decisions;
@@ -13,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 use zookeeper_client as zk;
 
 use crate::config::{BrokerConfig, TopicConfig};
@@ -21,51 +26,15 @@ use crate::coordination::znodes::*;
 use crate::coordination::{ClusterImage, PartitionState, SessionHandle, ZkSession};
 use decisions::{reconcile, preferred_elections, Exclusions, Overlay, Transition};
 
-/// A request for the controller: a broker asking to shut down in a controlled way.
-pub struct ControlledShutdown {
-    pub broker_id: i32,
-    /// Partitions this broker still leads after the controller moved what it could.
-    pub reply: oneshot::Sender<Result<Vec<(String, i32)>, ControllerError>>,
-}
-
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum ControllerError {
-    #[error("this broker is not the controller")]
-    NotController,
-}
-
-/// The handle brokers use to reach their local controller role.
-#[derive(Clone)]
-pub struct ControllerHandle {
-    requests: mpsc::Sender<ControlledShutdown>,
-}
-
-impl ControllerHandle {
-    pub async fn controlled_shutdown(&self, broker_id: i32) -> Result<Vec<(String, i32)>, ControllerError> {
-        let (reply, rx) = oneshot::channel();
-        self.requests
-            .send(ControlledShutdown { broker_id, reply })
-            .await
-            .map_err(|_| ControllerError::NotController)?;
-        rx.await.map_err(|_| ControllerError::NotController)?
-    }
-}
-
-pub fn start(
-    config: Arc<BrokerConfig>,
-    session: ZkSession,
-    image: watch::Receiver<Arc<ClusterImage>>,
-) -> ControllerHandle {
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(run(config, session, image, rx));
-    ControllerHandle { requests: tx }
+/// Starts this broker's candidacy for the controller role.
+pub fn start(config: Arc<BrokerConfig>, session: ZkSession, image: watch::Receiver<Arc<ClusterImage>>) {
+    tokio::spawn(run(config, session, image));
 }
 
 async fn run(
     config: Arc<BrokerConfig>,
     session: ZkSession,
     image: watch::Receiver<Arc<ClusterImage>>,
-    mut requests: mpsc::Receiver<ControlledShutdown>,
 ) {
     loop {
         let handle = session.current().await;
@@ -80,24 +49,15 @@ async fn run(
                     exclusions: Exclusions::default(),
                     broker_epochs: BTreeMap::new(),
                 };
-                let reason = role.serve(&session, image.clone(), &mut requests).await;
+                let reason = role.serve(&session, image.clone()).await;
                 tracing::warn!(broker = config.broker_id, %reason, "no longer controller");
             }
-            Ok(None) => {
-                refuse_pending(&mut requests);
-                wait_for_controller_change(&session, &handle, &mut requests).await;
-            }
+            Ok(None) => wait_for_controller_change(&session, &handle).await,
             Err(err) => {
                 tracing::warn!(error = %err, "controller election failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-    }
-}
-
-fn refuse_pending(requests: &mut mpsc::Receiver<ControlledShutdown>) {
-    while let Ok(req) = requests.try_recv() {
-        let _ = req.reply.send(Err(ControllerError::NotController));
     }
 }
 
@@ -154,13 +114,8 @@ async fn try_elect(client: &zk::Client, broker_id: i32) -> Result<Option<Fence>,
     }
 }
 
-/// Waits until `/controller` disappears (or the session changes), answering requests
-/// meanwhile with NotController.
-async fn wait_for_controller_change(
-    session: &ZkSession,
-    handle: &SessionHandle,
-    requests: &mut mpsc::Receiver<ControlledShutdown>,
-) {
+/// Waits until `/controller` disappears or the session changes.
+async fn wait_for_controller_change(session: &ZkSession, handle: &SessionHandle) {
     let mut sessions = session.subscribe();
     let watcher = match handle.client.check_and_watch_stat(CONTROLLER).await {
         Ok((None, _)) => return,
@@ -180,7 +135,6 @@ async fn wait_for_controller_change(
                     return;
                 }
             }
-            Some(req) = requests.recv() => { let _ = req.reply.send(Err(ControllerError::NotController)); }
         }
     }
 }
@@ -215,7 +169,6 @@ impl ControllerRole {
         &mut self,
         session: &ZkSession,
         mut image_rx: watch::Receiver<Arc<ClusterImage>>,
-        requests: &mut mpsc::Receiver<ControlledShutdown>,
     ) -> Resigned {
         let mut sessions = session.subscribe();
         let mut rebalance = tokio::time::interval(Duration::from_millis(self.config.leader_imbalance_check_interval_ms));
@@ -235,11 +188,6 @@ impl ControllerRole {
                 r = sessions.changed() => {
                     if r.is_err() || sessions.borrow().as_ref().map(|h| h.generation) != Some(self.handle.generation) {
                         return Resigned::SessionEnded;
-                    }
-                }
-                Some(req) = requests.recv() => {
-                    if let Err(r) = self.controlled_shutdown(req, &image_rx).await {
-                        return r;
                     }
                 }
                 _ = rebalance.tick() => {
@@ -265,8 +213,8 @@ impl ControllerRole {
             }
         }
         self.broker_epochs.retain(|id, _| image.brokers.contains_key(id));
-        // A shutting-down broker that is gone needs no special treatment any more.
-        self.exclusions.shutting_down.retain(|id| image.brokers.contains_key(id));
+        // Brokers announcing a controlled shutdown lose leadership and leave ISRs first.
+        self.exclusions.shutting_down = image.shutting_down.clone();
     }
 
     async fn reconcile_once(&mut self, image: &ClusterImage) -> Result<(), Resigned> {
@@ -313,31 +261,6 @@ impl ControllerRole {
                 WriteOutcome::Fenced => return Err(Resigned::Fenced),
             }
         }
-        Ok(())
-    }
-
-    async fn controlled_shutdown(
-        &mut self,
-        req: ControlledShutdown,
-        image_rx: &watch::Receiver<Arc<ClusterImage>>,
-    ) -> Result<(), Resigned> {
-        tracing::info!(broker = req.broker_id, "controlled shutdown requested");
-        self.exclusions.shutting_down.insert(req.broker_id);
-        let image = image_rx.borrow().clone();
-        self.reconcile_once(&image).await?;
-        let mut remaining = Vec::new();
-        for topic in image.topics.values() {
-            for (&p, info) in &topic.partitions {
-                let state = decisions::current_state(
-                    info.state.as_ref(),
-                    self.overlay.get(&(topic.name.clone(), p)),
-                );
-                if state.is_some_and(|s| s.leader == req.broker_id) {
-                    remaining.push((topic.name.clone(), p));
-                }
-            }
-        }
-        let _ = req.reply.send(Ok(remaining));
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 //! An image is immutable; the watcher publishes a new `Arc<ClusterImage>` per change, so
 //! request handlers read a consistent snapshot without locks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use uuid::Uuid;
 
@@ -59,6 +59,8 @@ pub struct ClusterImage {
     pub brokers: BTreeMap<i32, BrokerInfo>,
     pub topics: BTreeMap<String, TopicInfo>,
     pub topic_names_by_id: HashMap<Uuid, String>,
+    /// Brokers in controlled shutdown (`/admin/controlled_shutdown/<id>`).
+    pub shutting_down: BTreeSet<i32>,
     /// True once the first full load from ZooKeeper finished.
     pub loaded: bool,
 }

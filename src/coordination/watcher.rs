@@ -26,6 +26,7 @@ enum Reload {
     PartitionState(String, i32),
     TopicConfig(String),
     Deletions,
+    ShuttingDown,
 }
 
 /// Starts the watcher; the returned receiver always holds the latest image.
@@ -47,6 +48,7 @@ async fn run(session: ZkSession, publish: watch::Sender<Arc<ClusterImage>>) {
             Reload::Controller,
             Reload::Topics,
             Reload::Deletions,
+            Reload::ShuttingDown,
         ] {
             state.pending.insert(key);
         }
@@ -132,7 +134,7 @@ impl WatchState {
         while !self.pending.is_empty() {
             let mut keys: Vec<Reload> = self.pending.drain().collect();
             keys.sort_by_key(|k| match k {
-                Reload::Brokers | Reload::Controller | Reload::Deletions => 0,
+                Reload::Brokers | Reload::Controller | Reload::Deletions | Reload::ShuttingDown => 0,
                 Reload::Topics => 1,
                 Reload::Topic(_) => 2,
                 _ => 3,
@@ -234,6 +236,11 @@ impl WatchState {
                 if let Some(t) = self.image.topics.get_mut(topic) {
                     t.config = config;
                 }
+                Ok(())
+            }
+            Reload::ShuttingDown => {
+                let ids = self.children(key.clone(), CONTROLLED_SHUTDOWN).await?;
+                self.image.shutting_down = ids.iter().filter_map(|c| c.parse().ok()).collect();
                 Ok(())
             }
             Reload::Deletions => {

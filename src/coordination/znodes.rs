@@ -10,6 +10,7 @@
 //! /brokers/topics/<topic>/partitions/<p>/state  {"leader","leader_epoch","isr","controller_epoch","version":1}
 //! /config/topics/<topic>                        {"version":1,"config":{..}}
 //! /admin/delete_topics/<topic>                  pending deletions
+//! /admin/controlled_shutdown/<id> (ephemeral)   broker shutting down: move leaders away
 //! /latest_producer_id_block                     {"version":1,"broker","block_start","block_end"}
 //! ```
 
@@ -25,6 +26,7 @@ pub const CONTROLLER_EPOCH: &str = "/controller_epoch";
 pub const CONFIG_TOPICS: &str = "/config/topics";
 pub const DELETE_TOPICS: &str = "/admin/delete_topics";
 pub const PRODUCER_ID_BLOCK: &str = "/latest_producer_id_block";
+pub const CONTROLLED_SHUTDOWN: &str = "/admin/controlled_shutdown";
 
 /// Persistent parents every cluster needs; created idempotently at start-up.
 pub const PERSISTENT_PATHS: &[&str] = &[
@@ -36,6 +38,7 @@ pub const PERSISTENT_PATHS: &[&str] = &[
     CONFIG_TOPICS,
     "/admin",
     DELETE_TOPICS,
+    CONTROLLED_SHUTDOWN,
 ];
 
 pub fn broker_path(id: i32) -> String {
@@ -60,6 +63,10 @@ pub fn partition_state_path(topic: &str, partition: i32) -> String {
 
 pub fn topic_config_path(topic: &str) -> String {
     format!("{CONFIG_TOPICS}/{topic}")
+}
+
+pub fn controlled_shutdown_path(broker: i32) -> String {
+    format!("{CONTROLLED_SHUTDOWN}/{broker}")
 }
 
 pub fn delete_topic_path(topic: &str) -> String {

@@ -1,0 +1,197 @@
+//! Fetch (key 1), v4-v17, for consumers and for follower replicas.
+//!
+//! Returns whole record batches as stored (the batch containing the fetch offset first),
+//! never past the high watermark for consumers (followers read to the log end), within
+//! `max_bytes` and `partition_max_bytes` except that the first batch of the first
+//! non-empty partition is always returned (KIP-74). With fewer than `min_bytes` ready, the
+//! request waits up to `max_wait_ms` for an append or HW move on any of its partitions.
+//!
+//! Fetch sessions (KIP-227): gregor answers every request as a full, sessionless fetch
+//! (session id 0), which Kafka itself does when its session cache is full; clients keep
+//! sending full requests. An incremental request naming a session is answered with
+//! FETCH_SESSION_ID_NOT_FOUND so the client falls back to a full one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::errors::{code, partition_error, Error};
+use super::{RequestContext, Versions};
+use crate::broker::Broker;
+use crate::replica::manager::now_ms;
+use crate::replica::Partition;
+
+pub const VERSIONS: Versions = Versions::new(4, 17);
+
+/// Fetch session epochs (KIP-227).
+const INITIAL_EPOCH: i32 = 0;
+const FINAL_EPOCH: i32 = -1;
+
+struct Slot {
+    topic_index: usize,
+    partition: Option<Arc<Partition>>,
+    partition_index: i32,
+    fetch_offset: i64,
+    last_fetched_epoch: i32,
+    current_leader_epoch: i32,
+    partition_max_bytes: usize,
+    /// An error that does not change while waiting (unknown topic, ...).
+    fixed_error: Option<Error>,
+}
+
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> Option<FetchResponse> {
+    let version = ctx.api_version;
+    if version >= 7 {
+        let (id, epoch) = (req.session_id, req.session_epoch);
+        let error = if id == 0 && epoch != INITIAL_EPOCH && epoch != FINAL_EPOCH {
+            Some(Error::InvalidFetchSessionEpoch)
+        } else if id != 0 && epoch != FINAL_EPOCH {
+            Some(Error::FetchSessionIdNotFound)
+        } else {
+            None
+        };
+        if let Some(error) = error {
+            return Some(FetchResponse::default().with_error_code(code(error)).with_session_id(0));
+        }
+    }
+    let replica_id = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
+    let follower = (replica_id >= 0).then_some(replica_id);
+    let image = broker.image();
+
+    let mut topics: Vec<FetchableTopicResponse> = Vec::with_capacity(req.topics.len());
+    let mut slots: Vec<Slot> = Vec::new();
+    for (ti, t) in req.topics.iter().enumerate() {
+        let (name, unknown_error) = if version >= 13 {
+            match image.topic_by_id(&t.topic_id) {
+                Some(info) => (info.name.clone(), None),
+                None => (String::new(), Some(Error::UnknownTopicId)),
+            }
+        } else {
+            let name = t.topic.0.to_string();
+            let unknown = image.topic(&name).is_none().then_some(Error::UnknownTopicOrPartition);
+            (name, unknown)
+        };
+        let mut resp = FetchableTopicResponse::default();
+        if version >= 13 {
+            resp.topic_id = t.topic_id;
+        } else {
+            resp.topic = TopicName(StrBytes::from_string(name.clone()));
+        }
+        topics.push(resp);
+        for p in &t.partitions {
+            let partition = broker.replicas.partition(&name, p.partition);
+            let fixed_error = unknown_error.or_else(|| match &partition {
+                Some(_) => None,
+                None if image.partition(&name, p.partition).is_some() => Some(Error::NotLeaderOrFollower),
+                None => Some(Error::UnknownTopicOrPartition),
+            });
+            slots.push(Slot {
+                topic_index: ti,
+                partition,
+                partition_index: p.partition,
+                fetch_offset: p.fetch_offset,
+                last_fetched_epoch: if version >= 12 { p.last_fetched_epoch } else { -1 },
+                current_leader_epoch: p.current_leader_epoch,
+                partition_max_bytes: p.partition_max_bytes.max(0) as usize,
+                fixed_error,
+            });
+        }
+    }
+
+    let max_bytes = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes as usize);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    // Subscribe before the first read so no append between read and wait is missed.
+    let mut receivers: Vec<_> = slots.iter().filter_map(|s| s.partition.as_ref().map(|p| p.subscribe())).collect();
+    loop {
+        let (results, bytes, any_error) = read_all(broker, &slots, max_bytes, follower, req.isolation_level);
+        let expired = tokio::time::Instant::now() >= deadline;
+        if bytes >= min_bytes || any_error || expired || receivers.is_empty() || req.max_wait_ms <= 0 {
+            for (slot, data) in slots.iter().zip(results) {
+                topics[slot.topic_index].partitions.push(data);
+            }
+            return Some(FetchResponse::default().with_error_code(0).with_session_id(0).with_responses(topics));
+        }
+        let changes = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
+        let _ = tokio::time::timeout_at(deadline, futures::future::select_all(changes)).await;
+    }
+}
+
+/// Reads every slot once. Returns the partition responses, the bytes gathered, and
+/// whether any partition failed (Kafka answers at once then).
+fn read_all(
+    broker: &Broker,
+    slots: &[Slot],
+    max_bytes: usize,
+    follower: Option<i32>,
+    isolation_level: i8,
+) -> (Vec<PartitionData>, usize, bool) {
+    let mut remaining = max_bytes;
+    let mut gathered = 0usize;
+    let mut any_error = false;
+    let now = now_ms();
+    let mut out = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let base = PartitionData::default().with_partition_index(slot.partition_index);
+        let error_data = |error: Error| {
+            base.clone()
+                .with_error_code(code(error))
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1)
+                .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
+                .with_records(Some(Bytes::new()))
+        };
+        if let Some(error) = slot.fixed_error {
+            any_error = true;
+            out.push(error_data(error));
+            continue;
+        }
+        let Some(partition) = &slot.partition else { continue };
+        if let Some((epoch, end_offset)) = partition.diverging_epoch(slot.fetch_offset, slot.last_fetched_epoch) {
+            any_error = true; // answer at once so the fetcher truncates
+            out.push(
+                base.with_error_code(0)
+                    .with_high_watermark(partition.high_watermark())
+                    .with_last_stable_offset(partition.high_watermark())
+                    .with_log_start_offset(partition.log_start_offset())
+                    .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset))
+                    .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
+                    .with_records(Some(Bytes::new())),
+            );
+            continue;
+        }
+        let limit = slot.partition_max_bytes.min(remaining);
+        let min_one = gathered == 0;
+        match partition.read(slot.fetch_offset, limit, min_one, slot.current_leader_epoch, follower, now) {
+            Ok((result, hw, update)) => {
+                if let Some(isr) = update.expand_isr_to {
+                    broker.replicas.propose_isr(partition.clone(), isr);
+                }
+                let n = result.records.len();
+                gathered += n;
+                remaining = remaining.saturating_sub(n);
+                let mut data = base
+                    .with_error_code(0)
+                    .with_high_watermark(hw)
+                    .with_last_stable_offset(hw)
+                    .with_log_start_offset(result.log_start_offset)
+                    .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
+                    .with_records(Some(result.records));
+                if isolation_level == 1 {
+                    data.aborted_transactions = Some(Vec::new());
+                }
+                out.push(data);
+            }
+            Err(err) => {
+                any_error = true;
+                out.push(error_data(partition_error(&err)));
+            }
+        }
+    }
+    (out, gathered, any_error)
+}

@@ -1,0 +1,125 @@
+//! Produce (key 0), v3-v11.
+//!
+//! Each partition's batches are validated and appended by the partition leader without
+//! decoding records (`storage` checks the v2 header and CRC, producer sequences, and
+//! stamps offsets and the leader epoch in place). acks=1 answers after the local append;
+//! acks=-1 waits, up to the request timeout, until the high watermark passes the batch
+//! (Kafka's DelayedProduce); acks=0 gets no response at all.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::errors::{code, partition_error, Error};
+use super::{RequestContext, Versions};
+use crate::broker::Broker;
+use crate::replica::manager::now_ms;
+use crate::replica::PartitionError;
+
+pub const VERSIONS: Versions = Versions::new(3, 11);
+
+struct Pending {
+    topic_index: usize,
+    partition_index: usize,
+    required_offset: i64,
+    epoch: i32,
+    partition: std::sync::Arc<crate::replica::Partition>,
+}
+
+pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let image = broker.image();
+    let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
+    let mut pending = Vec::new();
+    let now = now_ms();
+    for (ti, topic) in req.topic_data.into_iter().enumerate() {
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for (pi, data) in topic.partition_data.into_iter().enumerate() {
+            let base = PartitionProduceResponse::default()
+                .with_index(data.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            let fail = |base: PartitionProduceResponse, error: Error, message: Option<String>| {
+                base.with_error_code(code(error)).with_error_message(message.map(StrBytes::from_string))
+            };
+            if !(-1..=1).contains(&acks) {
+                partitions.push(fail(base, Error::InvalidRequiredAcks, None));
+                continue;
+            }
+            if req.transactional_id.is_some() {
+                partitions.push(fail(base, Error::TransactionalIdAuthorizationFailed, Some("transactions are not supported by gregor".into())));
+                continue;
+            }
+            let Some(partition) = broker.replicas.partition(&topic.name, data.index) else {
+                let error = if image.partition(&topic.name, data.index).is_some() {
+                    Error::NotLeaderOrFollower
+                } else {
+                    Error::UnknownTopicOrPartition
+                };
+                partitions.push(fail(base, error, None));
+                continue;
+            };
+            let Some(records) = data.records else {
+                partitions.push(fail(base, Error::CorruptMessage, Some("null records".into())));
+                continue;
+            };
+            let mut buf = BytesMut::from(&records[..]);
+            match partition.append_as_leader(&mut buf, acks, now) {
+                Ok((appended, epoch)) => {
+                    if acks == -1 {
+                        pending.push(Pending {
+                            topic_index: ti,
+                            partition_index: pi,
+                            required_offset: appended.last_offset + 1,
+                            epoch,
+                            partition: partition.clone(),
+                        });
+                    }
+                    partitions.push(
+                        base.with_error_code(0)
+                            .with_base_offset(appended.base_offset)
+                            .with_log_append_time_ms(appended.log_append_time_ms)
+                            .with_log_start_offset(appended.log_start_offset),
+                    );
+                }
+                Err(err) => {
+                    let error = partition_error(&err);
+                    let mut r = fail(base, error, Some(err.to_string()));
+                    if error == Error::InvalidRecord {
+                        r.record_errors = vec![BatchIndexAndErrorMessage::default()
+                            .with_batch_index(0)
+                            .with_batch_index_error_message(Some(StrBytes::from_string(err.to_string())))];
+                    }
+                    partitions.push(r);
+                }
+            }
+        }
+        responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
+    }
+    if acks == 0 {
+        return None;
+    }
+    if !pending.is_empty() {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
+        let waits = pending.iter().map(|p| p.partition.wait_for_replication(p.required_offset, p.epoch, deadline));
+        let outcomes = futures::future::join_all(waits).await;
+        for (p, outcome) in pending.iter().zip(outcomes) {
+            if let Err(err) = outcome {
+                let r = &mut responses[p.topic_index].partition_responses[p.partition_index];
+                let error = partition_error(&err);
+                r.error_code = code(error);
+                r.error_message = Some(StrBytes::from_string(err.to_string()));
+                if matches!(err, PartitionError::NotLeader) {
+                    r.base_offset = -1;
+                }
+            }
+        }
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}

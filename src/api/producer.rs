@@ -1,0 +1,31 @@
+//! InitProducerId (key 22, v0-v5) for idempotent producers: a fresh producer id from this
+//! broker's block (claimed through ZooKeeper), epoch 0 — as Kafka does when no
+//! transactional id is given. Transactions are not supported: a transactional id is
+//! refused.
+
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+
+use super::errors::{code, Error};
+use super::{RequestContext, Versions};
+use crate::broker::Broker;
+
+pub const VERSIONS: Versions = Versions::new(0, 5);
+
+pub async fn init_producer_id(broker: &Broker, _ctx: &RequestContext, req: InitProducerIdRequest) -> Option<InitProducerIdResponse> {
+    let failed = |e: Error| {
+        InitProducerIdResponse::default()
+            .with_error_code(code(e))
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    };
+    if req.transactional_id.is_some() {
+        return Some(failed(Error::TransactionalIdAuthorizationFailed));
+    }
+    match broker.producer_ids.next_id().await {
+        Ok(id) => Some(InitProducerIdResponse::default().with_error_code(0).with_producer_id(ProducerId(id)).with_producer_epoch(0)),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot allocate a producer id");
+            Some(failed(Error::CoordinatorNotAvailable))
+        }
+    }
+}

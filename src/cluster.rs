@@ -1,0 +1,176 @@
+//! `gregor cluster`: a local cluster in one command. Starts a mini-zookeeper and N
+//! brokers as child processes of this one, each with its own config, data directory and
+//! log file under `--data`, waits until every broker has registered, prints the bootstrap
+//! address, and on Ctrl-C (or SIGTERM) stops the brokers (controlled shutdown) and then
+//! the mini-zookeeper.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+#[derive(clap::Args, Debug)]
+pub struct ClusterArgs {
+    /// Number of brokers.
+    #[arg(long, default_value_t = 3)]
+    pub brokers: u16,
+    /// Directory holding every process's config, data and log.
+    #[arg(long, default_value = "gregor-data")]
+    pub data: PathBuf,
+    /// Client port of the mini-zookeeper.
+    #[arg(long, default_value_t = 2181)]
+    pub zookeeper_port: u16,
+    /// Port of broker 1; broker N listens on this + N - 1.
+    #[arg(long, default_value_t = 9092)]
+    pub base_port: u16,
+    /// Host the brokers listen on and advertise.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+}
+
+struct Proc {
+    name: String,
+    child: Child,
+}
+
+pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.brokers >= 1, "--brokers must be at least 1");
+    std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create {}", args.data.display()))?;
+    let data = args.data.canonicalize()?;
+    let logs = data.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let exe = std::env::current_exe().context("cannot find the gregor executable")?;
+
+    let zk_config = data.join("zookeeper.toml");
+    std::fs::write(
+        &zk_config,
+        format!(
+            "client_port = {}\nbind_address = \"{}\"\ndata_dir = \"{}\"\n",
+            args.zookeeper_port,
+            args.host,
+            data.join("zookeeper").display()
+        ),
+    )?;
+    let mut procs = vec![spawn(&exe, "zookeeper", &zk_config, &logs.join("zookeeper.log"), "zookeeper")?];
+    let zk_addr = format!("{}:{}", args.host, args.zookeeper_port);
+    if let Err(err) = wait_for_port(&zk_addr, Duration::from_secs(20), &mut procs) {
+        stop_all(&mut procs);
+        return Err(err);
+    }
+
+    let mut bootstrap = Vec::new();
+    for id in 1..=args.brokers {
+        let port = args.base_port + id - 1;
+        let config = data.join(format!("broker-{id}.toml"));
+        let replication = args.brokers.min(3);
+        std::fs::write(
+            &config,
+            format!(
+                "broker.id = {id}\nlisteners = \"PLAINTEXT://{host}:{port}\"\nlog.dirs = \"{dir}\"\nzookeeper.connect = \"{zk_addr}\"\nzookeeper.session.timeout.ms = 6000\ndefault.replication.factor = {replication}\noffsets.topic.replication.factor = {replication}\nmin.insync.replicas = {min_isr}\n",
+                host = args.host,
+                dir = data.join(format!("broker-{id}")).display(),
+                min_isr = if replication >= 3 { 2 } else { 1 },
+            ),
+        )?;
+        procs.push(spawn(&exe, "broker", &config, &logs.join(format!("broker-{id}.log")), &format!("broker-{id}"))?);
+        bootstrap.push(format!("{}:{port}", args.host));
+    }
+    for addr in &bootstrap {
+        if let Err(err) = wait_for_port(addr, Duration::from_secs(60), &mut procs) {
+            stop_all(&mut procs);
+            return Err(err);
+        }
+    }
+    println!("gregor cluster is up: {} broker(s) and a mini-zookeeper", args.brokers);
+    println!("  bootstrap servers: {}", bootstrap.join(","));
+    println!("  zookeeper:         {zk_addr}");
+    println!("  data and configs:  {}", data.display());
+    println!("  logs:              {}/*.log", logs.display());
+    println!("Press Ctrl-C to stop.");
+
+    let outcome = supervise(&mut procs);
+    stop_all(&mut procs);
+    outcome
+}
+
+fn spawn(exe: &Path, role: &str, config: &Path, log: &Path, name: &str) -> anyhow::Result<Proc> {
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let err = out.try_clone()?;
+    let child = Command::new(exe)
+        .arg(role)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))?;
+    Ok(Proc { name: name.to_string(), child })
+}
+
+fn wait_for_port(addr: &str, timeout: Duration, procs: &mut [Proc]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Ok(());
+        }
+        for p in procs.iter_mut() {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                anyhow::bail!("{} exited during start-up ({status}); see its log", p.name);
+            }
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{addr} did not come up within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits for Ctrl-C / SIGTERM, reporting children that die meanwhile.
+fn supervise(procs: &mut [Proc]) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = tick.tick() => {
+                    for p in procs.iter_mut() {
+                        if let Ok(Some(status)) = p.child.try_wait() {
+                            eprintln!("{} exited ({status}); the others keep running", p.name);
+                        }
+                    }
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+/// SIGTERM to brokers first (controlled shutdown), then the mini-zookeeper.
+fn stop_all(procs: &mut [Proc]) {
+    for p in procs.iter_mut().rev() {
+        terminate(&mut p.child, &p.name);
+    }
+}
+
+fn terminate(child: &mut Child, name: &str) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    // SAFETY-free: sending a signal through the `kill` command keeps this std-only.
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            eprintln!("{name} stopped");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    eprintln!("{name} killed after not stopping in time");
+}

@@ -1,0 +1,296 @@
+//! Follower replication: one fetcher task per leader broker pulls every partition this
+//! broker follows from that leader, with Kafka's Fetch protocol (replica id set, v12 so
+//! the leader reports diverging epochs, KIP-595). A diverging epoch means our tail is not
+//! the leader's: truncate to the leader's end offset for that epoch and fetch again, so
+//! a divergent tail never survives.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::{watch, Notify};
+
+use super::manager::now_ms;
+use super::partition::Partition;
+use crate::api::errors::Error;
+use crate::client::KafkaConnection;
+use crate::config::BrokerConfig;
+use crate::coordination::ClusterImage;
+use crate::storage::TopicPartition;
+
+/// Fetch version followers use: v12 carries `last_fetched_epoch` / diverging epochs and
+/// still names topics (v13+ uses topic ids).
+const FOLLOWER_FETCH_VERSION: i16 = 12;
+const LIST_OFFSETS_VERSION: i16 = 4;
+
+#[derive(Clone)]
+struct Followed {
+    partition: Arc<Partition>,
+    leader_epoch: i32,
+    /// Back off this partition until then (leader not ready for our epoch, errors).
+    delayed_until_ms: i64,
+}
+
+struct FetcherShared {
+    partitions: Mutex<BTreeMap<TopicPartition, Followed>>,
+    wake: Notify,
+}
+
+pub struct FetcherManager {
+    config: Arc<BrokerConfig>,
+    image: watch::Receiver<Arc<ClusterImage>>,
+    fetchers: Mutex<HashMap<i32, Arc<FetcherShared>>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl FetcherManager {
+    pub fn new(config: Arc<BrokerConfig>, image: watch::Receiver<Arc<ClusterImage>>) -> Self {
+        FetcherManager { config, image, fetchers: Mutex::new(HashMap::new()), shutdown: watch::channel(false).0 }
+    }
+
+    fn lock_fetchers(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Arc<FetcherShared>>> {
+        self.fetchers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn add(&self, partition: Arc<Partition>, leader: i32, leader_epoch: i32) {
+        let shared = self
+            .lock_fetchers()
+            .entry(leader)
+            .or_insert_with(|| {
+                let shared = Arc::new(FetcherShared { partitions: Mutex::new(BTreeMap::new()), wake: Notify::new() });
+                tokio::spawn(fetch_loop(
+                    self.config.clone(),
+                    self.image.clone(),
+                    leader,
+                    shared.clone(),
+                    self.shutdown.subscribe(),
+                ));
+                shared
+            })
+            .clone();
+        let tp = partition.tp.clone();
+        lock(&shared.partitions).insert(tp, Followed { partition, leader_epoch, delayed_until_ms: 0 });
+        shared.wake.notify_one();
+    }
+
+    pub fn remove(&self, tp: &TopicPartition) {
+        for shared in self.lock_fetchers().values() {
+            lock(&shared.partitions).remove(tp);
+        }
+    }
+
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn fetch_loop(
+    config: Arc<BrokerConfig>,
+    image: watch::Receiver<Arc<ClusterImage>>,
+    leader: i32,
+    shared: Arc<FetcherShared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let backoff = Duration::from_millis(config.replica_fetch_backoff_ms.max(10));
+    let mut conn: Option<KafkaConnection> = None;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let now = now_ms();
+        let due: Vec<Followed> = lock(&shared.partitions).values().filter(|f| f.delayed_until_ms <= now).cloned().collect();
+        if due.is_empty() {
+            tokio::select! {
+                _ = shared.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        if conn.is_none() {
+            let Some(addr) = image.borrow().brokers.get(&leader).map(|b| format!("{}:{}", b.host, b.port)) else {
+                tokio::time::sleep(backoff).await;
+                continue;
+            };
+            match KafkaConnection::connect(&addr, &format!("broker-{}-fetcher", config.broker_id), Duration::from_secs(5)).await {
+                Ok(c) => conn = Some(c),
+                Err(err) => {
+                    tracing::debug!(leader, error = %err, "cannot reach leader");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let request = build_request(&config, &due);
+        let timeout = Duration::from_millis(config.replica_fetch_wait_max_ms as u64 + config.request_timeout_ms);
+        let response = tokio::select! {
+            r = c.send(&request, FOLLOWER_FETCH_VERSION, timeout) => r,
+            _ = shutdown.changed() => return,
+        };
+        let response = match response {
+            Ok(r) => r,
+            Err(err) => {
+                tracing::debug!(leader, error = %err, "follower fetch failed");
+                conn = None;
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        if response.error_code != 0 {
+            tracing::warn!(leader, error = response.error_code, "follower fetch rejected");
+            tokio::time::sleep(backoff).await;
+            continue;
+        }
+        let mut out_of_range = Vec::new();
+        for topic in response.responses {
+            for pd in topic.partitions {
+                let tp = TopicPartition { topic: topic.topic.0.to_string(), partition: pd.partition_index };
+                let Some(followed) = lock(&shared.partitions).get(&tp).cloned() else { continue };
+                match handle_partition(&followed, pd, backoff) {
+                    Outcome::Ok => {}
+                    Outcome::Delay(ms) => {
+                        if let Some(f) = lock(&shared.partitions).get_mut(&tp) {
+                            f.delayed_until_ms = now_ms() + ms;
+                        }
+                    }
+                    Outcome::OutOfRange => out_of_range.push(followed),
+                }
+            }
+        }
+        for followed in out_of_range {
+            if let Err(err) = reset_to_leader_start(c, &config, &followed).await {
+                tracing::warn!(partition = %followed.partition.tp, error = %err, "cannot reset out-of-range follower");
+                conn = None;
+                tokio::time::sleep(backoff).await;
+                break;
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Ok,
+    Delay(i64),
+    OutOfRange,
+}
+
+fn build_request(config: &BrokerConfig, due: &[Followed]) -> FetchRequest {
+    let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
+    for f in due {
+        let (fetch_offset, last_epoch, log_start) = f.partition.follower_fetch_position();
+        topics.entry(f.partition.tp.topic.clone()).or_default().push(
+            FetchPartition::default()
+                .with_partition(f.partition.tp.partition)
+                .with_current_leader_epoch(f.leader_epoch)
+                .with_fetch_offset(fetch_offset)
+                .with_last_fetched_epoch(last_epoch)
+                .with_log_start_offset(log_start)
+                .with_partition_max_bytes(config.replica_fetch_max_bytes),
+        );
+    }
+    FetchRequest::default()
+        .with_replica_id(BrokerId(config.broker_id))
+        .with_max_wait_ms(config.replica_fetch_wait_max_ms)
+        .with_min_bytes(config.replica_fetch_min_bytes)
+        .with_max_bytes(config.replica_fetch_response_max_bytes)
+        .with_isolation_level(0)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, partitions)| FetchTopic::default().with_topic(TopicName(StrBytes::from_string(t))).with_partitions(partitions))
+                .collect(),
+        )
+}
+
+fn handle_partition(f: &Followed, pd: kafka_protocol::messages::fetch_response::PartitionData, backoff: Duration) -> Outcome {
+    let p = &f.partition;
+    let now = now_ms();
+    let backoff_ms = backoff.as_millis() as i64;
+    match Error::try_from_code(pd.error_code) {
+        None => {}
+        Some(Error::OffsetOutOfRange) => return Outcome::OutOfRange,
+        Some(Error::UnknownLeaderEpoch) => return Outcome::Delay(50),
+        Some(err) => {
+            tracing::debug!(partition = %p.tp, error = ?err, "follower fetch partition error");
+            return Outcome::Delay(backoff_ms);
+        }
+    }
+    if pd.diverging_epoch.epoch >= 0 {
+        let (leo, _, _) = p.follower_fetch_position();
+        let target = pd.diverging_epoch.end_offset.min(leo);
+        if let Err(err) = p.truncate_to(target) {
+            tracing::error!(partition = %p.tp, error = %err, "truncation failed");
+            return Outcome::Delay(backoff_ms);
+        }
+        return Outcome::Ok;
+    }
+    let records = pd.records.unwrap_or_default();
+    let whole = whole_batches(&records);
+    if let Err(err) = p.append_as_follower(&records[..whole], pd.high_watermark, pd.log_start_offset, now) {
+        tracing::warn!(partition = %p.tp, error = %err, "follower append failed");
+        return Outcome::Delay(backoff_ms);
+    }
+    Outcome::Ok
+}
+
+/// Length of the prefix of `buf` made of whole record batches (a fetch response may end
+/// with a partial batch).
+fn whole_batches(buf: &[u8]) -> usize {
+    let mut pos = 0;
+    while buf.len() - pos >= 12 {
+        let len = i32::from_be_bytes([buf[pos + 8], buf[pos + 9], buf[pos + 10], buf[pos + 11]]);
+        if len < 0 {
+            break;
+        }
+        let size = 12 + len as usize;
+        if pos + size > buf.len() {
+            break;
+        }
+        pos += size;
+    }
+    pos
+}
+
+/// Our fetch offset is out of the leader's range: if the leader's log starts after our
+/// end, start over at its log start (Kafka's `handleOutOfRangeError`); otherwise
+/// truncate to its end.
+async fn reset_to_leader_start(conn: &mut KafkaConnection, config: &BrokerConfig, f: &Followed) -> Result<(), String> {
+    let ask = |timestamp: i64| {
+        ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(config.broker_id))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(f.partition.tp.topic.clone())))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(f.partition.tp.partition)
+                    .with_current_leader_epoch(f.leader_epoch)
+                    .with_timestamp(timestamp)])])
+    };
+    let timeout = Duration::from_millis(config.request_timeout_ms);
+    let offset_of = |r: kafka_protocol::messages::ListOffsetsResponse| -> Result<i64, String> {
+        let p = r.topics.first().and_then(|t| t.partitions.first()).ok_or("empty ListOffsets response")?;
+        if p.error_code != 0 {
+            return Err(format!("ListOffsets error {}", p.error_code));
+        }
+        Ok(p.offset)
+    };
+    let start = offset_of(conn.send(&ask(-2), LIST_OFFSETS_VERSION, timeout).await.map_err(|e| e.to_string())?)?;
+    let end = offset_of(conn.send(&ask(-1), LIST_OFFSETS_VERSION, timeout).await.map_err(|e| e.to_string())?)?;
+    let (leo, _, _) = f.partition.follower_fetch_position();
+    if leo > end {
+        f.partition.truncate_to(end).map_err(|e| e.to_string())
+    } else {
+        tracing::info!(partition = %f.partition.tp, leader_start = start, "follower behind the leader's log start; restarting there");
+        f.partition.truncate_fully_and_start_at(start).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,314 @@
+//! The ReplicaManager: every partition replica this broker hosts. It applies the
+//! partition states the controller wrote (become leader, become follower, stop), keeps the
+//! ISR (expansions when followers catch up, shrinks when they lag past
+//! `replica.lag.time.max.ms`, written to ZooKeeper conditionally on the state znode
+//! version), checkpoints high watermarks, and runs the log's timers (retention, flush,
+//! recovery-point checkpoints).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use zookeeper_client as zk;
+
+use super::fetcher::FetcherManager;
+use super::log_config::log_config;
+use super::partition::{Partition, Role};
+use crate::config::{BrokerConfig, TopicConfig};
+use crate::coordination::znodes::{partition_state_path, PartitionStateZnode};
+use crate::coordination::{ClusterImage, ZkSession};
+use crate::storage::{LogManager, OffsetCheckpointFile, TopicPartition};
+
+pub struct ReplicaManager {
+    pub config: Arc<BrokerConfig>,
+    pub logs: Arc<LogManager>,
+    session: ZkSession,
+    image: watch::Receiver<Arc<ClusterImage>>,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    fetchers: FetcherManager,
+    /// High watermarks read at start-up (`replication-offset-checkpoint`).
+    hw_checkpoints: BTreeMap<TopicPartition, i64>,
+}
+
+const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
+
+pub fn now_ms() -> i64 {
+    crate::broker::registration::now_ms()
+}
+
+impl ReplicaManager {
+    pub fn start(
+        config: Arc<BrokerConfig>,
+        logs: Arc<LogManager>,
+        session: ZkSession,
+        image: watch::Receiver<Arc<ClusterImage>>,
+    ) -> Arc<ReplicaManager> {
+        let mut hw_checkpoints = BTreeMap::new();
+        for dir in &config.log_dirs {
+            match OffsetCheckpointFile::new(dir.join(HW_CHECKPOINT_FILE)).read() {
+                Ok(entries) => hw_checkpoints.extend(entries),
+                Err(err) => tracing::warn!(dir = %dir.display(), error = %err, "ignoring unreadable high watermark checkpoint"),
+            }
+        }
+        let fetchers = FetcherManager::new(config.clone(), image.clone());
+        let manager = Arc::new(ReplicaManager {
+            config,
+            logs,
+            session,
+            image,
+            partitions: RwLock::new(HashMap::new()),
+            fetchers,
+            hw_checkpoints,
+        });
+        tokio::spawn(apply_loop(manager.clone()));
+        tokio::spawn(isr_shrink_loop(manager.clone()));
+        tokio::spawn(maintenance_loop(manager.clone()));
+        manager
+    }
+
+    pub fn broker_id(&self) -> i32 {
+        self.config.broker_id
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        let tp = TopicPartition { topic: topic.to_string(), partition };
+        self.read_partitions().get(&tp).cloned()
+    }
+
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.read_partitions().values().cloned().collect()
+    }
+
+    fn read_partitions(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
+        self.partitions.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_partitions(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
+        self.partitions.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies one image: role changes for every partition this broker replicates, and
+    /// removal of partitions that no longer exist here.
+    fn apply_image(self: &Arc<Self>, image: &ClusterImage) {
+        let me = self.broker_id();
+        let now = now_ms();
+        let mut wanted = std::collections::HashSet::new();
+        for topic in image.topics.values() {
+            let config = match TopicConfig::new(topic.config.clone(), &self.config.topic_defaults) {
+                Ok(c) => c,
+                Err(err) => {
+                    tracing::warn!(topic = %topic.name, error = %err, "invalid topic config in ZooKeeper; using defaults");
+                    TopicConfig::defaults(&self.config.topic_defaults)
+                }
+            };
+            for (&p, info) in &topic.partitions {
+                if !info.replicas.contains(&me) {
+                    continue;
+                }
+                let Some(state) = &info.state else { continue };
+                let tp = TopicPartition { topic: topic.name.clone(), partition: p };
+                wanted.insert(tp.clone());
+                let partition = match self.get_or_create(&tp, topic.id, &config) {
+                    Ok(p) => p,
+                    Err(err) => {
+                        tracing::error!(partition = %tp, error = %err, "cannot open log; partition offline here");
+                        continue;
+                    }
+                };
+                partition.set_min_insync_replicas(config.min_insync_replicas());
+                if let Ok(mut log) = partition.log().lock() {
+                    log.set_config(log_config(&config));
+                }
+                let current_epoch = partition.leader_epoch();
+                if state.leader_epoch < current_epoch {
+                    continue; // stale: never go back in epochs
+                }
+                if state.leader == me {
+                    match partition.make_leader(state.leader_epoch, info.replicas.clone(), state.isr.clone(), state.zk_version, state.controller_epoch, now) {
+                        Ok(true) => {
+                            self.fetchers.remove(&tp);
+                            tracing::info!(partition = %tp, epoch = state.leader_epoch, isr = ?state.isr, "became leader");
+                        }
+                        Ok(false) => {}
+                        Err(err) => tracing::error!(partition = %tp, error = %err, "cannot become leader"),
+                    }
+                } else {
+                    let changed = partition.make_follower(state.leader, state.leader_epoch, info.replicas.clone(), state.isr.clone(), state.zk_version);
+                    if changed {
+                        self.fetchers.remove(&tp);
+                        if state.leader >= 0 {
+                            tracing::info!(partition = %tp, leader = state.leader, epoch = state.leader_epoch, "became follower");
+                            self.fetchers.add(partition.clone(), state.leader, state.leader_epoch);
+                        }
+                    }
+                }
+            }
+        }
+        if image.loaded {
+            self.remove_unwanted(&wanted, image);
+        }
+    }
+
+    fn get_or_create(&self, tp: &TopicPartition, topic_id: uuid::Uuid, config: &TopicConfig) -> Result<Arc<Partition>, crate::storage::StorageError> {
+        if let Some(p) = self.read_partitions().get(tp) {
+            if p.topic_id == topic_id {
+                return Ok(p.clone());
+            }
+        }
+        let log = self.logs.get_or_create(tp, log_config(config), Some(*topic_id.as_bytes()), now_ms())?;
+        let hw = self.hw_checkpoints.get(tp).copied().unwrap_or(0);
+        let partition = Arc::new(Partition::new(tp.clone(), topic_id, self.broker_id(), log, hw));
+        self.write_partitions().insert(tp.clone(), partition.clone());
+        Ok(partition)
+    }
+
+    /// Deletes replicas of topics that are gone (or no longer assigned here), including
+    /// logs found on disk at start-up that no topic claims.
+    fn remove_unwanted(&self, wanted: &std::collections::HashSet<TopicPartition>, image: &ClusterImage) {
+        let stale: Vec<TopicPartition> = self.read_partitions().keys().filter(|tp| !wanted.contains(*tp)).cloned().collect();
+        for tp in stale {
+            self.fetchers.remove(&tp);
+            if let Some(p) = self.write_partitions().remove(&tp) {
+                p.make_follower(-1, i32::MAX, Vec::new(), Vec::new(), -1);
+            }
+            self.delete_log(&tp);
+        }
+        for (tp, _) in self.logs.all() {
+            let claimed = image.partition(&tp.topic, tp.partition).is_some_and(|p| p.replicas.contains(&self.broker_id()));
+            if !claimed && !wanted.contains(&tp) {
+                self.delete_log(&tp);
+            }
+        }
+    }
+
+    fn delete_log(&self, tp: &TopicPartition) {
+        match self.logs.delete(tp) {
+            Ok(()) => tracing::info!(partition = %tp, "replica deleted"),
+            Err(err) => tracing::warn!(partition = %tp, error = %err, "cannot delete replica log"),
+        }
+    }
+
+    /// Writes a new ISR for a partition this broker leads, conditionally on the state
+    /// znode version (Kafka's ZooKeeper-mode `Partition.updateIsr`).
+    async fn change_isr(self: Arc<Self>, partition: Arc<Partition>, isr: Vec<i32>) {
+        let st = partition.state();
+        let znode = PartitionStateZnode {
+            version: 1,
+            leader: self.broker_id(),
+            leader_epoch: st.leader_epoch,
+            isr: isr.clone(),
+            controller_epoch: st.controller_epoch,
+        };
+        let path = partition_state_path(&partition.tp.topic, partition.tp.partition);
+        let Some(handle) = self.session.try_current() else {
+            partition.isr_change_failed();
+            return;
+        };
+        match handle.client.set_data(&path, &znode.encode(), Some(st.zk_version)).await {
+            Ok(stat) => {
+                tracing::info!(partition = %partition.tp, old = ?st.isr, new = ?isr, "ISR changed");
+                partition.isr_committed(st.leader_epoch, isr, stat.version);
+            }
+            Err(zk::Error::BadVersion) => {
+                // The controller changed the state meanwhile; the image will bring it.
+                partition.isr_change_failed();
+            }
+            Err(err) => {
+                tracing::warn!(partition = %partition.tp, error = %err, "ISR update failed");
+                partition.isr_change_failed();
+            }
+        }
+    }
+
+    /// A follower fetch proposed an ISR expansion: write it in the background.
+    pub fn propose_isr(self: &Arc<Self>, partition: Arc<Partition>, isr: Vec<i32>) {
+        tokio::spawn(self.clone().change_isr(partition, isr));
+    }
+
+    fn checkpoint_high_watermarks(&self) {
+        let mut per_dir: BTreeMap<PathBuf, BTreeMap<TopicPartition, i64>> = BTreeMap::new();
+        for p in self.all_partitions() {
+            let dir = self.logs.dir_of(&p.tp).unwrap_or_else(|| self.config.log_dirs[0].clone());
+            per_dir.entry(dir).or_default().insert(p.tp.clone(), p.high_watermark());
+        }
+        for (dir, entries) in per_dir {
+            if let Err(err) = OffsetCheckpointFile::new(dir.join(HW_CHECKPOINT_FILE)).write(&entries) {
+                tracing::warn!(dir = %dir.display(), error = %err, "cannot checkpoint high watermarks");
+            }
+        }
+    }
+
+    /// Stops fetching and checkpoints; called on shutdown.
+    pub fn shutdown(&self) {
+        self.fetchers.shutdown();
+        self.checkpoint_high_watermarks();
+        if let Err(err) = self.logs.shutdown(now_ms()) {
+            tracing::warn!(error = %err, "log shutdown incomplete");
+        }
+    }
+
+    pub fn leader_count(&self) -> usize {
+        self.all_partitions().iter().filter(|p| p.role() == Role::Leader).count()
+    }
+}
+
+async fn apply_loop(manager: Arc<ReplicaManager>) {
+    let mut rx = manager.image.clone();
+    loop {
+        let image = rx.borrow_and_update().clone();
+        manager.apply_image(&image);
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn isr_shrink_loop(manager: Arc<ReplicaManager>) {
+    let lag = manager.config.replica_lag_time_max_ms as i64;
+    let mut tick = tokio::time::interval(Duration::from_millis((lag / 2).max(100) as u64));
+    loop {
+        tick.tick().await;
+        for p in manager.all_partitions() {
+            if let Some(isr) = p.isr_shrink_proposal(lag, now_ms()) {
+                manager.clone().change_isr(p, isr).await;
+            }
+        }
+    }
+}
+
+/// Retention, flushes and checkpoints on Kafka's intervals.
+async fn maintenance_loop(manager: Arc<ReplicaManager>) {
+    let c = &manager.config;
+    let mut retention = tokio::time::interval(Duration::from_millis(c.log_retention_check_interval_ms.max(100)));
+    let mut flush = tokio::time::interval(Duration::from_millis(c.log_flush_scheduler_interval_ms.clamp(100, 3_600_000)));
+    let mut checkpoint = tokio::time::interval(Duration::from_millis(c.log_flush_offset_checkpoint_interval_ms.max(100)));
+    let mut hw = tokio::time::interval(Duration::from_millis(c.replica_high_watermark_checkpoint_interval_ms.max(100)));
+    let mut cleaner = tokio::time::interval(Duration::from_millis(c.log_cleaner_backoff_ms.max(100)));
+    loop {
+        let m = manager.clone();
+        tokio::select! {
+            _ = retention.tick() => {
+                let hws: HashMap<TopicPartition, i64> = m.all_partitions().iter().map(|p| (p.tp.clone(), p.high_watermark())).collect();
+                let _ = tokio::task::spawn_blocking(move || {
+                    // Never delete past the high watermark: unreplicated data is not retention's.
+                    m.logs.run_retention(now_ms(), |tp| hws.get(tp).copied().unwrap_or(0))
+                }).await;
+            }
+            _ = flush.tick() => { let _ = tokio::task::spawn_blocking(move || m.logs.flush_due(now_ms())).await; }
+            _ = checkpoint.tick() => {
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Err(err) = m.logs.checkpoint_recovery_points() { tracing::warn!(error = %err, "recovery point checkpoint failed"); }
+                    if let Err(err) = m.logs.checkpoint_log_start_offsets() { tracing::warn!(error = %err, "log start checkpoint failed"); }
+                }).await;
+            }
+            _ = hw.tick() => { let _ = tokio::task::spawn_blocking(move || m.checkpoint_high_watermarks()).await; }
+            _ = cleaner.tick() => {
+                if m.config.log_cleaner_enable {
+                    let _ = tokio::task::spawn_blocking(move || m.logs.run_cleaner(now_ms())).await;
+                }
+            }
+        }
+    }
+}

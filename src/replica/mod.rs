@@ -1,0 +1,11 @@
+//! Partition replicas on this broker: leading (appends, high watermark, ISR), following
+//! (fetching from the leader, truncating divergent tails), and the manager that applies
+//! the controller's decisions.
+
+pub mod fetcher;
+pub mod log_config;
+pub mod manager;
+pub mod partition;
+
+pub use manager::ReplicaManager;
+pub use partition::{Partition, PartitionError, Role};
