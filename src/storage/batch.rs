@@ -626,8 +626,7 @@ pub fn walk_uncompressed(batch: &Batch<'_>) -> Result<bool, String> {
     check_count(batch)?;
     let mut iter = RecordIter::new(batch.records_payload(), count);
     let mut null_key = false;
-    let mut expected = 0i32;
-    for rec in iter.by_ref() {
+    for (expected, rec) in (0i32..).zip(iter.by_ref()) {
         let rec = rec?;
         if rec.offset_delta != expected {
             return Err(format!(
@@ -636,7 +635,6 @@ pub fn walk_uncompressed(batch: &Batch<'_>) -> Result<bool, String> {
             ));
         }
         null_key |= rec.key.is_none();
-        expected += 1;
     }
     if iter.trailing_bytes() != 0 {
         return Err(format!(
@@ -652,7 +650,9 @@ pub fn walk_uncompressed(batch: &Batch<'_>) -> Result<bool, String> {
 pub fn check_count(batch: &Batch<'_>) -> Result<(), String> {
     let count = batch.record_count();
     if count <= 0 {
-        return Err(format!("invalid record count {count} (a batch needs records)"));
+        return Err(format!(
+            "invalid record count {count} (a batch needs records)"
+        ));
     }
     let from_offsets = batch.last_offset_delta() as i64 + 1;
     if from_offsets != count as i64 {
@@ -679,7 +679,12 @@ pub fn decompress_records(batch: &Batch<'_>) -> Result<bytes::Bytes, String> {
         4 => Zstd::decompress(&mut payload, take),
         c => return Err(format!("unknown compression codec {c}")),
     };
-    out.map_err(|e| format!("cannot decompress batch at offset {}: {e:#}", batch.base_offset()))
+    out.map_err(|e| {
+        format!(
+            "cannot decompress batch at offset {}: {e:#}",
+            batch.base_offset()
+        )
+    })
 }
 
 /// Every record of a batch (decompressing if needed) as owned data:
@@ -721,12 +726,15 @@ pub fn decode_records(batch: &Batch<'_>) -> Result<Vec<OwnedRecord>, String> {
 pub(crate) mod test_util {
     use super::*;
 
-    /// Builds an uncompressed v2 batch by hand: `records` are (key, value).
+    /// (key, value) of a hand-built record.
+    pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+    /// Builds an uncompressed v2 batch by hand.
     pub fn build_batch(
         base_offset: i64,
         first_ts: i64,
         producer: (i64, i16, i32),
-        records: &[(Option<&[u8]>, Option<&[u8]>)],
+        records: &[KeyValue<'_>],
     ) -> Vec<u8> {
         let mut body = Vec::new();
         for (i, (k, v)) in records.iter().enumerate() {
@@ -755,7 +763,9 @@ pub(crate) mod test_util {
         let n = records.len() as i32;
         let mut b = Vec::new();
         b.extend_from_slice(&base_offset.to_be_bytes());
-        b.extend_from_slice(&((BATCH_HEADER_SIZE - LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
+        b.extend_from_slice(
+            &((BATCH_HEADER_SIZE - LOG_OVERHEAD + body.len()) as i32).to_be_bytes(),
+        );
         b.extend_from_slice(&(-1i32).to_be_bytes());
         b.push(2);
         b.extend_from_slice(&0u32.to_be_bytes());
@@ -783,7 +793,11 @@ mod tests {
             0,
             1000,
             (-1, -1, -1),
-            &[(Some(b"k1"), Some(b"v1")), (None, Some(b"v2")), (Some(b"k3"), None)],
+            &[
+                (Some(b"k1"), Some(b"v1")),
+                (None, Some(b"v2")),
+                (Some(b"k3"), None),
+            ],
         )
     }
 
@@ -800,7 +814,10 @@ mod tests {
         assert_eq!(batch.magic(), 2);
         assert!(!batch.has_producer_id());
         batch.verify_crc().unwrap();
-        assert!(walk_uncompressed(&batch).unwrap(), "one record has a null key");
+        assert!(
+            walk_uncompressed(&batch).unwrap(),
+            "one record has a null key"
+        );
     }
 
     #[test]
@@ -872,7 +889,20 @@ mod tests {
 
     #[test]
     fn varints_round_trip() {
-        for v in [0i64, 1, -1, 63, -64, 64, 300, -300, i32::MAX as i64, i32::MIN as i64, i64::MAX, i64::MIN] {
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            300,
+            -300,
+            i32::MAX as i64,
+            i32::MIN as i64,
+            i64::MAX,
+            i64::MIN,
+        ] {
             let mut out = Vec::new();
             put_varlong(&mut out, v);
             assert_eq!(VarReader::new(&out).varlong().unwrap(), v);

@@ -329,7 +329,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("cp");
         let f = CheckpointFile::new(&p);
-        for bad in ["", "1\n0\n", "0\n2\n1 5\n", "0\n1\n1 5\n2 6\n", "0\nx\n", "0\n1\nfoo bar\n", "\u{0}\u{1}"] {
+        for bad in [
+            "",
+            "1\n0\n",
+            "0\n2\n1 5\n",
+            "0\n1\n1 5\n2 6\n",
+            "0\nx\n",
+            "0\n1\nfoo bar\n",
+            "\u{0}\u{1}",
+        ] {
             fs::write(&p, bad).unwrap();
             assert!(
                 matches!(f.read::<EpochEntry>(), Err(StorageError::Corrupt(_))),
@@ -340,8 +348,14 @@ mod tests {
         assert_eq!(
             f.read::<EpochEntry>().unwrap(),
             vec![
-                EpochEntry { epoch: 0, start_offset: 0 },
-                EpochEntry { epoch: 3, start_offset: 150 }
+                EpochEntry {
+                    epoch: 0,
+                    start_offset: 0
+                },
+                EpochEntry {
+                    epoch: 3,
+                    start_offset: 150
+                }
             ]
         );
     }

@@ -96,7 +96,11 @@ impl LogConfig {
             return Err(format!("segment.bytes {} < 14", self.segment_bytes));
         }
         if self.segment_bytes > i32::MAX as u64 {
-            return Err(format!("segment.bytes {} > {}", self.segment_bytes, i32::MAX));
+            return Err(format!(
+                "segment.bytes {} > {}",
+                self.segment_bytes,
+                i32::MAX
+            ));
         }
         if self.segment_ms < 1 {
             return Err(format!("segment.ms {} < 1", self.segment_ms));

@@ -95,9 +95,7 @@ impl<E: IndexEntry> IndexFile<E> {
             return Ok(());
         }
         self.entries.truncate(n);
-        self.file
-            .set_len((n * E::SIZE) as u64)
-            .ctx(&self.path)?;
+        self.file.set_len((n * E::SIZE) as u64).ctx(&self.path)?;
         self.dirty = true;
         Ok(())
     }

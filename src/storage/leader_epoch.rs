@@ -202,7 +202,10 @@ mod tests {
     }
 
     fn pairs(c: &LeaderEpochCache) -> Vec<(i32, i64)> {
-        c.entries().iter().map(|e| (e.epoch, e.start_offset)).collect()
+        c.entries()
+            .iter()
+            .map(|e| (e.epoch, e.start_offset))
+            .collect()
     }
 
     // Cases from Kafka's LeaderEpochFileCacheTest.
@@ -246,7 +249,10 @@ mod tests {
     fn assign_rules() {
         let (_d, mut c) = cache(&[(2, 6)]);
         assert!(!c.assign(2, 7).unwrap(), "same epoch, later offset: no-op");
-        assert!(c.assign(2, 5).unwrap(), "same epoch, earlier offset: replaced");
+        assert!(
+            c.assign(2, 5).unwrap(),
+            "same epoch, earlier offset: replaced"
+        );
         assert_eq!(pairs(&c), vec![(2, 5)]);
         assert!(c.assign(3, 8).unwrap());
         assert!(c.assign(4, 9).unwrap());

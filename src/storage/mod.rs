@@ -33,13 +33,15 @@ pub mod recovery;
 pub mod retention;
 pub mod segment;
 pub mod time_index;
+pub mod validate;
 
 use std::fmt;
 
 pub use checkpoint::{CheckpointFile, CheckpointFormat, OffsetCheckpointFile};
 pub use config::{CleanupPolicy, LogConfig, TimestampType};
 pub use error::{AppendError, ReadError, StorageError};
-
+pub use log::{FollowerAppend, LeaderAppend, Log, ReadResult, TimestampAndOffset};
+pub use manager::LogManager;
 
 pub use producer_state::ProducerEntrySummary;
 
@@ -61,7 +63,10 @@ impl TopicPartition {
     /// Parses a partition directory name `topic-N` (the topic may itself contain '-').
     pub fn from_dir_name(name: &str) -> Option<TopicPartition> {
         let (topic, partition) = name.rsplit_once('-')?;
-        if topic.is_empty() || partition.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit()) {
+        if topic.is_empty()
+            || partition.is_empty()
+            || !partition.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         Some(TopicPartition {

@@ -79,7 +79,8 @@ impl OffsetIndex {
     /// Largest entry with offset <= target, or (base offset, 0) (Kafka's `lookup`).
     pub fn lookup(&self, target: i64) -> OffsetPosition {
         let entries = self.file.entries();
-        let idx = entries.partition_point(|e| self.base_offset + (e.relative_offset as i64) <= target);
+        let idx =
+            entries.partition_point(|e| self.base_offset + (e.relative_offset as i64) <= target);
         if idx == 0 {
             OffsetPosition {
                 offset: self.base_offset,
@@ -130,7 +131,10 @@ impl OffsetIndex {
         let mut prev: Option<&OffsetEntry> = None;
         for e in self.file.entries() {
             if e.relative_offset > i32::MAX as u32 {
-                return Err(format!("relative offset {} out of range", e.relative_offset));
+                return Err(format!(
+                    "relative offset {} out of range",
+                    e.relative_offset
+                ));
             }
             if e.position as u64 >= log_size {
                 return Err(format!(
@@ -158,7 +162,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("00000000000000000100.index");
         let mut idx = OffsetIndex::open(&p, 100, 10).unwrap();
-        assert_eq!(idx.lookup(150), OffsetPosition { offset: 100, position: 0 });
+        assert_eq!(
+            idx.lookup(150),
+            OffsetPosition {
+                offset: 100,
+                position: 0
+            }
+        );
         idx.append(110, 1000).unwrap();
         idx.append(120, 2000).unwrap();
         idx.append(130, 3000).unwrap();
@@ -167,7 +177,13 @@ mod tests {
         assert!(idx.append(99, 5000).is_err(), "below base offset");
         assert_eq!(idx.lookup(105).position, 0);
         assert_eq!(idx.lookup(110).position, 1000);
-        assert_eq!(idx.lookup(125), OffsetPosition { offset: 120, position: 2000 });
+        assert_eq!(
+            idx.lookup(125),
+            OffsetPosition {
+                offset: 120,
+                position: 2000
+            }
+        );
         assert_eq!(idx.lookup(10_000).position, 3000);
         // file format: 8-byte big-endian entries
         let raw = std::fs::read(&p).unwrap();
@@ -178,7 +194,13 @@ mod tests {
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 8);
         drop(idx);
         let idx = OffsetIndex::open(&p, 100, 10).unwrap();
-        assert_eq!(idx.last_entry(), Some(OffsetPosition { offset: 110, position: 1000 }));
+        assert_eq!(
+            idx.last_entry(),
+            Some(OffsetPosition {
+                offset: 110,
+                position: 1000
+            })
+        );
         assert!(idx.sanity_check(1001).is_ok());
         assert!(idx.sanity_check(1000).is_err());
         std::fs::write(&p, [1, 2, 3]).unwrap();

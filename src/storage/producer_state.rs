@@ -119,7 +119,11 @@ pub struct ProducerBatch {
 
 impl ProducerBatch {
     /// From a batch whose offsets are final (follower/recovery) or `first_offset` given.
-    pub fn from_batch(b: &impl HeaderFields, first_offset: i64, max_timestamp: i64) -> Option<Self> {
+    pub fn from_batch(
+        b: &impl HeaderFields,
+        first_offset: i64,
+        max_timestamp: i64,
+    ) -> Option<Self> {
         if !b.has_producer_id() || b.is_control() {
             return None;
         }
@@ -222,20 +226,25 @@ impl ProducerStateManager {
     }
 
     pub fn summary(&self, producer_id: i64) -> Option<ProducerEntrySummary> {
-        self.producers.get(&producer_id).map(|e| ProducerEntrySummary {
-            producer_epoch: e.epoch,
-            last_sequence: e.last_seq(),
-            last_offset: e.last_offset(),
-            last_timestamp: e.last_timestamp,
-            coordinator_epoch: e.coordinator_epoch,
-        })
+        self.producers
+            .get(&producer_id)
+            .map(|e| ProducerEntrySummary {
+                producer_epoch: e.epoch,
+                last_sequence: e.last_seq(),
+                last_offset: e.last_offset(),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+            })
     }
 
     /// Validates a client append (Kafka's `analyzeAndValidateProducerState` with origin
     /// CLIENT): the first batch that duplicates a cached batch makes the whole append a
     /// duplicate; otherwise epochs and sequences are checked batch by batch against the
     /// state as updated by the earlier batches of the same append.
-    pub fn check_leader_append(&self, batches: &[ProducerBatch]) -> Result<LeaderCheck, AppendError> {
+    pub fn check_leader_append(
+        &self,
+        batches: &[ProducerBatch],
+    ) -> Result<LeaderCheck, AppendError> {
         let mut pending: Vec<(i64, ProducerEntry, ProducerEntry)> = Vec::new(); // (pid, current, updated)
         for b in batches {
             if let Some(current) = self.producers.get(&b.producer_id) {
@@ -275,7 +284,10 @@ impl ProducerStateManager {
     /// the current entry, resetting it on an epoch change).
     pub fn apply(&mut self, update: PendingUpdate, end_offset: i64) {
         for (pid, updated) in update.updates {
-            let entry = self.producers.entry(pid).or_insert_with(ProducerEntry::empty);
+            let entry = self
+                .producers
+                .entry(pid)
+                .or_insert_with(ProducerEntry::empty);
             entry.maybe_update_epoch(updated.epoch);
             for b in updated.batches {
                 entry.push_batch(b);
@@ -477,8 +489,9 @@ pub fn encode_snapshot(producers: &HashMap<i64, ProducerEntry>) -> Vec<u8> {
 /// Parses a snapshot file; any deviation from the format is `Corrupt`.
 pub fn read_snapshot(path: &Path) -> Result<Vec<(i64, ProducerEntry)>, StorageError> {
     let bytes = fs::read(path).ctx(path)?;
-    decode_snapshot(&bytes)
-        .map_err(|why| StorageError::Corrupt(format!("producer snapshot {}: {why}", path.display())))
+    decode_snapshot(&bytes).map_err(|why| {
+        StorageError::Corrupt(format!("producer snapshot {}: {why}", path.display()))
+    })
 }
 
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Vec<(i64, ProducerEntry)>, String> {
@@ -492,11 +505,15 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Vec<(i64, ProducerEntry)>, String
     let stored = u32::from_be_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
     let computed = crc32c::crc32c(&bytes[6..]);
     if stored != computed {
-        return Err(format!("CRC mismatch (stored {stored}, computed {computed})"));
+        return Err(format!(
+            "CRC mismatch (stored {stored}, computed {computed})"
+        ));
     }
     let count = i32::from_be_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]);
     if count < 0 || (bytes.len() - SNAPSHOT_HEADER) != count as usize * SNAPSHOT_ENTRY {
-        return Err(format!("entry count {count} does not match the file length"));
+        return Err(format!(
+            "entry count {count} does not match the file length"
+        ));
     }
     let mut out = Vec::with_capacity(count as usize);
     for chunk in bytes[SNAPSHOT_HEADER..].chunks_exact(SNAPSHOT_ENTRY) {
@@ -505,7 +522,9 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Vec<(i64, ProducerEntry)>, String
             a.copy_from_slice(&chunk[at..at + 8]);
             i64::from_be_bytes(a)
         };
-        let i32_at = |at: usize| i32::from_be_bytes([chunk[at], chunk[at + 1], chunk[at + 2], chunk[at + 3]]);
+        let i32_at = |at: usize| {
+            i32::from_be_bytes([chunk[at], chunk[at + 1], chunk[at + 2], chunk[at + 3]])
+        };
         let pid = i64_at(0);
         let epoch = i16::from_be_bytes([chunk[8], chunk[9]]);
         let last_seq = i32_at(10);
@@ -569,7 +588,10 @@ mod tests {
     #[test]
     fn unknown_producer_accepts_any_first_sequence() {
         let (_d, mut m) = mgr();
-        assert!(matches!(append(&mut m, pb(1, 0, 17, 3, 0)), Ok(LeaderCheck::Ok(_))));
+        assert!(matches!(
+            append(&mut m, pb(1, 0, 17, 3, 0)),
+            Ok(LeaderCheck::Ok(_))
+        ));
         assert_eq!(m.summary(1).unwrap().last_sequence, 19);
     }
 
@@ -588,7 +610,11 @@ mod tests {
         // gap
         assert!(matches!(
             append(&mut m, pb(1, 0, 11, 1, 10)),
-            Err(AppendError::OutOfOrderSequence { found: 11, last_seq: 9, .. })
+            Err(AppendError::OutOfOrderSequence {
+                found: 11,
+                last_seq: 9,
+                ..
+            })
         ));
         // overlapping but not identical range: out of order, not duplicate
         assert!(matches!(
@@ -604,7 +630,10 @@ mod tests {
         for i in 0..6 {
             append(&mut m, pb(1, 0, i, 1, i as i64)).unwrap();
         }
-        assert!(matches!(append(&mut m, pb(1, 0, 1, 1, 50)).unwrap(), LeaderCheck::Duplicate(_)));
+        assert!(matches!(
+            append(&mut m, pb(1, 0, 1, 1, 50)).unwrap(),
+            LeaderCheck::Duplicate(_)
+        ));
         assert!(matches!(
             append(&mut m, pb(1, 0, 0, 1, 50)),
             Err(AppendError::OutOfOrderSequence { .. })
@@ -617,7 +646,11 @@ mod tests {
         append(&mut m, pb(1, 3, 0, 2, 0)).unwrap();
         assert!(matches!(
             append(&mut m, pb(1, 2, 2, 1, 2)),
-            Err(AppendError::InvalidProducerEpoch { epoch: 2, current: 3, .. })
+            Err(AppendError::InvalidProducerEpoch {
+                epoch: 2,
+                current: 3,
+                ..
+            })
         ));
         assert!(matches!(
             append(&mut m, pb(1, 4, 5, 1, 2)),
@@ -643,7 +676,10 @@ mod tests {
         let (_d2, mut m2) = mgr();
         append(&mut m2, pb(2, 0, i32::MAX - 1, 4, 0)).unwrap();
         assert_eq!(m2.summary(2).unwrap().last_sequence, 1);
-        assert!(matches!(append(&mut m2, pb(2, 0, i32::MAX - 1, 4, 9)).unwrap(), LeaderCheck::Duplicate(_)));
+        assert!(matches!(
+            append(&mut m2, pb(2, 0, i32::MAX - 1, 4, 9)).unwrap(),
+            LeaderCheck::Duplicate(_)
+        ));
         append(&mut m2, pb(2, 0, 2, 1, 4)).unwrap();
     }
 
@@ -651,9 +687,13 @@ mod tests {
     fn multi_batch_append_checks_against_updated_state() {
         let (_d, mut m) = mgr();
         append(&mut m, pb(1, 0, 0, 1, 0)).unwrap();
-        let ok = m.check_leader_append(&[pb(1, 0, 1, 1, 1), pb(1, 0, 2, 1, 2)]).unwrap();
+        let ok = m
+            .check_leader_append(&[pb(1, 0, 1, 1, 1), pb(1, 0, 2, 1, 2)])
+            .unwrap();
         assert!(matches!(ok, LeaderCheck::Ok(_)));
-        assert!(m.check_leader_append(&[pb(1, 0, 1, 1, 1), pb(1, 0, 3, 1, 2)]).is_err());
+        assert!(m
+            .check_leader_append(&[pb(1, 0, 1, 1, 1), pb(1, 0, 3, 1, 2)])
+            .is_err());
     }
 
     #[test]

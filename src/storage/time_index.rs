@@ -142,7 +142,8 @@ impl TimeIndex {
         let mut prev: Option<&TimeEntry> = None;
         for e in self.file.entries() {
             if e.relative_offset > i32::MAX as u32
-                || self.base_offset + e.relative_offset as i64 >= next_offset.max(self.base_offset + 1)
+                || self.base_offset + e.relative_offset as i64
+                    >= next_offset.max(self.base_offset + 1)
             {
                 return Err(format!(
                     "time index offset {} beyond the segment's data",
@@ -173,16 +174,37 @@ mod tests {
         idx.maybe_append(900, 9, false).unwrap(); // not larger: skipped
         idx.maybe_append(1000, 9, false).unwrap(); // equal: skipped
         idx.maybe_append(2000, 19, false).unwrap();
-        assert!(idx.maybe_append(3000, 10, false).is_err(), "offset went back");
+        assert!(
+            idx.maybe_append(3000, 10, false).is_err(),
+            "offset went back"
+        );
         assert_eq!(idx.len(), 2);
-        assert_eq!(idx.lookup(500), TimestampOffset { timestamp: -1, offset: 0 });
-        assert_eq!(idx.lookup(1500), TimestampOffset { timestamp: 1000, offset: 4 });
+        assert_eq!(
+            idx.lookup(500),
+            TimestampOffset {
+                timestamp: -1,
+                offset: 0
+            }
+        );
+        assert_eq!(
+            idx.lookup(1500),
+            TimestampOffset {
+                timestamp: 1000,
+                offset: 4
+            }
+        );
         assert_eq!(idx.lookup(2000).offset, 19);
         let raw = std::fs::read(&p).unwrap();
         assert_eq!(raw.len(), 24);
         assert_eq!(&raw[0..12], &[0, 0, 0, 0, 0, 0, 0x03, 0xe8, 0, 0, 0, 4]);
         idx.truncate_to(19).unwrap();
-        assert_eq!(idx.last_entry(), Some(TimestampOffset { timestamp: 1000, offset: 4 }));
+        assert_eq!(
+            idx.last_entry(),
+            Some(TimestampOffset {
+                timestamp: 1000,
+                offset: 4
+            })
+        );
         assert!(idx.sanity_check(5).is_ok());
         assert!(idx.sanity_check(4).is_err());
     }
