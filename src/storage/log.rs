@@ -517,7 +517,7 @@ impl Log {
         let Some((&start_base, _)) = self.segments.range(..=fetch_offset).next_back() else {
             return Err(oor());
         };
-        let mut out = BytesMut::new();
+        let mut parts: Vec<Vec<u8>> = Vec::new();
         let mut remaining = max_bytes;
         let mut first_segment = true;
         for seg in self.segments.range(start_base..).map(|(_, s)| s) {
@@ -530,14 +530,24 @@ impl Log {
             } else {
                 0
             };
-            let r = seg.read(pos, remaining, max_offset, min_one_batch && out.is_empty())?;
+            let nothing_yet = parts.iter().all(|p| p.is_empty());
+            let r = seg.read(pos, remaining, max_offset, min_one_batch && nothing_yet)?;
             remaining = remaining.saturating_sub(r.data.len());
-            out.extend_from_slice(&r.data);
-            if r.hit_limit {
+            let hit_limit = r.hit_limit;
+            if !r.data.is_empty() {
+                parts.push(r.data);
+            }
+            if hit_limit {
                 break;
             }
         }
-        Ok(result(out.freeze()))
+        // One segment (the common case) hands its buffer over without another copy.
+        let records = if parts.len() == 1 {
+            Bytes::from(parts.pop().unwrap_or_default())
+        } else {
+            Bytes::from(parts.concat())
+        };
+        Ok(result(records))
     }
 
     /// ListOffsets by timestamp: the first record with timestamp >= `target_ts` (decoding
