@@ -715,3 +715,251 @@ fn batch_view_agrees_with_kafka_protocol_encoder() {
     assert_eq!(recs.len(), 4);
     assert_eq!(recs[3].key.as_deref(), Some(&b"kx-3"[..]));
 }
+
+fn compacted_config() -> LogConfig {
+    LogConfig {
+        cleanup_policy: CleanupPolicy::Compact,
+        segment_bytes: 600,
+        delete_retention_ms: 1_000,
+        ..small_config()
+    }
+}
+
+/// Appends 5 rounds over keys k0..k7 (values "r{round}"), mixed codecs; returns
+/// key -> (latest offset, latest value).
+fn fill_keyed(log: &mut gregor::storage::Log) -> std::collections::BTreeMap<String, (i64, String)> {
+    let mut latest = std::collections::BTreeMap::new();
+    for round in 0..5 {
+        for (c, codec) in CODECS.into_iter().enumerate() {
+            // each batch: two keys
+            let keys = [format!("k{}", (c * 2) % 8), format!("k{}", (c * 2 + 1) % 8)];
+            let vals = [format!("r{round}"), format!("r{round}")];
+            let mut b = {
+                use kafka_protocol::records::*;
+                let recs: Vec<Record> = (0..2)
+                    .map(|i| Record {
+                        transactional: false,
+                        control: false,
+                        delete_horizon: false,
+                        partition_leader_epoch: -1,
+                        producer_id: -1,
+                        producer_epoch: -1,
+                        timestamp_type: TimestampType::Creation,
+                        offset: i,
+                        sequence: i as i32 - 1,
+                        timestamp: 100 + i,
+                        key: Some(bytes::Bytes::from(keys[i as usize].clone())),
+                        value: Some(bytes::Bytes::from(vals[i as usize].clone())),
+                        headers: Default::default(),
+                    })
+                    .collect();
+                let mut buf = BytesMut::new();
+                RecordBatchEncoder::encode(
+                    &mut buf,
+                    &recs,
+                    &RecordEncodeOptions {
+                        version: 2,
+                        compression: codec,
+                    },
+                )
+                .unwrap();
+                buf
+            };
+            let r = log.append_as_leader(&mut b, 0, 0).unwrap();
+            latest.insert(keys[0].clone(), (r.base_offset, vals[0].clone()));
+            latest.insert(keys[1].clone(), (r.base_offset + 1, vals[1].clone()));
+        }
+    }
+    latest
+}
+
+#[test]
+fn compaction_keeps_the_latest_record_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = new_log(dir.path(), compacted_config());
+    let latest = fill_keyed(&mut log);
+    let leo = log.log_end_offset();
+    let active_base = *log.segment_base_offsets().last().unwrap();
+    assert!(log.segment_count() > 3);
+    let size_before = log.size_bytes();
+    assert!(log.clean(0, i64::MAX).unwrap());
+    assert!(log.size_bytes() < size_before);
+    assert_eq!(log.log_end_offset(), leo);
+    let all = read_all(&log);
+    let recs = decode(&all);
+    // offsets strictly increase; below the active segment each key appears once, at its
+    // latest offset unless a newer one sits in the active segment
+    let mut prev = -1;
+    let mut seen = std::collections::BTreeMap::new();
+    for (off, _, key, value) in &recs {
+        assert!(*off > prev);
+        prev = *off;
+        let key = String::from_utf8(key.clone().unwrap().to_vec()).unwrap();
+        let value = String::from_utf8(value.clone().unwrap().to_vec()).unwrap();
+        if *off < active_base {
+            assert!(
+                seen.insert(key.clone(), *off).is_none(),
+                "duplicate key {key} below the active segment"
+            );
+        }
+        if latest[&key].0 == *off {
+            assert_eq!(latest[&key].1, value);
+        }
+    }
+    for (key, (off, _)) in &latest {
+        assert!(
+            recs.iter().any(|r| r.0 == *off),
+            "latest record of {key} was kept"
+        );
+    }
+    // every batch is valid and every codec survived re-encoding
+    let mut codecs = std::collections::BTreeSet::new();
+    for item in gregor::storage::batch::BatchIter::new(&all) {
+        let (_, b) = item.unwrap();
+        b.verify_crc().unwrap();
+        codecs.insert(b.compression());
+    }
+    assert_eq!(codecs.len(), 5);
+    // nothing dirty left: a second pass does nothing
+    assert!(!log.clean(0, i64::MAX).unwrap());
+    // cleaned log survives a crash + recovery
+    drop(log);
+    let log = gregor::storage::Log::open(
+        &part_dir(dir.path()),
+        &tp(),
+        compacted_config(),
+        0,
+        0,
+        false,
+        0,
+    )
+    .unwrap();
+    assert_eq!(read_all(&log), all);
+}
+
+#[test]
+fn compaction_drops_tombstones_after_delete_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = new_log(dir.path(), compacted_config());
+    fill_keyed(&mut log);
+    log.append_as_leader(
+        &mut keyed_batch(&[("k1", None), ("k2", Some("x"))], 200),
+        0,
+        0,
+    )
+    .unwrap();
+    let tomb_off = log.log_end_offset() - 2;
+    for i in 0..10 {
+        log.append_as_leader(&mut keyed_batch(&[("other", Some("y"))], 300 + i), 0, 0)
+            .unwrap();
+    }
+    // within delete.retention.ms the tombstone stays
+    assert!(log.clean(500, i64::MAX).unwrap());
+    let recs = decode(&read_all(&log));
+    assert!(recs.iter().any(|r| r.0 == tomb_off && r.3.is_none()));
+    assert!(!recs
+        .iter()
+        .any(|r| r.2.as_deref() == Some(&b"k1"[..]) && r.0 < tomb_off));
+    // later, it goes (mark everything dirty again by appending and cleaning)
+    for i in 0..20 {
+        log.append_as_leader(&mut keyed_batch(&[("other", Some("z"))], 400 + i), 0, 0)
+            .unwrap();
+    }
+    assert!(log.clean(1_000_000, i64::MAX).unwrap());
+    let recs = decode(&read_all(&log));
+    assert!(!recs.iter().any(|r| r.0 == tomb_off), "tombstone removed");
+    assert!(recs.iter().any(|r| r.2.as_deref() == Some(&b"k2"[..])));
+}
+
+#[test]
+fn compaction_respects_the_high_watermark_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = new_log(dir.path(), compacted_config());
+    fill_keyed(&mut log);
+    let second = log.segment_base_offsets()[1];
+    // only the first segment is wholly below the bound
+    assert!(log.clean(0, second).unwrap());
+    let bases = log.segment_base_offsets();
+    let recs = decode(&read_all(&log));
+    assert!(
+        recs.iter().filter(|r| r.0 >= bases[1]).count() >= 4,
+        "later segments untouched"
+    );
+    assert!(!log.clean(0, 0).unwrap());
+}
+
+#[test]
+fn interrupted_swap_is_completed_on_recovery() {
+    // Log A is cleaned; log B has the same data plus A's cleaned first segment left as a
+    // `.swap` file and a half-written `.cleaned` file, as after a crash mid-swap.
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let mut a = new_log(dir_a.path(), compacted_config());
+    let mut b = new_log(dir_b.path(), compacted_config());
+    fill_keyed(&mut a);
+    fill_keyed(&mut b);
+    let first = a.segment_base_offsets()[0];
+    let second = a.segment_base_offsets()[1];
+    assert!(a.clean(0, second).unwrap());
+    let name = format!("{first:020}.log");
+    let cleaned = std::fs::read(part_dir(dir_a.path()).join(&name)).unwrap();
+    let pb = part_dir(dir_b.path());
+    assert_ne!(std::fs::read(pb.join(&name)).unwrap(), cleaned);
+    b.close(0).unwrap();
+    std::fs::write(pb.join(format!("{name}.swap")), &cleaned).unwrap();
+    std::fs::write(pb.join(format!("{second:020}.log.cleaned")), b"partial").unwrap();
+    let b = gregor::storage::Log::open(&pb, &tp(), compacted_config(), 0, 0, false, 0).unwrap();
+    assert_eq!(std::fs::read(pb.join(&name)).unwrap(), cleaned);
+    assert!(files_with_ext(&pb, ".swap").is_empty());
+    assert!(files_with_ext(&pb, ".cleaned").is_empty());
+    assert_eq!(read_all(&b), read_all(&a));
+}
+
+#[test]
+fn compaction_keeps_an_emptied_batch_that_is_a_producers_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = new_log(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 200,
+            ..compacted_config()
+        },
+    );
+    log.append_as_leader(&mut keyed_batch(&[("a", Some("1"))], 0), 0, 0)
+        .unwrap();
+    // producer 5's only batch: superseded later by a non-idempotent write of the same key
+    let mut p = batch_with(1, 3, 0, Compression::None, Some((5, 0, 0)), "z");
+    let r = log.append_as_leader(&mut p, 0, 0).unwrap();
+    for _ in 0..6 {
+        log.append_as_leader(
+            &mut keyed_batch(&[("kz-0", Some("new")), ("a", Some("2"))], 0),
+            0,
+            0,
+        )
+        .unwrap();
+    }
+    assert!(log.clean(0, i64::MAX).unwrap());
+    let all = read_all(&log);
+    let kept = gregor::storage::batch::BatchIter::new(&all)
+        .map(|i| i.unwrap().1)
+        .find(|b| b.producer_id() == 5)
+        .expect("producer batch header kept");
+    assert_eq!(kept.record_count(), 0);
+    assert_eq!(
+        (kept.base_offset(), kept.last_offset()),
+        (r.base_offset, r.last_offset)
+    );
+    kept.verify_crc().unwrap();
+    drop(log);
+    let log = gregor::storage::Log::open(
+        &part_dir(dir.path()),
+        &tp(),
+        compacted_config(),
+        0,
+        0,
+        false,
+        0,
+    )
+    .unwrap();
+    assert_eq!(log.producer_state(5).unwrap().last_sequence, 0);
+}

@@ -90,6 +90,9 @@ pub struct Log {
     pub(super) pending_deletes: Vec<(PathBuf, i64)>,
     pub(super) dir_dirty: bool,
     pub(super) closed: bool,
+    /// Offsets below this were compacted by the last cleaning (in memory only: after a
+    /// restart the whole log counts as dirty, which only costs one extra cleaning).
+    pub(super) first_dirty_offset: i64,
 }
 
 impl Log {
@@ -145,6 +148,7 @@ impl Log {
             pending_deletes: Vec::new(),
             dir_dirty: false,
             closed: false,
+            first_dirty_offset: 0,
         })
     }
 

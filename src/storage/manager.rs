@@ -266,14 +266,22 @@ impl LogManager {
         }
     }
 
-    /// Compacts logs with cleanup.policy=compact whose dirty ratio is high enough.
+    /// Compacts logs with cleanup.policy=compact whose dirty ratio is high enough,
+    /// cleaning only inactive segments. Prefer [`LogManager::run_cleaner_bounded`] with the
+    /// high watermark so unreplicated data is never compacted away.
     pub fn run_cleaner(&self, now_ms: i64) {
+        self.run_cleaner_bounded(now_ms, |_| i64::MAX)
+    }
+
+    /// Like `run_cleaner`, but only segments wholly below `max_cleanable(tp)` (the high
+    /// watermark) are cleaned.
+    pub fn run_cleaner_bounded(&self, now_ms: i64, max_cleanable: impl Fn(&TopicPartition) -> i64) {
         for (tp, log) in self.all() {
             let mut log = lock(&log);
             if log.is_closed() || !log.config().cleanup_policy.compacts() {
                 continue;
             }
-            if let Err(e) = log.clean(now_ms) {
+            if let Err(e) = log.clean(now_ms, max_cleanable(&tp)) {
                 tracing::error!(partition = %tp, error = %e, "log cleaning failed");
             }
         }

@@ -76,9 +76,7 @@ fn clean_directory(dir: &Path, config: &LogConfig, now_ms: i64) -> Result<Vec<i6
             }
         }
         logs.retain(|&o| !(o >= base && (o < end || o == base)));
-        for ext in [INDEX_EXT, TIME_INDEX_EXT] {
-            remove_if_exists(&segment_file(dir, base, ext, SWAP_SUFFIX))?;
-        }
+        // `recover` rebuilt the swap's indexes; rename all three into place.
         swap.change_suffix("")?;
         tracing::info!(dir = %dir.display(), base_offset = base, "completed interrupted segment swap");
         logs.push(base);
@@ -228,6 +226,7 @@ pub fn load_log(
         pending_deletes: Vec::new(),
         dir_dirty: false,
         closed: false,
+        first_dirty_offset: log_start,
     };
     if log_start > next_offset {
         // The data up to the (checkpointed) log start offset is gone: start empty there.

@@ -473,6 +473,14 @@ impl Segment {
         Ok(())
     }
 
+    /// Walks every complete batch of the segment (see [`walk_batches`]).
+    pub fn walk(
+        &self,
+        f: impl FnMut(u64, &Batch<'_>) -> Result<bool, StorageError>,
+    ) -> Result<WalkEnd, StorageError> {
+        walk_batches(&self.file, &self.log_path(), 0, self.size, f)
+    }
+
     /// Reads `len` bytes at `pos`.
     pub fn read_bytes(&self, pos: u64, len: usize) -> Result<Vec<u8>, StorageError> {
         let mut buf = vec![0u8; len];
