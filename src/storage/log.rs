@@ -405,6 +405,16 @@ impl Log {
             })?;
             b.verify_crc()
                 .map_err(|e| AppendError::CorruptMessage(e.to_string()))?;
+            if b.base_offset()
+                .checked_add(b.last_offset_delta() as i64 + 1)
+                .is_none()
+            {
+                return Err(AppendError::InvalidRecord(format!(
+                    "batch offsets overflow: base {} delta {}",
+                    b.base_offset(),
+                    b.last_offset_delta()
+                )));
+            }
             if b.base_offset() < expected_min || b.last_offset_delta() < 0 {
                 return Err(AppendError::UnexpectedAppendOffset {
                     expected: expected_min,

@@ -738,6 +738,10 @@ impl Segment {
                 problem = Some(e.to_string());
                 return Ok(false);
             }
+            if pos + b.size() as u64 > i32::MAX as u64 {
+                problem = Some("segment data beyond 2 GiB".into());
+                return Ok(false);
+            }
             let rel_last = b.last_offset().wrapping_sub(base);
             if b.base_offset() < next
                 || b.last_offset_delta() < 0
