@@ -92,6 +92,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        fn assert_send<T: Send>() {}
+        assert_send_sync::<LogManager>();
+        assert_send::<Log>();
+    }
+
+    #[test]
     fn topic_partition_names() {
         let tp = TopicPartition::new("my-topic.v1", 12);
         assert_eq!(tp.to_string(), "my-topic.v1-12");

@@ -120,3 +120,79 @@ pub fn validate_client_batches(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::batch::patch;
+    use super::super::batch::test_util::build_batch;
+    use super::super::config::CleanupPolicy;
+    use super::*;
+
+    fn ok_batch() -> Vec<u8> {
+        build_batch(
+            0,
+            10,
+            (3, 0, 0),
+            &[(Some(b"k"), Some(b"v")), (Some(b"k2"), None)],
+        )
+    }
+
+    #[test]
+    fn accepts_valid_and_reports_producer_fields() {
+        let mut two = ok_batch();
+        two.extend_from_slice(&ok_batch());
+        let v = validate_client_batches(&two, &LogConfig::default()).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            (
+                v[1].pos,
+                v[1].record_count,
+                v[1].producer_id,
+                v[1].last_sequence
+            ),
+            (v[0].size, 2, 3, 1)
+        );
+    }
+
+    #[test]
+    fn error_kinds() {
+        let cfg = LogConfig::default();
+        let mut b = ok_batch();
+        b.truncate(b.len() - 1);
+        assert!(matches!(
+            validate_client_batches(&b, &cfg),
+            Err(AppendError::CorruptMessage(_))
+        ));
+        let mut b = ok_batch();
+        b[53..57].copy_from_slice(&(-1i32).to_be_bytes()); // producer id but no sequence
+        patch::rewrite_crc(&mut b);
+        assert!(matches!(
+            validate_client_batches(&b, &cfg),
+            Err(AppendError::InvalidRecord(_))
+        ));
+        let mut b = ok_batch();
+        b[22] |= 0x20; // control
+        patch::rewrite_crc(&mut b);
+        assert!(matches!(
+            validate_client_batches(&b, &cfg),
+            Err(AppendError::InvalidRecord(_))
+        ));
+        let mut b = ok_batch();
+        b[22] |= 0x07; // codec 7
+        patch::rewrite_crc(&mut b);
+        assert!(matches!(
+            validate_client_batches(&b, &cfg),
+            Err(AppendError::InvalidRecord(_))
+        ));
+        let compacted = LogConfig {
+            cleanup_policy: CleanupPolicy::Compact,
+            ..LogConfig::default()
+        };
+        let nokey = build_batch(0, 10, (-1, -1, -1), &[(None, Some(b"v"))]);
+        assert!(validate_client_batches(&nokey, &cfg).is_ok());
+        assert!(matches!(
+            validate_client_batches(&nokey, &compacted),
+            Err(AppendError::InvalidRecord(_))
+        ));
+    }
+}
