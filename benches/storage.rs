@@ -7,7 +7,9 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use gregor::storage::{Log, LogConfig, TopicPartition};
 use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 
 fn batch_of(record_size: usize, batch_bytes: usize) -> BytesMut {
     let n = (batch_bytes / (record_size + 10)).max(1);
@@ -29,8 +31,15 @@ fn batch_of(record_size: usize, batch_bytes: usize) -> BytesMut {
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .expect("encode");
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode");
     buf
 }
 
@@ -39,10 +48,16 @@ fn mb(bytes: u64) -> f64 {
 }
 
 fn main() {
-    let total_mb: u64 = std::env::var("GREGOR_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(512);
+    let total_mb: u64 = std::env::var("GREGOR_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512);
     let total = total_mb * 1024 * 1024;
     let tp = TopicPartition::new("bench", 0);
-    let config = LogConfig { segment_bytes: 128 * 1024 * 1024, ..LogConfig::default() };
+    let config = LogConfig {
+        segment_bytes: 128 * 1024 * 1024,
+        ..LogConfig::default()
+    };
     println!("storage bench: {total_mb} MB per run, segment.bytes = 128 MB, page cache (no fsync per append)");
     for record_size in [100usize, 1024] {
         let root = tempfile::tempdir().expect("tempdir");
@@ -66,7 +81,11 @@ fn main() {
         );
         let start = Instant::now();
         log.flush(0).expect("flush");
-        println!("flush (fsync {:.0} MB): {:.2} s", mb(log.size_bytes()), start.elapsed().as_secs_f64());
+        println!(
+            "flush (fsync {:.0} MB): {:.2} s",
+            mb(log.size_bytes()),
+            start.elapsed().as_secs_f64()
+        );
 
         let start = Instant::now();
         let mut offset = 0;
@@ -75,12 +94,19 @@ fn main() {
             let r = log.read(offset, 1024 * 1024, i64::MAX, true).expect("read");
             read += r.records.len() as u64;
             // continue after the last batch returned
-            let last = gregor::storage::batch::BatchIter::new(&r.records).last().expect("batch").expect("ok").1;
+            let last = gregor::storage::batch::BatchIter::new(&r.records)
+                .last()
+                .expect("batch")
+                .expect("ok")
+                .1;
             use gregor::storage::batch::HeaderFields;
             offset = last.next_offset();
         }
         let secs = start.elapsed().as_secs_f64();
-        println!("read    {record_size:>5} B records, 1 MB fetches:  {:>8.1} MB/s", mb(read) / secs);
+        println!(
+            "read    {record_size:>5} B records, 1 MB fetches:  {:>8.1} MB/s",
+            mb(read) / secs
+        );
 
         let size = log.size_bytes();
         drop(log); // crash: no clean shutdown, recover everything from offset 0
@@ -96,6 +122,10 @@ fn main() {
         let start = Instant::now();
         log.close(0).expect("close");
         let log = Log::open(&dir, &tp, config.clone(), i64::MAX, 0, true, 0).expect("clean open");
-        println!("clean reopen: {:.3} s ({} segments)", start.elapsed().as_secs_f64(), log.segment_count());
+        println!(
+            "clean reopen: {:.3} s ({} segments)",
+            start.elapsed().as_secs_f64(),
+            log.segment_count()
+        );
     }
 }
