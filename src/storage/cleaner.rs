@@ -1,0 +1,309 @@
+//! Log compaction (Kafka's `LogCleaner`, simplified and synchronous): for a log with
+//! cleanup.policy=compact whose dirty ratio (bytes written since the last cleaning over
+//! all inactive bytes) exceeds min.cleanable.dirty.ratio, build a key → latest offset map
+//! over the dirty inactive segments, then rewrite every inactive segment below the
+//! cleanable bound keeping only the latest record per key. Tombstones (null values) are
+//! dropped once their segment is older than delete.retention.ms.
+//!
+//! Batches keep their base offset, last offset delta, producer id/epoch/base sequence,
+//! leader epoch, timestamp type and codec (Kafka's `filterTo`), so offsets and producer
+//! state survive; a batch emptied by cleaning is kept as an empty batch only if it is its
+//! producer's last batch. Retained records are re-encoded with the batch's original codec
+//! (`kafka_protocol`'s compressors); untouched batches are copied byte for byte.
+//!
+//! Each segment is written as `<base>.log.cleaned`, fsynced, renamed `.swap`, then the old
+//! segment is deleted and the swap renamed into place. Recovery deletes `.cleaned` files
+//! and completes `.swap` renames, so a crash at any point leaves a consistent log.
+
+use std::collections::HashMap;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::batch::{
+    decompress_records, patch, put_varint, put_varlong, Batch, HeaderFields, RecordIter,
+};
+use super::error::StorageError;
+use super::log::Log;
+use super::segment::{Segment, WalkEnd, CLEANED_SUFFIX, SWAP_SUFFIX};
+
+/// One record kept by the cleaner.
+struct Kept {
+    offset: i64,
+    /// Raw create timestamp (firstTimestamp + delta).
+    timestamp: i64,
+    attributes: i8,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    headers: Bytes,
+}
+
+fn cleaner_err(seg: &Segment, pos: u64, why: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!(
+        "{} at position {pos}: {why}",
+        seg.log_path().display()
+    ))
+}
+
+/// Records of a batch with raw timestamps.
+fn batch_records(b: &Batch<'_>) -> Result<Vec<Kept>, String> {
+    let payload = decompress_records(b)?;
+    let mut out = Vec::new();
+    for r in RecordIter::new(&payload, b.record_count()) {
+        let r = r?;
+        out.push(Kept {
+            offset: b.base_offset().wrapping_add(r.offset_delta as i64),
+            timestamp: b.first_timestamp().wrapping_add(r.timestamp_delta),
+            attributes: r.attributes,
+            key: r.key.map(|k| payload.slice_ref(k)),
+            value: r.value.map(|v| payload.slice_ref(v)),
+            headers: payload.slice_ref(r.headers),
+        });
+    }
+    Ok(out)
+}
+
+/// Re-encodes a batch with only `kept` records, preserving the header fields Kafka
+/// preserves.
+fn rebuild_batch(orig: &Batch<'_>, kept: &[Kept]) -> Result<Vec<u8>, String> {
+    let first_ts = kept.first().map_or(-1, |r| r.timestamp);
+    let mut body = Vec::new();
+    for r in kept {
+        let mut rec = Vec::new();
+        rec.push(r.attributes as u8);
+        put_varlong(&mut rec, r.timestamp.wrapping_sub(first_ts));
+        put_varint(&mut rec, (r.offset - orig.base_offset()) as i32);
+        match &r.key {
+            Some(k) => {
+                put_varint(&mut rec, k.len() as i32);
+                rec.extend_from_slice(k);
+            }
+            None => put_varint(&mut rec, -1),
+        }
+        match &r.value {
+            Some(v) => {
+                put_varint(&mut rec, v.len() as i32);
+                rec.extend_from_slice(v);
+            }
+            None => put_varint(&mut rec, -1),
+        }
+        rec.extend_from_slice(&r.headers);
+        put_varint(&mut body, rec.len() as i32);
+        body.extend_from_slice(&rec);
+    }
+    let payload = compress(orig.compression(), &body)?;
+    let max_ts = if orig.is_log_append_time() || kept.is_empty() {
+        orig.max_timestamp()
+    } else {
+        kept.iter().map(|r| r.timestamp).max().unwrap_or(-1)
+    };
+    let mut out = Vec::with_capacity(61 + payload.len());
+    out.extend_from_slice(&orig.bytes()[..61]);
+    let length = (61 - 12 + payload.len()) as i32;
+    out[8..12].copy_from_slice(&length.to_be_bytes());
+    out[27..35].copy_from_slice(&first_ts.to_be_bytes());
+    out[35..43].copy_from_slice(&max_ts.to_be_bytes());
+    out[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
+    out.extend_from_slice(&payload);
+    patch::rewrite_crc(&mut out);
+    Ok(out)
+}
+
+/// Compresses raw records with the codec of the original batch.
+fn compress(codec: u8, body: &[u8]) -> Result<Vec<u8>, String> {
+    use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+    if body.is_empty() || codec == 0 {
+        return Ok(body.to_vec());
+    }
+    let mut out = BytesMut::new();
+    let fill = |b: &mut BytesMut| -> anyhow::Result<()> {
+        b.put_slice(body);
+        Ok(())
+    };
+    let r = match codec {
+        1 => Gzip::compress(&mut out, fill),
+        2 => Snappy::compress(&mut out, fill),
+        3 => Lz4::compress(&mut out, fill),
+        4 => Zstd::compress(&mut out, fill),
+        c => return Err(format!("unknown codec {c}")),
+    };
+    r.map_err(|e| format!("compression failed: {e:#}"))?;
+    Ok(out.to_vec())
+}
+
+impl Log {
+    /// Fraction of inactive bytes written since the last cleaning.
+    pub fn dirty_ratio(&self) -> f64 {
+        let active = self.active().base_offset();
+        let (mut clean, mut dirty) = (0u64, 0u64);
+        for (&base, seg) in self.segments.range(..active) {
+            if base < self.first_dirty_offset {
+                clean += seg.size();
+            } else {
+                dirty += seg.size();
+            }
+        }
+        if clean + dirty == 0 {
+            0.0
+        } else {
+            dirty as f64 / (clean + dirty) as f64
+        }
+    }
+
+    /// Compacts the log if it is compacted and its dirty ratio reaches
+    /// min.cleanable.dirty.ratio, cleaning only segments wholly below both the active
+    /// segment and `max_cleanable_offset` (pass the high watermark: unreplicated data must
+    /// not be cleaned). Returns whether anything was rewritten.
+    pub fn clean(&mut self, now_ms: i64, max_cleanable_offset: i64) -> Result<bool, StorageError> {
+        if self.closed || !self.config.cleanup_policy.compacts() {
+            return Ok(false);
+        }
+        // Segments eligible: inactive and ending at or below the bound.
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        let mut eligible = Vec::new();
+        for w in bases.windows(2) {
+            if w[1] <= max_cleanable_offset {
+                eligible.push(w[0]);
+            }
+        }
+        let Some(&last) = eligible.last() else {
+            return Ok(false);
+        };
+        let end_offset = bases[bases.iter().position(|&b| b == last).map_or(0, |i| i + 1)];
+        let dirty: u64 = eligible
+            .iter()
+            .filter(|&&b| b >= self.first_dirty_offset)
+            .map(|b| self.segments[b].size())
+            .sum();
+        let total: u64 = eligible.iter().map(|b| self.segments[b].size()).sum();
+        if dirty == 0 || (dirty as f64) < self.config.min_cleanable_dirty_ratio * total as f64 {
+            return Ok(false);
+        }
+        tracing::info!(partition = %self.tp, segments = eligible.len(), dirty_bytes = dirty, "cleaning log");
+        // 1. key -> latest offset over everything eligible (the clean part too: cheap
+        //    enough here, and it keeps the map exact).
+        let mut latest: HashMap<Bytes, i64> = HashMap::new();
+        for base in &eligible {
+            let seg = &self.segments[base];
+            let mut err = None;
+            let end = seg.walk(|pos, b| {
+                if b.is_control() {
+                    return Ok(true);
+                }
+                match batch_records(b) {
+                    Ok(recs) => {
+                        for r in recs {
+                            if let Some(k) = r.key {
+                                latest.insert(k, r.offset);
+                            }
+                        }
+                        Ok(true)
+                    }
+                    Err(e) => {
+                        err = Some(cleaner_err(seg, pos, e));
+                        Ok(false)
+                    }
+                }
+            })?;
+            if let Some(e) = err {
+                return Err(e);
+            }
+            if let WalkEnd::Bad { pos, error } = end {
+                return Err(cleaner_err(seg, pos, error));
+            }
+        }
+        // 2. rewrite each eligible segment
+        for base in eligible {
+            self.clean_segment(base, &latest, now_ms)?;
+        }
+        self.first_dirty_offset = end_offset;
+        self.dir_dirty = true;
+        Ok(true)
+    }
+
+    fn clean_segment(
+        &mut self,
+        base: i64,
+        latest: &HashMap<Bytes, i64>,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let seg = &self.segments[&base];
+        let drop_tombstones =
+            now_ms.saturating_sub(seg.largest_timestamp()) > self.config.delete_retention_ms;
+        let mut out = Segment::create(&self.dir, base, &self.config, CLEANED_SUFFIX, now_ms)?;
+        let producers = &self.producers;
+        let mut failure: Option<StorageError> = None;
+        let mut changed = false;
+        let end = seg.walk(|pos, b| {
+            if b.is_control() {
+                out.append(b.bytes(), now_ms)?;
+                return Ok(true);
+            }
+            let recs = match batch_records(b) {
+                Ok(r) => r,
+                Err(e) => {
+                    failure = Some(cleaner_err(seg, pos, e));
+                    return Ok(false);
+                }
+            };
+            let n = recs.len();
+            let kept: Vec<Kept> = recs
+                .into_iter()
+                .filter(|r| match &r.key {
+                    Some(k) => {
+                        latest.get(k).is_none_or(|&o| o == r.offset)
+                            && !(drop_tombstones && r.value.is_none())
+                    }
+                    None => true,
+                })
+                .collect();
+            if kept.len() == n {
+                out.append(b.bytes(), now_ms)?;
+                return Ok(true);
+            }
+            changed = true;
+            let keep_empty = b.has_producer_id()
+                && producers
+                    .summary(b.producer_id())
+                    .is_some_and(|s| s.last_offset == b.last_offset());
+            if kept.is_empty() && !keep_empty {
+                return Ok(true);
+            }
+            match rebuild_batch(b, &kept) {
+                Ok(bytes) => out.append(&bytes, now_ms)?,
+                Err(e) => {
+                    failure = Some(cleaner_err(seg, pos, e));
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })?;
+        let bad = match end {
+            WalkEnd::Bad { pos, error } => Some(cleaner_err(seg, pos, error)),
+            _ => None,
+        };
+        if let Some(e) = failure.or(bad) {
+            out.delete_files()?;
+            return Err(e);
+        }
+        if !changed {
+            out.delete_files()?;
+            return Ok(());
+        }
+        out.on_become_inactive()?;
+        out.flush()?;
+        out.change_suffix(SWAP_SUFFIX)?;
+        super::checkpoint::fsync_dir(&self.dir)?;
+        // Swap in: drop the old files, rename the swap into place.
+        let old = self
+            .segments
+            .remove(&base)
+            .expect("segment being cleaned exists");
+        let (old_size, new_size) = (old.size(), out.size());
+        old.delete_files()?;
+        out.change_suffix("")?;
+        super::checkpoint::fsync_dir(&self.dir)?;
+        tracing::info!(partition = %self.tp, base_offset = base, old_size, new_size, "cleaned segment");
+        self.segments.insert(base, out);
+        Ok(())
+    }
+}

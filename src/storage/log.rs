@@ -1,0 +1,907 @@
+//! One partition's log (Kafka's `UnifiedLog` + `LocalLog`): an ordered set of segments,
+//! the log start/end offsets, the recovery point, the leader-epoch cache and the producer
+//! state. Not internally synchronized: the caller wraps it in a `Mutex`.
+//!
+//! `dir` arguments are the PARTITION directory (`<log.dir>/<topic>-<partition>`).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+
+use super::batch::{patch, BatchError, BatchIter, HeaderFields};
+use super::checkpoint::{fsync_dir, write_partition_metadata};
+use super::config::{LogConfig, TimestampType};
+use super::error::{AppendError, IoContext, ReadError, StorageError};
+use super::index_file::remove_if_exists;
+use super::leader_epoch::LeaderEpochCache;
+use super::producer_state::{
+    LeaderCheck, ProducerBatch, ProducerEntrySummary, ProducerStateManager,
+};
+use super::segment::Segment;
+use super::validate::validate_client_batches;
+use super::TopicPartition;
+
+/// ListOffsets special timestamps (Kafka's `ListOffsetsRequest`).
+pub const LATEST_TIMESTAMP: i64 = -1;
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+
+/// Result of a leader append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderAppend {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// -1 unless the topic uses LogAppendTime.
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+    /// An idempotent retry: the offsets are the original ones and nothing was written.
+    pub duplicate: bool,
+    pub record_count: u64,
+}
+
+/// Result of a follower append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerAppend {
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+/// Bytes of whole batches returned by a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    pub records: Bytes,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// A ListOffsets answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampAndOffset {
+    pub timestamp: i64,
+    pub offset: i64,
+    pub leader_epoch: Option<i32>,
+}
+
+fn epoch_opt(e: i32) -> Option<i32> {
+    (e >= 0).then_some(e)
+}
+
+#[derive(Debug)]
+pub struct Log {
+    pub(super) dir: PathBuf,
+    pub(super) tp: TopicPartition,
+    pub(super) config: LogConfig,
+    /// Segments by base offset; the last one is the active segment (never empty map).
+    pub(super) segments: BTreeMap<i64, Segment>,
+    pub(super) log_start_offset: i64,
+    pub(super) next_offset: i64,
+    pub(super) recovery_point: i64,
+    pub(super) epochs: LeaderEpochCache,
+    pub(super) producers: ProducerStateManager,
+    pub(super) topic_id: Option<[u8; 16]>,
+    pub(super) unflushed_messages: u64,
+    pub(super) last_flush_ms: i64,
+    /// Latest `now_ms` seen, for operations whose signature carries no clock.
+    pub(super) last_now_ms: i64,
+    /// Files renamed `.deleted`, removed once their time (ms) has come.
+    pub(super) pending_deletes: Vec<(PathBuf, i64)>,
+    pub(super) dir_dirty: bool,
+    pub(super) closed: bool,
+    /// Offsets below this were compacted by the last cleaning (in memory only: after a
+    /// restart the whole log counts as dirty, which only costs one extra cleaning).
+    pub(super) first_dirty_offset: i64,
+}
+
+impl Log {
+    /// Creates a new empty log in the partition directory `dir` (created if missing).
+    pub fn create(
+        dir: &Path,
+        tp: &TopicPartition,
+        config: LogConfig,
+        topic_id: Option<[u8; 16]>,
+        now_ms: i64,
+    ) -> Result<Log, StorageError> {
+        fs::create_dir_all(dir).ctx(dir)?;
+        for entry in fs::read_dir(dir).ctx(dir)? {
+            let entry = entry.ctx(dir)?;
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .ends_with(super::segment::LOG_EXT)
+            {
+                return Err(StorageError::InvalidArgument(format!(
+                    "cannot create log in {}: it already holds segments",
+                    dir.display()
+                )));
+            }
+        }
+        if let Some(id) = &topic_id {
+            write_partition_metadata(dir, id)?;
+        }
+        let seg = Segment::create(dir, 0, &config, "", now_ms)?;
+        let epochs = LeaderEpochCache::empty(dir);
+        epochs.write()?;
+        let producers = ProducerStateManager::new(dir, 0, config.producer_id_expiration_ms)?;
+        if let Some(parent) = dir.parent() {
+            fsync_dir(parent)?;
+        }
+        fsync_dir(dir)?;
+        let mut segments = BTreeMap::new();
+        segments.insert(0, seg);
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            tp: tp.clone(),
+            config,
+            segments,
+            log_start_offset: 0,
+            next_offset: 0,
+            recovery_point: 0,
+            epochs,
+            producers,
+            topic_id,
+            unflushed_messages: 0,
+            last_flush_ms: now_ms,
+            last_now_ms: now_ms,
+            pending_deletes: Vec::new(),
+            dir_dirty: false,
+            closed: false,
+            first_dirty_offset: 0,
+        })
+    }
+
+    /// Opens an existing log from the partition directory `dir`, recovering everything
+    /// past `recovery_point` (see [`super::recovery`]).
+    pub fn open(
+        dir: &Path,
+        tp: &TopicPartition,
+        config: LogConfig,
+        recovery_point: i64,
+        log_start_offset_hint: i64,
+        had_clean_shutdown: bool,
+        now_ms: i64,
+    ) -> Result<Log, StorageError> {
+        super::recovery::load_log(
+            dir,
+            tp,
+            config,
+            recovery_point,
+            log_start_offset_hint,
+            had_clean_shutdown,
+            now_ms,
+        )
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn topic_id(&self) -> Option<[u8; 16]> {
+        self.topic_id
+    }
+    /// Records the topic id in `partition.metadata`.
+    pub fn set_topic_id(&mut self, id: [u8; 16]) -> Result<(), StorageError> {
+        write_partition_metadata(&self.dir, &id)?;
+        self.topic_id = Some(id);
+        Ok(())
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size()).sum()
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+    /// Base offsets of all segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+    pub fn epoch_entries(&self) -> Vec<(i32, i64)> {
+        self.epochs
+            .entries()
+            .iter()
+            .map(|e| (e.epoch, e.start_offset))
+            .collect()
+    }
+    /// Kafka's `endOffsetForEpoch` (OffsetForLeaderEpoch); `None` = UNDEFINED.
+    pub fn end_offset_for_epoch(&self, requested_epoch: i32) -> Option<(i32, i64)> {
+        self.epochs
+            .end_offset_for(requested_epoch, self.next_offset)
+    }
+    pub fn producer_state(&self, producer_id: i64) -> Option<ProducerEntrySummary> {
+        self.producers.summary(producer_id)
+    }
+
+    pub(super) fn active(&self) -> &Segment {
+        // Invariant: a log always has at least one segment (created/loaded with one,
+        // deletions roll a fresh one before removing the last).
+        self.segments
+            .values()
+            .next_back()
+            .expect("log has an active segment")
+    }
+    pub(super) fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("log has an active segment")
+    }
+
+    fn check_open(&self) -> Result<(), StorageError> {
+        if self.closed {
+            Err(StorageError::Closed(self.tp.to_string()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn touch(&mut self, now_ms: i64) {
+        self.last_now_ms = self.last_now_ms.max(now_ms);
+    }
+
+    /// Applies a new configuration to a live log (AlterConfigs).
+    pub fn set_config(&mut self, config: LogConfig) {
+        for seg in self.segments.values_mut() {
+            seg.set_config(&config);
+        }
+        self.producers
+            .set_expiration_ms(config.producer_id_expiration_ms);
+        self.config = config;
+    }
+
+    /// Appends client batches as the leader: validates (framing, size, CRC, structure),
+    /// checks producer sequences, assigns offsets and the leader epoch in place (and the
+    /// LogAppendTime timestamp if configured), then writes the bytes.
+    pub fn append_as_leader(
+        &mut self,
+        records: &mut BytesMut,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LeaderAppend, AppendError> {
+        self.check_open()?;
+        self.touch(now_ms);
+        let batches = validate_client_batches(records, &self.config)?;
+        if records.len() as u64 > self.config.segment_bytes {
+            return Err(AppendError::RecordListTooLarge {
+                size: records.len(),
+                max: self.config.segment_bytes,
+            });
+        }
+        if let Some(latest) = self.epochs.latest_epoch() {
+            if leader_epoch < latest {
+                return Err(AppendError::FencedLeaderEpoch {
+                    epoch: leader_epoch,
+                    latest,
+                });
+            }
+        }
+        let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
+        // Offsets each batch will get.
+        let mut offset = self.next_offset;
+        let mut producer_batches = Vec::new();
+        let mut max_ts = i64::MIN;
+        let mut record_count = 0u64;
+        for b in &batches {
+            let first = offset;
+            let ts = if log_append_time {
+                now_ms
+            } else {
+                b.max_timestamp
+            };
+            max_ts = max_ts.max(ts);
+            if b.producer_id >= 0 {
+                producer_batches.push(ProducerBatch {
+                    producer_id: b.producer_id,
+                    epoch: b.producer_epoch,
+                    first_seq: b.base_sequence,
+                    last_seq: b.last_sequence,
+                    first_offset: first,
+                    last_offset: first + b.last_offset_delta as i64,
+                    max_timestamp: ts,
+                });
+            }
+            offset = first + b.last_offset_delta as i64 + 1;
+            record_count += b.record_count as u64;
+        }
+        let update = match self.producers.check_leader_append(&producer_batches)? {
+            LeaderCheck::Duplicate(dup) => {
+                return Ok(LeaderAppend {
+                    base_offset: dup.first_offset(),
+                    last_offset: dup.last_offset,
+                    log_append_time_ms: if log_append_time { dup.timestamp } else { -1 },
+                    log_start_offset: self.log_start_offset,
+                    duplicate: true,
+                    record_count: (dup.last_offset - dup.first_offset() + 1) as u64,
+                })
+            }
+            LeaderCheck::Ok(update) => update,
+        };
+        // Patch offsets, epoch and timestamps in place.
+        let base_offset = self.next_offset;
+        let mut next = base_offset;
+        for b in &batches {
+            let bytes = &mut records[b.pos..b.pos + b.size];
+            patch::set_base_offset(bytes, next);
+            patch::set_partition_leader_epoch(bytes, leader_epoch);
+            if log_append_time {
+                patch::set_log_append_time(bytes, now_ms);
+            }
+            next += b.last_offset_delta as i64 + 1;
+        }
+        let last_offset = next - 1;
+        debug_assert_eq!(next, offset, "offsets are contiguous across the append");
+        self.maybe_roll(
+            records.len() as u64,
+            max_ts,
+            base_offset,
+            last_offset,
+            now_ms,
+        )?;
+        self.epochs.assign(leader_epoch, base_offset)?;
+        self.active_mut().append(records, now_ms)?;
+        self.producers.apply(update, next);
+        self.next_offset = next;
+        self.after_append(record_count, now_ms)?;
+        Ok(LeaderAppend {
+            base_offset,
+            last_offset,
+            log_append_time_ms: if log_append_time { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+            record_count,
+        })
+    }
+
+    /// Appends batches replicated from the leader (offsets already assigned). CRCs are
+    /// verified; the first batch must not start below the log end offset (a gap above it
+    /// is allowed, as after compaction on the leader); the epoch cache learns each batch's
+    /// partitionLeaderEpoch and producer state is updated without sequence checks.
+    pub fn append_as_follower(
+        &mut self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<FollowerAppend, AppendError> {
+        self.check_open()?;
+        self.touch(now_ms);
+        if records.is_empty() {
+            return Ok(FollowerAppend {
+                first_offset: self.next_offset,
+                last_offset: self.next_offset - 1,
+            });
+        }
+        let mut first_offset = None;
+        let mut expected_min = self.next_offset;
+        let mut max_ts = i64::MIN;
+        let mut epochs = Vec::new();
+        let mut producer_batches = Vec::new();
+        let mut count = 0u64;
+        for item in BatchIter::new(records) {
+            let (_, b) = item.map_err(|e| match e {
+                BatchError::BadMagic(_) | BatchError::Invalid(_) => {
+                    AppendError::InvalidRecord(e.to_string())
+                }
+                other => AppendError::CorruptMessage(other.to_string()),
+            })?;
+            b.verify_crc()
+                .map_err(|e| AppendError::CorruptMessage(e.to_string()))?;
+            if b.base_offset()
+                .checked_add(b.last_offset_delta() as i64 + 1)
+                .is_none()
+            {
+                return Err(AppendError::InvalidRecord(format!(
+                    "batch offsets overflow: base {} delta {}",
+                    b.base_offset(),
+                    b.last_offset_delta()
+                )));
+            }
+            if b.base_offset() < expected_min || b.last_offset_delta() < 0 {
+                return Err(AppendError::UnexpectedAppendOffset {
+                    expected: expected_min,
+                    found: b.base_offset(),
+                });
+            }
+            first_offset.get_or_insert(b.base_offset());
+            expected_min = b.next_offset();
+            max_ts = max_ts.max(b.max_timestamp());
+            epochs.push((b.partition_leader_epoch(), b.base_offset()));
+            if let Some(pb) = ProducerBatch::from_batch(&b, b.base_offset(), b.max_timestamp()) {
+                producer_batches.push(pb);
+            }
+            count += b.record_count().max(0) as u64;
+        }
+        // Invariant: `records` is non-empty and every iteration either returned an error
+        // or set `first_offset`.
+        let first = first_offset.expect("at least one batch");
+        let last = expected_min - 1;
+        self.maybe_roll(records.len() as u64, max_ts, first, last, now_ms)?;
+        for (epoch, start) in epochs {
+            if epoch >= 0 {
+                self.epochs.assign(epoch, start)?;
+            }
+        }
+        self.active_mut().append(records, now_ms)?;
+        for pb in &producer_batches {
+            self.producers.apply_replicated(pb);
+        }
+        self.next_offset = expected_min;
+        self.producers.update_map_end_offset(self.next_offset);
+        self.after_append(count, now_ms)?;
+        Ok(FollowerAppend {
+            first_offset: first,
+            last_offset: last,
+        })
+    }
+
+    fn after_append(&mut self, records: u64, now_ms: i64) -> Result<(), StorageError> {
+        self.unflushed_messages += records;
+        if self.unflushed_messages >= self.config.flush_interval_messages {
+            self.flush(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Rolls when the active segment cannot take the append (Kafka's `maybeRoll`).
+    fn maybe_roll(
+        &mut self,
+        size: u64,
+        max_ts: i64,
+        first_offset: i64,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let reason = self
+            .active()
+            .should_roll(&self.config, size, max_ts, last_offset, now_ms);
+        if let Some(reason) = reason {
+            tracing::info!(partition = %self.tp, reason, "rolling segment");
+            self.roll(Some(first_offset), now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new active segment at `base` (default: the log end offset), snapshotting
+    /// producer state there (Kafka's `roll`).
+    pub fn roll(&mut self, base: Option<i64>, now_ms: i64) -> Result<(), StorageError> {
+        self.check_open()?;
+        let base = base.unwrap_or(self.next_offset).max(self.next_offset);
+        if self.active().base_offset() == base {
+            // Nothing was written to the active segment since it was created.
+            debug_assert!(self.active().is_empty());
+            return Ok(());
+        }
+        self.active_mut().on_become_inactive()?;
+        self.producers.update_map_end_offset(base);
+        self.producers.take_snapshot()?;
+        let seg = Segment::create(&self.dir, base, &self.config, "", now_ms)?;
+        self.segments.insert(base, seg);
+        self.dir_dirty = true;
+        tracing::info!(partition = %self.tp, base_offset = base, "rolled new log segment");
+        Ok(())
+    }
+
+    /// Kafka's read: starts at the batch containing `fetch_offset`, returns whole batches
+    /// whose last offset is below `max_offset` (exclusive), at most `max_bytes` unless the
+    /// first batch alone is larger and `min_one_batch` is set; may span segments.
+    pub fn read(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadResult, ReadError> {
+        let oor = || ReadError::OffsetOutOfRange {
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.next_offset,
+        };
+        if self.closed {
+            return Err(StorageError::Closed(self.tp.to_string()).into());
+        }
+        if fetch_offset < self.log_start_offset || fetch_offset > self.next_offset {
+            return Err(oor());
+        }
+        let result = |records: Bytes| ReadResult {
+            records,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.next_offset,
+        };
+        if fetch_offset == self.next_offset || fetch_offset >= max_offset {
+            return Ok(result(Bytes::new()));
+        }
+        let Some((&start_base, _)) = self.segments.range(..=fetch_offset).next_back() else {
+            return Err(oor());
+        };
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        let mut remaining = max_bytes;
+        let mut first_segment = true;
+        for seg in self.segments.range(start_base..).map(|(_, s)| s) {
+            let pos = if first_segment {
+                first_segment = false;
+                match seg.translate_offset(fetch_offset)? {
+                    Some((pos, _)) => pos,
+                    None => continue,
+                }
+            } else {
+                0
+            };
+            let nothing_yet = parts.iter().all(|p| p.is_empty());
+            let r = seg.read(pos, remaining, max_offset, min_one_batch && nothing_yet)?;
+            remaining = remaining.saturating_sub(r.data.len());
+            let hit_limit = r.hit_limit;
+            if !r.data.is_empty() {
+                parts.push(r.data);
+            }
+            if hit_limit {
+                break;
+            }
+        }
+        // One segment (the common case) hands its buffer over without another copy.
+        let records = if parts.len() == 1 {
+            Bytes::from(parts.pop().unwrap_or_default())
+        } else {
+            Bytes::from(parts.concat())
+        };
+        Ok(result(records))
+    }
+
+    /// ListOffsets by timestamp: the first record with timestamp >= `target_ts` (decoding
+    /// the one batch needed). Also answers the special targets: -2 (earliest), -4
+    /// (earliest local), -1 (latest: the log end offset; the caller caps it at the high
+    /// watermark / LSO) and -3 (max timestamp).
+    pub fn fetch_offset_by_timestamp(
+        &self,
+        target_ts: i64,
+    ) -> Result<Option<TimestampAndOffset>, StorageError> {
+        self.check_open()?;
+        match target_ts {
+            EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
+                return Ok(Some(TimestampAndOffset {
+                    timestamp: -1,
+                    offset: self.log_start_offset,
+                    leader_epoch: self.epochs.epoch_for_offset(self.log_start_offset),
+                }))
+            }
+            LATEST_TIMESTAMP => {
+                return Ok(Some(TimestampAndOffset {
+                    timestamp: -1,
+                    offset: self.next_offset,
+                    leader_epoch: self.epochs.latest_epoch(),
+                }))
+            }
+            MAX_TIMESTAMP => return Ok(self.max_timestamp_and_offset()),
+            t if t < 0 => {
+                return Err(StorageError::InvalidArgument(format!(
+                    "unsupported timestamp target {t}"
+                )))
+            }
+            _ => {}
+        }
+        for seg in self.segments.values() {
+            if seg.max_timestamp() < target_ts || seg.next_offset() <= self.log_start_offset {
+                continue;
+            }
+            if let Some((ts, off, epoch)) =
+                seg.find_offset_by_timestamp(target_ts, self.log_start_offset)?
+            {
+                return Ok(Some(TimestampAndOffset {
+                    timestamp: ts,
+                    offset: off,
+                    leader_epoch: epoch_opt(epoch),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP (KIP-734): the record with the largest timestamp (first
+    /// such offset). `None` for an empty log. A batch that cannot be decoded answers with
+    /// the batch-level (timestamp, last offset) Kafka keeps in its time index.
+    pub fn max_timestamp_and_offset(&self) -> Option<TimestampAndOffset> {
+        let mut best: Option<&Segment> = None;
+        for seg in self.segments.values() {
+            if seg.size() > 0
+                && seg.max_timestamp() >= 0
+                && best.is_none_or(|b| seg.max_timestamp() > b.max_timestamp())
+            {
+                best = Some(seg);
+            }
+        }
+        let seg = best?;
+        match seg.max_timestamp_record() {
+            Ok(Some((ts, off, epoch))) => Some(TimestampAndOffset {
+                timestamp: ts,
+                offset: off,
+                leader_epoch: epoch_opt(epoch),
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(partition = %self.tp, error = %e, "max timestamp lookup fell back to the index");
+                Some(TimestampAndOffset {
+                    timestamp: seg.max_timestamp(),
+                    offset: seg.offset_of_max_timestamp(),
+                    leader_epoch: self.epochs.epoch_for_offset(seg.offset_of_max_timestamp()),
+                })
+            }
+        }
+    }
+
+    /// Kafka's `truncateTo`: removes everything at or above `offset` (the batch containing
+    /// it included). The log end offset becomes `offset`. Followers use this.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
+        self.check_open()?;
+        if offset < 0 {
+            return Err(StorageError::InvalidArgument(format!(
+                "cannot truncate to {offset}"
+            )));
+        }
+        if offset >= self.next_offset {
+            return Ok(());
+        }
+        let first_base = *self.segments.keys().next().expect("log has segments");
+        if first_base > offset {
+            return self.truncate_fully_and_start_at(offset);
+        }
+        tracing::info!(partition = %self.tp, offset, log_end_offset = self.next_offset, "truncating log");
+        let now = self.last_now_ms;
+        let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(&b, _)| b).collect();
+        for base in doomed {
+            if let Some(seg) = self.segments.remove(&base) {
+                seg.delete_files()?;
+            }
+        }
+        self.active_mut().truncate_to(offset, now)?;
+        self.next_offset = offset;
+        self.log_start_offset = self.log_start_offset.min(offset);
+        self.recovery_point = self.recovery_point.min(offset);
+        self.epochs.truncate_from_end(offset)?;
+        self.rebuild_producer_state(i64::MIN)?;
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Deletes all data and restarts the log empty at `offset` (log start = end = offset).
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
+        self.check_open()?;
+        if offset < 0 {
+            return Err(StorageError::InvalidArgument(format!(
+                "cannot start log at {offset}"
+            )));
+        }
+        tracing::info!(partition = %self.tp, offset, "truncating log fully");
+        for (_, seg) in std::mem::take(&mut self.segments) {
+            seg.delete_files()?;
+        }
+        let seg = Segment::create(&self.dir, offset, &self.config, "", self.last_now_ms)?;
+        self.segments.insert(offset, seg);
+        self.next_offset = offset;
+        self.log_start_offset = offset;
+        self.recovery_point = offset;
+        self.epochs.clear()?;
+        self.producers.truncate_fully_and_start_at(offset)?;
+        self.unflushed_messages = 0;
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Reloads producer state from the newest snapshot <= log end offset and replays the
+    /// batch headers after it (Kafka's `rebuildProducerState`).
+    pub(super) fn rebuild_producer_state(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        let end = self.next_offset;
+        let from = self
+            .producers
+            .reload_from_snapshot(end, self.log_start_offset, now_ms)?;
+        let mut batches = Vec::new();
+        for seg in self.segments.values() {
+            if seg.next_offset() <= from || seg.base_offset() >= end {
+                continue;
+            }
+            let start = if seg.base_offset() >= from {
+                0
+            } else {
+                match seg.translate_offset(from)? {
+                    Some((pos, _)) => pos,
+                    None => continue,
+                }
+            };
+            seg.headers_from(start).for_each(|_, h| {
+                if h.last_offset() >= from && h.base_offset() < end {
+                    if let Some(pb) =
+                        ProducerBatch::from_batch(h, h.base_offset(), h.max_timestamp())
+                    {
+                        batches.push(pb);
+                    }
+                }
+            })?;
+        }
+        for pb in &batches {
+            self.producers.apply_replicated(pb);
+        }
+        self.producers.update_map_end_offset(end);
+        if now_ms != i64::MIN {
+            self.producers.remove_expired(now_ms);
+        }
+        Ok(())
+    }
+
+    /// DeleteRecords: moves the log start offset forward (never beyond the log end
+    /// offset; the caller checks the high watermark) and deletes segments wholly below it.
+    pub fn increment_log_start_offset(&mut self, new_start: i64) -> Result<(), StorageError> {
+        self.check_open()?;
+        if new_start > self.next_offset {
+            return Err(StorageError::OffsetOutOfRange {
+                offset: new_start,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.next_offset,
+            });
+        }
+        if new_start <= self.log_start_offset {
+            return Ok(());
+        }
+        tracing::info!(partition = %self.tp, new_start, "incrementing log start offset");
+        self.log_start_offset = new_start;
+        self.epochs.truncate_from_start(new_start)?;
+        let now = self.last_now_ms;
+        self.delete_log_start_breached_segments(now)?;
+        Ok(())
+    }
+
+    /// The leader became leader at `epoch` starting at `start_offset` (normally the log
+    /// end offset). Epochs may not go backwards.
+    pub fn assign_epoch_start_offset(
+        &mut self,
+        epoch: i32,
+        start_offset: i64,
+    ) -> Result<(), StorageError> {
+        self.check_open()?;
+        if epoch < 0 || start_offset < 0 || start_offset > self.next_offset {
+            return Err(StorageError::InvalidArgument(format!(
+                "epoch {epoch} start offset {start_offset} (log end offset {})",
+                self.next_offset
+            )));
+        }
+        if let Some(latest) = self.epochs.latest_entry() {
+            if epoch < latest.epoch {
+                return Err(StorageError::InvalidArgument(format!(
+                    "leader epoch {epoch} is older than the cached latest epoch {}",
+                    latest.epoch
+                )));
+            }
+        }
+        self.epochs.assign(epoch, start_offset)?;
+        Ok(())
+    }
+
+    /// fsyncs all segments with unflushed data (and the directory when files were created
+    /// or removed) and advances the recovery point to the log end offset.
+    pub fn flush(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        self.check_open()?;
+        self.touch(now_ms);
+        for seg in self.segments.values_mut() {
+            if seg.base_offset() >= self.recovery_point || seg.is_dirty() {
+                seg.flush()?;
+            }
+        }
+        if self.dir_dirty {
+            fsync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        self.recovery_point = self.next_offset;
+        self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms;
+        Ok(())
+    }
+
+    /// Honours flush.messages / flush.ms; also flushes rolled segments that were not yet
+    /// flushed (Kafka flushes a segment when it is rolled) and removes files whose
+    /// file.delete.delay.ms has passed.
+    pub fn maybe_flush(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        self.check_open()?;
+        self.touch(now_ms);
+        self.process_pending_deletes(now_ms, false)?;
+        let dirty = self.recovery_point < self.next_offset || self.unflushed_messages > 0;
+        let by_count = self.unflushed_messages >= self.config.flush_interval_messages;
+        let by_time = now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_interval_ms;
+        if dirty && (by_count || by_time) {
+            return self.flush(now_ms);
+        }
+        let active_base = self.active().base_offset();
+        if self.recovery_point < active_base {
+            for seg in self.segments.range_mut(..active_base).map(|(_, s)| s) {
+                seg.flush()?;
+            }
+            if self.dir_dirty {
+                fsync_dir(&self.dir)?;
+                self.dir_dirty = false;
+            }
+            self.recovery_point = active_base;
+        }
+        Ok(())
+    }
+
+    /// Removes `.deleted` files that are due (or all of them when `all`).
+    pub(super) fn process_pending_deletes(
+        &mut self,
+        now_ms: i64,
+        all: bool,
+    ) -> Result<(), StorageError> {
+        let mut keep = Vec::new();
+        for (path, due) in std::mem::take(&mut self.pending_deletes) {
+            if all || now_ms >= due {
+                remove_if_exists(&path)?;
+            } else {
+                keep.push((path, due));
+            }
+        }
+        self.pending_deletes = keep;
+        Ok(())
+    }
+
+    /// Drops producers idle longer than producer.id.expiration.ms.
+    pub fn remove_expired_producers(&mut self, now_ms: i64) -> usize {
+        self.touch(now_ms);
+        self.producers.remove_expired(now_ms)
+    }
+
+    /// Clean shutdown of this log, usable through a `Mutex`: flush, final time-index
+    /// entry, producer snapshot at the log end offset, epoch checkpoint, pending deletes.
+    pub fn close_in_place(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.active_mut().on_become_inactive()?;
+        self.flush(now_ms)?;
+        self.producers.update_map_end_offset(self.next_offset);
+        self.producers.take_snapshot()?;
+        self.epochs.write()?;
+        self.process_pending_deletes(now_ms, true)?;
+        fsync_dir(&self.dir)?;
+        self.closed = true;
+        Ok(())
+    }
+
+    /// Flushes, snapshots producer state and closes the log.
+    pub fn close(mut self, now_ms: i64) -> Result<(), StorageError> {
+        self.close_in_place(now_ms)
+    }
+
+    /// Removes the partition directory (topic deletion), usable through a `Mutex`.
+    pub fn delete_in_place(&mut self) -> Result<(), StorageError> {
+        self.closed = true;
+        self.segments.clear();
+        self.pending_deletes.clear();
+        match fs::remove_dir_all(&self.dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(&self.dir, e)),
+        }
+        if let Some(parent) = self.dir.parent() {
+            fsync_dir(parent)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the partition directory (topic deletion).
+    pub fn delete(mut self) -> Result<(), StorageError> {
+        self.delete_in_place()
+    }
+}

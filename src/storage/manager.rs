@@ -1,0 +1,397 @@
+//! The log directories of a broker (Kafka's `LogManager`): locks each directory, discovers
+//! and recovers partition directories (a partition that cannot load is reported offline,
+//! the others load), creates logs in the directory with the fewest partitions, writes the
+//! log-dir level checkpoints and the clean-shutdown marker, and runs retention, flushing
+//! and cleaning when the broker's timers call it. Internally synchronized; share it in an
+//! `Arc`. Locking order: the manager's own lock is never held while a log is locked.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::checkpoint::{
+    atomic_write, fsync_dir, OffsetCheckpointFile, CLEAN_SHUTDOWN_FILE,
+    LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE,
+};
+use super::config::LogConfig;
+use super::error::{IoContext, StorageError};
+use super::log::Log;
+use super::TopicPartition;
+
+/// Name of the per-directory lock file (held with an exclusive advisory lock).
+pub const LOCK_FILE: &str = ".lock";
+/// Suffix Kafka gives a partition directory pending deletion.
+pub const DELETE_DIR_SUFFIX: &str = "-delete";
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the data usable (every mutation of the
+    // manager's state is a single insert/remove), so recover from poisoning.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Debug)]
+struct Entry {
+    dir_idx: usize,
+    log: Arc<Mutex<Log>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    logs: HashMap<TopicPartition, Entry>,
+    offline: BTreeMap<TopicPartition, (usize, String)>,
+    shut_down: bool,
+}
+
+#[derive(Debug)]
+pub struct LogManager {
+    dirs: Vec<PathBuf>,
+    locks: Mutex<Vec<Option<File>>>,
+    state: Mutex<State>,
+}
+
+impl LogManager {
+    /// Opens the log directories, loading every partition with `LogConfig::default()`
+    /// (call `Log::set_config` once topic configs are known).
+    pub fn open(log_dirs: &[PathBuf], now_ms: i64) -> Result<LogManager, StorageError> {
+        Self::open_with_config(log_dirs, |_| LogConfig::default(), now_ms)
+    }
+
+    /// Opens the log directories, loading each partition with `config_for(tp)`.
+    pub fn open_with_config(
+        log_dirs: &[PathBuf],
+        config_for: impl Fn(&TopicPartition) -> LogConfig,
+        now_ms: i64,
+    ) -> Result<LogManager, StorageError> {
+        if log_dirs.is_empty() {
+            return Err(StorageError::InvalidArgument(
+                "no log directories given".into(),
+            ));
+        }
+        let mut locks = Vec::new();
+        for dir in log_dirs {
+            fs::create_dir_all(dir).ctx(dir)?;
+            let lock_path = dir.join(LOCK_FILE);
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&lock_path)
+                .ctx(&lock_path)?;
+            match f.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(StorageError::DirLocked(dir.clone()))
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(StorageError::io(&lock_path, e)),
+            }
+            locks.push(Some(f));
+        }
+        let mut state = State::default();
+        for (idx, dir) in log_dirs.iter().enumerate() {
+            load_dir(idx, dir, &config_for, now_ms, &mut state)?;
+        }
+        Ok(LogManager {
+            dirs: log_dirs.to_vec(),
+            locks: Mutex::new(locks),
+            state: Mutex::new(state),
+        })
+    }
+
+    pub fn log_dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// The log directory holding `tp`.
+    pub fn log_dir_of(&self, tp: &TopicPartition) -> Option<PathBuf> {
+        let st = lock(&self.state);
+        st.logs.get(tp).map(|e| self.dirs[e.dir_idx].clone())
+    }
+
+    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<Mutex<Log>>> {
+        lock(&self.state).logs.get(tp).map(|e| e.log.clone())
+    }
+
+    /// The existing log, or a new one in the directory with the fewest partitions.
+    pub fn get_or_create(
+        &self,
+        tp: &TopicPartition,
+        config: LogConfig,
+        topic_id: Option<[u8; 16]>,
+        now_ms: i64,
+    ) -> Result<Arc<Mutex<Log>>, StorageError> {
+        let mut st = lock(&self.state);
+        if st.shut_down {
+            return Err(StorageError::Closed("log manager".into()));
+        }
+        if let Some(e) = st.logs.get(tp) {
+            return Ok(e.log.clone());
+        }
+        if let Some((_, why)) = st.offline.get(tp) {
+            return Err(StorageError::InvalidArgument(format!(
+                "partition {tp} is offline: {why}"
+            )));
+        }
+        let mut counts = vec![0usize; self.dirs.len()];
+        for e in st.logs.values() {
+            counts[e.dir_idx] += 1;
+        }
+        let dir_idx = (0..self.dirs.len()).min_by_key(|&i| counts[i]).unwrap_or(0);
+        let path = self.dirs[dir_idx].join(tp.dir_name());
+        let log = Log::create(&path, tp, config, topic_id, now_ms)?;
+        tracing::info!(partition = %tp, dir = %self.dirs[dir_idx].display(), "created log");
+        let log = Arc::new(Mutex::new(log));
+        st.logs.insert(
+            tp.clone(),
+            Entry {
+                dir_idx,
+                log: log.clone(),
+            },
+        );
+        Ok(log)
+    }
+
+    pub fn all(&self) -> Vec<(TopicPartition, Arc<Mutex<Log>>)> {
+        let st = lock(&self.state);
+        let mut v: Vec<_> = st
+            .logs
+            .iter()
+            .map(|(tp, e)| (tp.clone(), e.log.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn all_with_dirs(&self) -> Vec<(TopicPartition, usize, Arc<Mutex<Log>>)> {
+        let st = lock(&self.state);
+        st.logs
+            .iter()
+            .map(|(tp, e)| (tp.clone(), e.dir_idx, e.log.clone()))
+            .collect()
+    }
+
+    /// Deletes a partition's data from disk (also an offline partition's directory).
+    pub fn delete(&self, tp: &TopicPartition) -> Result<(), StorageError> {
+        let (entry, offline) = {
+            let mut st = lock(&self.state);
+            (st.logs.remove(tp), st.offline.remove(tp))
+        };
+        if let Some(e) = entry {
+            lock(&e.log).delete_in_place()?;
+            tracing::info!(partition = %tp, "deleted log");
+        } else if let Some((idx, _)) = offline {
+            let path = self.dirs[idx].join(tp.dir_name());
+            match fs::remove_dir_all(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(&path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Partitions that failed to load, with the reason.
+    pub fn offline_partitions(&self) -> Vec<(TopicPartition, String)> {
+        lock(&self.state)
+            .offline
+            .iter()
+            .map(|(tp, (_, why))| (tp.clone(), why.clone()))
+            .collect()
+    }
+
+    fn write_offset_checkpoint(
+        &self,
+        file: &str,
+        value: impl Fn(&Log) -> i64,
+    ) -> Result<(), StorageError> {
+        let mut per_dir: Vec<BTreeMap<TopicPartition, i64>> =
+            vec![BTreeMap::new(); self.dirs.len()];
+        for (tp, idx, log) in self.all_with_dirs() {
+            let log = lock(&log);
+            if !log.dir().exists() {
+                continue;
+            }
+            per_dir[idx].insert(tp, value(&log));
+        }
+        for (dir, map) in self.dirs.iter().zip(per_dir) {
+            OffsetCheckpointFile::new(dir.join(file)).write(&map)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `recovery-point-offset-checkpoint` in every log directory.
+    pub fn checkpoint_recovery_points(&self) -> Result<(), StorageError> {
+        self.write_offset_checkpoint(RECOVERY_POINT_CHECKPOINT_FILE, |l| l.recovery_point())
+    }
+
+    /// Writes `log-start-offset-checkpoint` in every log directory.
+    pub fn checkpoint_log_start_offsets(&self) -> Result<(), StorageError> {
+        self.write_offset_checkpoint(LOG_START_OFFSET_CHECKPOINT_FILE, |l| l.log_start_offset())
+    }
+
+    /// Applies retention to every log; `max_deletable(tp)` is the partition's high
+    /// watermark. Also expires idle producers. Returns the number of deleted segments.
+    pub fn run_retention(
+        &self,
+        now_ms: i64,
+        max_deletable: impl Fn(&TopicPartition) -> i64,
+    ) -> usize {
+        let mut total = 0;
+        for (tp, log) in self.all() {
+            let mut log = lock(&log);
+            if log.is_closed() {
+                continue;
+            }
+            log.remove_expired_producers(now_ms);
+            match log.delete_expired_segments(now_ms, max_deletable(&tp)) {
+                Ok(n) => total += n,
+                Err(e) => tracing::error!(partition = %tp, error = %e, "retention failed"),
+            }
+        }
+        total
+    }
+
+    /// Flushes logs whose flush.ms / flush.messages is due and rolled segments not yet
+    /// flushed; removes deleted files whose delay has passed.
+    pub fn flush_due(&self, now_ms: i64) {
+        for (tp, log) in self.all() {
+            let mut log = lock(&log);
+            if log.is_closed() {
+                continue;
+            }
+            if let Err(e) = log.maybe_flush(now_ms) {
+                tracing::error!(partition = %tp, error = %e, "flush failed");
+            }
+        }
+    }
+
+    /// Compacts logs with cleanup.policy=compact whose dirty ratio is high enough,
+    /// cleaning only inactive segments. Prefer [`LogManager::run_cleaner_bounded`] with the
+    /// high watermark so unreplicated data is never compacted away.
+    pub fn run_cleaner(&self, now_ms: i64) {
+        self.run_cleaner_bounded(now_ms, |_| i64::MAX)
+    }
+
+    /// Like `run_cleaner`, but only segments wholly below `max_cleanable(tp)` (the high
+    /// watermark) are cleaned.
+    pub fn run_cleaner_bounded(&self, now_ms: i64, max_cleanable: impl Fn(&TopicPartition) -> i64) {
+        for (tp, log) in self.all() {
+            let mut log = lock(&log);
+            if log.is_closed() || !log.config().cleanup_policy.compacts() {
+                continue;
+            }
+            if let Err(e) = log.clean(now_ms, max_cleanable(&tp)) {
+                tracing::error!(partition = %tp, error = %e, "log cleaning failed");
+            }
+        }
+    }
+
+    /// Closes every log, writes both checkpoints and, in each directory whose logs all
+    /// closed cleanly, the clean-shutdown marker; then releases the directory locks.
+    pub fn shutdown(&self, now_ms: i64) -> Result<(), StorageError> {
+        lock(&self.state).shut_down = true;
+        let mut first_err = None;
+        let mut dir_ok = vec![true; self.dirs.len()];
+        for (tp, idx, log) in self.all_with_dirs() {
+            if let Err(e) = lock(&log).close_in_place(now_ms) {
+                tracing::error!(partition = %tp, error = %e, "failed to close log");
+                dir_ok[idx] = false;
+                first_err.get_or_insert(e);
+            }
+        }
+        self.checkpoint_recovery_points()?;
+        self.checkpoint_log_start_offsets()?;
+        for (dir, ok) in self.dirs.iter().zip(dir_ok) {
+            if ok {
+                atomic_write(
+                    &dir.join(CLEAN_SHUTDOWN_FILE),
+                    br#"{"version":0,"broker_epoch":-1}"#,
+                )?;
+            }
+        }
+        for l in lock(&self.locks).iter_mut() {
+            *l = None;
+        }
+        tracing::info!("log manager shut down");
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Loads one log directory into `state`.
+fn load_dir(
+    idx: usize,
+    dir: &Path,
+    config_for: &impl Fn(&TopicPartition) -> LogConfig,
+    now_ms: i64,
+    state: &mut State,
+) -> Result<(), StorageError> {
+    let read_cp = |name: &str| match OffsetCheckpointFile::new(dir.join(name)).read() {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "unreadable checkpoint; recovering all logs in this directory");
+            BTreeMap::new()
+        }
+    };
+    let recovery_points = read_cp(RECOVERY_POINT_CHECKPOINT_FILE);
+    let log_starts = read_cp(LOG_START_OFFSET_CHECKPOINT_FILE);
+    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+    let clean = marker.exists();
+    if clean {
+        // Consumed: a crash from now on must be detected at the next start.
+        fs::remove_file(&marker).ctx(&marker)?;
+        fsync_dir(dir)?;
+    }
+    tracing::info!(dir = %dir.display(), clean_shutdown = clean, "loading log directory");
+    let mut entries: Vec<(String, PathBuf)> = Vec::new();
+    for entry in fs::read_dir(dir).ctx(dir)? {
+        let entry = entry.ctx(dir)?;
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        entries.push((name, path));
+    }
+    entries.sort();
+    for (name, path) in entries {
+        if name.ends_with(DELETE_DIR_SUFFIX) {
+            tracing::info!(dir = %path.display(), "removing partition directory pending deletion");
+            fs::remove_dir_all(&path).ctx(&path)?;
+            continue;
+        }
+        let Some(tp) = TopicPartition::from_dir_name(&name) else {
+            tracing::warn!(dir = %path.display(), "ignoring directory that is not a partition");
+            continue;
+        };
+        if state.logs.contains_key(&tp) || state.offline.contains_key(&tp) {
+            let why = format!("duplicate log directory for {tp} at {}", path.display());
+            tracing::error!("{why}");
+            state.offline.insert(tp, (idx, why));
+            continue;
+        }
+        let rp = recovery_points.get(&tp).copied().unwrap_or(0);
+        let ls = log_starts.get(&tp).copied().unwrap_or(0);
+        match Log::open(&path, &tp, config_for(&tp), rp, ls, clean, now_ms) {
+            Ok(log) => {
+                state.logs.insert(
+                    tp,
+                    Entry {
+                        dir_idx: idx,
+                        log: Arc::new(Mutex::new(log)),
+                    },
+                );
+            }
+            Err(e) => {
+                tracing::error!(partition = %tp, error = %e, "partition could not be loaded; marking it offline");
+                state.offline.insert(tp, (idx, e.to_string()));
+            }
+        }
+    }
+    Ok(())
+}

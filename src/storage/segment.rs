@@ -1,0 +1,1062 @@
+//! One log segment (Kafka's `LogSegment`): `NNNNNNNNNNNNNNNNNNNN.log` holding record batches
+//! exactly as on the wire, plus its sparse `.index` and `.timeindex`. Reads use positioned
+//! reads (`pread`), appends positioned writes at the tracked end.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::batch::{
+    batch_size_from_prefix, last_offset_from_prefix, Batch, BatchError, BatchHeader, BatchIter,
+    HeaderFields, BATCH_HEADER_SIZE, LAST_OFFSET_PREFIX, LOG_OVERHEAD,
+};
+use super::config::LogConfig;
+use super::error::{IoContext, StorageError};
+use super::index_file::remove_if_exists;
+use super::offset_index::OffsetIndex;
+use super::time_index::TimeIndex;
+
+pub const LOG_EXT: &str = ".log";
+pub const INDEX_EXT: &str = ".index";
+pub const TIME_INDEX_EXT: &str = ".timeindex";
+pub const DELETED_SUFFIX: &str = ".deleted";
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+pub const SWAP_SUFFIX: &str = ".swap";
+
+/// Sequential reads during recovery and scans use chunks of this size.
+const SCAN_CHUNK: usize = 1 << 20;
+/// Header scans (translate offset, tail loads) read this much at a time.
+const HEADER_CHUNK: usize = 16 * 1024;
+
+/// `<dir>/<20-digit base><ext><suffix>`.
+pub fn segment_file(dir: &Path, base_offset: i64, ext: &str, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}{ext}{suffix}"))
+}
+
+/// Parses `NNNNNNNNNNNNNNNNNNNN.<ext><suffix>` into the base offset.
+pub fn parse_segment_file(name: &str, ext: &str, suffix: &str) -> Option<i64> {
+    let stem = name.strip_suffix(suffix)?.strip_suffix(ext)?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok().filter(|&o: &i64| o >= 0)
+}
+
+fn corrupt(path: &Path, pos: u64, e: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("{} at position {pos}: {e}", path.display()))
+}
+
+/// How a walk over a segment's batches ended.
+#[derive(Debug)]
+pub enum WalkEnd {
+    /// Every byte up to the end was a complete batch.
+    Complete,
+    /// The callback asked to stop at this batch position.
+    Stopped(u64),
+    /// The bytes at `pos` are not a complete batch.
+    Bad { pos: u64, error: BatchError },
+}
+
+/// Walks complete batches of `file` from `start` to `end` with large sequential reads,
+/// calling `f(position, batch)`; `f` returns `Ok(false)` to stop. CRCs are not checked here.
+pub fn walk_batches(
+    file: &File,
+    path: &Path,
+    start: u64,
+    end: u64,
+    mut f: impl FnMut(u64, &Batch<'_>) -> Result<bool, StorageError>,
+) -> Result<WalkEnd, StorageError> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_start = start;
+    let mut pos = start;
+    while pos < end {
+        let avail = end - pos;
+        // Make sure the buffer holds at least the size prefix of the batch at `pos`.
+        let in_buf = |buf: &Vec<u8>, buf_start: u64, pos: u64| {
+            (buf_start + buf.len() as u64).saturating_sub(pos)
+        };
+        if in_buf(&buf, buf_start, pos) < LOG_OVERHEAD as u64 {
+            let n = (SCAN_CHUNK as u64).min(avail) as usize;
+            buf.resize(n, 0);
+            file.read_exact_at(&mut buf, pos).ctx(path)?;
+            buf_start = pos;
+        }
+        let off = (pos - buf_start) as usize;
+        let size = match batch_size_from_prefix(&buf[off..]) {
+            Ok(s) => s as u64,
+            Err(error) => return Ok(WalkEnd::Bad { pos, error }),
+        };
+        if size > avail {
+            return Ok(WalkEnd::Bad {
+                pos,
+                error: BatchError::Truncated {
+                    needed: size as usize,
+                    available: avail as usize,
+                },
+            });
+        }
+        if in_buf(&buf, buf_start, pos) < size {
+            let n = size.max(SCAN_CHUNK as u64).min(avail) as usize;
+            buf.resize(n, 0);
+            file.read_exact_at(&mut buf, pos).ctx(path)?;
+            buf_start = pos;
+        }
+        let off = (pos - buf_start) as usize;
+        let batch = match Batch::parse(&buf[off..off + size as usize]) {
+            Ok(b) => b,
+            Err(error) => return Ok(WalkEnd::Bad { pos, error }),
+        };
+        if !f(pos, &batch)? {
+            return Ok(WalkEnd::Stopped(pos));
+        }
+        pos += size;
+    }
+    Ok(WalkEnd::Complete)
+}
+
+/// Reads batch headers one after another (no CRC check), in small chunks.
+pub struct HeaderScanner<'a> {
+    file: &'a File,
+    path: &'a Path,
+    end: u64,
+    pos: u64,
+    buf: Vec<u8>,
+    buf_start: u64,
+}
+
+impl<'a> HeaderScanner<'a> {
+    fn new(file: &'a File, path: &'a Path, start: u64, end: u64) -> Self {
+        HeaderScanner {
+            file,
+            path,
+            end,
+            pos: start,
+            buf: Vec::new(),
+            buf_start: start,
+        }
+    }
+
+    /// The next `(position, header)`, or `None` at the end. Malformed bytes are `Corrupt`.
+    pub fn next_header(&mut self) -> Result<Option<(u64, BatchHeader)>, StorageError> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let avail = self.end - self.pos;
+        let need = (BATCH_HEADER_SIZE as u64).min(avail);
+        let buf_end = self.buf_start + self.buf.len() as u64;
+        if self.pos < self.buf_start || self.pos + need > buf_end {
+            let n = (HEADER_CHUNK as u64).min(avail) as usize;
+            self.buf.resize(n, 0);
+            self.file
+                .read_exact_at(&mut self.buf, self.pos)
+                .ctx(self.path)?;
+            self.buf_start = self.pos;
+        }
+        let off = (self.pos - self.buf_start) as usize;
+        let hdr =
+            BatchHeader::parse(&self.buf[off..]).map_err(|e| corrupt(self.path, self.pos, e))?;
+        let size = hdr.size() as u64;
+        if size > avail {
+            return Err(corrupt(
+                self.path,
+                self.pos,
+                BatchError::Truncated {
+                    needed: size as usize,
+                    available: avail as usize,
+                },
+            ));
+        }
+        let at = self.pos;
+        self.pos += size;
+        Ok(Some((at, hdr)))
+    }
+}
+
+/// Bytes read from one segment by a fetch.
+#[derive(Debug)]
+pub struct SegmentRead {
+    pub data: Vec<u8>,
+    /// True when the read stopped because of `max_bytes` or `max_offset` (the caller must
+    /// not continue with the next segment); false when the segment was exhausted.
+    pub hit_limit: bool,
+}
+
+/// Outcome of rebuilding a segment from its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct RecoverOutcome {
+    pub valid_bytes: u64,
+    pub truncated_bytes: u64,
+}
+
+#[derive(Debug)]
+pub struct Segment {
+    base_offset: i64,
+    dir: PathBuf,
+    suffix: String,
+    file: File,
+    size: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    /// Offset after the last batch in this segment (base offset when empty).
+    next_offset: i64,
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    bytes_since_last_index_entry: u64,
+    /// Max timestamp of the first batch (Kafka's `rollingBasedTimestamp`).
+    rolling_based_timestamp: Option<i64>,
+    created_ms: i64,
+    last_modified_ms: i64,
+    index_interval_bytes: u64,
+    dirty: bool,
+}
+
+impl Segment {
+    fn log_path_for(dir: &Path, base: i64, suffix: &str) -> PathBuf {
+        segment_file(dir, base, LOG_EXT, suffix)
+    }
+
+    /// Creates a new empty segment (existing files at that base are truncated).
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        suffix: &str,
+        now_ms: i64,
+    ) -> Result<Segment, StorageError> {
+        let log_path = Self::log_path_for(dir, base_offset, suffix);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)
+            .ctx(&log_path)?;
+        for ext in [INDEX_EXT, TIME_INDEX_EXT] {
+            let p = segment_file(dir, base_offset, ext, suffix);
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&p)
+                .ctx(&p)?;
+        }
+        Self::assemble(dir, base_offset, config, suffix, file, 0, now_ms)
+    }
+
+    /// Opens an existing segment's files (indexes created empty if missing). Returns the
+    /// segment and whether its index files were missing or unreadable (then the caller
+    /// must `recover` it). In-memory tail state is NOT loaded: call `load_tail_state` or
+    /// `recover`.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        suffix: &str,
+        now_ms: i64,
+    ) -> Result<(Segment, bool), StorageError> {
+        let log_path = Self::log_path_for(dir, base_offset, suffix);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .ctx(&log_path)?;
+        let meta = file.metadata().ctx(&log_path)?;
+        let size = meta.len();
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(now_ms, |d| d.as_millis() as i64);
+        let mut needs_rebuild = false;
+        for ext in [INDEX_EXT, TIME_INDEX_EXT] {
+            let p = segment_file(dir, base_offset, ext, suffix);
+            if !p.exists() {
+                needs_rebuild = true;
+            }
+        }
+        let seg = match Self::assemble(dir, base_offset, config, suffix, file, size, now_ms) {
+            Ok(s) => s,
+            Err(StorageError::Corrupt(why)) => {
+                tracing::warn!(%why, "unreadable index; rebuilding");
+                for ext in [INDEX_EXT, TIME_INDEX_EXT] {
+                    remove_if_exists(&segment_file(dir, base_offset, ext, suffix))?;
+                }
+                needs_rebuild = true;
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&log_path)
+                    .ctx(&log_path)?;
+                Self::assemble(dir, base_offset, config, suffix, file, size, now_ms)?
+            }
+            Err(e) => return Err(e),
+        };
+        let mut seg = seg;
+        seg.last_modified_ms = mtime;
+        Ok((seg, needs_rebuild))
+    }
+
+    fn assemble(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        suffix: &str,
+        file: File,
+        size: u64,
+        now_ms: i64,
+    ) -> Result<Segment, StorageError> {
+        let offset_index = OffsetIndex::open(
+            &segment_file(dir, base_offset, INDEX_EXT, suffix),
+            base_offset,
+            config.max_offset_index_entries(),
+        )?;
+        let time_index = TimeIndex::open(
+            &segment_file(dir, base_offset, TIME_INDEX_EXT, suffix),
+            base_offset,
+            config.max_time_index_entries(),
+        )?;
+        Ok(Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            suffix: suffix.to_string(),
+            file,
+            size,
+            offset_index,
+            time_index,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            bytes_since_last_index_entry: size,
+            rolling_based_timestamp: None,
+            created_ms: now_ms,
+            last_modified_ms: now_ms,
+            index_interval_bytes: config.index_interval_bytes,
+            dirty: false,
+        })
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+    pub fn log_path(&self) -> PathBuf {
+        Self::log_path_for(&self.dir, self.base_offset, &self.suffix)
+    }
+    pub fn offset_index(&self) -> &OffsetIndex {
+        &self.offset_index
+    }
+    pub fn time_index(&self) -> &TimeIndex {
+        &self.time_index
+    }
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Kafka's `largestTimestamp`: max record timestamp, or the last-modified time when
+    /// the segment has no timestamps.
+    pub fn largest_timestamp(&self) -> i64 {
+        if self.max_timestamp >= 0 {
+            self.max_timestamp
+        } else {
+            self.last_modified_ms
+        }
+    }
+
+    /// Applies a new config (index interval and capacity).
+    pub fn set_config(&mut self, config: &LogConfig) {
+        self.index_interval_bytes = config.index_interval_bytes;
+        self.offset_index
+            .file_mut()
+            .set_max_entries(config.max_offset_index_entries());
+        self.time_index
+            .file_mut()
+            .set_max_entries(config.max_time_index_entries());
+    }
+
+    /// Kafka's `shouldRoll`: size, age (by the first batch's max timestamp, else creation
+    /// time), full indexes, or offsets that no longer fit a 32-bit relative offset.
+    pub fn should_roll(
+        &self,
+        config: &LogConfig,
+        append_size: u64,
+        max_timestamp_in_append: i64,
+        last_offset_in_append: i64,
+        now_ms: i64,
+    ) -> Option<&'static str> {
+        let max_bytes = config.segment_bytes.min(i32::MAX as u64);
+        if self.size > 0 && self.size + append_size > max_bytes {
+            return Some("segment.bytes reached");
+        }
+        if self.size > 0 {
+            let waited = match self.rolling_based_timestamp {
+                Some(ts) if ts >= 0 => max_timestamp_in_append.saturating_sub(ts),
+                _ => now_ms.saturating_sub(self.created_ms),
+            };
+            if waited > config.segment_ms {
+                return Some("segment.ms elapsed");
+            }
+        }
+        if self.offset_index.is_full() || self.time_index.is_full() {
+            return Some("index full");
+        }
+        let rel = last_offset_in_append - self.base_offset;
+        if !(0..=i32::MAX as i64).contains(&rel) {
+            return Some("relative offset overflow");
+        }
+        None
+    }
+
+    /// Appends already-validated batches with final offsets, adding index entries every
+    /// `index.interval.bytes` (Kafka: entry = (batch last offset, batch position)).
+    pub fn append(&mut self, bytes: &[u8], now_ms: i64) -> Result<(), StorageError> {
+        let mut offset_entries = Vec::new();
+        let mut time_entries = Vec::new();
+        let mut physical = self.size;
+        let mut max_ts = self.max_timestamp;
+        let mut off_max = self.offset_of_max_timestamp;
+        let mut since = self.bytes_since_last_index_entry;
+        let mut rolling = self.rolling_based_timestamp;
+        let mut next = self.next_offset;
+        for item in BatchIter::new(bytes) {
+            let (_, b) = item.map_err(|e| {
+                StorageError::InvalidArgument(format!("append of malformed batch: {e}"))
+            })?;
+            if b.max_timestamp() > max_ts {
+                max_ts = b.max_timestamp();
+                off_max = b.last_offset();
+            }
+            if since > self.index_interval_bytes {
+                offset_entries.push((b.last_offset(), physical as u32));
+                time_entries.push((max_ts, off_max));
+                since = 0;
+            }
+            since += b.size() as u64;
+            physical += b.size() as u64;
+            rolling.get_or_insert(b.max_timestamp());
+            debug_assert!(
+                b.base_offset() >= next,
+                "offsets must increase within a segment"
+            );
+            next = b.next_offset();
+        }
+        self.file
+            .write_all_at(bytes, self.size)
+            .map_err(|e| StorageError::io(self.log_path(), e))?;
+        self.size = physical;
+        self.dirty = true;
+        self.last_modified_ms = now_ms;
+        for (o, p) in offset_entries {
+            self.offset_index.append(o, p)?;
+        }
+        for (t, o) in time_entries {
+            self.time_index.maybe_append(t, o, false)?;
+        }
+        self.max_timestamp = max_ts;
+        self.offset_of_max_timestamp = off_max;
+        self.bytes_since_last_index_entry = since;
+        self.rolling_based_timestamp = rolling;
+        self.next_offset = next;
+        Ok(())
+    }
+
+    /// Walks every complete batch of the segment (see [`walk_batches`]).
+    pub fn walk(
+        &self,
+        f: impl FnMut(u64, &Batch<'_>) -> Result<bool, StorageError>,
+    ) -> Result<WalkEnd, StorageError> {
+        walk_batches(&self.file, &self.log_path(), 0, self.size, f)
+    }
+
+    /// Reads `len` bytes at `pos`.
+    pub fn read_bytes(&self, pos: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        let mut buf = vec![0u8; len];
+        self.file
+            .read_exact_at(&mut buf, pos)
+            .map_err(|e| StorageError::io(self.log_path(), e))?;
+        Ok(buf)
+    }
+
+    /// Header scanner from `pos` to the end of the segment.
+    pub fn headers_from(&self, pos: u64) -> HeaderScannerOwned<'_> {
+        HeaderScannerOwned {
+            path: self.log_path(),
+            seg: self,
+            pos,
+        }
+    }
+
+    /// Kafka's `translateOffset`: the first batch whose last offset >= `target`, searched
+    /// from the index's floor entry. `None` if no such batch is in this segment.
+    pub fn translate_offset(
+        &self,
+        target: i64,
+    ) -> Result<Option<(u64, BatchHeader)>, StorageError> {
+        let start = self.offset_index.lookup(target).position as u64;
+        let path = self.log_path();
+        let mut scan = HeaderScanner::new(&self.file, &path, start, self.size);
+        while let Some((pos, hdr)) = scan.next_header()? {
+            if hdr.last_offset() >= target {
+                return Ok(Some((pos, hdr)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads whole batches from `start_pos`: stops before a batch whose last offset is >=
+    /// `max_offset` or that would exceed `max_bytes` (unless it is the first and
+    /// `min_one` is set, KIP-74).
+    pub fn read(
+        &self,
+        start_pos: u64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one: bool,
+    ) -> Result<SegmentRead, StorageError> {
+        let path = self.log_path();
+        if start_pos >= self.size {
+            return Ok(SegmentRead {
+                data: Vec::new(),
+                hit_limit: false,
+            });
+        }
+        let avail = self.size - start_pos;
+        let want = (max_bytes as u64).min(avail) as usize;
+        let mut data = self.read_bytes(start_pos, want)?;
+        let mut pos = 0usize;
+        let hit_limit;
+        loop {
+            if pos == data.len() {
+                hit_limit = (pos as u64) < avail;
+                break;
+            }
+            let abs = start_pos + pos as u64;
+            let first = pos == 0 && min_one;
+            // The header prefix of the batch at `pos` (may need a separate read).
+            let prefix: Vec<u8> = if data.len() - pos >= LAST_OFFSET_PREFIX {
+                data[pos..pos + LAST_OFFSET_PREFIX].to_vec()
+            } else if first && avail >= LAST_OFFSET_PREFIX as u64 {
+                self.read_bytes(abs, LAST_OFFSET_PREFIX)?
+            } else if avail - (pos as u64) < LAST_OFFSET_PREFIX as u64 {
+                return Err(corrupt(&path, abs, "truncated batch header"));
+            } else {
+                hit_limit = true;
+                break;
+            };
+            let size = batch_size_from_prefix(&prefix).map_err(|e| corrupt(&path, abs, e))?;
+            let last = last_offset_from_prefix(&prefix).unwrap_or(i64::MAX);
+            if abs + size as u64 > self.size {
+                return Err(corrupt(
+                    &path,
+                    abs,
+                    "batch runs past the end of the segment",
+                ));
+            }
+            if last >= max_offset {
+                hit_limit = true;
+                break;
+            }
+            if pos + size > data.len() {
+                if first {
+                    data = self.read_bytes(start_pos, size)?;
+                    pos = size;
+                }
+                hit_limit = true;
+                break;
+            }
+            pos += size;
+        }
+        data.truncate(pos);
+        Ok(SegmentRead { data, hit_limit })
+    }
+
+    /// Reads and parses the complete batch at `pos` (header already known).
+    pub fn read_batch(&self, pos: u64, hdr: &BatchHeader) -> Result<Vec<u8>, StorageError> {
+        let bytes = self.read_bytes(pos, hdr.size())?;
+        let b = Batch::parse(&bytes).map_err(|e| corrupt(&self.log_path(), pos, e))?;
+        b.verify_crc()
+            .map_err(|e| corrupt(&self.log_path(), pos, e))?;
+        Ok(bytes)
+    }
+
+    /// Kafka's `findOffsetByTimestamp`: first record with timestamp >= `target` and
+    /// offset >= `starting_offset` -> (timestamp, offset, batch leader epoch).
+    pub fn find_offset_by_timestamp(
+        &self,
+        target: i64,
+        starting_offset: i64,
+    ) -> Result<Option<(i64, i64, i32)>, StorageError> {
+        let ts_entry = self.time_index.lookup(target);
+        let start = self
+            .offset_index
+            .lookup(ts_entry.offset.max(starting_offset))
+            .position as u64;
+        let path = self.log_path();
+        let mut scan = HeaderScanner::new(&self.file, &path, start, self.size);
+        while let Some((pos, hdr)) = scan.next_header()? {
+            if hdr.max_timestamp() < target || hdr.last_offset() < starting_offset {
+                continue;
+            }
+            let bytes = self.read_batch(pos, &hdr)?;
+            let b = Batch::parse(&bytes).map_err(|e| corrupt(&path, pos, e))?;
+            let records = super::batch::decode_records(&b).map_err(|e| corrupt(&path, pos, e))?;
+            for r in records {
+                if r.timestamp >= target && r.offset >= starting_offset {
+                    return Ok(Some((r.timestamp, r.offset, b.partition_leader_epoch())));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record carrying this segment's max timestamp (first such offset):
+    /// (timestamp, offset, batch leader epoch).
+    pub fn max_timestamp_record(&self) -> Result<Option<(i64, i64, i32)>, StorageError> {
+        if self.size == 0 {
+            return Ok(None);
+        }
+        let Some((pos, hdr)) = self.translate_offset(self.offset_of_max_timestamp)? else {
+            return Ok(None);
+        };
+        let epoch = hdr.partition_leader_epoch();
+        let bytes = self.read_batch(pos, &hdr)?;
+        let path = self.log_path();
+        let b = Batch::parse(&bytes).map_err(|e| corrupt(&path, pos, e))?;
+        let records = super::batch::decode_records(&b).map_err(|e| corrupt(&path, pos, e))?;
+        let found = records
+            .iter()
+            .find(|r| r.timestamp == self.max_timestamp)
+            .map(|r| (r.timestamp, r.offset, epoch));
+        Ok(found.or(Some((
+            self.max_timestamp,
+            self.offset_of_max_timestamp,
+            epoch,
+        ))))
+    }
+
+    /// Loads max timestamp, next offset and index bookkeeping for a segment whose indexes
+    /// are trusted, by scanning from the last offset-index entry to the end. Fails with
+    /// `Corrupt` if the indexes and the log disagree (the caller then recovers it).
+    pub fn load_tail_state(&mut self) -> Result<(), StorageError> {
+        let path = self.log_path();
+        self.offset_index.sanity_check(self.size).map_err(|why| {
+            StorageError::Corrupt(format!(
+                "{}: {why}",
+                self.offset_index.file().path().display()
+            ))
+        })?;
+        let last_entry = self.offset_index.last_entry();
+        let start = last_entry.map_or(0, |e| e.position as u64);
+        let (mut max_ts, mut off_max) = self
+            .time_index
+            .last_entry()
+            .map_or((-1, self.base_offset), |e| (e.timestamp, e.offset));
+        let mut next = self.base_offset;
+        let mut scan = HeaderScanner::new(&self.file, &path, start, self.size);
+        let mut first = true;
+        while let Some((_, hdr)) = scan.next_header()? {
+            if first {
+                if let Some(e) = last_entry {
+                    if hdr.last_offset() != e.offset {
+                        return Err(StorageError::Corrupt(format!(
+                            "{}: last index entry says offset {} but the batch there ends at {}",
+                            self.offset_index.file().path().display(),
+                            e.offset,
+                            hdr.last_offset()
+                        )));
+                    }
+                }
+                first = false;
+            }
+            if hdr.max_timestamp() > max_ts {
+                max_ts = hdr.max_timestamp();
+                off_max = hdr.last_offset();
+            }
+            next = hdr.next_offset();
+        }
+        if self.size > 0 && next == self.base_offset {
+            // Only possible if the last index entry points at the end: inconsistent.
+            return Err(StorageError::Corrupt(format!(
+                "{}: no batch after the last index entry",
+                path.display()
+            )));
+        }
+        self.time_index.sanity_check(next).map_err(|why| {
+            StorageError::Corrupt(format!(
+                "{}: {why}",
+                self.time_index.file().path().display()
+            ))
+        })?;
+        self.next_offset = next;
+        self.max_timestamp = max_ts;
+        self.offset_of_max_timestamp = off_max;
+        self.bytes_since_last_index_entry = self.size - start;
+        self.rolling_based_timestamp = if self.size > 0 {
+            let mut s = HeaderScanner::new(&self.file, &path, 0, self.size);
+            s.next_header()?.map(|(_, h)| h.max_timestamp())
+        } else {
+            None
+        };
+        Ok(())
+    }
+
+    /// Kafka's `LogSegment.recover`: re-reads every batch, verifying CRCs and offsets,
+    /// rebuilds both indexes and truncates the file at the first invalid batch. `visit`
+    /// sees every valid batch (producer state, epoch cache). `min_next_offset` is the
+    /// smallest acceptable base offset of the first batch (end of the previous segment).
+    pub fn recover(
+        &mut self,
+        min_next_offset: i64,
+        visit: &mut dyn FnMut(&Batch<'_>),
+    ) -> Result<RecoverOutcome, StorageError> {
+        let path = self.log_path();
+        let mut offset_entries = Vec::new();
+        let mut max_ts = -1i64;
+        let mut off_max = self.base_offset;
+        let mut last_indexed_pos = 0u64;
+        let mut next = self.base_offset.max(min_next_offset);
+        let mut first_ts = None;
+        let mut time_entries: Vec<(i64, i64)> = Vec::new();
+        let base = self.base_offset;
+        let interval = self.index_interval_bytes;
+        let mut problem: Option<String> = None;
+        let end = walk_batches(&self.file, &path, 0, self.size, |pos, b| {
+            if let Err(e) = b.verify_crc() {
+                problem = Some(e.to_string());
+                return Ok(false);
+            }
+            if pos + b.size() as u64 > i32::MAX as u64 {
+                problem = Some("segment data beyond 2 GiB".into());
+                return Ok(false);
+            }
+            let rel_last = b.last_offset().wrapping_sub(base);
+            if b.base_offset() < next
+                || b.last_offset_delta() < 0
+                || !(0..=i32::MAX as i64).contains(&rel_last)
+            {
+                problem = Some(format!(
+                    "batch offsets {}..={} out of order or out of range (expected >= {next})",
+                    b.base_offset(),
+                    b.last_offset()
+                ));
+                return Ok(false);
+            }
+            if b.max_timestamp() > max_ts {
+                max_ts = b.max_timestamp();
+                off_max = b.last_offset();
+            }
+            if pos - last_indexed_pos > interval {
+                offset_entries.push((b.last_offset(), pos as u32));
+                time_entries.push((max_ts, off_max));
+                last_indexed_pos = pos;
+            }
+            first_ts.get_or_insert(b.max_timestamp());
+            next = b.next_offset();
+            visit(b);
+            Ok(true)
+        })?;
+        let valid = match end {
+            WalkEnd::Complete => self.size,
+            WalkEnd::Stopped(pos) => pos,
+            WalkEnd::Bad { pos, error } => {
+                problem = Some(error.to_string());
+                pos
+            }
+        };
+        let truncated = self.size - valid;
+        if truncated > 0 {
+            tracing::warn!(
+                segment = %path.display(),
+                valid_bytes = valid,
+                truncated_bytes = truncated,
+                reason = problem.as_deref().unwrap_or("invalid batch"),
+                "found invalid bytes in segment; truncating"
+            );
+            self.file.set_len(valid).ctx(&path)?;
+            self.size = valid;
+        }
+        // Rebuild indexes from scratch.
+        self.offset_index.file_mut().replace_all(Vec::new())?;
+        self.time_index.file_mut().replace_all(Vec::new())?;
+        for (o, p) in offset_entries {
+            self.offset_index.append(o, p)?;
+        }
+        for (t, o) in time_entries {
+            self.time_index.maybe_append(t, o, false)?;
+        }
+        if max_ts >= 0 {
+            self.time_index.maybe_append(max_ts, off_max, true)?;
+        }
+        self.max_timestamp = max_ts;
+        self.offset_of_max_timestamp = off_max;
+        self.next_offset = if self.size == 0 {
+            self.base_offset
+        } else {
+            next
+        };
+        self.bytes_since_last_index_entry = self.size - last_indexed_pos;
+        self.rolling_based_timestamp = first_ts;
+        self.dirty = true;
+        Ok(RecoverOutcome {
+            valid_bytes: valid,
+            truncated_bytes: truncated,
+        })
+    }
+
+    /// Kafka's `LogSegment.truncateTo`: drops the batch containing `offset` and everything
+    /// after. Returns the number of bytes removed.
+    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<u64, StorageError> {
+        let Some((pos, _)) = self.translate_offset(offset)? else {
+            return Ok(0);
+        };
+        let path = self.log_path();
+        self.offset_index.truncate_to(offset)?;
+        self.time_index.truncate_to(offset)?;
+        self.file.set_len(pos).ctx(&path)?;
+        let removed = self.size - pos;
+        self.size = pos;
+        self.dirty = true;
+        if self.size == 0 {
+            self.created_ms = now_ms;
+        }
+        self.load_tail_state()?;
+        Ok(removed)
+    }
+
+    /// Kafka's `onBecomeInactiveSegment`: record the final max timestamp in the time index.
+    pub fn on_become_inactive(&mut self) -> Result<(), StorageError> {
+        if self.max_timestamp >= 0 {
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp, true)?;
+        }
+        Ok(())
+    }
+
+    /// fsyncs the log and both indexes.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        if self.dirty {
+            self.file.sync_data().ctx(&self.log_path())?;
+            self.dirty = false;
+        }
+        self.offset_index.file_mut().flush()?;
+        self.time_index.file_mut().flush()
+    }
+
+    /// Renames the three files from the current suffix to `new_suffix`.
+    pub fn change_suffix(&mut self, new_suffix: &str) -> Result<(), StorageError> {
+        let old_log = self.log_path();
+        let new_log = Self::log_path_for(&self.dir, self.base_offset, new_suffix);
+        fs::rename(&old_log, &new_log).ctx(&old_log)?;
+        self.offset_index.file_mut().rename_to(&segment_file(
+            &self.dir,
+            self.base_offset,
+            INDEX_EXT,
+            new_suffix,
+        ))?;
+        self.time_index.file_mut().rename_to(&segment_file(
+            &self.dir,
+            self.base_offset,
+            TIME_INDEX_EXT,
+            new_suffix,
+        ))?;
+        self.suffix = new_suffix.to_string();
+        Ok(())
+    }
+
+    /// Paths of the three files.
+    pub fn file_paths(&self) -> [PathBuf; 3] {
+        [
+            self.log_path(),
+            self.offset_index.file().path().to_path_buf(),
+            self.time_index.file().path().to_path_buf(),
+        ]
+    }
+
+    /// Renames the files with the `.deleted` suffix and returns their new paths (Kafka's
+    /// asynchronous delete: the caller removes them after file.delete.delay.ms).
+    pub fn mark_deleted(mut self) -> Result<Vec<PathBuf>, StorageError> {
+        self.change_suffix(DELETED_SUFFIX)?;
+        Ok(self.file_paths().to_vec())
+    }
+
+    /// Removes the three files now.
+    pub fn delete_files(self) -> Result<(), StorageError> {
+        for p in self.file_paths() {
+            remove_if_exists(&p)?;
+        }
+        Ok(())
+    }
+}
+
+/// A header scanner borrowing a segment (see [`Segment::headers_from`]).
+pub struct HeaderScannerOwned<'a> {
+    seg: &'a Segment,
+    path: PathBuf,
+    pos: u64,
+}
+
+impl HeaderScannerOwned<'_> {
+    /// Collects all headers from the start position: `(position, header)`.
+    pub fn collect_all(self) -> Result<Vec<(u64, BatchHeader)>, StorageError> {
+        let mut scan = HeaderScanner::new(&self.seg.file, &self.path, self.pos, self.seg.size);
+        let mut out = Vec::new();
+        while let Some(h) = scan.next_header()? {
+            out.push(h);
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` for every header from the start position.
+    pub fn for_each(self, mut f: impl FnMut(u64, &BatchHeader)) -> Result<(), StorageError> {
+        let mut scan = HeaderScanner::new(&self.seg.file, &self.path, self.pos, self.seg.size);
+        while let Some((pos, h)) = scan.next_header()? {
+            f(pos, &h);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::batch::patch;
+    use super::super::batch::test_util::build_batch;
+    use super::*;
+
+    fn batch_at(offset: i64, ts: i64, n: usize) -> Vec<u8> {
+        let recs: Vec<super::super::batch::test_util::KeyValue<'_>> = (0..n)
+            .map(|_| (Some(&b"key"[..]), Some(&b"some value bytes"[..])))
+            .collect();
+        build_batch(offset, ts, (-1, -1, -1), &recs)
+    }
+
+    fn cfg() -> LogConfig {
+        LogConfig {
+            index_interval_bytes: 100,
+            ..LogConfig::default()
+        }
+    }
+
+    #[test]
+    fn append_translate_read_and_recover() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), 100, &cfg(), "", 0).unwrap();
+        let mut all = Vec::new();
+        for i in 0..20 {
+            let b = batch_at(100 + i * 3, 1000 + i, 3);
+            seg.append(&b, 5).unwrap();
+            all.extend_from_slice(&b);
+        }
+        assert_eq!(seg.next_offset(), 160);
+        assert_eq!(seg.size(), all.len() as u64);
+        assert!(seg.offset_index().len() > 3);
+        // mid-batch offset resolves to its batch
+        let (pos, hdr) = seg.translate_offset(131).unwrap().unwrap();
+        assert_eq!(hdr.base_offset(), 130);
+        let r = seg.read(pos, usize::MAX, i64::MAX, false).unwrap();
+        assert!(!r.hit_limit);
+        assert_eq!(&r.data[..], &all[pos as usize..]);
+        // max_offset bound: only batches fully below 136
+        let r = seg.read(pos, usize::MAX, 136, false).unwrap();
+        assert!(r.hit_limit);
+        assert_eq!(r.data.len(), 2 * hdr.size());
+        // max_bytes smaller than a batch: nothing unless min_one
+        let r = seg.read(pos, 10, i64::MAX, false).unwrap();
+        assert!(r.data.is_empty() && r.hit_limit);
+        let r = seg.read(pos, 10, i64::MAX, true).unwrap();
+        assert_eq!(r.data.len(), hdr.size());
+        // timestamps
+        assert_eq!(
+            seg.find_offset_by_timestamp(1010, 0).unwrap(),
+            Some((1010, 126, -1))
+        );
+        assert_eq!(seg.max_timestamp_record().unwrap().map(|t| t.1), Some(159));
+        // recover rebuilds the same indexes
+        let before: Vec<_> = seg.offset_index().file().entries().to_vec();
+        let mut n = 0;
+        let out = seg.recover(0, &mut |_| n += 1).unwrap();
+        assert_eq!(n, 20);
+        assert_eq!(out.truncated_bytes, 0);
+        assert_eq!(seg.offset_index().file().entries(), &before[..]);
+        // corrupt the last batch: recovery truncates it
+        let mut last = batch_at(160, 2000, 3);
+        patch::set_base_offset(&mut last, 160);
+        let n_before = seg.size();
+        seg.append(&last, 6).unwrap();
+        let mut raw = std::fs::read(seg.log_path()).unwrap();
+        let l = raw.len();
+        raw[l - 2] ^= 0xff;
+        std::fs::write(seg.log_path(), &raw).unwrap();
+        let out = seg.recover(0, &mut |_| {}).unwrap();
+        assert_eq!(out.valid_bytes, n_before);
+        assert_eq!(seg.next_offset(), 160);
+        // truncate_to mid batch drops that whole batch
+        let removed = seg.truncate_to(151, 7).unwrap();
+        assert!(removed > 0);
+        assert_eq!(seg.next_offset(), 151);
+        assert_eq!(seg.max_timestamp(), 1018);
+    }
+
+    #[test]
+    fn reopen_loads_tail_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg();
+        {
+            let mut seg = Segment::create(dir.path(), 0, &c, "", 0).unwrap();
+            for i in 0..10 {
+                seg.append(&batch_at(i * 2, 50 + i, 2), 0).unwrap();
+            }
+            seg.on_become_inactive().unwrap();
+            seg.flush().unwrap();
+        }
+        let (mut seg, rebuild) = Segment::open(dir.path(), 0, &c, "", 0).unwrap();
+        assert!(!rebuild);
+        seg.load_tail_state().unwrap();
+        assert_eq!(seg.next_offset(), 20);
+        assert_eq!(seg.max_timestamp(), 60);
+        // a lying index is detected
+        std::fs::write(
+            segment_file(dir.path(), 0, INDEX_EXT, ""),
+            [0, 0, 0, 9, 0, 0, 0, 50],
+        )
+        .unwrap();
+        let (mut seg, _) = Segment::open(dir.path(), 0, &c, "", 0).unwrap();
+        assert!(seg.load_tail_state().is_err());
+        std::fs::remove_file(segment_file(dir.path(), 0, TIME_INDEX_EXT, "")).unwrap();
+        let (_, rebuild) = Segment::open(dir.path(), 0, &c, "", 0).unwrap();
+        assert!(rebuild);
+    }
+
+    #[test]
+    fn file_names() {
+        assert_eq!(
+            segment_file(Path::new("/d"), 42, LOG_EXT, ""),
+            PathBuf::from("/d/00000000000000000042.log")
+        );
+        assert_eq!(
+            parse_segment_file("00000000000000000042.log", LOG_EXT, ""),
+            Some(42)
+        );
+        assert_eq!(
+            parse_segment_file("00000000000000000042.log.swap", LOG_EXT, SWAP_SUFFIX),
+            Some(42)
+        );
+        assert_eq!(parse_segment_file("42.log", LOG_EXT, ""), None);
+        assert_eq!(
+            parse_segment_file("0000000000000000004x.log", LOG_EXT, ""),
+            None
+        );
+    }
+}
