@@ -12,5 +12,6 @@ pub mod controller;
 pub mod coordination;
 pub mod logging;
 pub mod protocol;
+pub mod replica;
 pub mod storage;
 pub mod zookeeper;

@@ -1,4 +1,4 @@
-//! ApiVersions (key 18), v0-v3.
+//! ApiVersions (key 18), v0-v4 (v4, from Kafka 3.9, only relaxes feature version floors).
 //!
 //! The answer is `SERVED_APIS`. An ApiVersions request of a version we do not serve gets
 //! a v0 body with UNSUPPORTED_VERSION and our ranges, so the client can retry with one we
@@ -11,7 +11,7 @@ use super::errors::{code, Error};
 use super::{RequestContext, Versions, SERVED_APIS};
 use crate::broker::Broker;
 
-pub const VERSIONS: Versions = Versions::new(0, 3);
+pub const VERSIONS: Versions = Versions::new(0, 4);
 
 pub async fn handle(
     _broker: &Broker,

@@ -32,8 +32,10 @@ fn missing(broker: &Broker, topic: &str, partition: i32) -> Error {
     }
 }
 
-pub async fn list_offsets(broker: &Broker, _ctx: &RequestContext, req: ListOffsetsRequest) -> Option<ListOffsetsResponse> {
+pub async fn list_offsets(broker: &Broker, ctx: &RequestContext, req: ListOffsetsRequest) -> Option<ListOffsetsResponse> {
     let from_replica = req.replica_id.0 >= 0;
+    // leader_epoch exists from v4; earlier versions must leave it at its default.
+    let epoch_field = |epoch: i32| if ctx.api_version >= 4 { epoch } else { -1 };
     let topics = req
         .topics
         .iter()
@@ -43,7 +45,7 @@ pub async fn list_offsets(broker: &Broker, _ctx: &RequestContext, req: ListOffse
                 .iter()
                 .map(|p| {
                     let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    let failed = |e: Error| base.clone().with_error_code(code(e)).with_timestamp(-1).with_offset(-1).with_leader_epoch(-1);
+                    let failed = |e: Error| base.clone().with_error_code(code(e)).with_timestamp(-1).with_offset(-1);
                     let Some(partition) = broker.replicas.partition(&t.name, p.partition_index) else {
                         return failed(missing(broker, &t.name, p.partition_index));
                     };
@@ -52,7 +54,7 @@ pub async fn list_offsets(broker: &Broker, _ctx: &RequestContext, req: ListOffse
                             .with_error_code(0)
                             .with_timestamp(timestamp)
                             .with_offset(offset)
-                            .with_leader_epoch(epoch),
+                            .with_leader_epoch(epoch_field(epoch)),
                         Err(err) => failed(partition_error(&err)),
                     }
                 })

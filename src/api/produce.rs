@@ -31,7 +31,7 @@ struct Pending {
     partition: std::sync::Arc<crate::replica::Partition>,
 }
 
-pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks = req.acks;
     let image = broker.image();
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
@@ -91,7 +91,7 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: ProduceRequest)
                 Err(err) => {
                     let error = partition_error(&err);
                     let mut r = fail(base, error, Some(err.to_string()));
-                    if error == Error::InvalidRecord {
+                    if error == Error::InvalidRecord && ctx.api_version >= 8 {
                         r.record_errors = vec![BatchIndexAndErrorMessage::default()
                             .with_batch_index(0)
                             .with_batch_index_error_message(Some(StrBytes::from_string(err.to_string())))];

@@ -27,6 +27,11 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         let frame = match read_frame(&mut reader, max_frame).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
+            Err(crate::protocol::FrameError::Io(err)) => {
+                // The client went away mid-stream (reset): routine, not a protocol error.
+                tracing::debug!(%peer, error = %err, "connection lost");
+                break;
+            }
             Err(err) => {
                 tracing::warn!(%peer, error = %err, "closing connection: bad frame");
                 break;

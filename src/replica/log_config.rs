@@ -5,7 +5,7 @@ use crate::storage::{CleanupPolicy, LogConfig, TimestampType};
 
 pub fn log_config(c: &TopicConfig) -> LogConfig {
     let cleanup_policy = match (c.is_delete(), c.is_compacted()) {
-        (true, true) => CleanupPolicy::DeleteAndCompact,
+        (true, true) => CleanupPolicy::Both,
         (false, true) => CleanupPolicy::Compact,
         _ => CleanupPolicy::Delete,
     };

@@ -230,7 +230,7 @@ impl ReplicaManager {
     fn checkpoint_high_watermarks(&self) {
         let mut per_dir: BTreeMap<PathBuf, BTreeMap<TopicPartition, i64>> = BTreeMap::new();
         for p in self.all_partitions() {
-            let dir = self.logs.dir_of(&p.tp).unwrap_or_else(|| self.config.log_dirs[0].clone());
+            let dir = self.logs.log_dir_of(&p.tp).unwrap_or_else(|| self.config.log_dirs[0].clone());
             per_dir.entry(dir).or_default().insert(p.tp.clone(), p.high_watermark());
         }
         for (dir, entries) in per_dir {
@@ -306,7 +306,8 @@ async fn maintenance_loop(manager: Arc<ReplicaManager>) {
             _ = hw.tick() => { let _ = tokio::task::spawn_blocking(move || m.checkpoint_high_watermarks()).await; }
             _ = cleaner.tick() => {
                 if m.config.log_cleaner_enable {
-                    let _ = tokio::task::spawn_blocking(move || m.logs.run_cleaner(now_ms())).await;
+                    let hws: HashMap<TopicPartition, i64> = m.all_partitions().iter().map(|p| (p.tp.clone(), p.high_watermark())).collect();
+                    let _ = tokio::task::spawn_blocking(move || m.logs.run_cleaner_bounded(now_ms(), |tp| hws.get(tp).copied().unwrap_or(0))).await;
                 }
             }
         }
