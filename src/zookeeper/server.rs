@@ -1,0 +1,910 @@
+//! The state machine: sessions, the tree and watches, driven one input at a time.
+//!
+//! [`Core`] is pure logic: it is handed inputs and the current time and leaves behind
+//! txns to log ([`Core::take_txns`]) and frames to send ([`Core::take_outbox`]). The owner
+//! (see `state.rs`) must make the txns durable *before* it sends the frames: that is what
+//! makes every acknowledged write (and every read that saw it) survive a crash.
+
+use std::collections::HashMap;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tracing::{info, warn};
+
+use super::acl;
+use super::jute::Writer;
+use super::prep::{self, Caller};
+use super::proto::{
+    encode_connect_response, encode_notification, encode_reply, op, Acl, Code, ConnectRequest,
+    Id, MultiOp, ReadOp, Request, SetWatches, Stat, PING_XID,
+};
+use super::session::{ConnId, SessionTable};
+use super::tree::{Change, DataTree, Undo};
+use super::txn::{self, Txn, TxnHeader};
+use super::watch::{Notification, WatchManager, WatcherType};
+
+/// The time, as the owner of the core sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    /// Monotonic milliseconds (session expiry).
+    pub mono: u64,
+    /// Wall-clock milliseconds since the epoch (ctime/mtime).
+    pub wall: i64,
+}
+
+/// Server-wide knobs the core needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub min_session_timeout: i32,
+    pub max_session_timeout: i32,
+    pub enforce_acl: bool,
+}
+
+/// What a connection task sends in.
+#[derive(Debug)]
+pub enum Input {
+    Connect {
+        conn: ConnId,
+        addr: String,
+        req: ConnectRequest,
+    },
+    Request {
+        conn: ConnId,
+        xid: i32,
+        req: Request,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
+}
+
+/// What goes back to a connection task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    /// The reply to one request (releases one outstanding-request slot).
+    Response(Vec<u8>),
+    /// A watch notification.
+    Notification(Vec<u8>),
+    /// Close the connection once everything before this is written.
+    Close,
+}
+
+#[derive(Debug)]
+struct Conn {
+    session: Option<i64>,
+    addr: String,
+    auth: Vec<Id>,
+    received: u64,
+    sent: u64,
+    last_zxid: i64,
+}
+
+/// The result body of one successful write op.
+enum OpResult {
+    Create { op: i32, path: String, stat: Stat },
+    Delete,
+    SetData(Stat),
+    Check,
+}
+
+/// Counters for the four-letter words.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub received: u64,
+    pub sent: u64,
+}
+
+pub struct Core {
+    settings: Settings,
+    tree: DataTree,
+    sessions: SessionTable,
+    watches: WatchManager,
+    conns: HashMap<ConnId, Conn>,
+    zxid: i64,
+    txns: Vec<(TxnHeader, Txn)>,
+    outbox: Vec<(ConnId, Outbound)>,
+    rng: StdRng,
+    counters: Counters,
+}
+
+impl Core {
+    /// A core over a recovered tree and session table whose last txn was `zxid`.
+    pub fn new(
+        settings: Settings,
+        tree: DataTree,
+        sessions: SessionTable,
+        zxid: i64,
+        seed: u64,
+    ) -> Core {
+        Core {
+            settings,
+            tree,
+            sessions,
+            watches: WatchManager::new(),
+            conns: HashMap::new(),
+            zxid,
+            txns: Vec::new(),
+            outbox: Vec::new(),
+            rng: StdRng::seed_from_u64(seed),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn zxid(&self) -> i64 {
+        self.zxid
+    }
+
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    pub fn sessions(&self) -> &SessionTable {
+        &self.sessions
+    }
+
+    pub fn watch_count(&self) -> usize {
+        self.watches.count()
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Per connection: (address, session, packets received, packets sent, last zxid).
+    pub fn connections(&self) -> Vec<(String, Option<i64>, u64, u64, i64)> {
+        let mut v: Vec<_> = self
+            .conns
+            .values()
+            .map(|c| (c.addr.clone(), c.session, c.received, c.sent, c.last_zxid))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Txns produced since the last call, in zxid order: log them durably before sending
+    /// the outbox.
+    pub fn take_txns(&mut self) -> Vec<(TxnHeader, Txn)> {
+        std::mem::take(&mut self.txns)
+    }
+
+    /// Frames to send, in order.
+    pub fn take_outbox(&mut self) -> Vec<(ConnId, Outbound)> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    fn send(&mut self, conn: ConnId, out: Outbound) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if !matches!(out, Outbound::Close) {
+                c.sent += 1;
+                self.counters.sent += 1;
+            }
+        }
+        self.outbox.push((conn, out));
+    }
+
+    fn reply(&mut self, conn: ConnId, xid: i32, err: i32, body: &[u8]) {
+        let zxid = self.zxid;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.last_zxid = zxid;
+        }
+        self.send(conn, Outbound::Response(encode_reply(xid, zxid, err, body)));
+    }
+
+    fn close_conn(&mut self, conn: ConnId) {
+        self.watches.remove_conn(conn);
+        if let Some(c) = self.conns.remove(&conn) {
+            if let Some(sid) = c.session {
+                if let Some(s) = self.sessions.get_mut(sid) {
+                    if s.conn == Some(conn) {
+                        s.conn = None;
+                    }
+                }
+            }
+        }
+        self.outbox.push((conn, Outbound::Close));
+    }
+
+    /// Records a txn with the next zxid and returns its header.
+    fn next_header(&mut self, session_id: i64, cxid: i32, now: Now) -> TxnHeader {
+        self.zxid += 1;
+        TxnHeader {
+            session_id,
+            cxid,
+            zxid: self.zxid,
+            time: now.wall,
+        }
+    }
+
+    fn notify(&mut self, changes: &[Change]) {
+        let mut notes: Vec<Notification> = Vec::new();
+        for c in changes {
+            self.watches.on_change(c, &mut notes);
+        }
+        for n in notes {
+            let frame = encode_notification(n.event, &n.path);
+            self.send(n.conn, Outbound::Notification(frame));
+        }
+    }
+
+    pub fn handle(&mut self, input: Input, now: Now) {
+        self.sessions.set_now(now.mono);
+        match input {
+            Input::Connect { conn, addr, req } => self.connect(conn, addr, req, now),
+            Input::Request { conn, xid, req } => self.request(conn, xid, req, now),
+            Input::Disconnected { conn } => {
+                if self.conns.contains_key(&conn) {
+                    self.watches.remove_conn(conn);
+                    if let Some(c) = self.conns.remove(&conn) {
+                        if let Some(s) = c.session.and_then(|sid| self.sessions.get_mut(sid)) {
+                            if s.conn == Some(conn) {
+                                s.conn = None;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: String, req: ConnectRequest, now: Now) {
+        self.counters.received += 1;
+        if req.last_zxid_seen > self.zxid {
+            info!(
+                client = %addr,
+                "refusing session request: client has seen zxid {:#x}, our last zxid is {:#x}",
+                req.last_zxid_seen,
+                self.zxid
+            );
+            self.outbox.push((conn, Outbound::Close));
+            return;
+        }
+        let timeout = req
+            .timeout
+            .clamp(self.settings.min_session_timeout, self.settings.max_session_timeout);
+        let ip = addr
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_matches(|c| c == '[' || c == ']').to_string())
+            .unwrap_or_default();
+        self.conns.insert(
+            conn,
+            Conn {
+                session: None,
+                addr: addr.clone(),
+                auth: vec![Id {
+                    scheme: "ip".into(),
+                    id: ip,
+                }],
+                received: 1,
+                sent: 0,
+                last_zxid: self.zxid,
+            },
+        );
+        if req.session_id == 0 {
+            let id = self.sessions.allocate_id();
+            let mut password = vec![0u8; 16];
+            self.rng.fill(&mut password[..]);
+            let hdr = self.next_header(id, 0, now);
+            let txn = Txn::CreateSession {
+                timeout,
+                password: password.clone(),
+            };
+            let _ = txn::apply(
+                &mut self.tree,
+                &mut self.sessions,
+                &hdr,
+                &txn,
+                &mut Vec::new(),
+                &mut Vec::new(),
+            );
+            self.txns.push((hdr, txn));
+            self.sessions.touch(id, now.mono, None);
+            self.attach(conn, id);
+            info!(session = format!("{id:#x}"), timeout, client = %addr, "session created");
+            self.send(
+                conn,
+                Outbound::Response(encode_connect_response(timeout, id, &password)),
+            );
+            return;
+        }
+        let id = req.session_id;
+        let valid = self
+            .sessions
+            .get(id)
+            .is_some_and(|s| s.password == req.password && s.expires_at != u64::MAX);
+        if !valid {
+            info!(
+                session = format!("{id:#x}"),
+                client = %addr,
+                "invalid session on reconnect, probably expired"
+            );
+            self.send(
+                conn,
+                Outbound::Response(encode_connect_response(0, 0, &[0u8; 16])),
+            );
+            self.close_conn(conn);
+            return;
+        }
+        // A session has one connection: the previous one (if still open) is closed.
+        if let Some(old) = self.sessions.get(id).and_then(|s| s.conn) {
+            if old != conn {
+                self.close_conn(old);
+            }
+        }
+        self.sessions.touch(id, now.mono, Some(timeout));
+        self.attach(conn, id);
+        let password = self
+            .sessions
+            .get(id)
+            .map(|s| s.password.clone())
+            .unwrap_or_default();
+        info!(session = format!("{id:#x}"), timeout, client = %addr, "session reconnected");
+        self.send(
+            conn,
+            Outbound::Response(encode_connect_response(timeout, id, &password)),
+        );
+    }
+
+    fn attach(&mut self, conn: ConnId, id: i64) {
+        if let Some(s) = self.sessions.get_mut(id) {
+            s.conn = Some(conn);
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = Some(id);
+        }
+    }
+
+    fn request(&mut self, conn: ConnId, xid: i32, req: Request, now: Now) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            // The connection was closed (e.g. after closeSession); drop what it pipelined.
+            return;
+        };
+        c.received += 1;
+        self.counters.received += 1;
+        let Some(sid) = c.session else {
+            warn!(client = %c.addr, "request before session established; closing");
+            self.close_conn(conn);
+            return;
+        };
+        if !self.sessions.touch(sid, now.mono, None) {
+            self.reply(conn, xid, Code::SessionExpired.as_i32(), &[]);
+            self.close_conn(conn);
+            return;
+        }
+        match req {
+            Request::Ping => {
+                let zxid = self.zxid;
+                self.send(
+                    conn,
+                    Outbound::Response(encode_reply(PING_XID, zxid, 0, &[])),
+                );
+            }
+            Request::Auth { scheme, auth } => self.auth(conn, xid, &scheme, &auth),
+            Request::Sasl => {
+                self.send(
+                    conn,
+                    Outbound::Response(encode_reply(xid, 0, Code::AuthFailed.as_i32(), &[])),
+                );
+                self.close_conn(conn);
+            }
+            Request::Unknown { op } => {
+                warn!(op, "unknown request type; closing connection");
+                self.send(
+                    conn,
+                    Outbound::Response(encode_reply(xid, -1, Code::Unimplemented.as_i32(), &[])),
+                );
+                self.close_conn(conn);
+            }
+            Request::Malformed { op } => {
+                if Request::is_write_op(op) {
+                    let hdr = self.next_header(sid, xid, now);
+                    self.txns.push((
+                        hdr,
+                        Txn::Error {
+                            code: Code::MarshallingError.as_i32(),
+                        },
+                    ));
+                }
+                self.reply(conn, xid, Code::MarshallingError.as_i32(), &[]);
+            }
+            Request::CloseSession => {
+                self.close_session(sid, xid, now, "closed by client");
+                self.reply(conn, xid, 0, &[]);
+                self.close_conn(conn);
+            }
+            Request::Create(_)
+            | Request::Delete { .. }
+            | Request::SetData(_)
+            | Request::SetAcl { .. }
+            | Request::Multi(_)
+            | Request::Reconfig => self.write(conn, sid, xid, req, now),
+            Request::Check { .. } => {
+                // A standalone check is not a valid request type for ZooKeeper.
+                self.send(
+                    conn,
+                    Outbound::Response(encode_reply(xid, -1, Code::Unimplemented.as_i32(), &[])),
+                );
+                self.close_conn(conn);
+            }
+            other => self.read(conn, sid, xid, other),
+        }
+    }
+
+    fn auth(&mut self, conn: ConnId, xid: i32, scheme: &str, auth: &[u8]) {
+        let ip = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.auth.iter().find(|i| i.scheme == "ip"))
+            .map(|i| i.id.clone())
+            .unwrap_or_default();
+        match acl::authenticate(scheme, auth, &ip) {
+            Some(id) => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    if !c.auth.contains(&id) {
+                        c.auth.push(id);
+                    }
+                }
+                self.send(conn, Outbound::Response(encode_reply(xid, 0, 0, &[])));
+            }
+            None => {
+                warn!(scheme, "authentication failed: no provider for scheme");
+                self.send(
+                    conn,
+                    Outbound::Response(encode_reply(xid, 0, Code::AuthFailed.as_i32(), &[])),
+                );
+                self.close_conn(conn);
+            }
+        }
+    }
+
+
+    fn caller_auth(&self, conn: ConnId) -> Vec<Id> {
+        self.conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default()
+    }
+
+    fn read(&mut self, conn: ConnId, sid: i64, xid: i32, req: Request) {
+        let auth = self.caller_auth(conn);
+        let mut w = Writer::new();
+        match self.read_op(conn, sid, req, &auth, &mut w) {
+            Ok(()) => {
+                let body = w.into_inner();
+                self.reply(conn, xid, 0, &body);
+            }
+            Err(code) => self.reply(conn, xid, code.as_i32(), &[]),
+        }
+    }
+
+    /// Serves a read (or a watch-only request) into `w`; FinalRequestProcessor's rules.
+    fn read_op(
+        &mut self,
+        conn: ConnId,
+        sid: i64,
+        req: Request,
+        auth: &[Id],
+        w: &mut Writer,
+    ) -> Result<(), Code> {
+        use super::proto::perms::{ADMIN, READ};
+        let enforce = self.settings.enforce_acl;
+        match req {
+            Request::Exists { path, watch } => {
+                if path.contains('\0') {
+                    return Err(Code::BadArguments);
+                }
+                if let Some(n) = self.tree.get(&path) {
+                    check_acl(enforce, &n.acl, READ, auth)?;
+                }
+                // The watch is set whether or not the node exists (that is the point).
+                if watch {
+                    self.watches.add_data(&path, conn);
+                }
+                let n = self.tree.get(&path).ok_or(Code::NoNode)?;
+                n.stat().write(w);
+            }
+            Request::GetData { path, watch } => {
+                let n = self.tree.get(&path).ok_or(Code::NoNode)?;
+                check_acl(enforce, &n.acl, READ, auth)?;
+                w.write_buffer(n.data.as_deref());
+                n.stat().write(w);
+                if watch {
+                    self.watches.add_data(&path, conn);
+                }
+            }
+            Request::GetChildren {
+                path,
+                watch,
+                with_stat,
+            } => {
+                let n = self.tree.get(&path).ok_or(Code::NoNode)?;
+                check_acl(enforce, &n.acl, READ, auth)?;
+                let children: Vec<&String> = n.children.iter().collect();
+                w.write_string_vec(&children);
+                if with_stat {
+                    n.stat().write(w);
+                }
+                if watch {
+                    self.watches.add_child(&path, conn);
+                }
+            }
+            Request::GetAcl { path } => {
+                let n = self.tree.get(&path).ok_or(Code::NoNode)?;
+                check_acl(enforce, &n.acl, READ | ADMIN, auth)?;
+                if check_acl(enforce, &n.acl, ADMIN, auth).is_ok() {
+                    Acl::write_vec(&n.acl, w);
+                } else {
+                    // Without ADMIN, digest ids are masked (`user:x`).
+                    let masked: Vec<Acl> = n
+                        .acl
+                        .iter()
+                        .map(|a| {
+                            let mut a = a.clone();
+                            if a.id.scheme == "digest" {
+                                if let Some((user, _)) = a.id.id.split_once(':') {
+                                    a.id.id = format!("{user}:x");
+                                }
+                            }
+                            a
+                        })
+                        .collect();
+                    Acl::write_vec(&masked, w);
+                }
+                n.stat().write(w);
+            }
+            Request::Sync { path } => w.write_string(&path),
+            Request::GetAllChildrenNumber { path } => {
+                let n = self.tree.get(&path).ok_or(Code::NoNode)?;
+                check_acl(enforce, &n.acl, READ, auth)?;
+                w.write_i32(self.tree.all_children_number(&path) as i32);
+            }
+            Request::GetEphemerals { prefix } => {
+                let all = self.tree.ephemerals(sid);
+                let p = prefix.trim();
+                let list: Vec<String> = if p.is_empty() || p == "/" {
+                    all
+                } else {
+                    all.into_iter().filter(|e| e.starts_with(&prefix)).collect()
+                };
+                w.write_string_vec(&list);
+            }
+            Request::WhoAmI => {
+                w.write_i32(auth.len() as i32);
+                for id in auth {
+                    w.write_string(&id.scheme);
+                    w.write_string(&id.id);
+                }
+            }
+            Request::SetWatches(sw) => self.set_watches(conn, sw),
+            Request::AddWatch { path, mode } => {
+                let recursive = match mode {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(Code::MarshallingError),
+                };
+                self.watches.add_persistent(&path, conn, recursive);
+                w.write_i32(0);
+            }
+            Request::CheckWatches { path, kind } => {
+                let t = WatcherType::from_i32(kind).ok_or(Code::MarshallingError)?;
+                if !self.watches.contains(&path, conn, t) {
+                    return Err(Code::NoWatcher);
+                }
+            }
+            Request::RemoveWatches { path, kind } => {
+                let t = WatcherType::from_i32(kind).ok_or(Code::MarshallingError)?;
+                if !self.watches.remove(&path, conn, t) {
+                    return Err(Code::NoWatcher);
+                }
+            }
+            Request::MultiRead(ops) => {
+                for op_ in ops {
+                    let (ty, path) = match &op_ {
+                        ReadOp::GetData { path } => (op::GET_DATA, path),
+                        ReadOp::GetChildren { path } => (op::GET_CHILDREN, path),
+                    };
+                    let Some(n) = self.tree.get(path) else {
+                        multi_error(w, Code::NoNode.as_i32());
+                        continue;
+                    };
+                    if let Err(code) = check_acl(enforce, &n.acl, READ, auth) {
+                        multi_error(w, code.as_i32());
+                        continue;
+                    }
+                    multi_header(w, ty, 0);
+                    if ty == op::GET_DATA {
+                        w.write_buffer(n.data.as_deref());
+                        n.stat().write(w);
+                    } else {
+                        let children: Vec<&String> = n.children.iter().collect();
+                        w.write_string_vec(&children);
+                    }
+                }
+                multi_done(w);
+            }
+            _ => return Err(Code::Unimplemented),
+        }
+        Ok(())
+    }
+
+    /// `DataTree.setWatches`: re-registers a reconnecting client's watches, firing at once
+    /// those whose condition changed after `relative_zxid`.
+    fn set_watches(&mut self, conn: ConnId, sw: SetWatches) {
+        use super::proto::EventType::*;
+        let mut fire = Vec::new();
+        for p in &sw.data {
+            match self.tree.get(p) {
+                None => fire.push((NodeDeleted, p.clone())),
+                Some(n) if n.stat.mzxid > sw.relative_zxid => fire.push((NodeDataChanged, p.clone())),
+                Some(_) => self.watches.add_data(p, conn),
+            }
+        }
+        for p in &sw.exist {
+            match self.tree.get(p) {
+                Some(_) => fire.push((NodeCreated, p.clone())),
+                None => self.watches.add_data(p, conn),
+            }
+        }
+        for p in &sw.child {
+            match self.tree.get(p) {
+                None => fire.push((NodeDeleted, p.clone())),
+                Some(n) if n.stat.pzxid > sw.relative_zxid => {
+                    fire.push((NodeChildrenChanged, p.clone()))
+                }
+                Some(_) => self.watches.add_child(p, conn),
+            }
+        }
+        for p in &sw.persistent {
+            self.watches.add_persistent(p, conn, false);
+        }
+        for p in &sw.persistent_recursive {
+            self.watches.add_persistent(p, conn, true);
+        }
+        for (event, p) in fire {
+            self.send(conn, Outbound::Notification(encode_notification(event, &p)));
+        }
+    }
+
+    /// Preps and applies one write op; on success returns its txn and result.
+    fn exec(
+        &mut self,
+        hdr: &TxnHeader,
+        caller: &Caller,
+        op_: &MultiOp,
+        changes: &mut Vec<Change>,
+        undo: &mut Vec<Undo>,
+    ) -> Result<(Txn, OpResult), Code> {
+        let txn = match op_ {
+            MultiOp::Create(c) => prep::create(&self.tree, caller, c)?,
+            MultiOp::Delete { path, version } => prep::delete(&self.tree, caller, path, *version)?,
+            MultiOp::SetData(s) => prep::set_data(&self.tree, caller, &s.path, &s.data, s.version)?,
+            MultiOp::Check { path, version } => prep::check(&self.tree, caller, path, *version)?,
+        };
+        txn::apply(&mut self.tree, &mut self.sessions, hdr, &txn, changes, undo)?;
+        let stat_of = |tree: &DataTree, p: &str| tree.get(p).map(|n| n.stat()).unwrap_or_default();
+        let result = match (&txn, op_) {
+            (Txn::Create { path, .. }, MultiOp::Create(c)) => OpResult::Create {
+                op: c.op,
+                path: path.clone(),
+                stat: stat_of(&self.tree, path),
+            },
+            (Txn::Delete { .. }, _) => OpResult::Delete,
+            (Txn::SetData { path, .. }, _) => OpResult::SetData(stat_of(&self.tree, path)),
+            _ => OpResult::Check,
+        };
+        Ok((txn, result))
+    }
+
+    fn write(&mut self, conn: ConnId, sid: i64, xid: i32, req: Request, now: Now) {
+        let hdr = self.next_header(sid, xid, now);
+        let auth = self.caller_auth(conn);
+        let caller = Caller {
+            session_id: sid,
+            auth: &auth,
+            enforce_acl: self.settings.enforce_acl,
+        };
+        let mut changes = Vec::new();
+        let mut undo = Vec::new();
+        let mut w = Writer::new();
+        let (txn, err) = match req {
+            Request::Multi(ops) => {
+                let mut txns = Vec::new();
+                let mut results = Vec::new();
+                let mut failed = None;
+                for (i, o) in ops.iter().enumerate() {
+                    match self.exec(&hdr, &caller, o, &mut changes, &mut undo) {
+                        Ok((t, r)) => {
+                            txns.push(t);
+                            results.push(r);
+                        }
+                        Err(code) => {
+                            failed = Some((i, code));
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    None => {
+                        for r in &results {
+                            write_multi_result(&mut w, r);
+                        }
+                        multi_done(&mut w);
+                        (Txn::Multi(txns), 0)
+                    }
+                    Some((at, code)) => {
+                        // All or nothing: roll back, and report OK for the ops before the
+                        // failing one, its code for it, RUNTIMEINCONSISTENCY after it.
+                        while let Some(u) = undo.pop() {
+                            self.tree.undo(u);
+                        }
+                        changes.clear();
+                        let mut errs = Vec::new();
+                        for i in 0..ops.len() {
+                            let e = match i.cmp(&at) {
+                                std::cmp::Ordering::Less => 0,
+                                std::cmp::Ordering::Equal => code.as_i32(),
+                                std::cmp::Ordering::Greater => Code::RuntimeInconsistency.as_i32(),
+                            };
+                            multi_error(&mut w, e);
+                            errs.push(Txn::Error { code: e });
+                        }
+                        multi_done(&mut w);
+                        // The reply header of a failed multi still says OK.
+                        (Txn::Multi(errs), 0)
+                    }
+                }
+            }
+            Request::Reconfig => (
+                Txn::Error {
+                    code: Code::ReconfigDisabled.as_i32(),
+                },
+                Code::ReconfigDisabled.as_i32(),
+            ),
+            Request::SetAcl { path, acl, version } => {
+                match prep::set_acl(&self.tree, &caller, &path, acl.as_deref(), version).and_then(
+                    |t| {
+                        txn::apply(&mut self.tree, &mut self.sessions, &hdr, &t, &mut changes, &mut undo)
+                            .map(|()| t)
+                    },
+                ) {
+                    Ok(t) => {
+                        if let Some(n) = self.tree.get(&path) {
+                            n.stat().write(&mut w);
+                        }
+                        (t, 0)
+                    }
+                    Err(code) => (Txn::Error { code: code.as_i32() }, code.as_i32()),
+                }
+            }
+            single => {
+                let op_ = match single {
+                    Request::Create(c) => MultiOp::Create(c),
+                    Request::Delete { path, version } => MultiOp::Delete { path, version },
+                    Request::SetData(s) => MultiOp::SetData(s),
+                    _ => MultiOp::Check {
+                        path: String::new(),
+                        version: -1,
+                    },
+                };
+                match self.exec(&hdr, &caller, &op_, &mut changes, &mut undo) {
+                    Ok((t, r)) => {
+                        match r {
+                            OpResult::Create { op, path, stat } => {
+                                w.write_string(&path);
+                                if op != op::CREATE {
+                                    stat.write(&mut w);
+                                }
+                            }
+                            OpResult::SetData(stat) => stat.write(&mut w),
+                            OpResult::Delete | OpResult::Check => {}
+                        }
+                        (t, 0)
+                    }
+                    Err(code) => (Txn::Error { code: code.as_i32() }, code.as_i32()),
+                }
+            }
+        };
+        self.txns.push((hdr, txn));
+        self.notify(&changes);
+        let body = if err == 0 { w.into_inner() } else { Vec::new() };
+        self.reply(conn, xid, err, &body);
+    }
+
+    /// Closes a session as a txn: its ephemerals go (firing their watches), then it does.
+    fn close_session(&mut self, sid: i64, cxid: i32, now: Now, why: &str) {
+        let paths = self.tree.ephemerals(sid);
+        let hdr = self.next_header(sid, cxid, now);
+        let txn = Txn::CloseSession { paths };
+        let mut changes = Vec::new();
+        let _ = txn::apply(
+            &mut self.tree,
+            &mut self.sessions,
+            &hdr,
+            &txn,
+            &mut changes,
+            &mut Vec::new(),
+        );
+        info!(session = format!("{sid:#x}"), zxid = hdr.zxid, "session {why}");
+        self.txns.push((hdr, txn));
+        self.notify(&changes);
+    }
+
+    /// Expires every session whose deadline passed, closing its connection.
+    pub fn expire_sessions(&mut self, now: Now) {
+        self.sessions.set_now(now.mono);
+        for sid in self.sessions.take_expired(now.mono) {
+            let conn = self.sessions.get(sid).and_then(|s| s.conn);
+            self.close_session(sid, 0, now, "expired");
+            if let Some(conn) = conn {
+                self.close_conn(conn);
+            }
+        }
+    }
+
+    /// When the next session may expire.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.sessions.next_deadline()
+    }
+
+    /// Deletes containers that had children and have none left (ContainerManager).
+    pub fn reap_containers(&mut self, now: Now) {
+        for path in self.tree.empty_containers() {
+            let hdr = self.next_header(0, 0, now);
+            let mut changes = Vec::new();
+            match self.tree.delete(&path, hdr.zxid, &mut changes) {
+                Ok(_) => {
+                    self.txns.push((hdr, Txn::Delete { path }));
+                    self.notify(&changes);
+                }
+                Err(_) => {
+                    self.txns.push((hdr, Txn::Error { code: Code::NotEmpty.as_i32() }));
+                }
+            }
+        }
+    }
+}
+
+fn check_acl(enforce: bool, acl_: &[Acl], perm: i32, auth: &[Id]) -> Result<(), Code> {
+    if enforce {
+        acl::check(acl_, perm, auth)
+    } else {
+        Ok(())
+    }
+}
+
+fn write_multi_result(w: &mut Writer, r: &OpResult) {
+    match r {
+        OpResult::Create { op, path, stat } => {
+            if *op == op::CREATE {
+                multi_header(w, op::CREATE, 0);
+                w.write_string(path);
+            } else {
+                multi_header(w, op::CREATE2, 0);
+                w.write_string(path);
+                stat.write(w);
+            }
+        }
+        OpResult::Delete => multi_header(w, op::DELETE, 0),
+        OpResult::SetData(stat) => {
+            multi_header(w, op::SET_DATA, 0);
+            stat.write(w);
+        }
+        OpResult::Check => multi_header(w, op::CHECK, 0),
+    }
+}
+
+fn multi_header(w: &mut Writer, ty: i32, err: i32) {
+    w.write_i32(ty);
+    w.write_bool(false);
+    w.write_i32(err);
+}
+
+fn multi_error(w: &mut Writer, err: i32) {
+    multi_header(w, op::ERROR, err);
+    w.write_i32(err);
+}
+
+fn multi_done(w: &mut Writer) {
+    w.write_i32(-1);
+    w.write_bool(true);
+    w.write_i32(-1);
+}
