@@ -36,7 +36,8 @@ struct Proc {
 
 pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.brokers >= 1, "--brokers must be at least 1");
-    std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create {}", args.data.display()))?;
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("cannot create {}", args.data.display()))?;
     let data = args.data.canonicalize()?;
     let logs = data.join("logs");
     std::fs::create_dir_all(&logs)?;
@@ -46,13 +47,19 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
     std::fs::write(
         &zk_config,
         format!(
-            "client_port = {}\nbind_address = \"{}\"\ndata_dir = \"{}\"\n",
+            "client_port = {}\nclient_address = \"{}\"\ndata_dir = \"{}\"\n",
             args.zookeeper_port,
             args.host,
             data.join("zookeeper").display()
         ),
     )?;
-    let mut procs = vec![spawn(&exe, "zookeeper", &zk_config, &logs.join("zookeeper.log"), "zookeeper")?];
+    let mut procs = vec![spawn(
+        &exe,
+        "zookeeper",
+        &zk_config,
+        &logs.join("zookeeper.log"),
+        "zookeeper",
+    )?];
     let zk_addr = format!("{}:{}", args.host, args.zookeeper_port);
     if let Err(err) = wait_for_port(&zk_addr, Duration::from_secs(20), &mut procs) {
         stop_all(&mut procs);
@@ -73,7 +80,13 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
                 min_isr = if replication >= 3 { 2 } else { 1 },
             ),
         )?;
-        procs.push(spawn(&exe, "broker", &config, &logs.join(format!("broker-{id}.log")), &format!("broker-{id}"))?);
+        procs.push(spawn(
+            &exe,
+            "broker",
+            &config,
+            &logs.join(format!("broker-{id}.log")),
+            &format!("broker-{id}"),
+        )?);
         bootstrap.push(format!("{}:{port}", args.host));
     }
     for addr in &bootstrap {
@@ -82,7 +95,10 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
             return Err(err);
         }
     }
-    println!("gregor cluster is up: {} broker(s) and a mini-zookeeper", args.brokers);
+    println!(
+        "gregor cluster is up: {} broker(s) and a mini-zookeeper",
+        args.brokers
+    );
     println!("  bootstrap servers: {}", bootstrap.join(","));
     println!("  zookeeper:         {zk_addr}");
     println!("  data and configs:  {}", data.display());
@@ -95,7 +111,10 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
 }
 
 fn spawn(exe: &Path, role: &str, config: &Path, log: &Path, name: &str) -> anyhow::Result<Proc> {
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
     let err = out.try_clone()?;
     let child = Command::new(exe)
         .arg(role)
@@ -106,7 +125,10 @@ fn spawn(exe: &Path, role: &str, config: &Path, log: &Path, name: &str) -> anyho
         .stderr(err)
         .spawn()
         .with_context(|| format!("cannot start {name}"))?;
-    Ok(Proc { name: name.to_string(), child })
+    Ok(Proc {
+        name: name.to_string(),
+        child,
+    })
 }
 
 fn wait_for_port(addr: &str, timeout: Duration, procs: &mut [Proc]) -> anyhow::Result<()> {
@@ -120,14 +142,19 @@ fn wait_for_port(addr: &str, timeout: Duration, procs: &mut [Proc]) -> anyhow::R
                 anyhow::bail!("{} exited during start-up ({status}); see its log", p.name);
             }
         }
-        anyhow::ensure!(Instant::now() < deadline, "{addr} did not come up within {timeout:?}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{addr} did not come up within {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 /// Waits for Ctrl-C / SIGTERM, reporting children that die meanwhile.
 fn supervise(procs: &mut [Proc]) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
@@ -161,7 +188,10 @@ fn terminate(child: &mut Child, name: &str) {
         return;
     }
     // SAFETY-free: sending a signal through the `kill` command keeps this std-only.
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let deadline = Instant::now() + Duration::from_secs(40);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {

@@ -31,9 +31,17 @@ fn api_versions_advertises_served_ranges_and_answers_future_versions() {
     for v in 0..=3 {
         let r = c.send(&ApiVersionsRequest::default(), v).unwrap();
         assert_eq!(r.error_code, 0);
-        let produce = r.api_keys.iter().find(|k| k.api_key == ApiKey::Produce as i16).expect("Produce advertised");
+        let produce = r
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == ApiKey::Produce as i16)
+            .expect("Produce advertised");
         assert_eq!((produce.min_version, produce.max_version), (3, 11));
-        let fetch = r.api_keys.iter().find(|k| k.api_key == ApiKey::Fetch as i16).expect("Fetch advertised");
+        let fetch = r
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == ApiKey::Fetch as i16)
+            .expect("Fetch advertised");
         assert_eq!((fetch.min_version, fetch.max_version), (4, 17));
     }
     // A version we do not serve: v0 body, UNSUPPORTED_VERSION, our ranges (KIP-511).
@@ -51,7 +59,10 @@ fn api_versions_advertises_served_ranges_and_answers_future_versions() {
     let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
     raw.read_exact(&mut body).unwrap();
     assert_eq!(i32::from_be_bytes(body[0..4].try_into().unwrap()), 42);
-    assert_eq!(i16::from_be_bytes(body[4..6].try_into().unwrap()), UNSUPPORTED_VERSION);
+    assert_eq!(
+        i16::from_be_bytes(body[4..6].try_into().unwrap()),
+        UNSUPPORTED_VERSION
+    );
     let count = i32::from_be_bytes(body[6..10].try_into().unwrap());
     assert!(count > 10, "expected our API ranges, got {count}");
 }
@@ -62,10 +73,18 @@ fn produce_and_fetch_round_trip_in_every_codec_with_real_zookeeper() {
     let cluster = Cluster::start(Coordinator::Apache, 1, &[]);
     let mut c = cluster.client(0);
     assert_eq!(c.create_topic("codecs", 1, 1, &[]), 0);
-    let codecs = [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+    let codecs = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
     let mut expected = Vec::new();
     for (i, codec) in codecs.iter().enumerate() {
-        let values: Vec<Vec<u8>> = (0..10).map(|j| format!("{codec:?}-{i}-{j}").into_bytes()).collect();
+        let values: Vec<Vec<u8>> = (0..10)
+            .map(|j| format!("{codec:?}-{i}-{j}").into_bytes())
+            .collect();
         let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
         let (err, base) = c.produce("codecs", 0, batch(&refs, *codec), -1);
         assert_eq!(err, 0);
@@ -90,17 +109,35 @@ fn produce_and_fetch_round_trip_in_every_codec_with_real_zookeeper() {
 fn bad_requests_get_kafkas_error_codes() {
     let cluster = Cluster::start(Coordinator::Gregor, 1, &[]);
     let mut c = cluster.client(0);
-    assert_eq!(c.create_topic("t", 2, 1, &[("max.message.bytes", "2000")]), 0);
+    assert_eq!(
+        c.create_topic("t", 2, 1, &[("max.message.bytes", "2000")]),
+        0
+    );
     assert_eq!(c.create_topic("t", 2, 1, &[]), TOPIC_ALREADY_EXISTS);
-    assert_eq!(c.create_topic("bad name!", 1, 1, &[]), INVALID_TOPIC_EXCEPTION);
+    assert_eq!(
+        c.create_topic("bad name!", 1, 1, &[]),
+        INVALID_TOPIC_EXCEPTION
+    );
     assert_eq!(c.create_topic("zero", 0, 1, &[]), INVALID_PARTITIONS);
     assert_eq!(c.create_topic("rf", 1, 3, &[]), INVALID_REPLICATION_FACTOR);
-    assert_eq!(c.create_topic("cfg", 1, 1, &[("retention.ms", "soon")]), INVALID_CONFIG);
-    assert_eq!(c.create_topic("cfg", 1, 1, &[("no.such.config", "1")]), INVALID_CONFIG);
+    assert_eq!(
+        c.create_topic("cfg", 1, 1, &[("retention.ms", "soon")]),
+        INVALID_CONFIG
+    );
+    assert_eq!(
+        c.create_topic("cfg", 1, 1, &[("no.such.config", "1")]),
+        INVALID_CONFIG
+    );
 
     let ok = batch(&[b"hello"], Compression::None);
-    assert_eq!(c.produce("missing", 0, ok.clone(), 1).0, UNKNOWN_TOPIC_OR_PARTITION);
-    assert_eq!(c.produce("t", 7, ok.clone(), 1).0, UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        c.produce("missing", 0, ok.clone(), 1).0,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+    assert_eq!(
+        c.produce("t", 7, ok.clone(), 1).0,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
 
     let mut corrupt = ok.to_vec();
     let last = corrupt.len() - 1;
@@ -108,7 +145,10 @@ fn bad_requests_get_kafkas_error_codes() {
     assert_eq!(c.produce("t", 0, corrupt.into(), 1).0, CORRUPT_MESSAGE);
 
     let big = vec![b'x'; 5000];
-    assert_eq!(c.produce("t", 0, batch(&[&big], Compression::None), 1).0, MESSAGE_TOO_LARGE);
+    assert_eq!(
+        c.produce("t", 0, batch(&[&big], Compression::None), 1).0,
+        MESSAGE_TOO_LARGE
+    );
 
     // Nothing bad was written: the partition holds exactly the good batch.
     assert_eq!(c.produce("t", 0, ok, 1), (0, 0));
@@ -119,16 +159,24 @@ fn bad_requests_get_kafkas_error_codes() {
 
 #[test]
 fn malformed_frames_close_only_their_connection() {
-    let cluster = Cluster::start(Coordinator::Gregor, 1, &[("socket.request.max.bytes", "1048576")]);
+    let cluster = Cluster::start(
+        Coordinator::Gregor,
+        1,
+        &[("socket.request.max.bytes", "1048576")],
+    );
     let mut healthy = cluster.client(0);
     assert_eq!(healthy.create_topic("m", 1, 1, &[]), 0);
 
     let garbage: Vec<Vec<u8>> = vec![
-        vec![0x7f, 0xff, 0xff, 0xff],                                        // frame size over the limit
-        vec![0xff, 0xff, 0xff, 0xf0],                                        // negative size
+        vec![0x7f, 0xff, 0xff, 0xff], // frame size over the limit
+        vec![0xff, 0xff, 0xff, 0xf0], // negative size
         [&8i32.to_be_bytes()[..], &[0x7f, 0x7f, 0, 0, 0, 0, 0, 1]].concat(), // unknown api key
-        [&10i32.to_be_bytes()[..], &[0, 0, 0, 9, 0, 0, 0, 1, 0xff, 0xff]].concat(), // produce v9, truncated body
-        [&6i32.to_be_bytes()[..], &[0, 3, 0, 12, 0, 0]].concat(),            // metadata v12, truncated header
+        [
+            &10i32.to_be_bytes()[..],
+            &[0, 0, 0, 9, 0, 0, 0, 1, 0xff, 0xff],
+        ]
+        .concat(), // produce v9, truncated body
+        [&6i32.to_be_bytes()[..], &[0, 3, 0, 12, 0, 0]].concat(), // metadata v12, truncated header
     ];
     for bytes in garbage {
         let mut s = TcpStream::connect(cluster.brokers[0].addr()).unwrap();
@@ -140,7 +188,10 @@ fn malformed_frames_close_only_their_connection() {
         assert_eq!(n, 0, "expected the connection to be closed after {bytes:?}");
     }
     // Other clients are unaffected and the broker is alive.
-    assert_eq!(healthy.produce("m", 0, batch(&[b"still fine"], Compression::None), 1), (0, 0));
+    assert_eq!(
+        healthy.produce("m", 0, batch(&[b"still fine"], Compression::None), 1),
+        (0, 0)
+    );
     let mut fresh = Client::connect(&cluster.brokers[0].addr()).unwrap();
     assert_eq!(fresh.read_all("m", 0, 0).len(), 1);
 }

@@ -85,10 +85,10 @@ fn assign_rack_unaware(
     let n = ids.len();
     let start = start_index % n;
     let mut next_shift = shift % n;
-    let mut current = first_partition.max(0) as usize;
+    let first_partition = first_partition.max(0) as usize;
     let mut out = BTreeMap::new();
-    for _ in 0..partitions {
-        if current > 0 && current % n == 0 {
+    for current in first_partition..first_partition + partitions as usize {
+        if current > 0 && current.is_multiple_of(n) {
             next_shift += 1;
         }
         let first = (current + start) % n;
@@ -97,7 +97,6 @@ fn assign_rack_unaware(
             replicas.push(ids[replica_index(first, next_shift, j, n)]);
         }
         out.insert(current as i32, replicas);
-        current += 1;
     }
     out
 }
@@ -141,10 +140,10 @@ fn assign_rack_aware(
     let num_racks = list.iter().map(|(_, r)| r).collect::<BTreeSet<_>>().len();
     let start = start_index % n;
     let mut next_shift = shift % n;
-    let mut current = first_partition.max(0) as usize;
+    let first_partition = first_partition.max(0) as usize;
     let mut out = BTreeMap::new();
-    for _ in 0..partitions {
-        if current > 0 && current % n == 0 {
+    for current in first_partition..first_partition + partitions as usize {
+        if current > 0 && current.is_multiple_of(n) {
             next_shift += 1;
         }
         let first = (current + start) % n;
@@ -179,7 +178,6 @@ fn assign_rack_aware(
             }
         }
         out.insert(current as i32, replicas);
-        current += 1;
     }
     out
 }

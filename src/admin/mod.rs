@@ -111,17 +111,25 @@ impl Admin<'_> {
         validate_only: bool,
     ) -> Result<CreatedTopic, AdminError> {
         let image = self.image();
-        topic_name::validate(&spec.name).map_err(|m| AdminError::new(Error::InvalidTopicException, m))?;
+        topic_name::validate(&spec.name)
+            .map_err(|m| AdminError::new(Error::InvalidTopicException, m))?;
         if image.topics.contains_key(&spec.name) {
             return Err(AdminError::new(
                 Error::TopicAlreadyExists,
                 format!("Topic '{}' already exists.", spec.name),
             ));
         }
-        if let Some(other) = image.topics.keys().find(|t| topic_name::collides(t, &spec.name)) {
+        if let Some(other) = image
+            .topics
+            .keys()
+            .find(|t| topic_name::collides(t, &spec.name))
+        {
             return Err(AdminError::new(
                 Error::InvalidTopicException,
-                format!("Topic '{}' collides with existing topic: {other}", spec.name),
+                format!(
+                    "Topic '{}' collides with existing topic: {other}",
+                    spec.name
+                ),
             ));
         }
         let manual = !spec.assignments.is_empty();
@@ -149,7 +157,14 @@ impl Admin<'_> {
             let slots = self.live_slots(&image);
             let mut rng = rand::thread_rng();
             let n = slots.len().max(1);
-            assign(&slots, partitions, rf as i32, 0, rng.gen_range(0..n), rng.gen_range(0..n))?
+            assign(
+                &slots,
+                partitions,
+                rf as i32,
+                0,
+                rng.gen_range(0..n),
+                rng.gen_range(0..n),
+            )?
         };
         let created = CreatedTopic {
             topic_id: uuid::Uuid::new_v4(),
@@ -274,7 +289,11 @@ impl Admin<'_> {
                 format!("Topic already has {current} partitions."),
             ));
         }
-        let rf = topic.partitions.values().next().map_or(1, |p| p.replicas.len()) as i32;
+        let rf = topic
+            .partitions
+            .values()
+            .next()
+            .map_or(1, |p| p.replicas.len()) as i32;
         let added = count - current;
         let new_assignment: BTreeMap<i32, Vec<i32>> = match manual {
             Some(rows) => {
@@ -284,8 +303,11 @@ impl Admin<'_> {
                         format!("Increasing the number of partitions by {added} but {} assignments provided.", rows.len()),
                     ));
                 }
-                let map: BTreeMap<i32, Vec<i32>> =
-                    rows.into_iter().enumerate().map(|(i, r)| (current + i as i32, r)).collect();
+                let map: BTreeMap<i32, Vec<i32>> = rows
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| (current + i as i32, r))
+                    .collect();
                 validate_manual_assignment(&map, &image, current)?;
                 if map.values().any(|r| r.len() as i32 != rf) {
                     return Err(AdminError::new(
@@ -298,10 +320,15 @@ impl Admin<'_> {
             None => {
                 let slots = self.live_slots(&image);
                 // Kafka starts from partition 0's leader so the layout continues evenly.
-                let leader0 = topic.partitions.get(&0).and_then(|p| p.replicas.first().copied());
+                let leader0 = topic
+                    .partitions
+                    .get(&0)
+                    .and_then(|p| p.replicas.first().copied());
                 let mut ids: Vec<i32> = slots.iter().map(|s| s.id).collect();
                 ids.sort_unstable();
-                let start = leader0.and_then(|l| ids.iter().position(|&i| i == l)).unwrap_or(0);
+                let start = leader0
+                    .and_then(|l| ids.iter().position(|&i| i == l))
+                    .unwrap_or(0);
                 let shift = rand::thread_rng().gen_range(0..slots.len().max(1));
                 assign(&slots, added, rf, current, start, shift)?
             }
@@ -322,12 +349,21 @@ impl Admin<'_> {
             if full.len() as i32 != current {
                 return Err(AdminError::new(
                     Error::InvalidPartitions,
-                    format!("Topic '{name}' changed concurrently: it now has {} partitions.", full.len()),
+                    format!(
+                        "Topic '{name}' changed concurrently: it now has {} partitions.",
+                        full.len()
+                    ),
                 ));
             }
             full.extend(new_assignment.clone());
-            znode.partitions = full.iter().map(|(p, r)| (p.to_string(), r.clone())).collect();
-            match client.set_data(&path, &znode.encode(), Some(stat.version)).await {
+            znode.partitions = full
+                .iter()
+                .map(|(p, r)| (p.to_string(), r.clone()))
+                .collect();
+            match client
+                .set_data(&path, &znode.encode(), Some(stat.version))
+                .await
+            {
                 Ok(_) => {
                     tracing::info!(topic = %name, partitions = count, "partitions added");
                     return Ok(());
@@ -382,7 +418,9 @@ fn validate_manual_assignment(
     let bad = |m: String| AdminError::new(Error::InvalidReplicaAssignment, m);
     let expected: Vec<i32> = (first_partition..first_partition + assignment.len() as i32).collect();
     if assignment.keys().copied().collect::<Vec<_>>() != expected {
-        return Err(bad("Partitions should be a consecutive 0-based integer sequence".into()));
+        return Err(bad(
+            "Partitions should be a consecutive 0-based integer sequence".into(),
+        ));
     }
     let rf = assignment.values().next().map_or(0, Vec::len);
     for (p, replicas) in assignment {
@@ -390,39 +428,63 @@ fn validate_manual_assignment(
             return Err(bad(format!("Replica list for partition {p} is empty")));
         }
         if replicas.len() != rf {
-            return Err(bad("All partitions should have the same number of replicas".into()));
+            return Err(bad(
+                "All partitions should have the same number of replicas".into(),
+            ));
         }
         if replicas.iter().collect::<BTreeSet<_>>().len() != replicas.len() {
-            return Err(bad(format!("Duplicate replica assignment found: {replicas:?}")));
+            return Err(bad(format!(
+                "Duplicate replica assignment found: {replicas:?}"
+            )));
         }
         if let Some(unknown) = replicas.iter().find(|id| !image.is_alive(**id)) {
-            return Err(bad(format!("Unknown broker(s) in replica assignment: {unknown}.")));
+            return Err(bad(format!(
+                "Unknown broker(s) in replica assignment: {unknown}."
+            )));
         }
     }
     Ok(())
 }
 
 /// Waits until every partition of `topic` has a live leader in the image (or the topic
-/// is gone, for `want_present == false`). Returns whether it happened within `timeout`.
+/// is gone, for `want_present == false`), and `locally_ready` agrees for each partition
+/// (this broker serves the ones it leads). Returns whether it happened within `timeout`.
 pub async fn wait_for_topic(
     image: &watch::Receiver<Arc<ClusterImage>>,
     topic: &str,
     want_present: bool,
     min_partitions: usize,
     timeout: Duration,
+    locally_ready: impl Fn(i32, i32) -> bool,
 ) -> bool {
     let mut rx = image.clone();
-    crate::coordination::watcher::wait_for(&mut rx, timeout, |img| match img.topic(topic) {
-        None => !want_present,
-        Some(t) => {
-            want_present
-                && t.partitions.len() >= min_partitions
-                && t.partitions.values().all(|p| {
-                    p.state
-                        .as_ref()
-                        .is_some_and(|s| s.leader >= 0 && img.is_alive(s.leader))
-                })
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let done = {
+            let img = rx.borrow_and_update();
+            match img.topic(topic) {
+                None => !want_present,
+                Some(t) => {
+                    want_present
+                        && t.partitions.len() >= min_partitions
+                        && t.partitions.iter().all(|(p, info)| {
+                            info.state.as_ref().is_some_and(|s| {
+                                s.leader >= 0
+                                    && img.is_alive(s.leader)
+                                    && locally_ready(*p, s.leader)
+                            })
+                        })
+                }
+            }
+        };
+        if done {
+            return true;
         }
-    })
-    .await
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        // Image changes wake us; local readiness has no signal, so re-check every 10 ms.
+        let tick = (tokio::time::Instant::now() + Duration::from_millis(10)).min(deadline);
+        let _ = tokio::time::timeout_at(tick, rx.changed()).await;
+    }
 }

@@ -65,24 +65,32 @@ pub async fn describe_configs(
             RESOURCE_TOPIC => match image.topic(&resource.resource_name) {
                 None => base
                     .with_error_code(code(Error::UnknownTopicOrPartition))
-                    .with_error_message(Some(s(format!("Topic {} does not exist.", &*resource.resource_name)))),
-                Some(topic) => match TopicConfig::new(topic.config.clone(), &broker.config.topic_defaults) {
-                    Ok(config) => base.with_error_code(0).with_configs(
-                        TOPIC_KEYS
-                            .iter()
-                            .filter(|tk| wanted(tk.key.name))
-                            .map(|tk| topic_entry(broker, &config, tk.key.name, &req, ctx.api_version))
-                            .collect(),
-                    ),
-                    Err(err) => base
-                        .with_error_code(code(Error::InvalidConfig))
-                        .with_error_message(Some(s(err.to_string()))),
-                },
+                    .with_error_message(Some(s(format!(
+                        "Topic {} does not exist.",
+                        &*resource.resource_name
+                    )))),
+                Some(topic) => {
+                    match TopicConfig::new(topic.config.clone(), &broker.config.topic_defaults) {
+                        Ok(config) => base.with_error_code(0).with_configs(
+                            TOPIC_KEYS
+                                .iter()
+                                .filter(|tk| wanted(tk.key.name))
+                                .map(|tk| {
+                                    topic_entry(broker, &config, tk.key.name, &req, ctx.api_version)
+                                })
+                                .collect(),
+                        ),
+                        Err(err) => base
+                            .with_error_code(code(Error::InvalidConfig))
+                            .with_error_message(Some(s(err.to_string()))),
+                    }
+                }
             },
             RESOURCE_BROKER => {
                 let name = resource.resource_name.to_string();
                 if !name.is_empty() && name != broker.config.broker_id.to_string() {
-                    base.with_error_code(code(Error::InvalidRequest)).with_error_message(Some(s(format!(
+                    base.with_error_code(code(Error::InvalidRequest))
+                        .with_error_message(Some(s(format!(
                         "Unexpected broker id, expected {} or empty string, but received {name}",
                         broker.config.broker_id
                     ))))
@@ -140,8 +148,15 @@ fn topic_entry(
         .describe()
         .into_iter()
         .find(|(k, _, _)| k.name == broker_key);
-    let broker_source = broker_value.as_ref().map(|(_, _, src)| *src).unwrap_or(ConfigSource::DefaultConfig);
-    let source = if is_override { ConfigSource::TopicConfig } else { broker_source };
+    let broker_source = broker_value
+        .as_ref()
+        .map(|(_, _, src)| *src)
+        .unwrap_or(ConfigSource::DefaultConfig);
+    let source = if is_override {
+        ConfigSource::TopicConfig
+    } else {
+        broker_source
+    };
     let mut entry = DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_static_str(name))
         .with_value(Some(s(value.clone())))
@@ -180,7 +195,12 @@ fn topic_entry(
             synonyms.push(
                 DescribeConfigsSynonym::default()
                     .with_name(StrBytes::from_static_str(tk.broker_key))
-                    .with_value(Some(s(broker.config.topic_defaults.get(name).cloned().unwrap_or_default())))
+                    .with_value(Some(s(broker
+                        .config
+                        .topic_defaults
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_default())))
                     .with_source(ConfigSource::DefaultConfig as i8),
             );
         }
@@ -217,7 +237,11 @@ pub async fn alter_configs(
                 let overrides: BTreeMap<String, String> = resource
                     .configs
                     .iter()
-                    .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                    .filter_map(|c| {
+                        c.value
+                            .as_ref()
+                            .map(|v| (c.name.to_string(), v.to_string()))
+                    })
                     .collect();
                 broker
                     .admin()
@@ -225,7 +249,10 @@ pub async fn alter_configs(
                     .await
             }
             RESOURCE_BROKER => Err(broker_not_alterable()),
-            other => Err(AdminError::new(Error::InvalidRequest, format!("Unsupported resource type {other}"))),
+            other => Err(AdminError::new(
+                Error::InvalidRequest,
+                format!("Unsupported resource type {other}"),
+            )),
         };
         let (error_code, error_message) = outcome(result);
         responses.push(
@@ -270,7 +297,10 @@ pub async fn incremental_alter_configs(
                 },
             },
             RESOURCE_BROKER => Err(broker_not_alterable()),
-            other => Err(AdminError::new(Error::InvalidRequest, format!("Unsupported resource type {other}"))),
+            other => Err(AdminError::new(
+                Error::InvalidRequest,
+                format!("Unsupported resource type {other}"),
+            )),
         };
         let (error_code, error_message) = outcome(result);
         responses.push(
@@ -299,12 +329,20 @@ fn apply_incremental(
             ));
         }
         let Some(tk) = topic_key_def(&name) else {
-            return Err(AdminError::new(Error::InvalidConfig, format!("Unknown topic config name: {name}")));
+            return Err(AdminError::new(
+                Error::InvalidConfig,
+                format!("Unknown topic config name: {name}"),
+            ));
         };
         let value = op.value.as_ref().map(|v| v.to_string());
         match op.config_operation {
             OP_SET => {
-                let v = value.ok_or_else(|| AdminError::new(Error::InvalidRequest, format!("Null value not supported for : {name}")))?;
+                let v = value.ok_or_else(|| {
+                    AdminError::new(
+                        Error::InvalidRequest,
+                        format!("Null value not supported for : {name}"),
+                    )
+                })?;
                 overrides.insert(name, v);
             }
             OP_DELETE => {
@@ -335,7 +373,10 @@ fn apply_incremental(
                 overrides.insert(name, items.join(","));
             }
             other => {
-                return Err(AdminError::new(Error::InvalidRequest, format!("Unknown config operation {other}")))
+                return Err(AdminError::new(
+                    Error::InvalidRequest,
+                    format!("Unknown config operation {other}"),
+                ))
             }
         }
     }

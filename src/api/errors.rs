@@ -21,7 +21,9 @@ pub fn partition_error(err: &PartitionError) -> Error {
         PartitionError::Timeout => Error::RequestTimedOut,
         PartitionError::Append(e) => append_error(e),
         PartitionError::Read(ReadError::OffsetOutOfRange { .. }) => Error::OffsetOutOfRange,
-        PartitionError::Read(ReadError::Storage(_)) | PartitionError::Storage(_) => Error::KafkaStorageError,
+        PartitionError::Read(ReadError::Storage(_)) | PartitionError::Storage(_) => {
+            Error::KafkaStorageError
+        }
     }
 }
 

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
@@ -43,7 +45,11 @@ struct Slot {
     fixed_error: Option<Error>,
 }
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> Option<FetchResponse> {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: FetchRequest,
+) -> Option<FetchResponse> {
     let version = ctx.api_version;
     if version >= 7 {
         let (id, epoch) = (req.session_id, req.session_epoch);
@@ -55,10 +61,18 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
             None
         };
         if let Some(error) = error {
-            return Some(FetchResponse::default().with_error_code(code(error)).with_session_id(0));
+            return Some(
+                FetchResponse::default()
+                    .with_error_code(code(error))
+                    .with_session_id(0),
+            );
         }
     }
-    let replica_id = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
+    let replica_id = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
     let follower = (replica_id >= 0).then_some(replica_id);
     let image = broker.image();
 
@@ -72,7 +86,10 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
             }
         } else {
             let name = t.topic.0.to_string();
-            let unknown = image.topic(&name).is_none().then_some(Error::UnknownTopicOrPartition);
+            let unknown = image
+                .topic(&name)
+                .is_none()
+                .then_some(Error::UnknownTopicOrPartition);
             (name, unknown)
         };
         let mut resp = FetchableTopicResponse::default();
@@ -86,7 +103,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
             let partition = broker.replicas.partition(&name, p.partition);
             let fixed_error = unknown_error.or_else(|| match &partition {
                 Some(_) => None,
-                None if image.partition(&name, p.partition).is_some() => Some(Error::NotLeaderOrFollower),
+                None if image.partition(&name, p.partition).is_some() => {
+                    Some(Error::NotLeaderOrFollower)
+                }
                 None => Some(Error::UnknownTopicOrPartition),
             });
             slots.push(Slot {
@@ -94,7 +113,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
                 partition,
                 partition_index: p.partition,
                 fetch_offset: p.fetch_offset,
-                last_fetched_epoch: if version >= 12 { p.last_fetched_epoch } else { -1 },
+                last_fetched_epoch: if version >= 12 {
+                    p.last_fetched_epoch
+                } else {
+                    -1
+                },
                 current_leader_epoch: p.current_leader_epoch,
                 partition_max_bytes: p.partition_max_bytes.max(0) as usize,
                 fixed_error,
@@ -104,17 +127,32 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
 
     let max_bytes = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes as usize);
     let min_bytes = req.min_bytes.max(0) as usize;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     // Subscribe before the first read so no append between read and wait is missed.
-    let mut receivers: Vec<_> = slots.iter().filter_map(|s| s.partition.as_ref().map(|p| p.subscribe())).collect();
+    let mut receivers: Vec<_> = slots
+        .iter()
+        .filter_map(|s| s.partition.as_ref().map(|p| p.subscribe()))
+        .collect();
     loop {
-        let (results, bytes, any_error) = read_all(broker, &slots, max_bytes, follower, req.isolation_level);
+        let (results, bytes, any_error) =
+            read_all(broker, &slots, max_bytes, follower, req.isolation_level);
         let expired = tokio::time::Instant::now() >= deadline;
-        if bytes >= min_bytes || any_error || expired || receivers.is_empty() || req.max_wait_ms <= 0 {
+        if bytes >= min_bytes
+            || any_error
+            || expired
+            || receivers.is_empty()
+            || req.max_wait_ms <= 0
+        {
             for (slot, data) in slots.iter().zip(results) {
                 topics[slot.topic_index].partitions.push(data);
             }
-            return Some(FetchResponse::default().with_error_code(0).with_session_id(0).with_responses(topics));
+            return Some(
+                FetchResponse::default()
+                    .with_error_code(0)
+                    .with_session_id(0)
+                    .with_responses(topics),
+            );
         }
         let changes = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
         let _ = tokio::time::timeout_at(deadline, futures::future::select_all(changes)).await;
@@ -151,15 +189,23 @@ fn read_all(
             out.push(error_data(error));
             continue;
         }
-        let Some(partition) = &slot.partition else { continue };
-        if let Some((epoch, end_offset)) = partition.diverging_epoch(slot.fetch_offset, slot.last_fetched_epoch) {
+        let Some(partition) = &slot.partition else {
+            continue;
+        };
+        if let Some((epoch, end_offset)) =
+            partition.diverging_epoch(slot.fetch_offset, slot.last_fetched_epoch)
+        {
             any_error = true; // answer at once so the fetcher truncates
             out.push(
                 base.with_error_code(0)
                     .with_high_watermark(partition.high_watermark())
                     .with_last_stable_offset(partition.high_watermark())
                     .with_log_start_offset(partition.log_start_offset())
-                    .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset))
+                    .with_diverging_epoch(
+                        EpochEndOffset::default()
+                            .with_epoch(epoch)
+                            .with_end_offset(end_offset),
+                    )
                     .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
                     .with_records(Some(Bytes::new())),
             );
@@ -167,7 +213,14 @@ fn read_all(
         }
         let limit = slot.partition_max_bytes.min(remaining);
         let min_one = gathered == 0;
-        match partition.read(slot.fetch_offset, limit, min_one, slot.current_leader_epoch, follower, now) {
+        match partition.read(
+            slot.fetch_offset,
+            limit,
+            min_one,
+            slot.current_leader_epoch,
+            follower,
+            now,
+        ) {
             Ok((result, hw, update)) => {
                 if let Some(isr) = update.expand_isr_to {
                     broker.replicas.propose_isr(partition.clone(), isr);

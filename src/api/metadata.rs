@@ -13,7 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors::{code, Error};
 use super::{RequestContext, Versions};
-use crate::admin::{topic_name, wait_for_topic, TopicSpec};
+use crate::admin::{topic_name, TopicSpec};
 use crate::broker::Broker;
 use crate::coordination::{ClusterImage, TopicInfo, OFFSETS_TOPIC};
 
@@ -44,7 +44,10 @@ pub async fn handle(
             let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
                 continue;
             };
-            if image.topic(&name).is_some() || name == OFFSETS_TOPIC || topic_name::validate(&name).is_err() {
+            if image.topic(&name).is_some()
+                || name == OFFSETS_TOPIC
+                || topic_name::validate(&name).is_err()
+            {
                 continue;
             }
             if auto_create_topic(broker, &name).await {
@@ -52,7 +55,7 @@ pub async fn handle(
             }
         }
         for name in &created {
-            wait_for_topic(&broker.image, name, true, 1, AUTO_CREATE_WAIT).await;
+            broker.wait_for_topic(name, true, 1, AUTO_CREATE_WAIT).await;
         }
         if !created.is_empty() {
             image = broker.image();
@@ -60,7 +63,11 @@ pub async fn handle(
     }
 
     let topics = if all_topics {
-        image.topics.values().map(|t| topic_entry(&image, t)).collect()
+        image
+            .topics
+            .values()
+            .map(|t| topic_entry(&image, t))
+            .collect()
     } else {
         requested
             .iter()
@@ -85,7 +92,7 @@ pub async fn handle(
             .with_cluster_id(Some(StrBytes::from_string(image.cluster_id.clone())))
             .with_controller_id(BrokerId(image.controller_id.unwrap_or(-1)))
             .with_topics(topics)
-            .with_cluster_authorized_operations(i32::MIN)
+            .with_cluster_authorized_operations(i32::MIN),
     )
 }
 
@@ -182,4 +189,3 @@ fn topic_entry(image: &ClusterImage, topic: &TopicInfo) -> MetadataResponseTopic
         .with_partitions(partitions)
         .with_topic_authorized_operations(i32::MIN)
 }
-

@@ -101,7 +101,9 @@ pub async fn handle(
     body: Option<RequestKind>,
 ) -> Option<ResponseKind> {
     match body {
-        None => Some(ResponseKind::ApiVersions(api_versions::unsupported_version())),
+        None => Some(ResponseKind::ApiVersions(
+            api_versions::unsupported_version(),
+        )),
         Some(body) => dispatch(broker, ctx, body).await,
     }
 }

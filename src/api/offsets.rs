@@ -1,12 +1,18 @@
 //! Offset lookups on partition leaders: ListOffsets (key 2, v1-v9), OffsetForLeaderEpoch
 //! (key 23, v2-v4) and DeleteRecords (key 21, v0-v2).
 
-use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
-use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
 use kafka_protocol::messages::{
-    DeleteRecordsRequest, DeleteRecordsResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest,
-    OffsetForLeaderEpochResponse,
+    DeleteRecordsRequest, DeleteRecordsResponse, ListOffsetsRequest, ListOffsetsResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
 
 use super::errors::{code, partition_error, Error};
@@ -32,7 +38,11 @@ fn missing(broker: &Broker, topic: &str, partition: i32) -> Error {
     }
 }
 
-pub async fn list_offsets(broker: &Broker, ctx: &RequestContext, req: ListOffsetsRequest) -> Option<ListOffsetsResponse> {
+pub async fn list_offsets(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ListOffsetsRequest,
+) -> Option<ListOffsetsResponse> {
     let from_replica = req.replica_id.0 >= 0;
     // leader_epoch exists from v4; earlier versions must leave it at its default.
     let epoch_field = |epoch: i32| if ctx.api_version >= 4 { epoch } else { -1 };
@@ -44,12 +54,23 @@ pub async fn list_offsets(broker: &Broker, ctx: &RequestContext, req: ListOffset
                 .partitions
                 .iter()
                 .map(|p| {
-                    let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    let failed = |e: Error| base.clone().with_error_code(code(e)).with_timestamp(-1).with_offset(-1);
-                    let Some(partition) = broker.replicas.partition(&t.name, p.partition_index) else {
+                    let base = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    let failed = |e: Error| {
+                        base.clone()
+                            .with_error_code(code(e))
+                            .with_timestamp(-1)
+                            .with_offset(-1)
+                    };
+                    let Some(partition) = broker.replicas.partition(&t.name, p.partition_index)
+                    else {
                         return failed(missing(broker, &t.name, p.partition_index));
                     };
-                    match partition.offset_for_timestamp(p.timestamp, p.current_leader_epoch, from_replica) {
+                    match partition.offset_for_timestamp(
+                        p.timestamp,
+                        p.current_leader_epoch,
+                        from_replica,
+                    ) {
                         Ok((timestamp, offset, epoch)) => base
                             .with_error_code(0)
                             .with_timestamp(timestamp)
@@ -59,7 +80,9 @@ pub async fn list_offsets(broker: &Broker, ctx: &RequestContext, req: ListOffset
                     }
                 })
                 .collect();
-            ListOffsetsTopicResponse::default().with_name(t.name.clone()).with_partitions(partitions)
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
         })
         .collect();
     Some(ListOffsetsResponse::default().with_topics(topics))
@@ -81,23 +104,41 @@ pub async fn offset_for_leader_epoch(
                 .iter()
                 .map(|p| {
                     let base = EpochEndOffset::default().with_partition(p.partition);
-                    let failed = |e: Error| base.clone().with_error_code(code(e)).with_leader_epoch(-1).with_end_offset(-1);
+                    let failed = |e: Error| {
+                        base.clone()
+                            .with_error_code(code(e))
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1)
+                    };
                     let Some(partition) = broker.replicas.partition(&t.topic, p.partition) else {
                         return failed(missing(broker, &t.topic, p.partition));
                     };
-                    match partition.end_offset_for_epoch(p.leader_epoch, p.current_leader_epoch, require_leader) {
-                        Ok((epoch, end)) => base.with_error_code(0).with_leader_epoch(epoch).with_end_offset(end),
+                    match partition.end_offset_for_epoch(
+                        p.leader_epoch,
+                        p.current_leader_epoch,
+                        require_leader,
+                    ) {
+                        Ok((epoch, end)) => base
+                            .with_error_code(0)
+                            .with_leader_epoch(epoch)
+                            .with_end_offset(end),
                         Err(err) => failed(partition_error(&err)),
                     }
                 })
                 .collect();
-            OffsetForLeaderTopicResult::default().with_topic(t.topic.clone()).with_partitions(partitions)
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic.clone())
+                .with_partitions(partitions)
         })
         .collect();
     Some(OffsetForLeaderEpochResponse::default().with_topics(topics))
 }
 
-pub async fn delete_records(broker: &Broker, _ctx: &RequestContext, req: DeleteRecordsRequest) -> Option<DeleteRecordsResponse> {
+pub async fn delete_records(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: DeleteRecordsRequest,
+) -> Option<DeleteRecordsResponse> {
     let topics = req
         .topics
         .iter()
@@ -106,17 +147,25 @@ pub async fn delete_records(broker: &Broker, _ctx: &RequestContext, req: DeleteR
                 .partitions
                 .iter()
                 .map(|p| {
-                    let base = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-                    let Some(partition) = broker.replicas.partition(&t.name, p.partition_index) else {
-                        return base.with_error_code(code(missing(broker, &t.name, p.partition_index))).with_low_watermark(-1);
+                    let base = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index);
+                    let Some(partition) = broker.replicas.partition(&t.name, p.partition_index)
+                    else {
+                        return base
+                            .with_error_code(code(missing(broker, &t.name, p.partition_index)))
+                            .with_low_watermark(-1);
                     };
                     match partition.delete_records_before(p.offset) {
                         Ok(low) => base.with_error_code(0).with_low_watermark(low),
-                        Err(err) => base.with_error_code(code(partition_error(&err))).with_low_watermark(-1),
+                        Err(err) => base
+                            .with_error_code(code(partition_error(&err)))
+                            .with_low_watermark(-1),
                     }
                 })
                 .collect();
-            DeleteRecordsTopicResult::default().with_name(t.name.clone()).with_partitions(partitions)
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
         })
         .collect();
     Some(DeleteRecordsResponse::default().with_topics(topics))

@@ -31,7 +31,11 @@ struct Pending {
     partition: std::sync::Arc<crate::replica::Partition>,
 }
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ProduceRequest,
+) -> Option<ProduceResponse> {
     let acks = req.acks;
     let image = broker.image();
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
@@ -46,14 +50,19 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
             let fail = |base: PartitionProduceResponse, error: Error, message: Option<String>| {
-                base.with_error_code(code(error)).with_error_message(message.map(StrBytes::from_string))
+                base.with_error_code(code(error))
+                    .with_error_message(message.map(StrBytes::from_string))
             };
             if !(-1..=1).contains(&acks) {
                 partitions.push(fail(base, Error::InvalidRequiredAcks, None));
                 continue;
             }
             if req.transactional_id.is_some() {
-                partitions.push(fail(base, Error::TransactionalIdAuthorizationFailed, Some("transactions are not supported by gregor".into())));
+                partitions.push(fail(
+                    base,
+                    Error::TransactionalIdAuthorizationFailed,
+                    Some("transactions are not supported by gregor".into()),
+                ));
                 continue;
             }
             let Some(partition) = broker.replicas.partition(&topic.name, data.index) else {
@@ -66,7 +75,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                 continue;
             };
             let Some(records) = data.records else {
-                partitions.push(fail(base, Error::CorruptMessage, Some("null records".into())));
+                partitions.push(fail(
+                    base,
+                    Error::CorruptMessage,
+                    Some("null records".into()),
+                ));
                 continue;
             };
             let mut buf = BytesMut::from(&records[..]);
@@ -94,20 +107,30 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                     if error == Error::InvalidRecord && ctx.api_version >= 8 {
                         r.record_errors = vec![BatchIndexAndErrorMessage::default()
                             .with_batch_index(0)
-                            .with_batch_index_error_message(Some(StrBytes::from_string(err.to_string())))];
+                            .with_batch_index_error_message(Some(StrBytes::from_string(
+                                err.to_string(),
+                            )))];
                     }
                     partitions.push(r);
                 }
             }
         }
-        responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partitions),
+        );
     }
     if acks == 0 {
         return None;
     }
     if !pending.is_empty() {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
-        let waits = pending.iter().map(|p| p.partition.wait_for_replication(p.required_offset, p.epoch, deadline));
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
+        let waits = pending.iter().map(|p| {
+            p.partition
+                .wait_for_replication(p.required_offset, p.epoch, deadline)
+        });
         let outcomes = futures::future::join_all(waits).await;
         for (p, outcome) in pending.iter().zip(outcomes) {
             if let Err(err) = outcome {

@@ -11,7 +11,11 @@ use crate::broker::Broker;
 
 pub const VERSIONS: Versions = Versions::new(0, 5);
 
-pub async fn init_producer_id(broker: &Broker, _ctx: &RequestContext, req: InitProducerIdRequest) -> Option<InitProducerIdResponse> {
+pub async fn init_producer_id(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: InitProducerIdRequest,
+) -> Option<InitProducerIdResponse> {
     let failed = |e: Error| {
         InitProducerIdResponse::default()
             .with_error_code(code(e))
@@ -22,7 +26,12 @@ pub async fn init_producer_id(broker: &Broker, _ctx: &RequestContext, req: InitP
         return Some(failed(Error::TransactionalIdAuthorizationFailed));
     }
     match broker.producer_ids.next_id().await {
-        Ok(id) => Some(InitProducerIdResponse::default().with_error_code(0).with_producer_id(ProducerId(id)).with_producer_epoch(0)),
+        Ok(id) => Some(
+            InitProducerIdResponse::default()
+                .with_error_code(0)
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(0),
+        ),
         Err(err) => {
             tracing::warn!(error = %err, "cannot allocate a producer id");
             Some(failed(Error::CoordinatorNotAvailable))

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
@@ -17,7 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors::{code, Error};
 use super::{RequestContext, Versions};
-use crate::admin::{wait_for_topic, AdminError, CreatedTopic, TopicSpec};
+use crate::admin::{AdminError, CreatedTopic, TopicSpec};
 use crate::broker::Broker;
 use crate::config::topic::TOPIC_KEYS;
 use crate::config::ConfigSource;
@@ -67,7 +69,11 @@ pub async fn create_topics(
         let configs: BTreeMap<String, String> = t
             .configs
             .iter()
-            .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.to_string(), v.to_string()))
+            })
             .collect();
         let spec = TopicSpec {
             name: name.clone(),
@@ -76,7 +82,12 @@ pub async fn create_topics(
             assignments: t
                 .assignments
                 .iter()
-                .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| b.0).collect(),
+                    )
+                })
                 .collect(),
             configs,
         };
@@ -88,18 +99,24 @@ pub async fn create_topics(
                 results.push(success(base, &created, ctx.api_version));
             }
             Err(AdminError { error, message }) => {
-                results.push(base.with_error_code(code(error)).with_error_message(msg(message)));
+                results.push(
+                    base.with_error_code(code(error))
+                        .with_error_message(msg(message)),
+                );
             }
         }
     }
     if req.timeout_ms > 0 {
         // Like Kafka's DelayedCreatePartitions: wait for leaders, else REQUEST_TIMED_OUT.
         for (name, partitions) in created_names {
-            let ready = wait_for_topic(&broker.image, &name, true, partitions, timeout(req.timeout_ms)).await;
+            let ready = broker
+                .wait_for_topic(&name, true, partitions, timeout(req.timeout_ms))
+                .await;
             if !ready {
                 if let Some(r) = results.iter_mut().find(|r| r.name.0.as_str() == name) {
                     r.error_code = code(Error::RequestTimedOut);
-                    r.error_message = msg(format!("Timed out waiting for leaders of topic {name}."));
+                    r.error_message =
+                        msg(format!("Timed out waiting for leaders of topic {name}."));
                 }
             }
         }
@@ -107,7 +124,11 @@ pub async fn create_topics(
     Some(CreateTopicsResponse::default().with_topics(results))
 }
 
-fn success(base: CreatableTopicResult, created: &CreatedTopic, version: i16) -> CreatableTopicResult {
+fn success(
+    base: CreatableTopicResult,
+    created: &CreatedTopic,
+    version: i16,
+) -> CreatableTopicResult {
     let result = base
         .with_error_code(0)
         .with_topic_id(created.topic_id)
@@ -148,7 +169,10 @@ pub async fn delete_topics(
             .iter()
             .map(|t| match &t.name {
                 Some(n) => (Some(n.0.to_string()), t.topic_id),
-                None => (image.topic_by_id(&t.topic_id).map(|i| i.name.clone()), t.topic_id),
+                None => (
+                    image.topic_by_id(&t.topic_id).map(|i| i.name.clone()),
+                    t.topic_id,
+                ),
             })
             .collect()
     } else {
@@ -175,12 +199,17 @@ pub async fn delete_topics(
                 results.push(base.with_topic_id(topic_id).with_error_code(0));
             }
             Err(AdminError { error, message }) => {
-                results.push(base.with_error_code(code(error)).with_error_message(msg(message)));
+                results.push(
+                    base.with_error_code(code(error))
+                        .with_error_message(msg(message)),
+                );
             }
         }
     }
     for name in pending {
-        let gone = wait_for_topic(&broker.image, &name, false, 0, timeout(req.timeout_ms)).await;
+        let gone = broker
+            .wait_for_topic(&name, false, 0, timeout(req.timeout_ms))
+            .await;
         if !gone {
             if let Some(r) = results
                 .iter_mut()
@@ -203,10 +232,11 @@ pub async fn create_partitions(
     let mut pending = Vec::new();
     for t in &req.topics {
         let name = t.name.0.to_string();
-        let manual = t
-            .assignments
-            .as_ref()
-            .map(|rows| rows.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect());
+        let manual = t.assignments.as_ref().map(|rows| {
+            rows.iter()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                .collect()
+        });
         let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
         match broker
             .admin()
@@ -220,12 +250,18 @@ pub async fn create_partitions(
                 results.push(result.with_error_code(0));
             }
             Err(AdminError { error, message }) => {
-                results.push(result.with_error_code(code(error)).with_error_message(msg(message)));
+                results.push(
+                    result
+                        .with_error_code(code(error))
+                        .with_error_message(msg(message)),
+                );
             }
         }
     }
     for (name, count) in pending {
-        let ready = wait_for_topic(&broker.image, &name, true, count, timeout(req.timeout_ms)).await;
+        let ready = broker
+            .wait_for_topic(&name, true, count, timeout(req.timeout_ms))
+            .await;
         if !ready && req.timeout_ms > 0 {
             if let Some(r) = results.iter_mut().find(|r| r.name.0.as_str() == name) {
                 r.error_code = code(Error::RequestTimedOut);

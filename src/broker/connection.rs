@@ -57,10 +57,21 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
             peer,
             connection_id,
         };
+        // An ApiVersions request of a version we do not serve is answered in v0 (KIP-511).
+        let response_version = if request.body.is_none() {
+            0
+        } else {
+            ctx.api_version
+        };
         let Some(response) = api::handle(&broker, &ctx, request.body).await else {
             continue; // acks=0 produce: no response, as in Kafka
         };
-        let bytes = match encode_response(ctx.api_key, ctx.api_version, ctx.correlation_id, &response) {
+        let bytes = match encode_response(
+            ctx.api_key,
+            response_version,
+            ctx.correlation_id,
+            &response,
+        ) {
             Ok(bytes) => bytes,
             Err(err) => {
                 tracing::error!(%peer, api = ?ctx.api_key, error = %err, "cannot encode response; closing connection");

@@ -48,6 +48,33 @@ impl Broker {
         self.image.borrow().clone()
     }
 
+    /// Waits until `topic`'s partitions have live leaders and this broker serves those it
+    /// leads (or until the topic is gone, for `present == false`).
+    pub async fn wait_for_topic(
+        &self,
+        topic: &str,
+        present: bool,
+        partitions: usize,
+        timeout: Duration,
+    ) -> bool {
+        let me = self.config.broker_id;
+        crate::admin::wait_for_topic(
+            &self.image,
+            topic,
+            present,
+            partitions,
+            timeout,
+            |p, leader| {
+                leader != me
+                    || self
+                        .replicas
+                        .partition(topic, p)
+                        .is_some_and(|part| part.role() == crate::replica::Role::Leader)
+            },
+        )
+        .await
+    }
+
     pub fn admin(&self) -> crate::admin::Admin<'_> {
         crate::admin::Admin {
             config: &self.config,
@@ -156,8 +183,17 @@ impl Broker {
         let replicas = self.replicas.clone();
         let _ = tokio::task::spawn_blocking(move || replicas.shutdown()).await;
         if let Some(handle) = self.session.try_current() {
-            let _ = handle.client.delete(&crate::coordination::znodes::broker_path(id), None).await;
-            let _ = handle.client.delete(&crate::coordination::znodes::controlled_shutdown_path(id), None).await;
+            let _ = handle
+                .client
+                .delete(&crate::coordination::znodes::broker_path(id), None)
+                .await;
+            let _ = handle
+                .client
+                .delete(
+                    &crate::coordination::znodes::controlled_shutdown_path(id),
+                    None,
+                )
+                .await;
         }
         tracing::info!(broker = id, "shut down");
     }
@@ -168,7 +204,8 @@ impl Broker {
             tracing::warn!("no ZooKeeper session: shutting down without moving leadership");
             return;
         };
-        let options = zookeeper_client::CreateMode::Ephemeral.with_acls(zookeeper_client::Acls::anyone_all());
+        let options =
+            zookeeper_client::CreateMode::Ephemeral.with_acls(zookeeper_client::Acls::anyone_all());
         let path = crate::coordination::znodes::controlled_shutdown_path(id);
         if let Err(err) = handle.client.create(&path, &[], &options).await {
             if err != zookeeper_client::Error::NodeExists {
@@ -177,28 +214,38 @@ impl Broker {
             }
         }
         let mut rx = self.image.clone();
-        let moved = watcher::wait_for(&mut rx, Duration::from_millis(self.config.request_timeout_ms), |img| {
-            // Done when no partition with another live replica still has us as leader.
-            img.topics.values().all(|t| {
-                t.partitions.values().all(|p| {
-                    let leads = p.state.as_ref().is_some_and(|s| s.leader == id);
-                    let others = p.replicas.iter().any(|r| *r != id && img.is_alive(*r));
-                    !(leads && others)
+        let moved = watcher::wait_for(
+            &mut rx,
+            Duration::from_millis(self.config.request_timeout_ms),
+            |img| {
+                // Done when no partition with another live replica still has us as leader.
+                img.topics.values().all(|t| {
+                    t.partitions.values().all(|p| {
+                        let leads = p.state.as_ref().is_some_and(|s| s.leader == id);
+                        let others = p.replicas.iter().any(|r| *r != id && img.is_alive(*r));
+                        !(leads && others)
+                    })
                 })
-            })
-        })
+            },
+        )
         .await;
         if moved {
             tracing::info!(broker = id, "controlled shutdown: leadership moved away");
         } else {
-            tracing::warn!(broker = id, "controlled shutdown timed out; some partitions are still led here");
+            tracing::warn!(
+                broker = id,
+                "controlled shutdown timed out; some partitions are still led here"
+            );
         }
     }
 }
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers, run until killed.
         return std::future::pending().await;
     };

@@ -62,7 +62,11 @@ pub async fn keep_registered(session: ZkSession, config: Arc<BrokerConfig>) {
         loop {
             match handle.client.create(&path, &znode.encode(), &options).await {
                 Ok((stat, _)) => {
-                    tracing::info!(broker = config.broker_id, epoch = stat.czxid, "registered in ZooKeeper");
+                    tracing::info!(
+                        broker = config.broker_id,
+                        epoch = stat.czxid,
+                        "registered in ZooKeeper"
+                    );
                     break;
                 }
                 Err(zk::Error::NodeExists) => {
@@ -88,7 +92,9 @@ pub async fn keep_registered(session: ZkSession, config: Arc<BrokerConfig>) {
         }
         // Wait for this session to end, then register again in the next one.
         loop {
-            if sessions.borrow_and_update().as_ref().map(|h| h.generation) != Some(handle.generation) {
+            if sessions.borrow_and_update().as_ref().map(|h| h.generation)
+                != Some(handle.generation)
+            {
                 break;
             }
             if sessions.changed().await.is_err() {

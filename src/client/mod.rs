@@ -16,7 +16,10 @@ use crate::protocol::read_frame;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot connect to {addr}: {source}")]
-    Connect { addr: String, source: std::io::Error },
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("connection to {addr} failed: {reason}")]
     Io { addr: String, reason: String },
     #[error("timed out waiting for {addr}")]
@@ -37,11 +40,20 @@ pub struct KafkaConnection {
 }
 
 impl KafkaConnection {
-    pub async fn connect(addr: &str, client_id: &str, timeout: Duration) -> Result<Self, ClientError> {
+    pub async fn connect(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| ClientError::Timeout { addr: addr.to_string() })?
-            .map_err(|source| ClientError::Connect { addr: addr.to_string(), source })?;
+            .map_err(|_| ClientError::Timeout {
+                addr: addr.to_string(),
+            })?
+            .map_err(|source| ClientError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
         Ok(KafkaConnection {
@@ -66,7 +78,10 @@ impl KafkaConnection {
     ) -> Result<R::Response, ClientError> {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
-        let proto = |reason: String| ClientError::Protocol { addr: self.addr.clone(), reason };
+        let proto = |reason: String| ClientError::Protocol {
+            addr: self.addr.clone(),
+            reason,
+        };
         let api_key = kafka_protocol::messages::ApiKey::try_from(R::KEY)
             .map_err(|_| proto(format!("unknown api key {}", R::KEY)))?;
         let header = RequestHeader::default()
@@ -79,12 +94,17 @@ impl KafkaConnection {
         header
             .encode(&mut buf, api_key.request_header_version(version))
             .map_err(|e| proto(e.to_string()))?;
-        request.encode(&mut buf, version).map_err(|e| proto(e.to_string()))?;
+        request
+            .encode(&mut buf, version)
+            .map_err(|e| proto(e.to_string()))?;
         let size = (buf.len() - 4) as i32;
         buf[..4].copy_from_slice(&size.to_be_bytes());
 
         let exchange = async {
-            self.writer.write_all(&buf).await.map_err(|e| e.to_string())?;
+            self.writer
+                .write_all(&buf)
+                .await
+                .map_err(|e| e.to_string())?;
             let frame = read_frame(&mut self.reader, MAX_RESPONSE_BYTES)
                 .await
                 .map_err(|e| e.to_string())?
@@ -93,14 +113,20 @@ impl KafkaConnection {
         };
         let mut frame = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| ClientError::Timeout { addr: self.addr.clone() })?
-            .map_err(|reason| ClientError::Io { addr: self.addr.clone(), reason })?;
+            .map_err(|_| ClientError::Timeout {
+                addr: self.addr.clone(),
+            })?
+            .map_err(|reason| ClientError::Io {
+                addr: self.addr.clone(),
+                reason,
+            })?;
         let header_version = if api_key == kafka_protocol::messages::ApiKey::ApiVersions {
             0
         } else {
             api_key.response_header_version(version)
         };
-        let header = ResponseHeader::decode(&mut frame, header_version).map_err(|e| proto(e.to_string()))?;
+        let header =
+            ResponseHeader::decode(&mut frame, header_version).map_err(|e| proto(e.to_string()))?;
         if header.correlation_id != correlation_id {
             return Err(proto(format!(
                 "correlation id {} does not match request {correlation_id}",

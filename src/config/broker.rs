@@ -15,71 +15,430 @@ use super::topic;
 /// broker keys too; `topic.rs` maps topic keys onto them.
 pub const BROKER_KEYS: &[ConfigKey] = &[
     ConfigKey::required("broker.id", T::Int, "The broker id of this server.").check(V::AtLeast(0)),
-    ConfigKey::new("listeners", T::List, "PLAINTEXT://:9092", "Comma-separated listener URIs."),
-    ConfigKey::optional("advertised.listeners", T::List, "Listeners published to clients; defaults to `listeners`."),
-    ConfigKey::new("log.dirs", T::List, "/tmp/kafka-logs", "Directories holding partition logs."),
-    ConfigKey::optional("log.dir", T::String, "Single log directory, used when log.dirs is unset."),
-    ConfigKey::required("zookeeper.connect", T::String, "ZooKeeper connect string host:port[,host:port][/chroot]."),
-    ConfigKey::new("zookeeper.session.timeout.ms", T::Int, "18000", "ZooKeeper session timeout.").check(V::AtLeast(1)),
-    ConfigKey::new("zookeeper.connection.timeout.ms", T::Int, "18000", "Max wait to establish the ZooKeeper connection.").check(V::AtLeast(1)),
-    ConfigKey::optional("broker.rack", T::String, "Rack of the broker, used for rack-aware replica assignment."),
-    ConfigKey::new("num.partitions", T::Int, "1", "Default partition count for auto-created topics.").check(V::AtLeast(1)),
-    ConfigKey::new("default.replication.factor", T::Int, "1", "Default replication factor for auto-created topics.").check(V::Between(1, 32767)),
-    ConfigKey::new("auto.create.topics.enable", T::Bool, "true", "Create topics on first metadata request or produce."),
-    ConfigKey::new("delete.topic.enable", T::Bool, "true", "Allow DeleteTopics."),
-    ConfigKey::new("message.max.bytes", T::Int, "1048588", "Largest record batch size allowed.").check(V::AtLeast(0)),
-    ConfigKey::new("socket.request.max.bytes", T::Int, "104857600", "Largest request frame accepted.").check(V::AtLeast(1)),
-    ConfigKey::new("max.connections", T::Int, "2147483647", "Maximum concurrent client connections.").check(V::AtLeast(0)),
-    ConfigKey::new("fetch.max.bytes", T::Int, "57671680", "Maximum bytes returned for one fetch request.").check(V::AtLeast(1024)),
-    ConfigKey::new("log.segment.bytes", T::Int, "1073741824", "Maximum size of a single log segment.").check(V::AtLeast(14)),
-    ConfigKey::optional("log.roll.ms", T::Long, "Time after which a new segment is rolled (overrides log.roll.hours)."),
-    ConfigKey::new("log.roll.hours", T::Int, "168", "Time after which a new segment is rolled.").check(V::AtLeast(1)),
-    ConfigKey::optional("log.retention.ms", T::Long, "Time to keep a segment (overrides minutes/hours); -1 = forever."),
-    ConfigKey::optional("log.retention.minutes", T::Int, "Time to keep a segment in minutes."),
-    ConfigKey::new("log.retention.hours", T::Int, "168", "Time to keep a segment in hours."),
-    ConfigKey::new("log.retention.bytes", T::Long, "-1", "Maximum partition size before old segments are deleted."),
-    ConfigKey::new("log.retention.check.interval.ms", T::Long, "300000", "How often retention runs.").check(V::AtLeast(1)),
-    ConfigKey::new("log.flush.interval.messages", T::Long, "9223372036854775807", "Messages accumulated before a flush.").check(V::AtLeast(1)),
-    ConfigKey::optional("log.flush.interval.ms", T::Long, "Max time data sits unflushed (defaults to log.flush.scheduler.interval.ms)."),
-    ConfigKey::new("log.flush.scheduler.interval.ms", T::Long, "9223372036854775807", "How often the flusher checks logs."),
-    ConfigKey::new("log.flush.offset.checkpoint.interval.ms", T::Int, "60000", "How often recovery points are checkpointed.").check(V::AtLeast(0)),
-    ConfigKey::new("log.flush.start.offset.checkpoint.interval.ms", T::Int, "60000", "How often log start offsets are checkpointed.").check(V::AtLeast(0)),
-    ConfigKey::new("log.index.interval.bytes", T::Int, "4096", "Bytes between offset index entries.").check(V::AtLeast(0)),
-    ConfigKey::new("log.index.size.max.bytes", T::Int, "10485760", "Maximum offset index size.").check(V::AtLeast(4)),
-    ConfigKey::new("log.cleanup.policy", T::List, "delete", "delete and/or compact.").check(V::ListOf(&["delete", "compact"])),
-    ConfigKey::new("log.cleaner.enable", T::Bool, "true", "Run the log cleaner for compacted topics."),
-    ConfigKey::new("log.cleaner.delete.retention.ms", T::Long, "86400000", "How long tombstones are kept.").check(V::AtLeast(0)),
-    ConfigKey::new("log.cleaner.min.cleanable.ratio", T::Double, "0.5", "Dirty ratio that triggers cleaning.").check(V::Ratio(0.0, 1.0)),
-    ConfigKey::new("log.cleaner.backoff.ms", T::Long, "15000", "Sleep when no log needs cleaning.").check(V::AtLeast(0)),
-    ConfigKey::new("log.segment.delete.delay.ms", T::Long, "60000", "Delay before a deleted segment's files are removed.").check(V::AtLeast(0)),
-    ConfigKey::new("log.message.timestamp.type", T::String, "CreateTime", "CreateTime or LogAppendTime.").check(V::OneOf(&["CreateTime", "LogAppendTime"])),
-    ConfigKey::new("compression.type", T::String, "producer", "Only `producer` (batches stored as sent) is supported.").check(V::OneOf(&["producer"])),
-    ConfigKey::new("min.insync.replicas", T::Int, "1", "Minimum ISR size for acks=all writes.").check(V::AtLeast(1)),
-    ConfigKey::new("unclean.leader.election.enable", T::Bool, "false", "Allow out-of-sync replicas to become leader."),
-    ConfigKey::new("replica.lag.time.max.ms", T::Long, "30000", "A follower not caught up for this long leaves the ISR.").check(V::AtLeast(1)),
-    ConfigKey::new("replica.fetch.max.bytes", T::Int, "1048576", "Bytes per partition a follower fetches.").check(V::AtLeast(0)),
-    ConfigKey::new("replica.fetch.wait.max.ms", T::Int, "500", "Follower fetch long-poll wait.").check(V::AtLeast(0)),
-    ConfigKey::new("replica.fetch.min.bytes", T::Int, "1", "Follower fetch min bytes.").check(V::AtLeast(0)),
-    ConfigKey::new("replica.fetch.response.max.bytes", T::Int, "10485760", "Bytes a follower fetch response carries at most.").check(V::AtLeast(0)),
-    ConfigKey::new("replica.fetch.backoff.ms", T::Int, "1000", "Follower back-off after a fetch error.").check(V::AtLeast(0)),
-    ConfigKey::new("replica.high.watermark.checkpoint.interval.ms", T::Long, "5000", "How often high watermarks are checkpointed.").check(V::AtLeast(1)),
-    ConfigKey::new("auto.leader.rebalance.enable", T::Bool, "true", "Move leadership back to preferred replicas."),
-    ConfigKey::new("leader.imbalance.check.interval.seconds", T::Long, "300", "How often preferred leaders are checked.").check(V::AtLeast(1)),
-    ConfigKey::new("leader.imbalance.per.broker.percentage", T::Int, "10", "Imbalance tolerated per broker.").check(V::Between(0, 100)),
-    ConfigKey::new("controlled.shutdown.enable", T::Bool, "true", "Move leadership away before shutting down."),
-    ConfigKey::new("controller.socket.timeout.ms", T::Int, "30000", "Timeout of controller requests.").check(V::AtLeast(1)),
-    ConfigKey::new("offsets.topic.num.partitions", T::Int, "50", "Partitions of __consumer_offsets.").check(V::AtLeast(1)),
-    ConfigKey::new("offsets.topic.replication.factor", T::Int, "3", "Replication factor of __consumer_offsets (capped by live brokers).").check(V::Between(1, 32767)),
-    ConfigKey::new("offsets.topic.segment.bytes", T::Int, "104857600", "Segment size of __consumer_offsets.").check(V::AtLeast(1)),
-    ConfigKey::new("offsets.retention.minutes", T::Int, "10080", "Committed offsets of empty groups expire after this.").check(V::AtLeast(1)),
-    ConfigKey::new("offsets.retention.check.interval.ms", T::Long, "600000", "How often expired offsets are removed.").check(V::AtLeast(1)),
-    ConfigKey::new("offset.metadata.max.bytes", T::Int, "4096", "Maximum size of a commit's metadata string."),
-    ConfigKey::new("group.initial.rebalance.delay.ms", T::Int, "3000", "Delay of the first rebalance of an empty group."),
-    ConfigKey::new("group.min.session.timeout.ms", T::Int, "6000", "Smallest session timeout a member may ask for."),
-    ConfigKey::new("group.max.session.timeout.ms", T::Int, "1800000", "Largest session timeout a member may ask for."),
-    ConfigKey::new("group.max.size", T::Int, "2147483647", "Maximum members in one group.").check(V::AtLeast(1)),
-    ConfigKey::new("producer.id.expiration.ms", T::Int, "86400000", "Idle producer ids are forgotten after this.").check(V::AtLeast(1)),
-    ConfigKey::new("request.timeout.ms", T::Int, "30000", "Timeout of requests this broker sends to peers.").check(V::AtLeast(1)),
+    ConfigKey::new(
+        "listeners",
+        T::List,
+        "PLAINTEXT://:9092",
+        "Comma-separated listener URIs.",
+    ),
+    ConfigKey::optional(
+        "advertised.listeners",
+        T::List,
+        "Listeners published to clients; defaults to `listeners`.",
+    ),
+    ConfigKey::new(
+        "log.dirs",
+        T::List,
+        "/tmp/kafka-logs",
+        "Directories holding partition logs.",
+    ),
+    ConfigKey::optional(
+        "log.dir",
+        T::String,
+        "Single log directory, used when log.dirs is unset.",
+    ),
+    ConfigKey::required(
+        "zookeeper.connect",
+        T::String,
+        "ZooKeeper connect string host:port[,host:port][/chroot].",
+    ),
+    ConfigKey::new(
+        "zookeeper.session.timeout.ms",
+        T::Int,
+        "18000",
+        "ZooKeeper session timeout.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "zookeeper.connection.timeout.ms",
+        T::Int,
+        "18000",
+        "Max wait to establish the ZooKeeper connection.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::optional(
+        "broker.rack",
+        T::String,
+        "Rack of the broker, used for rack-aware replica assignment.",
+    ),
+    ConfigKey::new(
+        "num.partitions",
+        T::Int,
+        "1",
+        "Default partition count for auto-created topics.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "default.replication.factor",
+        T::Int,
+        "1",
+        "Default replication factor for auto-created topics.",
+    )
+    .check(V::Between(1, 32767)),
+    ConfigKey::new(
+        "auto.create.topics.enable",
+        T::Bool,
+        "true",
+        "Create topics on first metadata request or produce.",
+    ),
+    ConfigKey::new(
+        "delete.topic.enable",
+        T::Bool,
+        "true",
+        "Allow DeleteTopics.",
+    ),
+    ConfigKey::new(
+        "message.max.bytes",
+        T::Int,
+        "1048588",
+        "Largest record batch size allowed.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
+        "socket.request.max.bytes",
+        T::Int,
+        "104857600",
+        "Largest request frame accepted.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "max.connections",
+        T::Int,
+        "2147483647",
+        "Maximum concurrent client connections.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
+        "fetch.max.bytes",
+        T::Int,
+        "57671680",
+        "Maximum bytes returned for one fetch request.",
+    )
+    .check(V::AtLeast(1024)),
+    ConfigKey::new(
+        "log.segment.bytes",
+        T::Int,
+        "1073741824",
+        "Maximum size of a single log segment.",
+    )
+    .check(V::AtLeast(14)),
+    ConfigKey::optional(
+        "log.roll.ms",
+        T::Long,
+        "Time after which a new segment is rolled (overrides log.roll.hours).",
+    ),
+    ConfigKey::new(
+        "log.roll.hours",
+        T::Int,
+        "168",
+        "Time after which a new segment is rolled.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::optional(
+        "log.retention.ms",
+        T::Long,
+        "Time to keep a segment (overrides minutes/hours); -1 = forever.",
+    ),
+    ConfigKey::optional(
+        "log.retention.minutes",
+        T::Int,
+        "Time to keep a segment in minutes.",
+    ),
+    ConfigKey::new(
+        "log.retention.hours",
+        T::Int,
+        "168",
+        "Time to keep a segment in hours.",
+    ),
+    ConfigKey::new(
+        "log.retention.bytes",
+        T::Long,
+        "-1",
+        "Maximum partition size before old segments are deleted.",
+    ),
+    ConfigKey::new(
+        "log.retention.check.interval.ms",
+        T::Long,
+        "300000",
+        "How often retention runs.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "log.flush.interval.messages",
+        T::Long,
+        "9223372036854775807",
+        "Messages accumulated before a flush.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::optional(
+        "log.flush.interval.ms",
+        T::Long,
+        "Max time data sits unflushed (defaults to log.flush.scheduler.interval.ms).",
+    ),
+    ConfigKey::new(
+        "log.flush.scheduler.interval.ms",
+        T::Long,
+        "9223372036854775807",
+        "How often the flusher checks logs.",
+    ),
+    ConfigKey::new(
+        "log.flush.offset.checkpoint.interval.ms",
+        T::Int,
+        "60000",
+        "How often recovery points are checkpointed.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
+        "log.flush.start.offset.checkpoint.interval.ms",
+        T::Int,
+        "60000",
+        "How often log start offsets are checkpointed.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
+        "log.index.interval.bytes",
+        T::Int,
+        "4096",
+        "Bytes between offset index entries.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
+        "log.index.size.max.bytes",
+        T::Int,
+        "10485760",
+        "Maximum offset index size.",
+    )
+    .check(V::AtLeast(4)),
+    ConfigKey::new(
+        "log.cleanup.policy",
+        T::List,
+        "delete",
+        "delete and/or compact.",
+    )
+    .check(V::ListOf(&["delete", "compact"])),
+    ConfigKey::new(
+        "log.cleaner.enable",
+        T::Bool,
+        "true",
+        "Run the log cleaner for compacted topics.",
+    ),
+    ConfigKey::new(
+        "log.cleaner.delete.retention.ms",
+        T::Long,
+        "86400000",
+        "How long tombstones are kept.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
+        "log.cleaner.min.cleanable.ratio",
+        T::Double,
+        "0.5",
+        "Dirty ratio that triggers cleaning.",
+    )
+    .check(V::Ratio(0.0, 1.0)),
+    ConfigKey::new(
+        "log.cleaner.backoff.ms",
+        T::Long,
+        "15000",
+        "Sleep when no log needs cleaning.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
+        "log.segment.delete.delay.ms",
+        T::Long,
+        "60000",
+        "Delay before a deleted segment's files are removed.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
+        "log.message.timestamp.type",
+        T::String,
+        "CreateTime",
+        "CreateTime or LogAppendTime.",
+    )
+    .check(V::OneOf(&["CreateTime", "LogAppendTime"])),
+    ConfigKey::new(
+        "compression.type",
+        T::String,
+        "producer",
+        "Only `producer` (batches stored as sent) is supported.",
+    )
+    .check(V::OneOf(&["producer"])),
+    ConfigKey::new(
+        "min.insync.replicas",
+        T::Int,
+        "1",
+        "Minimum ISR size for acks=all writes.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "unclean.leader.election.enable",
+        T::Bool,
+        "false",
+        "Allow out-of-sync replicas to become leader.",
+    ),
+    ConfigKey::new(
+        "replica.lag.time.max.ms",
+        T::Long,
+        "30000",
+        "A follower not caught up for this long leaves the ISR.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "replica.fetch.max.bytes",
+        T::Int,
+        "1048576",
+        "Bytes per partition a follower fetches.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
+        "replica.fetch.wait.max.ms",
+        T::Int,
+        "500",
+        "Follower fetch long-poll wait.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
+        "replica.fetch.min.bytes",
+        T::Int,
+        "1",
+        "Follower fetch min bytes.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
+        "replica.fetch.response.max.bytes",
+        T::Int,
+        "10485760",
+        "Bytes a follower fetch response carries at most.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
+        "replica.fetch.backoff.ms",
+        T::Int,
+        "1000",
+        "Follower back-off after a fetch error.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
+        "replica.high.watermark.checkpoint.interval.ms",
+        T::Long,
+        "5000",
+        "How often high watermarks are checkpointed.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "auto.leader.rebalance.enable",
+        T::Bool,
+        "true",
+        "Move leadership back to preferred replicas.",
+    ),
+    ConfigKey::new(
+        "leader.imbalance.check.interval.seconds",
+        T::Long,
+        "300",
+        "How often preferred leaders are checked.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "leader.imbalance.per.broker.percentage",
+        T::Int,
+        "10",
+        "Imbalance tolerated per broker.",
+    )
+    .check(V::Between(0, 100)),
+    ConfigKey::new(
+        "controlled.shutdown.enable",
+        T::Bool,
+        "true",
+        "Move leadership away before shutting down.",
+    ),
+    ConfigKey::new(
+        "controller.socket.timeout.ms",
+        T::Int,
+        "30000",
+        "Timeout of controller requests.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "offsets.topic.num.partitions",
+        T::Int,
+        "50",
+        "Partitions of __consumer_offsets.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "offsets.topic.replication.factor",
+        T::Int,
+        "3",
+        "Replication factor of __consumer_offsets (capped by live brokers).",
+    )
+    .check(V::Between(1, 32767)),
+    ConfigKey::new(
+        "offsets.topic.segment.bytes",
+        T::Int,
+        "104857600",
+        "Segment size of __consumer_offsets.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "offsets.retention.minutes",
+        T::Int,
+        "10080",
+        "Committed offsets of empty groups expire after this.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "offsets.retention.check.interval.ms",
+        T::Long,
+        "600000",
+        "How often expired offsets are removed.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "offset.metadata.max.bytes",
+        T::Int,
+        "4096",
+        "Maximum size of a commit's metadata string.",
+    ),
+    ConfigKey::new(
+        "group.initial.rebalance.delay.ms",
+        T::Int,
+        "3000",
+        "Delay of the first rebalance of an empty group.",
+    ),
+    ConfigKey::new(
+        "group.min.session.timeout.ms",
+        T::Int,
+        "6000",
+        "Smallest session timeout a member may ask for.",
+    ),
+    ConfigKey::new(
+        "group.max.session.timeout.ms",
+        T::Int,
+        "1800000",
+        "Largest session timeout a member may ask for.",
+    ),
+    ConfigKey::new(
+        "group.max.size",
+        T::Int,
+        "2147483647",
+        "Maximum members in one group.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "producer.id.expiration.ms",
+        T::Int,
+        "86400000",
+        "Idle producer ids are forgotten after this.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "request.timeout.ms",
+        T::Int,
+        "30000",
+        "Timeout of requests this broker sends to peers.",
+    )
+    .check(V::AtLeast(1)),
 ];
 
 /// One listener endpoint, `PLAINTEXT://host:port`.
@@ -107,7 +466,10 @@ impl Listener {
             .rsplit_once(':')
             .ok_or_else(|| bad("expected NAME://host:port"))?;
         let port: u16 = port.parse().map_err(|_| bad("port is not a number"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         Ok(Listener {
             name: name.to_string(),
             host,
@@ -209,7 +571,9 @@ impl BrokerConfig {
             listeners.clone()
         };
         let log_dirs = if values.contains_key("log.dirs") || !values.contains_key("log.dir") {
-            split_list(&r.string("log.dirs")?).map(PathBuf::from).collect()
+            split_list(&r.string("log.dirs")?)
+                .map(PathBuf::from)
+                .collect()
         } else {
             vec![PathBuf::from(r.string("log.dir")?)]
         };
@@ -378,7 +742,10 @@ mod tests {
     fn minimal() -> BTreeMap<String, String> {
         BTreeMap::from([
             ("broker.id".to_string(), "1".to_string()),
-            ("zookeeper.connect".to_string(), "127.0.0.1:2181".to_string()),
+            (
+                "zookeeper.connect".to_string(),
+                "127.0.0.1:2181".to_string(),
+            ),
         ])
     }
 

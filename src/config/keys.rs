@@ -276,8 +276,8 @@ mod tests {
 
     #[test]
     fn validation_names_the_key() {
-        let key = ConfigKey::new("num.partitions", ConfigType::Int, "1", "")
-            .check(Validator::AtLeast(1));
+        let key =
+            ConfigKey::new("num.partitions", ConfigType::Int, "1", "").check(Validator::AtLeast(1));
         let err = key.validate("0").unwrap_err();
         assert!(err.to_string().contains("num.partitions"), "{err}");
         assert!(key.validate("x").is_err());

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use super::broker::{Resolver, TopicDefaults};
-use super::keys::{parse_bool, split_list, ConfigError, ConfigKey, ConfigType as T, Validator as V};
+use super::keys::{
+    parse_bool, split_list, ConfigError, ConfigKey, ConfigType as T, Validator as V,
+};
 
 /// A topic key and the broker key its default comes from.
 pub struct TopicKey {
@@ -20,23 +22,169 @@ const fn topic_key(key: ConfigKey, broker_key: &'static str) -> TopicKey {
 /// The topic configs gregor honours. Anything else is rejected with INVALID_CONFIG, as
 /// Kafka rejects unknown topic config names.
 pub const TOPIC_KEYS: &[TopicKey] = &[
-    topic_key(ConfigKey::new("cleanup.policy", T::List, "delete", "delete and/or compact.").check(V::ListOf(&["delete", "compact"])), "log.cleanup.policy"),
-    topic_key(ConfigKey::new("compression.type", T::String, "producer", "Only `producer` is supported: batches are stored as sent.").check(V::OneOf(&["producer"])), "compression.type"),
-    topic_key(ConfigKey::new("delete.retention.ms", T::Long, "86400000", "How long tombstones are kept on compacted topics.").check(V::AtLeast(0)), "log.cleaner.delete.retention.ms"),
-    topic_key(ConfigKey::new("file.delete.delay.ms", T::Long, "60000", "Delay before deleted segment files are removed.").check(V::AtLeast(0)), "log.segment.delete.delay.ms"),
-    topic_key(ConfigKey::new("flush.messages", T::Long, "9223372036854775807", "Messages between forced fsyncs.").check(V::AtLeast(1)), "log.flush.interval.messages"),
-    topic_key(ConfigKey::new("flush.ms", T::Long, "9223372036854775807", "Time between forced fsyncs.").check(V::AtLeast(0)), "log.flush.interval.ms"),
-    topic_key(ConfigKey::new("index.interval.bytes", T::Int, "4096", "Bytes between offset index entries.").check(V::AtLeast(0)), "log.index.interval.bytes"),
-    topic_key(ConfigKey::new("max.message.bytes", T::Int, "1048588", "Largest record batch allowed.").check(V::AtLeast(0)), "message.max.bytes"),
-    topic_key(ConfigKey::new("message.timestamp.type", T::String, "CreateTime", "CreateTime or LogAppendTime.").check(V::OneOf(&["CreateTime", "LogAppendTime"])), "log.message.timestamp.type"),
-    topic_key(ConfigKey::new("min.cleanable.dirty.ratio", T::Double, "0.5", "Dirty ratio that triggers compaction.").check(V::Ratio(0.0, 1.0)), "log.cleaner.min.cleanable.ratio"),
-    topic_key(ConfigKey::new("min.insync.replicas", T::Int, "1", "Minimum ISR size for acks=all writes.").check(V::AtLeast(1)), "min.insync.replicas"),
-    topic_key(ConfigKey::new("retention.bytes", T::Long, "-1", "Maximum partition size; -1 = unbounded."), "log.retention.bytes"),
-    topic_key(ConfigKey::new("retention.ms", T::Long, "604800000", "How long segments are kept; -1 = forever.").check(V::AtLeast(-1)), "log.retention.ms"),
-    topic_key(ConfigKey::new("segment.bytes", T::Int, "1073741824", "Segment file size.").check(V::AtLeast(14)), "log.segment.bytes"),
-    topic_key(ConfigKey::new("segment.index.bytes", T::Int, "10485760", "Offset index size.").check(V::AtLeast(4)), "log.index.size.max.bytes"),
-    topic_key(ConfigKey::new("segment.ms", T::Long, "604800000", "Time after which a segment is rolled.").check(V::AtLeast(1)), "log.roll.ms"),
-    topic_key(ConfigKey::new("unclean.leader.election.enable", T::Bool, "false", "Allow out-of-sync replicas to become leader."), "unclean.leader.election.enable"),
+    topic_key(
+        ConfigKey::new(
+            "cleanup.policy",
+            T::List,
+            "delete",
+            "delete and/or compact.",
+        )
+        .check(V::ListOf(&["delete", "compact"])),
+        "log.cleanup.policy",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "compression.type",
+            T::String,
+            "producer",
+            "Only `producer` is supported: batches are stored as sent.",
+        )
+        .check(V::OneOf(&["producer"])),
+        "compression.type",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "delete.retention.ms",
+            T::Long,
+            "86400000",
+            "How long tombstones are kept on compacted topics.",
+        )
+        .check(V::AtLeast(0)),
+        "log.cleaner.delete.retention.ms",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "file.delete.delay.ms",
+            T::Long,
+            "60000",
+            "Delay before deleted segment files are removed.",
+        )
+        .check(V::AtLeast(0)),
+        "log.segment.delete.delay.ms",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "flush.messages",
+            T::Long,
+            "9223372036854775807",
+            "Messages between forced fsyncs.",
+        )
+        .check(V::AtLeast(1)),
+        "log.flush.interval.messages",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "flush.ms",
+            T::Long,
+            "9223372036854775807",
+            "Time between forced fsyncs.",
+        )
+        .check(V::AtLeast(0)),
+        "log.flush.interval.ms",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "index.interval.bytes",
+            T::Int,
+            "4096",
+            "Bytes between offset index entries.",
+        )
+        .check(V::AtLeast(0)),
+        "log.index.interval.bytes",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "max.message.bytes",
+            T::Int,
+            "1048588",
+            "Largest record batch allowed.",
+        )
+        .check(V::AtLeast(0)),
+        "message.max.bytes",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "message.timestamp.type",
+            T::String,
+            "CreateTime",
+            "CreateTime or LogAppendTime.",
+        )
+        .check(V::OneOf(&["CreateTime", "LogAppendTime"])),
+        "log.message.timestamp.type",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "min.cleanable.dirty.ratio",
+            T::Double,
+            "0.5",
+            "Dirty ratio that triggers compaction.",
+        )
+        .check(V::Ratio(0.0, 1.0)),
+        "log.cleaner.min.cleanable.ratio",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "min.insync.replicas",
+            T::Int,
+            "1",
+            "Minimum ISR size for acks=all writes.",
+        )
+        .check(V::AtLeast(1)),
+        "min.insync.replicas",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "retention.bytes",
+            T::Long,
+            "-1",
+            "Maximum partition size; -1 = unbounded.",
+        ),
+        "log.retention.bytes",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "retention.ms",
+            T::Long,
+            "604800000",
+            "How long segments are kept; -1 = forever.",
+        )
+        .check(V::AtLeast(-1)),
+        "log.retention.ms",
+    ),
+    topic_key(
+        ConfigKey::new("segment.bytes", T::Int, "1073741824", "Segment file size.")
+            .check(V::AtLeast(14)),
+        "log.segment.bytes",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "segment.index.bytes",
+            T::Int,
+            "10485760",
+            "Offset index size.",
+        )
+        .check(V::AtLeast(4)),
+        "log.index.size.max.bytes",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "segment.ms",
+            T::Long,
+            "604800000",
+            "Time after which a segment is rolled.",
+        )
+        .check(V::AtLeast(1)),
+        "log.roll.ms",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "unclean.leader.election.enable",
+            T::Bool,
+            "false",
+            "Allow out-of-sync replicas to become leader.",
+        ),
+        "unclean.leader.election.enable",
+    ),
 ];
 
 pub fn topic_key_def(name: &str) -> Option<&'static TopicKey> {

@@ -43,7 +43,9 @@ pub struct Exclusions {
 
 impl Exclusions {
     fn usable(&self, image: &ClusterImage, broker: i32) -> bool {
-        image.is_alive(broker) && !self.shutting_down.contains(&broker) && !self.bounced.contains(&broker)
+        image.is_alive(broker)
+            && !self.shutting_down.contains(&broker)
+            && !self.bounced.contains(&broker)
     }
 }
 
@@ -56,7 +58,9 @@ pub fn current_state<'a>(
     overlay: Option<&'a PartitionState>,
 ) -> Option<&'a PartitionState> {
     match (image_state, overlay) {
-        (Some(i), Some(o)) if (o.leader_epoch, o.zk_version) > (i.leader_epoch, i.zk_version) => Some(o),
+        (Some(i), Some(o)) if (o.leader_epoch, o.zk_version) > (i.leader_epoch, i.zk_version) => {
+            Some(o)
+        }
         (None, Some(o)) => Some(o),
         (i, _) => i,
     }
@@ -106,10 +110,20 @@ fn init(replicas: &[i32], usable: impl Fn(i32) -> bool) -> Decision {
     Some((leader, live, "new partition"))
 }
 
-fn next_state(replicas: &[i32], s: &PartitionState, usable: impl Fn(i32) -> bool, unclean: bool) -> Decision {
+fn next_state(
+    replicas: &[i32],
+    s: &PartitionState,
+    usable: impl Fn(i32) -> bool,
+    unclean: bool,
+) -> Decision {
     let leader_ok = s.leader >= 0 && usable(s.leader);
     if leader_ok {
-        let isr: Vec<i32> = s.isr.iter().copied().filter(|&r| r == s.leader || usable(r)).collect();
+        let isr: Vec<i32> = s
+            .isr
+            .iter()
+            .copied()
+            .filter(|&r| r == s.leader || usable(r))
+            .collect();
         if isr != s.isr {
             return Some((s.leader, isr, "unusable replicas removed from ISR"));
         }
@@ -118,7 +132,11 @@ fn next_state(replicas: &[i32], s: &PartitionState, usable: impl Fn(i32) -> bool
     // Leader gone: elect from the ISR in assignment order (Kafka's offline election).
     if let Some(&leader) = replicas.iter().find(|&&r| s.isr.contains(&r) && usable(r)) {
         let isr: Vec<i32> = s.isr.iter().copied().filter(|&r| usable(r)).collect();
-        let reason = if s.leader < 0 { "offline partition recovered" } else { "leader unavailable" };
+        let reason = if s.leader < 0 {
+            "offline partition recovered"
+        } else {
+            "leader unavailable"
+        };
         return Some((leader, isr, reason));
     }
     if unclean {
@@ -132,7 +150,11 @@ fn next_state(replicas: &[i32], s: &PartitionState, usable: impl Fn(i32) -> bool
     // No eligible leader: the partition goes offline, the ISR keeps its last member so a
     // clean election is possible when it returns.
     let remaining: Vec<i32> = s.isr.iter().copied().filter(|&r| r != s.leader).collect();
-    let isr = if remaining.is_empty() { s.isr.clone() } else { remaining };
+    let isr = if remaining.is_empty() {
+        s.isr.clone()
+    } else {
+        remaining
+    };
     Some((-1, isr, "no eligible leader: partition offline"))
 }
 
@@ -152,11 +174,18 @@ pub fn preferred_elections(
             continue;
         }
         for (&p, info) in &topic.partitions {
-            let Some(&preferred) = info.replicas.first() else { continue };
+            let Some(&preferred) = info.replicas.first() else {
+                continue;
+            };
             *preferred_total.entry(preferred).or_default() += 1;
             let key = (topic.name.clone(), p);
-            let Some(s) = current_state(info.state.as_ref(), overlay.get(&key)) else { continue };
-            if s.leader != preferred && s.isr.contains(&preferred) && exclusions.usable(image, preferred) {
+            let Some(s) = current_state(info.state.as_ref(), overlay.get(&key)) else {
+                continue;
+            };
+            if s.leader != preferred
+                && s.isr.contains(&preferred)
+                && exclusions.usable(image, preferred)
+            {
                 candidates.entry(preferred).or_default().push(Transition {
                     topic: topic.name.clone(),
                     partition: p,
@@ -184,12 +213,21 @@ mod tests {
     use super::*;
     use crate::coordination::{BrokerInfo, PartitionInfo, TopicInfo};
 
-    fn image(live: &[i32], partitions: &[(Vec<i32>, Option<(i32, Vec<i32>)>)]) -> ClusterImage {
+    /// (replicas, optional (leader, isr)) per partition.
+    type Spec = (Vec<i32>, Option<(i32, Vec<i32>)>);
+
+    fn image(live: &[i32], partitions: &[Spec]) -> ClusterImage {
         let mut img = ClusterImage::default();
         for &id in live {
             img.brokers.insert(
                 id,
-                BrokerInfo { id, host: "h".into(), port: 1, rack: None, epoch: 1 },
+                BrokerInfo {
+                    id,
+                    host: "h".into(),
+                    port: 1,
+                    rack: None,
+                    epoch: 1,
+                },
             );
         }
         let mut t = TopicInfo {
@@ -226,14 +264,20 @@ mod tests {
     fn new_partitions_get_first_live_replica() {
         let t = run(&image(&[2, 3], &[(vec![1, 2, 3], None)]));
         assert_eq!(t.len(), 1);
-        assert_eq!((t[0].leader, t[0].isr.clone(), t[0].leader_epoch), (2, vec![2, 3], 0));
+        assert_eq!(
+            (t[0].leader, t[0].isr.clone(), t[0].leader_epoch),
+            (2, vec![2, 3], 0)
+        );
         assert_eq!(t[0].expected_version, None);
         assert!(run(&image(&[], &[(vec![1], None)])).is_empty());
     }
 
     #[test]
     fn dead_leader_is_replaced_from_isr_in_assignment_order() {
-        let t = run(&image(&[2, 3], &[(vec![1, 3, 2], Some((1, vec![1, 2, 3])))]));
+        let t = run(&image(
+            &[2, 3],
+            &[(vec![1, 3, 2], Some((1, vec![1, 2, 3])))],
+        ));
         assert_eq!((t[0].leader, t[0].isr.clone()), (3, vec![2, 3]));
         assert_eq!(t[0].leader_epoch, 4);
         assert_eq!(t[0].expected_version, Some(7));
@@ -257,15 +301,25 @@ mod tests {
 
     #[test]
     fn dead_followers_leave_the_isr() {
-        let t = run(&image(&[1, 2], &[(vec![1, 2, 3], Some((1, vec![1, 2, 3])))]));
+        let t = run(&image(
+            &[1, 2],
+            &[(vec![1, 2, 3], Some((1, vec![1, 2, 3])))],
+        ));
         assert_eq!((t[0].leader, t[0].isr.clone()), (1, vec![1, 2]));
-        assert!(run(&image(&[1, 2, 3], &[(vec![1, 2, 3], Some((1, vec![1, 2, 3])))])).is_empty());
+        assert!(run(&image(
+            &[1, 2, 3],
+            &[(vec![1, 2, 3], Some((1, vec![1, 2, 3])))]
+        ))
+        .is_empty());
     }
 
     #[test]
     fn controlled_shutdown_moves_leadership_away() {
         let img = image(&[1, 2, 3], &[(vec![1, 2, 3], Some((1, vec![1, 2, 3])))]);
-        let ex = Exclusions { shutting_down: BTreeSet::from([1]), ..Default::default() };
+        let ex = Exclusions {
+            shutting_down: BTreeSet::from([1]),
+            ..Default::default()
+        };
         let t = reconcile(&img, &Overlay::new(), &ex, |_| false);
         assert_eq!((t[0].leader, t[0].isr.clone()), (2, vec![2, 3]));
     }
@@ -276,7 +330,13 @@ mod tests {
         let mut overlay = Overlay::new();
         overlay.insert(
             ("t".into(), 0),
-            PartitionState { leader: 2, leader_epoch: 4, isr: vec![2, 3], controller_epoch: 1, zk_version: 8 },
+            PartitionState {
+                leader: 2,
+                leader_epoch: 4,
+                isr: vec![2, 3],
+                controller_epoch: 1,
+                zk_version: 8,
+            },
         );
         assert!(reconcile(&img, &overlay, &Exclusions::default(), |_| false).is_empty());
     }
@@ -285,7 +345,10 @@ mod tests {
     fn preferred_leaders_come_back_when_imbalanced() {
         let img = image(
             &[1, 2],
-            &[(vec![1, 2], Some((2, vec![1, 2]))), (vec![2, 1], Some((2, vec![2, 1])))],
+            &[
+                (vec![1, 2], Some((2, vec![1, 2]))),
+                (vec![2, 1], Some((2, vec![2, 1]))),
+            ],
         );
         let t = preferred_elections(&img, &Overlay::new(), &Exclusions::default(), 10);
         assert_eq!(t.len(), 1);

@@ -24,10 +24,14 @@ use zookeeper_client as zk;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::coordination::znodes::*;
 use crate::coordination::{ClusterImage, PartitionState, SessionHandle, ZkSession};
-use decisions::{reconcile, preferred_elections, Exclusions, Overlay, Transition};
+use decisions::{preferred_elections, reconcile, Exclusions, Overlay, Transition};
 
 /// Starts this broker's candidacy for the controller role.
-pub fn start(config: Arc<BrokerConfig>, session: ZkSession, image: watch::Receiver<Arc<ClusterImage>>) {
+pub fn start(
+    config: Arc<BrokerConfig>,
+    session: ZkSession,
+    image: watch::Receiver<Arc<ClusterImage>>,
+) {
     tokio::spawn(run(config, session, image));
 }
 
@@ -40,7 +44,11 @@ async fn run(
         let handle = session.current().await;
         match try_elect(&handle.client, config.broker_id).await {
             Ok(Some(fence)) => {
-                tracing::info!(broker = config.broker_id, epoch = fence.epoch, "elected controller");
+                tracing::info!(
+                    broker = config.broker_id,
+                    epoch = fence.epoch,
+                    "elected controller"
+                );
                 let mut role = ControllerRole {
                     config: config.clone(),
                     handle: handle.clone(),
@@ -78,7 +86,10 @@ async fn try_elect(client: &zk::Client, broker_id: i32) -> Result<Option<Fence>,
         }
         let (epoch, version) = match client.get_data(CONTROLLER_EPOCH).await {
             Ok((data, stat)) => {
-                let epoch = std::str::from_utf8(&data).ok().and_then(|s| s.trim().parse::<i32>().ok()).unwrap_or(0);
+                let epoch = std::str::from_utf8(&data)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i32>().ok())
+                    .unwrap_or(0);
                 (epoch, stat.version)
             }
             Err(zk::Error::NoNode) => {
@@ -98,17 +109,30 @@ async fn try_elect(client: &zk::Client, broker_id: i32) -> Result<Option<Fence>,
         };
         let mut multi = client.new_multi_writer();
         multi.add_create(CONTROLLER, &znode.encode(), &ephemeral)?;
-        multi.add_set_data(CONTROLLER_EPOCH, new_epoch.to_string().as_bytes(), Some(version))?;
+        multi.add_set_data(
+            CONTROLLER_EPOCH,
+            new_epoch.to_string().as_bytes(),
+            Some(version),
+        )?;
         match multi.commit().await {
             Ok(results) => {
                 let zk_version = match results.get(1) {
                     Some(zk::MultiWriteResult::SetData { stat }) => stat.version,
                     _ => version + 1,
                 };
-                return Ok(Some(Fence { epoch: new_epoch, zk_version }));
+                return Ok(Some(Fence {
+                    epoch: new_epoch,
+                    zk_version,
+                }));
             }
-            Err(zk::MultiWriteError::OperationFailed { index: 0, source: zk::Error::NodeExists }) => return Ok(None),
-            Err(zk::MultiWriteError::OperationFailed { index: 1, source: zk::Error::BadVersion }) => continue,
+            Err(zk::MultiWriteError::OperationFailed {
+                index: 0,
+                source: zk::Error::NodeExists,
+            }) => return Ok(None),
+            Err(zk::MultiWriteError::OperationFailed {
+                index: 1,
+                source: zk::Error::BadVersion,
+            }) => continue,
             Err(err) => return Err(err.into()),
         }
     }
@@ -171,7 +195,9 @@ impl ControllerRole {
         mut image_rx: watch::Receiver<Arc<ClusterImage>>,
     ) -> Resigned {
         let mut sessions = session.subscribe();
-        let mut rebalance = tokio::time::interval(Duration::from_millis(self.config.leader_imbalance_check_interval_ms));
+        let mut rebalance = tokio::time::interval(Duration::from_millis(
+            self.config.leader_imbalance_check_interval_ms,
+        ));
         rebalance.tick().await;
         // Retry pass for writes that lost a race with the image.
         let mut retry = tokio::time::interval(Duration::from_secs(1));
@@ -206,13 +232,17 @@ impl ControllerRole {
         for (id, info) in &image.brokers {
             match self.broker_epochs.insert(*id, info.epoch) {
                 Some(old) if old != info.epoch => {
-                    tracing::info!(broker = id, "broker restarted (new epoch): its leaderships are re-elected");
+                    tracing::info!(
+                        broker = id,
+                        "broker restarted (new epoch): its leaderships are re-elected"
+                    );
                     self.exclusions.bounced.insert(*id);
                 }
                 _ => {}
             }
         }
-        self.broker_epochs.retain(|id, _| image.brokers.contains_key(id));
+        self.broker_epochs
+            .retain(|id, _| image.brokers.contains_key(id));
         // Brokers announcing a controlled shutdown lose leadership and leave ISRs first.
         self.exclusions.shutting_down = image.shutting_down.clone();
     }
@@ -245,7 +275,9 @@ impl ControllerRole {
     async fn apply(&mut self, transitions: Vec<Transition>) -> Result<(), Resigned> {
         let client = self.handle.client.clone();
         let fence = self.fence;
-        let writes = transitions.iter().map(|t| write_transition(&client, fence, t));
+        let writes = transitions
+            .iter()
+            .map(|t| write_transition(&client, fence, t));
         let outcomes = futures::future::join_all(writes).await;
         for (t, outcome) in transitions.iter().zip(outcomes) {
             match outcome {
@@ -285,7 +317,9 @@ impl ControllerRole {
         }
         match multi.commit().await {
             Ok(_) => tracing::info!(%topic, "topic deleted"),
-            Err(zk::MultiWriteError::OperationFailed { index: 0, .. }) => return Err(Resigned::Fenced),
+            Err(zk::MultiWriteError::OperationFailed { index: 0, .. }) => {
+                return Err(Resigned::Fenced)
+            }
             Err(err) => {
                 tracing::warn!(%topic, error = %err, "topic deletion failed; will retry");
                 return Ok(());
@@ -330,7 +364,10 @@ async fn write_transition(client: &zk::Client, fence: Fence, t: &Transition) -> 
     if t.expected_version.is_none() {
         // New partition: its parents may not exist yet.
         let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-        for parent in [partitions_path(&t.topic), partition_path(&t.topic, t.partition)] {
+        for parent in [
+            partitions_path(&t.topic),
+            partition_path(&t.topic, t.partition),
+        ] {
             match client.create(&parent, &[], &options).await {
                 Ok(_) | Err(zk::Error::NodeExists) => {}
                 Err(_) => return WriteOutcome::Conflict,
@@ -352,7 +389,8 @@ async fn write_transition(client: &zk::Client, fence: Fence, t: &Transition) -> 
     match multi.commit().await {
         Ok(results) => {
             let zk_version = match results.get(1) {
-                Some(zk::MultiWriteResult::SetData { stat }) | Some(zk::MultiWriteResult::Create { stat, .. }) => stat.version,
+                Some(zk::MultiWriteResult::SetData { stat })
+                | Some(zk::MultiWriteResult::Create { stat, .. }) => stat.version,
                 _ => t.expected_version.map_or(0, |v| v + 1),
             };
             WriteOutcome::Done(PartitionState {
@@ -367,4 +405,3 @@ async fn write_transition(client: &zk::Client, fence: Fence, t: &Transition) -> 
         Err(_) => WriteOutcome::Conflict,
     }
 }
-

@@ -50,7 +50,12 @@ impl ProducerIdManager {
                 continue;
             }
             let (start, end) = self.claim_block().await?;
-            tracing::info!(broker = self.broker_id, start, end, "claimed producer id block");
+            tracing::info!(
+                broker = self.broker_id,
+                start,
+                end,
+                "claimed producer id block"
+            );
             *self.lock() = Some((start, end));
         }
     }
@@ -86,13 +91,19 @@ impl ProducerIdManager {
             };
             let start = match &current {
                 Some((data, _)) if !data.is_empty() => {
-                    let z = ProducerIdBlockZnode::decode(data).map_err(|e| ProducerIdError::Corrupt(e.to_string()))?;
-                    let end: i64 = z.block_end.parse().map_err(|_| ProducerIdError::Corrupt(z.block_end.clone()))?;
+                    let z = ProducerIdBlockZnode::decode(data)
+                        .map_err(|e| ProducerIdError::Corrupt(e.to_string()))?;
+                    let end: i64 = z
+                        .block_end
+                        .parse()
+                        .map_err(|_| ProducerIdError::Corrupt(z.block_end.clone()))?;
                     end.checked_add(1).ok_or(ProducerIdError::Exhausted)?
                 }
                 _ => 0,
             };
-            let end = start.checked_add(BLOCK_SIZE - 1).ok_or(ProducerIdError::Exhausted)?;
+            let end = start
+                .checked_add(BLOCK_SIZE - 1)
+                .ok_or(ProducerIdError::Exhausted)?;
             let znode = ProducerIdBlockZnode {
                 version: 1,
                 broker: self.broker_id,
@@ -100,8 +111,14 @@ impl ProducerIdManager {
                 block_end: end.to_string(),
             };
             let written = match &current {
-                Some((_, version)) => client.set_data(PRODUCER_ID_BLOCK, &znode.encode(), Some(*version)).await.map(|_| ()),
-                None => client.create(PRODUCER_ID_BLOCK, &znode.encode(), &options).await.map(|_| ()),
+                Some((_, version)) => client
+                    .set_data(PRODUCER_ID_BLOCK, &znode.encode(), Some(*version))
+                    .await
+                    .map(|_| ()),
+                None => client
+                    .create(PRODUCER_ID_BLOCK, &znode.encode(), &options)
+                    .await
+                    .map(|_| ()),
             };
             match written {
                 Ok(()) => return Ok((start, end)),

@@ -86,9 +86,9 @@ async fn supervise(
         }));
         loop {
             match states.changed().await {
-                zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed => {
-                    break
-                }
+                zk::SessionState::Expired
+                | zk::SessionState::Closed
+                | zk::SessionState::AuthFailed => break,
                 zk::SessionState::Disconnected => {
                     tracing::warn!("disconnected from ZooKeeper; the client is reconnecting")
                 }

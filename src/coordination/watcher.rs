@@ -93,10 +93,7 @@ async fn run(session: ZkSession, publish: watch::Sender<Arc<ClusterImage>>) {
     }
 }
 
-fn session_changed(
-    sessions: &watch::Receiver<Option<SessionHandle>>,
-    generation: u64,
-) -> bool {
+fn session_changed(sessions: &watch::Receiver<Option<SessionHandle>>, generation: u64) -> bool {
     sessions.borrow().as_ref().map(|h| h.generation) != Some(generation)
 }
 
@@ -134,7 +131,9 @@ impl WatchState {
         while !self.pending.is_empty() {
             let mut keys: Vec<Reload> = self.pending.drain().collect();
             keys.sort_by_key(|k| match k {
-                Reload::Brokers | Reload::Controller | Reload::Deletions | Reload::ShuttingDown => 0,
+                Reload::Brokers | Reload::Controller | Reload::Deletions | Reload::ShuttingDown => {
+                    0
+                }
                 Reload::Topics => 1,
                 Reload::Topic(_) => 2,
                 _ => 3,
@@ -224,13 +223,15 @@ impl WatchState {
             Reload::TopicConfig(topic) => {
                 let found = self.read(key.clone(), &topic_config_path(topic)).await?;
                 let config = match found {
-                    Some((data, _)) => match TopicConfigZnode::decode(&topic_config_path(topic), &data) {
-                        Ok(z) => z.config,
-                        Err(err) => {
-                            tracing::warn!(%err, "ignoring unreadable topic config");
-                            BTreeMap::new()
+                    Some((data, _)) => {
+                        match TopicConfigZnode::decode(&topic_config_path(topic), &data) {
+                            Ok(z) => z.config,
+                            Err(err) => {
+                                tracing::warn!(%err, "ignoring unreadable topic config");
+                                BTreeMap::new()
+                            }
                         }
-                    },
+                    }
                     None => BTreeMap::new(),
                 };
                 if let Some(t) = self.image.topics.get_mut(topic) {
@@ -244,8 +245,11 @@ impl WatchState {
                 Ok(())
             }
             Reload::Deletions => {
-                let names: HashSet<String> =
-                    self.children(key.clone(), DELETE_TOPICS).await?.into_iter().collect();
+                let names: HashSet<String> = self
+                    .children(key.clone(), DELETE_TOPICS)
+                    .await?
+                    .into_iter()
+                    .collect();
                 for t in self.image.topics.values_mut() {
                     t.deleting = names.contains(&t.name);
                 }
@@ -423,4 +427,3 @@ pub async fn wait_for(
         }
     }
 }
-

@@ -49,7 +49,12 @@ pub struct FetcherManager {
 
 impl FetcherManager {
     pub fn new(config: Arc<BrokerConfig>, image: watch::Receiver<Arc<ClusterImage>>) -> Self {
-        FetcherManager { config, image, fetchers: Mutex::new(HashMap::new()), shutdown: watch::channel(false).0 }
+        FetcherManager {
+            config,
+            image,
+            fetchers: Mutex::new(HashMap::new()),
+            shutdown: watch::channel(false).0,
+        }
     }
 
     fn lock_fetchers(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Arc<FetcherShared>>> {
@@ -61,7 +66,10 @@ impl FetcherManager {
             .lock_fetchers()
             .entry(leader)
             .or_insert_with(|| {
-                let shared = Arc::new(FetcherShared { partitions: Mutex::new(BTreeMap::new()), wake: Notify::new() });
+                let shared = Arc::new(FetcherShared {
+                    partitions: Mutex::new(BTreeMap::new()),
+                    wake: Notify::new(),
+                });
                 tokio::spawn(fetch_loop(
                     self.config.clone(),
                     self.image.clone(),
@@ -73,7 +81,14 @@ impl FetcherManager {
             })
             .clone();
         let tp = partition.tp.clone();
-        lock(&shared.partitions).insert(tp, Followed { partition, leader_epoch, delayed_until_ms: 0 });
+        lock(&shared.partitions).insert(
+            tp,
+            Followed {
+                partition,
+                leader_epoch,
+                delayed_until_ms: 0,
+            },
+        );
         shared.wake.notify_one();
     }
 
@@ -106,7 +121,11 @@ async fn fetch_loop(
             return;
         }
         let now = now_ms();
-        let due: Vec<Followed> = lock(&shared.partitions).values().filter(|f| f.delayed_until_ms <= now).cloned().collect();
+        let due: Vec<Followed> = lock(&shared.partitions)
+            .values()
+            .filter(|f| f.delayed_until_ms <= now)
+            .cloned()
+            .collect();
         if due.is_empty() {
             tokio::select! {
                 _ = shared.wake.notified() => {}
@@ -116,11 +135,22 @@ async fn fetch_loop(
             continue;
         }
         if conn.is_none() {
-            let Some(addr) = image.borrow().brokers.get(&leader).map(|b| format!("{}:{}", b.host, b.port)) else {
+            let Some(addr) = image
+                .borrow()
+                .brokers
+                .get(&leader)
+                .map(|b| format!("{}:{}", b.host, b.port))
+            else {
                 tokio::time::sleep(backoff).await;
                 continue;
             };
-            match KafkaConnection::connect(&addr, &format!("broker-{}-fetcher", config.broker_id), Duration::from_secs(5)).await {
+            match KafkaConnection::connect(
+                &addr,
+                &format!("broker-{}-fetcher", config.broker_id),
+                Duration::from_secs(5),
+            )
+            .await
+            {
                 Ok(c) => conn = Some(c),
                 Err(err) => {
                     tracing::debug!(leader, error = %err, "cannot reach leader");
@@ -131,7 +161,9 @@ async fn fetch_loop(
         }
         let Some(c) = conn.as_mut() else { continue };
         let request = build_request(&config, &due);
-        let timeout = Duration::from_millis(config.replica_fetch_wait_max_ms as u64 + config.request_timeout_ms);
+        let timeout = Duration::from_millis(
+            config.replica_fetch_wait_max_ms as u64 + config.request_timeout_ms,
+        );
         let response = tokio::select! {
             r = c.send(&request, FOLLOWER_FETCH_VERSION, timeout) => r,
             _ = shutdown.changed() => return,
@@ -146,15 +178,24 @@ async fn fetch_loop(
             }
         };
         if response.error_code != 0 {
-            tracing::warn!(leader, error = response.error_code, "follower fetch rejected");
+            tracing::warn!(
+                leader,
+                error = response.error_code,
+                "follower fetch rejected"
+            );
             tokio::time::sleep(backoff).await;
             continue;
         }
         let mut out_of_range = Vec::new();
         for topic in response.responses {
             for pd in topic.partitions {
-                let tp = TopicPartition { topic: topic.topic.0.to_string(), partition: pd.partition_index };
-                let Some(followed) = lock(&shared.partitions).get(&tp).cloned() else { continue };
+                let tp = TopicPartition {
+                    topic: topic.topic.0.to_string(),
+                    partition: pd.partition_index,
+                };
+                let Some(followed) = lock(&shared.partitions).get(&tp).cloned() else {
+                    continue;
+                };
                 match handle_partition(&followed, pd, backoff) {
                     Outcome::Ok => {}
                     Outcome::Delay(ms) => {
@@ -187,15 +228,18 @@ fn build_request(config: &BrokerConfig, due: &[Followed]) -> FetchRequest {
     let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
     for f in due {
         let (fetch_offset, last_epoch, log_start) = f.partition.follower_fetch_position();
-        topics.entry(f.partition.tp.topic.clone()).or_default().push(
-            FetchPartition::default()
-                .with_partition(f.partition.tp.partition)
-                .with_current_leader_epoch(f.leader_epoch)
-                .with_fetch_offset(fetch_offset)
-                .with_last_fetched_epoch(last_epoch)
-                .with_log_start_offset(log_start)
-                .with_partition_max_bytes(config.replica_fetch_max_bytes),
-        );
+        topics
+            .entry(f.partition.tp.topic.clone())
+            .or_default()
+            .push(
+                FetchPartition::default()
+                    .with_partition(f.partition.tp.partition)
+                    .with_current_leader_epoch(f.leader_epoch)
+                    .with_fetch_offset(fetch_offset)
+                    .with_last_fetched_epoch(last_epoch)
+                    .with_log_start_offset(log_start)
+                    .with_partition_max_bytes(config.replica_fetch_max_bytes),
+            );
     }
     FetchRequest::default()
         .with_replica_id(BrokerId(config.broker_id))
@@ -208,12 +252,20 @@ fn build_request(config: &BrokerConfig, due: &[Followed]) -> FetchRequest {
         .with_topics(
             topics
                 .into_iter()
-                .map(|(t, partitions)| FetchTopic::default().with_topic(TopicName(StrBytes::from_string(t))).with_partitions(partitions))
+                .map(|(t, partitions)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(partitions)
+                })
                 .collect(),
         )
 }
 
-fn handle_partition(f: &Followed, pd: kafka_protocol::messages::fetch_response::PartitionData, backoff: Duration) -> Outcome {
+fn handle_partition(
+    f: &Followed,
+    pd: kafka_protocol::messages::fetch_response::PartitionData,
+    backoff: Duration,
+) -> Outcome {
     let p = &f.partition;
     let now = now_ms();
     let backoff_ms = backoff.as_millis() as i64;
@@ -237,7 +289,12 @@ fn handle_partition(f: &Followed, pd: kafka_protocol::messages::fetch_response::
     }
     let records = pd.records.unwrap_or_default();
     let whole = whole_batches(&records);
-    if let Err(err) = p.append_as_follower(&records[..whole], pd.high_watermark, pd.log_start_offset, now) {
+    if let Err(err) = p.append_as_follower(
+        &records[..whole],
+        pd.high_watermark,
+        pd.log_start_offset,
+        now,
+    ) {
         tracing::warn!(partition = %p.tp, error = %err, "follower append failed");
         return Outcome::Delay(backoff_ms);
     }
@@ -265,12 +322,18 @@ fn whole_batches(buf: &[u8]) -> usize {
 /// Our fetch offset is out of the leader's range: if the leader's log starts after our
 /// end, start over at its log start (Kafka's `handleOutOfRangeError`); otherwise
 /// truncate to its end.
-async fn reset_to_leader_start(conn: &mut KafkaConnection, config: &BrokerConfig, f: &Followed) -> Result<(), String> {
+async fn reset_to_leader_start(
+    conn: &mut KafkaConnection,
+    config: &BrokerConfig,
+    f: &Followed,
+) -> Result<(), String> {
     let ask = |timestamp: i64| {
         ListOffsetsRequest::default()
             .with_replica_id(BrokerId(config.broker_id))
             .with_topics(vec![ListOffsetsTopic::default()
-                .with_name(TopicName(StrBytes::from_string(f.partition.tp.topic.clone())))
+                .with_name(TopicName(StrBytes::from_string(
+                    f.partition.tp.topic.clone(),
+                )))
                 .with_partitions(vec![ListOffsetsPartition::default()
                     .with_partition_index(f.partition.tp.partition)
                     .with_current_leader_epoch(f.leader_epoch)
@@ -278,19 +341,33 @@ async fn reset_to_leader_start(conn: &mut KafkaConnection, config: &BrokerConfig
     };
     let timeout = Duration::from_millis(config.request_timeout_ms);
     let offset_of = |r: kafka_protocol::messages::ListOffsetsResponse| -> Result<i64, String> {
-        let p = r.topics.first().and_then(|t| t.partitions.first()).ok_or("empty ListOffsets response")?;
+        let p = r
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or("empty ListOffsets response")?;
         if p.error_code != 0 {
             return Err(format!("ListOffsets error {}", p.error_code));
         }
         Ok(p.offset)
     };
-    let start = offset_of(conn.send(&ask(-2), LIST_OFFSETS_VERSION, timeout).await.map_err(|e| e.to_string())?)?;
-    let end = offset_of(conn.send(&ask(-1), LIST_OFFSETS_VERSION, timeout).await.map_err(|e| e.to_string())?)?;
+    let start = offset_of(
+        conn.send(&ask(-2), LIST_OFFSETS_VERSION, timeout)
+            .await
+            .map_err(|e| e.to_string())?,
+    )?;
+    let end = offset_of(
+        conn.send(&ask(-1), LIST_OFFSETS_VERSION, timeout)
+            .await
+            .map_err(|e| e.to_string())?,
+    )?;
     let (leo, _, _) = f.partition.follower_fetch_position();
     if leo > end {
         f.partition.truncate_to(end).map_err(|e| e.to_string())
     } else {
         tracing::info!(partition = %f.partition.tp, leader_start = start, "follower behind the leader's log start; restarting there");
-        f.partition.truncate_fully_and_start_at(start).map_err(|e| e.to_string())
+        f.partition
+            .truncate_fully_and_start_at(start)
+            .map_err(|e| e.to_string())
     }
 }

@@ -21,6 +21,15 @@ use crate::coordination::znodes::{partition_state_path, PartitionStateZnode};
 use crate::coordination::{ClusterImage, ZkSession};
 use crate::storage::{LogManager, OffsetCheckpointFile, TopicPartition};
 
+/// A partition on this broker became leader or stopped being leader (new epoch). The
+/// group coordinator follows these for `__consumer_offsets` partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadershipChange {
+    pub tp: TopicPartition,
+    pub is_leader: bool,
+    pub leader_epoch: i32,
+}
+
 pub struct ReplicaManager {
     pub config: Arc<BrokerConfig>,
     pub logs: Arc<LogManager>,
@@ -30,6 +39,7 @@ pub struct ReplicaManager {
     fetchers: FetcherManager,
     /// High watermarks read at start-up (`replication-offset-checkpoint`).
     hw_checkpoints: BTreeMap<TopicPartition, i64>,
+    leadership: tokio::sync::broadcast::Sender<LeadershipChange>,
 }
 
 const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
@@ -49,7 +59,9 @@ impl ReplicaManager {
         for dir in &config.log_dirs {
             match OffsetCheckpointFile::new(dir.join(HW_CHECKPOINT_FILE)).read() {
                 Ok(entries) => hw_checkpoints.extend(entries),
-                Err(err) => tracing::warn!(dir = %dir.display(), error = %err, "ignoring unreadable high watermark checkpoint"),
+                Err(err) => {
+                    tracing::warn!(dir = %dir.display(), error = %err, "ignoring unreadable high watermark checkpoint")
+                }
             }
         }
         let fetchers = FetcherManager::new(config.clone(), image.clone());
@@ -61,6 +73,7 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             fetchers,
             hw_checkpoints,
+            leadership: tokio::sync::broadcast::channel(4096).0,
         });
         tokio::spawn(apply_loop(manager.clone()));
         tokio::spawn(isr_shrink_loop(manager.clone()));
@@ -72,8 +85,17 @@ impl ReplicaManager {
         self.config.broker_id
     }
 
+    /// Leadership changes on this broker, in the order they happen. A receiver that lags
+    /// behind gets `Lagged` and should resynchronise from `all_partitions()`.
+    pub fn subscribe_leadership(&self) -> tokio::sync::broadcast::Receiver<LeadershipChange> {
+        self.leadership.subscribe()
+    }
+
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
-        let tp = TopicPartition { topic: topic.to_string(), partition };
+        let tp = TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        };
         self.read_partitions().get(&tp).cloned()
     }
 
@@ -81,11 +103,15 @@ impl ReplicaManager {
         self.read_partitions().values().cloned().collect()
     }
 
-    fn read_partitions(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
+    fn read_partitions(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
         self.partitions.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write_partitions(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
+    fn write_partitions(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
         self.partitions.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -108,7 +134,10 @@ impl ReplicaManager {
                     continue;
                 }
                 let Some(state) = &info.state else { continue };
-                let tp = TopicPartition { topic: topic.name.clone(), partition: p };
+                let tp = TopicPartition {
+                    topic: topic.name.clone(),
+                    partition: p,
+                };
                 wanted.insert(tp.clone());
                 let partition = match self.get_or_create(&tp, topic.id, &config) {
                     Ok(p) => p,
@@ -126,21 +155,47 @@ impl ReplicaManager {
                     continue; // stale: never go back in epochs
                 }
                 if state.leader == me {
-                    match partition.make_leader(state.leader_epoch, info.replicas.clone(), state.isr.clone(), state.zk_version, state.controller_epoch, now) {
+                    match partition.make_leader(
+                        state.leader_epoch,
+                        info.replicas.clone(),
+                        state.isr.clone(),
+                        state.zk_version,
+                        state.controller_epoch,
+                        now,
+                    ) {
                         Ok(true) => {
                             self.fetchers.remove(&tp);
                             tracing::info!(partition = %tp, epoch = state.leader_epoch, isr = ?state.isr, "became leader");
+                            let _ = self.leadership.send(LeadershipChange {
+                                tp: tp.clone(),
+                                is_leader: true,
+                                leader_epoch: state.leader_epoch,
+                            });
                         }
                         Ok(false) => {}
-                        Err(err) => tracing::error!(partition = %tp, error = %err, "cannot become leader"),
+                        Err(err) => {
+                            tracing::error!(partition = %tp, error = %err, "cannot become leader")
+                        }
                     }
                 } else {
-                    let changed = partition.make_follower(state.leader, state.leader_epoch, info.replicas.clone(), state.isr.clone(), state.zk_version);
+                    let changed = partition.make_follower(
+                        state.leader,
+                        state.leader_epoch,
+                        info.replicas.clone(),
+                        state.isr.clone(),
+                        state.zk_version,
+                    );
                     if changed {
                         self.fetchers.remove(&tp);
+                        let _ = self.leadership.send(LeadershipChange {
+                            tp: tp.clone(),
+                            is_leader: false,
+                            leader_epoch: state.leader_epoch,
+                        });
                         if state.leader >= 0 {
                             tracing::info!(partition = %tp, leader = state.leader, epoch = state.leader_epoch, "became follower");
-                            self.fetchers.add(partition.clone(), state.leader, state.leader_epoch);
+                            self.fetchers
+                                .add(partition.clone(), state.leader, state.leader_epoch);
                         }
                     }
                 }
@@ -151,32 +206,65 @@ impl ReplicaManager {
         }
     }
 
-    fn get_or_create(&self, tp: &TopicPartition, topic_id: uuid::Uuid, config: &TopicConfig) -> Result<Arc<Partition>, crate::storage::StorageError> {
+    fn get_or_create(
+        &self,
+        tp: &TopicPartition,
+        topic_id: uuid::Uuid,
+        config: &TopicConfig,
+    ) -> Result<Arc<Partition>, crate::storage::StorageError> {
         if let Some(p) = self.read_partitions().get(tp) {
             if p.topic_id == topic_id {
                 return Ok(p.clone());
             }
         }
-        let log = self.logs.get_or_create(tp, log_config(config), Some(*topic_id.as_bytes()), now_ms())?;
+        let log = self.logs.get_or_create(
+            tp,
+            log_config(config),
+            Some(*topic_id.as_bytes()),
+            now_ms(),
+        )?;
         let hw = self.hw_checkpoints.get(tp).copied().unwrap_or(0);
-        let partition = Arc::new(Partition::new(tp.clone(), topic_id, self.broker_id(), log, hw));
-        self.write_partitions().insert(tp.clone(), partition.clone());
+        let partition = Arc::new(Partition::new(
+            tp.clone(),
+            topic_id,
+            self.broker_id(),
+            log,
+            hw,
+        ));
+        self.write_partitions()
+            .insert(tp.clone(), partition.clone());
         Ok(partition)
     }
 
     /// Deletes replicas of topics that are gone (or no longer assigned here), including
     /// logs found on disk at start-up that no topic claims.
-    fn remove_unwanted(&self, wanted: &std::collections::HashSet<TopicPartition>, image: &ClusterImage) {
-        let stale: Vec<TopicPartition> = self.read_partitions().keys().filter(|tp| !wanted.contains(*tp)).cloned().collect();
+    fn remove_unwanted(
+        &self,
+        wanted: &std::collections::HashSet<TopicPartition>,
+        image: &ClusterImage,
+    ) {
+        let stale: Vec<TopicPartition> = self
+            .read_partitions()
+            .keys()
+            .filter(|tp| !wanted.contains(*tp))
+            .cloned()
+            .collect();
         for tp in stale {
             self.fetchers.remove(&tp);
             if let Some(p) = self.write_partitions().remove(&tp) {
                 p.make_follower(-1, i32::MAX, Vec::new(), Vec::new(), -1);
+                let _ = self.leadership.send(LeadershipChange {
+                    tp: tp.clone(),
+                    is_leader: false,
+                    leader_epoch: i32::MAX,
+                });
             }
             self.delete_log(&tp);
         }
         for (tp, _) in self.logs.all() {
-            let claimed = image.partition(&tp.topic, tp.partition).is_some_and(|p| p.replicas.contains(&self.broker_id()));
+            let claimed = image
+                .partition(&tp.topic, tp.partition)
+                .is_some_and(|p| p.replicas.contains(&self.broker_id()));
             if !claimed && !wanted.contains(&tp) {
                 self.delete_log(&tp);
             }
@@ -206,7 +294,11 @@ impl ReplicaManager {
             partition.isr_change_failed();
             return;
         };
-        match handle.client.set_data(&path, &znode.encode(), Some(st.zk_version)).await {
+        match handle
+            .client
+            .set_data(&path, &znode.encode(), Some(st.zk_version))
+            .await
+        {
             Ok(stat) => {
                 tracing::info!(partition = %partition.tp, old = ?st.isr, new = ?isr, "ISR changed");
                 partition.isr_committed(st.leader_epoch, isr, stat.version);
@@ -230,11 +322,19 @@ impl ReplicaManager {
     fn checkpoint_high_watermarks(&self) {
         let mut per_dir: BTreeMap<PathBuf, BTreeMap<TopicPartition, i64>> = BTreeMap::new();
         for p in self.all_partitions() {
-            let dir = self.logs.log_dir_of(&p.tp).unwrap_or_else(|| self.config.log_dirs[0].clone());
-            per_dir.entry(dir).or_default().insert(p.tp.clone(), p.high_watermark());
+            let dir = self
+                .logs
+                .log_dir_of(&p.tp)
+                .unwrap_or_else(|| self.config.log_dirs[0].clone());
+            per_dir
+                .entry(dir)
+                .or_default()
+                .insert(p.tp.clone(), p.high_watermark());
         }
         for (dir, entries) in per_dir {
-            if let Err(err) = OffsetCheckpointFile::new(dir.join(HW_CHECKPOINT_FILE)).write(&entries) {
+            if let Err(err) =
+                OffsetCheckpointFile::new(dir.join(HW_CHECKPOINT_FILE)).write(&entries)
+            {
                 tracing::warn!(dir = %dir.display(), error = %err, "cannot checkpoint high watermarks");
             }
         }
@@ -250,7 +350,10 @@ impl ReplicaManager {
     }
 
     pub fn leader_count(&self) -> usize {
-        self.all_partitions().iter().filter(|p| p.role() == Role::Leader).count()
+        self.all_partitions()
+            .iter()
+            .filter(|p| p.role() == Role::Leader)
+            .count()
     }
 }
 
@@ -281,11 +384,20 @@ async fn isr_shrink_loop(manager: Arc<ReplicaManager>) {
 /// Retention, flushes and checkpoints on Kafka's intervals.
 async fn maintenance_loop(manager: Arc<ReplicaManager>) {
     let c = &manager.config;
-    let mut retention = tokio::time::interval(Duration::from_millis(c.log_retention_check_interval_ms.max(100)));
-    let mut flush = tokio::time::interval(Duration::from_millis(c.log_flush_scheduler_interval_ms.clamp(100, 3_600_000)));
-    let mut checkpoint = tokio::time::interval(Duration::from_millis(c.log_flush_offset_checkpoint_interval_ms.max(100)));
-    let mut hw = tokio::time::interval(Duration::from_millis(c.replica_high_watermark_checkpoint_interval_ms.max(100)));
-    let mut cleaner = tokio::time::interval(Duration::from_millis(c.log_cleaner_backoff_ms.max(100)));
+    let mut retention = tokio::time::interval(Duration::from_millis(
+        c.log_retention_check_interval_ms.max(100),
+    ));
+    let mut flush = tokio::time::interval(Duration::from_millis(
+        c.log_flush_scheduler_interval_ms.clamp(100, 3_600_000),
+    ));
+    let mut checkpoint = tokio::time::interval(Duration::from_millis(
+        c.log_flush_offset_checkpoint_interval_ms.max(100),
+    ));
+    let mut hw = tokio::time::interval(Duration::from_millis(
+        c.replica_high_watermark_checkpoint_interval_ms.max(100),
+    ));
+    let mut cleaner =
+        tokio::time::interval(Duration::from_millis(c.log_cleaner_backoff_ms.max(100)));
     loop {
         let m = manager.clone();
         tokio::select! {

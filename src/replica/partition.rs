@@ -15,12 +15,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::BytesMut;
 use tokio::sync::watch;
 
-use crate::storage::{AppendError, LeaderAppend, Log, ReadError, ReadResult, StorageError, TopicPartition};
+use crate::storage::{
+    AppendError, LeaderAppend, Log, ReadError, ReadResult, StorageError, TopicPartition,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Leader,
-    Follower { leader: i32 },
+    Follower {
+        leader: i32,
+    },
     /// The controller knows no leader (offline partition).
     NoLeader,
 }
@@ -102,7 +106,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Partition {
-    pub fn new(tp: TopicPartition, topic_id: uuid::Uuid, broker_id: i32, log: Arc<Mutex<Log>>, hw_checkpoint: i64) -> Self {
+    pub fn new(
+        tp: TopicPartition,
+        topic_id: uuid::Uuid,
+        broker_id: i32,
+        log: Arc<Mutex<Log>>,
+        hw_checkpoint: i64,
+    ) -> Self {
         let leo = lock(&log).log_end_offset();
         let state = ReplicaState {
             role: Role::NoLeader,
@@ -174,9 +184,15 @@ impl Partition {
             return Ok(());
         }
         if requested < state.leader_epoch {
-            Err(PartitionError::FencedLeaderEpoch { requested, current: state.leader_epoch })
+            Err(PartitionError::FencedLeaderEpoch {
+                requested,
+                current: state.leader_epoch,
+            })
         } else {
-            Err(PartitionError::UnknownLeaderEpoch { requested, current: state.leader_epoch })
+            Err(PartitionError::UnknownLeaderEpoch {
+                requested,
+                current: state.leader_epoch,
+            })
         }
     }
 
@@ -194,7 +210,10 @@ impl Partition {
         now_ms: i64,
     ) -> Result<bool, StorageError> {
         let mut st = lock(&self.state);
-        debug_assert!(leader_epoch >= st.leader_epoch, "leader epochs only increase");
+        debug_assert!(
+            leader_epoch >= st.leader_epoch,
+            "leader epochs only increase"
+        );
         let new_term = st.role != Role::Leader || st.leader_epoch != leader_epoch;
         st.replicas = replicas;
         st.isr = isr;
@@ -218,11 +237,22 @@ impl Partition {
                 .filter(|&&r| r != self.broker_id)
                 .map(|&r| {
                     let caught_up = if isr.contains(&r) { now_ms } else { 0 };
-                    (r, FollowerProgress { leo: -1, last_fetch_ms: 0, last_caught_up_ms: caught_up, leader_leo_at_last_fetch: -1 })
+                    (
+                        r,
+                        FollowerProgress {
+                            leo: -1,
+                            last_fetch_ms: 0,
+                            last_caught_up_ms: caught_up,
+                            leader_leo_at_last_fetch: -1,
+                        },
+                    )
                 })
                 .collect();
         }
-        debug_assert!(st.isr.iter().all(|r| st.replicas.contains(r)), "ISR ⊆ replicas");
+        debug_assert!(
+            st.isr.iter().all(|r| st.replicas.contains(r)),
+            "ISR ⊆ replicas"
+        );
         drop(st);
         self.maybe_advance_hw();
         self.notify();
@@ -231,10 +261,24 @@ impl Partition {
 
     /// Becomes a follower of `leader` (-1: no leader) at `leader_epoch`. Returns true on a
     /// role or epoch change (the fetcher must then restart for this partition).
-    pub fn make_follower(&self, leader: i32, leader_epoch: i32, replicas: Vec<i32>, isr: Vec<i32>, zk_version: i32) -> bool {
+    pub fn make_follower(
+        &self,
+        leader: i32,
+        leader_epoch: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        zk_version: i32,
+    ) -> bool {
         let mut st = lock(&self.state);
-        debug_assert!(leader_epoch >= st.leader_epoch, "leader epochs only increase");
-        let role = if leader >= 0 { Role::Follower { leader } } else { Role::NoLeader };
+        debug_assert!(
+            leader_epoch >= st.leader_epoch,
+            "leader epochs only increase"
+        );
+        let role = if leader >= 0 {
+            Role::Follower { leader }
+        } else {
+            Role::NoLeader
+        };
         let changed = st.role != role || st.leader_epoch != leader_epoch;
         st.role = role;
         st.leader_epoch = leader_epoch;
@@ -251,14 +295,22 @@ impl Partition {
     // ---- leader: produce ----
 
     /// Appends a produce request's batches as leader.
-    pub fn append_as_leader(&self, records: &mut BytesMut, acks: i16, now_ms: i64) -> Result<(LeaderAppend, i32), PartitionError> {
+    pub fn append_as_leader(
+        &self,
+        records: &mut BytesMut,
+        acks: i16,
+        now_ms: i64,
+    ) -> Result<(LeaderAppend, i32), PartitionError> {
         let st = lock(&self.state);
         if st.role != Role::Leader {
             return Err(PartitionError::NotLeader);
         }
         // Kafka checks min.insync.replicas up front for acks=all.
         if acks == -1 && (st.isr.len() as i32) < st.min_insync_replicas {
-            return Err(PartitionError::NotEnoughReplicas { isr: st.isr.len(), min: st.min_insync_replicas });
+            return Err(PartitionError::NotEnoughReplicas {
+                isr: st.isr.len(),
+                min: st.min_insync_replicas,
+            });
         }
         let epoch = st.leader_epoch;
         let appended = lock(&self.log).append_as_leader(records, epoch, now_ms)?;
@@ -270,7 +322,12 @@ impl Partition {
 
     /// Waits until the high watermark reaches `required_offset` (acks=all), the leader
     /// changes, or `deadline` passes.
-    pub async fn wait_for_replication(&self, required_offset: i64, epoch: i32, deadline: tokio::time::Instant) -> Result<(), PartitionError> {
+    pub async fn wait_for_replication(
+        &self,
+        required_offset: i64,
+        epoch: i32,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), PartitionError> {
         let mut rx = self.subscribe();
         loop {
             {
@@ -281,7 +338,10 @@ impl Partition {
                 if st.high_watermark >= required_offset {
                     // Kafka's DelayedProduce: replicated, but the ISR may have shrunk meanwhile.
                     if (st.isr.len() as i32) < st.min_insync_replicas {
-                        return Err(PartitionError::NotEnoughReplicasAfterAppend { isr: st.isr.len(), min: st.min_insync_replicas });
+                        return Err(PartitionError::NotEnoughReplicasAfterAppend {
+                            isr: st.isr.len(),
+                            min: st.min_insync_replicas,
+                        });
                     }
                     return Ok(());
                 }
@@ -299,7 +359,12 @@ impl Partition {
     /// ListOffsets: resolves a timestamp query on the leader (Kafka's
     /// `fetchOffsetForTimestamp`). Consumers see offsets up to the HW; replicas (and
     /// `replica_id >= 0`) up to the LEO. Returns (timestamp, offset, leader epoch).
-    pub fn offset_for_timestamp(&self, timestamp: i64, current_leader_epoch: i32, from_replica: bool) -> Result<(i64, i64, i32), PartitionError> {
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+        current_leader_epoch: i32,
+        from_replica: bool,
+    ) -> Result<(i64, i64, i32), PartitionError> {
         const LATEST: i64 = -1;
         const EARLIEST: i64 = -2;
         const MAX_TIMESTAMP: i64 = -3;
@@ -311,9 +376,17 @@ impl Partition {
         }
         Self::check_leader_epoch(&st, current_leader_epoch)?;
         let log = lock(&self.log);
-        let last_fetchable = if from_replica { log.log_end_offset() } else { st.high_watermark };
+        let last_fetchable = if from_replica {
+            log.log_end_offset()
+        } else {
+            st.high_watermark
+        };
         let epoch_of = |offset: i64| -> i32 {
-            log.epoch_entries().iter().rev().find(|(_, start)| *start <= offset).map_or(-1, |(e, _)| *e)
+            log.epoch_entries()
+                .iter()
+                .rev()
+                .find(|(_, start)| *start <= offset)
+                .map_or(-1, |(e, _)| *e)
         };
         Ok(match timestamp {
             LATEST => (-1, last_fetchable, log.latest_epoch().unwrap_or(-1)),
@@ -324,24 +397,35 @@ impl Partition {
             // No tiered storage: nothing has been tiered (KIP-1005 answers -1).
             LATEST_TIERED => (-1, -1, -1),
             MAX_TIMESTAMP => match log.max_timestamp_and_offset() {
-                Some(t) if t.offset < last_fetchable => (t.timestamp, t.offset, t.leader_epoch.unwrap_or(-1)),
+                Some(t) if t.offset < last_fetchable => {
+                    (t.timestamp, t.offset, t.leader_epoch.unwrap_or(-1))
+                }
                 _ => (-1, -1, -1),
             },
             ts => match log.fetch_offset_by_timestamp(ts)? {
-                Some(t) if t.offset < last_fetchable => (t.timestamp, t.offset, t.leader_epoch.unwrap_or(-1)),
+                Some(t) if t.offset < last_fetchable => {
+                    (t.timestamp, t.offset, t.leader_epoch.unwrap_or(-1))
+                }
                 _ => (-1, -1, -1),
             },
         })
     }
 
     /// OffsetForLeaderEpoch on the leader: the end offset of `epoch` in our log.
-    pub fn end_offset_for_epoch(&self, epoch: i32, current_leader_epoch: i32, require_leader: bool) -> Result<(i32, i64), PartitionError> {
+    pub fn end_offset_for_epoch(
+        &self,
+        epoch: i32,
+        current_leader_epoch: i32,
+        require_leader: bool,
+    ) -> Result<(i32, i64), PartitionError> {
         let st = lock(&self.state);
         if require_leader && st.role != Role::Leader {
             return Err(PartitionError::NotLeader);
         }
         Self::check_leader_epoch(&st, current_leader_epoch)?;
-        Ok(lock(&self.log).end_offset_for_epoch(epoch).unwrap_or((-1, -1)))
+        Ok(lock(&self.log)
+            .end_offset_for_epoch(epoch)
+            .unwrap_or((-1, -1)))
     }
 
     /// DeleteRecords on the leader: moves the log start to `offset` (-1 = the HW).
@@ -351,7 +435,11 @@ impl Partition {
         if st.role != Role::Leader {
             return Err(PartitionError::NotLeader);
         }
-        let target = if offset == -1 { st.high_watermark } else { offset };
+        let target = if offset == -1 {
+            st.high_watermark
+        } else {
+            offset
+        };
         if target < 0 || target > st.high_watermark {
             let log = lock(&self.log);
             return Err(PartitionError::Read(ReadError::OffsetOutOfRange {
@@ -371,7 +459,11 @@ impl Partition {
     /// Kafka's diverging-epoch check (KIP-595, Fetch v12+): if the fetcher's last epoch
     /// ends earlier on this leader than its fetch offset (or is unknown here), returns the
     /// epoch and end offset it must truncate to.
-    pub fn diverging_epoch(&self, fetch_offset: i64, last_fetched_epoch: i32) -> Option<(i32, i64)> {
+    pub fn diverging_epoch(
+        &self,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+    ) -> Option<(i32, i64)> {
         if last_fetched_epoch < 0 {
             return None;
         }
@@ -418,7 +510,14 @@ impl Partition {
         Ok((result?, hw, update))
     }
 
-    fn record_follower_fetch(&self, st: &mut ReplicaState, replica: i32, fetch_offset: i64, leader_leo: i64, now_ms: i64) -> FollowerUpdate {
+    fn record_follower_fetch(
+        &self,
+        st: &mut ReplicaState,
+        replica: i32,
+        fetch_offset: i64,
+        leader_leo: i64,
+        now_ms: i64,
+    ) -> FollowerUpdate {
         let mut update = FollowerUpdate::default();
         let Some(p) = st.followers.get_mut(&replica) else {
             return update; // not an assigned replica of this partition
@@ -436,8 +535,16 @@ impl Partition {
         let follower_leo = p.leo;
         // ISR expansion (Kafka's isFollowerInSync): caught up to the HW and to the start
         // of the current leader epoch.
-        let in_isr = st.isr.contains(&replica) || st.pending_isr.as_ref().is_some_and(|p| p.contains(&replica));
-        if !in_isr && st.pending_isr.is_none() && follower_leo >= st.high_watermark && follower_leo >= st.leader_epoch_start_offset {
+        let in_isr = st.isr.contains(&replica)
+            || st
+                .pending_isr
+                .as_ref()
+                .is_some_and(|p| p.contains(&replica));
+        if !in_isr
+            && st.pending_isr.is_none()
+            && follower_leo >= st.high_watermark
+            && follower_leo >= st.leader_epoch_start_offset
+        {
             let mut isr = st.isr.clone();
             isr.push(replica);
             st.pending_isr = Some(isr.clone());
@@ -469,7 +576,12 @@ impl Partition {
         if out_of_sync.is_empty() {
             return None;
         }
-        let isr: Vec<i32> = st.isr.iter().copied().filter(|r| !out_of_sync.contains(r)).collect();
+        let isr: Vec<i32> = st
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| !out_of_sync.contains(r))
+            .collect();
         st.pending_isr = Some(isr.clone());
         Some(isr)
     }
@@ -538,7 +650,13 @@ impl Partition {
 
     /// Appends batches fetched from the leader and adopts the leader's HW (bounded by
     /// our LEO).
-    pub fn append_as_follower(&self, records: &[u8], leader_hw: i64, leader_log_start: i64, now_ms: i64) -> Result<(), PartitionError> {
+    pub fn append_as_follower(
+        &self,
+        records: &[u8],
+        leader_hw: i64,
+        leader_log_start: i64,
+        now_ms: i64,
+    ) -> Result<(), PartitionError> {
         let mut st = lock(&self.state);
         if !matches!(st.role, Role::Follower { .. }) {
             return Err(PartitionError::NotLeader);
@@ -586,6 +704,10 @@ impl Partition {
     /// (fetch offset, last fetched epoch, log start) for the follower's next fetch.
     pub fn follower_fetch_position(&self) -> (i64, i32, i64) {
         let log = lock(&self.log);
-        (log.log_end_offset(), log.latest_epoch().unwrap_or(-1), log.log_start_offset())
+        (
+            log.log_end_offset(),
+            log.latest_epoch().unwrap_or(-1),
+            log.log_start_offset(),
+        )
     }
 }

@@ -16,7 +16,9 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Request, StrBytes};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 
 pub struct Client {
     rt: tokio::runtime::Runtime,
@@ -31,8 +33,15 @@ pub fn topic_name(s: &str) -> TopicName {
 
 impl Client {
     pub fn connect(addr: &str) -> Result<Client, ClientError> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let conn = rt.block_on(KafkaConnection::connect(addr, "gregor-test", Duration::from_secs(5)))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let conn = rt.block_on(KafkaConnection::connect(
+            addr,
+            "gregor-test",
+            Duration::from_secs(5),
+        ))?;
         Ok(Client { rt, conn })
     }
 
@@ -42,13 +51,23 @@ impl Client {
 
     pub fn metadata(&mut self, topics: Option<&[&str]>) -> Result<MetadataResponse, ClientError> {
         let req = MetadataRequest::default()
-            .with_topics(topics.map(|ts| ts.iter().map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t)))).collect()))
+            .with_topics(topics.map(|ts| {
+                ts.iter()
+                    .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
+                    .collect()
+            }))
             .with_allow_auto_topic_creation(false);
         self.send(&req, 12)
     }
 
     /// Creates a topic and returns the per-topic error code.
-    pub fn create_topic(&mut self, name: &str, partitions: i32, rf: i16, configs: &[(&str, &str)]) -> i16 {
+    pub fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        rf: i16,
+        configs: &[(&str, &str)],
+    ) -> i16 {
         let topic = CreatableTopic::default()
             .with_name(topic_name(name))
             .with_num_partitions(partitions)
@@ -56,10 +75,16 @@ impl Client {
             .with_configs(
                 configs
                     .iter()
-                    .map(|(k, v)| CreatableTopicConfig::default().with_name(StrBytes::from_string(k.to_string())).with_value(Some(StrBytes::from_string(v.to_string()))))
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.to_string()))
+                            .with_value(Some(StrBytes::from_string(v.to_string())))
+                    })
                     .collect(),
             );
-        let req = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000);
+        let req = CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(30_000);
         let resp = self.send(&req, 7).expect("CreateTopics");
         resp.topics[0].error_code
     }
@@ -79,16 +104,30 @@ impl Client {
         let req = ProduceRequest::default()
             .with_acks(acks)
             .with_timeout_ms(10_000)
-            .with_topic_data(vec![TopicProduceData::default().with_name(topic_name(topic)).with_partition_data(vec![
-                PartitionProduceData::default().with_index(partition).with_records(Some(batch)),
-            ])]);
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(batch))])]);
         let resp = self.send(&req, 9).expect("Produce");
         let p = &resp.responses[0].partition_responses[0];
+        if p.error_code != 0 {
+            eprintln!(
+                "produce to {topic}-{partition}: error {} {:?}",
+                p.error_code, p.error_message
+            );
+        }
         (p.error_code, p.base_offset)
     }
 
     /// Fetches from `offset`; returns (error code, high watermark, raw records).
-    pub fn fetch(&mut self, topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> (i16, i64, Bytes) {
+    pub fn fetch(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_wait_ms: i32,
+    ) -> (i16, i64, Bytes) {
         let req = FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(max_wait_ms)
@@ -96,29 +135,45 @@ impl Client {
             .with_max_bytes(64 * 1024 * 1024)
             .with_session_id(0)
             .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default().with_topic(topic_name(topic)).with_partitions(vec![FetchPartition::default()
-                .with_partition(partition)
-                .with_fetch_offset(offset)
-                .with_current_leader_epoch(-1)
-                .with_last_fetched_epoch(-1)
-                .with_partition_max_bytes(16 * 1024 * 1024)])]);
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(offset)
+                    .with_current_leader_epoch(-1)
+                    .with_last_fetched_epoch(-1)
+                    .with_partition_max_bytes(16 * 1024 * 1024)])]);
         let resp = self.send(&req, 12).expect("Fetch");
         let p = &resp.responses[0].partitions[0];
-        (p.error_code, p.high_watermark, p.records.clone().unwrap_or_default())
+        (
+            p.error_code,
+            p.high_watermark,
+            p.records.clone().unwrap_or_default(),
+        )
     }
 
     /// ListOffsets for one partition: (error, offset).
     pub fn list_offset(&mut self, topic: &str, partition: i32, timestamp: i64) -> (i16, i64) {
-        let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(timestamp).with_current_leader_epoch(-1)])]);
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(partition)
+                    .with_timestamp(timestamp)
+                    .with_current_leader_epoch(-1)])]);
         let resp = self.send(&req, 7).expect("ListOffsets");
         let p = &resp.topics[0].partitions[0];
         (p.error_code, p.offset)
     }
 
     /// Reads every record value of a partition from `from` up to the high watermark.
-    pub fn read_all(&mut self, topic: &str, partition: i32, from: i64) -> Vec<(i64, Option<Bytes>)> {
+    pub fn read_all(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+    ) -> Vec<(i64, Option<Bytes>)> {
         let mut out = Vec::new();
         let mut offset = from;
         loop {
@@ -128,7 +183,10 @@ impl Client {
                 return out;
             }
             let decoded = decode(records);
-            assert!(!decoded.is_empty(), "no records below the high watermark {hw} at {offset}");
+            assert!(
+                !decoded.is_empty(),
+                "no records below the high watermark {hw} at {offset}"
+            );
             for (o, v) in decoded {
                 if o >= offset {
                     out.push((o, v));
@@ -144,8 +202,17 @@ pub fn batch(values: &[&[u8]], compression: Compression) -> Bytes {
     batch_with_producer(values, compression, -1, -1, -1)
 }
 
-pub fn batch_with_producer(values: &[&[u8]], compression: Compression, producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+pub fn batch_with_producer(
+    values: &[&[u8]],
+    compression: Compression,
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+) -> Bytes {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let records: Vec<Record> = values
         .iter()
         .enumerate()
@@ -158,7 +225,8 @@ pub fn batch_with_producer(values: &[&[u8]], compression: Compression, producer_
             producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: if base_sequence >= 0 { base_sequence + i as i32 } else { -1 },
+            // kafka-protocol keeps records in one batch only while offset - sequence is constant.
+            sequence: base_sequence.max(0) + i as i32,
             timestamp: now,
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::copy_from_slice(v)),
@@ -166,7 +234,15 @@ pub fn batch_with_producer(values: &[&[u8]], compression: Compression, producer_
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression }).expect("encode");
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode");
     buf.freeze()
 }
 

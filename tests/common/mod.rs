@@ -23,7 +23,10 @@ pub fn free_port() -> u16 {
 pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -38,18 +41,31 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(name: &str, program: &Path, args: &[String], log: PathBuf) -> Process {
-        let mut p = Process { name: name.to_string(), child: None, log, args: args.to_vec(), program: program.to_path_buf() };
+        let mut p = Process {
+            name: name.to_string(),
+            child: None,
+            log,
+            args: args.to_vec(),
+            program: program.to_path_buf(),
+        };
         p.start();
         p
     }
 
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "{} already running", self.name);
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let err = out.try_clone().expect("log file");
         let child = Command::new(&self.program)
             .args(&self.args)
-            .env("RUST_LOG", std::env::var("GREGOR_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("GREGOR_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -73,7 +89,10 @@ impl Process {
     /// SIGTERM and wait for exit.
     pub fn terminate(&mut self, timeout: Duration) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let deadline = Instant::now() + timeout;
             loop {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -82,7 +101,10 @@ impl Process {
                 if Instant::now() > deadline {
                     let _ = c.kill();
                     let _ = c.wait();
-                    panic!("{} did not exit within {timeout:?} after SIGTERM", self.name);
+                    panic!(
+                        "{} did not exit within {timeout:?} after SIGTERM",
+                        self.name
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -133,10 +155,19 @@ impl ZooKeeper {
                 let config = dir.join("zookeeper.toml");
                 std::fs::write(
                     &config,
-                    format!("client_port = {port}\ndata_dir = \"{}\"\nmin_session_timeout_ms = 1000\n", data.display()),
+                    format!("client_port = {port}\ndata_dir = \"{}\"\ntick_time_ms = 500\nmin_session_timeout_ms = 1000\n", data.display()),
                 )
                 .unwrap();
-                Process::spawn("zookeeper", Path::new(GREGOR), &["zookeeper".into(), "--config".into(), config.display().to_string()], dir.join("zookeeper.log"))
+                Process::spawn(
+                    "zookeeper",
+                    Path::new(GREGOR),
+                    &[
+                        "zookeeper".into(),
+                        "--config".into(),
+                        config.display().to_string(),
+                    ],
+                    dir.join("zookeeper.log"),
+                )
             }
             Coordinator::Apache => {
                 let cfg = dir.join("zoo.cfg");
@@ -159,9 +190,11 @@ impl ZooKeeper {
             }
         };
         let zk = ZooKeeper { port, process };
-        wait_until(Duration::from_secs(30), "zookeeper to accept connections", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        wait_until(
+            Duration::from_secs(30),
+            "zookeeper to accept connections",
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        );
         zk
     }
 
@@ -195,9 +228,16 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(kind: Coordinator, n: usize, extra: &[(&str, &str)]) -> Cluster {
-        let dir = tempfile::Builder::new().prefix("gregor-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("gregor-test-")
+            .tempdir()
+            .unwrap();
         let zk = ZooKeeper::start(kind, dir.path());
-        let mut cluster = Cluster { dir, zk, brokers: Vec::new() };
+        let mut cluster = Cluster {
+            dir,
+            zk,
+            brokers: Vec::new(),
+        };
         for id in 1..=n as i32 {
             cluster.add_broker(id, extra);
         }
@@ -223,10 +263,20 @@ impl Cluster {
         let process = Process::spawn(
             &format!("broker-{id}"),
             Path::new(GREGOR),
-            &["broker".into(), "--config".into(), config.display().to_string()],
+            &[
+                "broker".into(),
+                "--config".into(),
+                config.display().to_string(),
+            ],
             self.dir.path().join(format!("broker-{id}.log")),
         );
-        self.brokers.push(Broker { id, port, process, data, config });
+        self.brokers.push(Broker {
+            id,
+            port,
+            process,
+            data,
+            config,
+        });
     }
 
     /// Waits until broker `i` accepts connections and answers Metadata listing itself.
@@ -246,13 +296,21 @@ impl Cluster {
             if !self.brokers[i].process.is_running() {
                 panic!("{name} exited:\n{}", self.brokers[i].process.log_tail(40));
             }
-            assert!(Instant::now() < deadline, "{name} not ready:\n{}", self.brokers[i].process.log_tail(40));
+            assert!(
+                Instant::now() < deadline,
+                "{name} not ready:\n{}",
+                self.brokers[i].process.log_tail(40)
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     pub fn bootstrap(&self) -> String {
-        self.brokers.iter().map(|b| b.addr()).collect::<Vec<_>>().join(",")
+        self.brokers
+            .iter()
+            .map(|b| b.addr())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     pub fn client(&self, i: usize) -> kafka::Client {
@@ -260,13 +318,20 @@ impl Cluster {
     }
 
     pub fn broker_index(&self, id: i32) -> usize {
-        self.brokers.iter().position(|b| b.id == id).expect("broker id")
+        self.brokers
+            .iter()
+            .position(|b| b.id == id)
+            .expect("broker id")
     }
 
     pub fn dump_logs(&self) -> String {
         let mut out = format!("--- zookeeper ---\n{}\n", self.zk.process.log_tail(30));
         for b in &self.brokers {
-            out.push_str(&format!("--- broker {} ---\n{}\n", b.id, b.process.log_tail(60)));
+            out.push_str(&format!(
+                "--- broker {} ---\n{}\n",
+                b.id,
+                b.process.log_tail(60)
+            ));
         }
         out
     }
