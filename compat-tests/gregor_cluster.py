@@ -1,0 +1,167 @@
+"""A real gregor cluster for compat tests: `gregor zookeeper` plus N `gregor broker`
+processes on free loopback ports, each with its own data dir and log file.
+
+Used through the `cluster` fixtures in conftest.py, or directly:
+
+    with GregorCluster(brokers=3) as c:
+        c.bootstrap            # "127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3"
+        c.kill(1); c.start(1)  # kill -9 broker 1, restart it
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GREGOR_BIN = os.environ.get("GREGOR_BIN", str(REPO / "target" / "release" / "gregor"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(cond, timeout, what):
+    deadline = time.time() + timeout
+    while True:
+        if cond():
+            return
+        if time.time() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class GregorCluster:
+    def __init__(self, brokers=1, broker_config=None, session_timeout_ms=6000, keep_dir=False):
+        self.n = brokers
+        self.extra = dict(broker_config or {})
+        self.session_timeout_ms = session_timeout_ms
+        self.dir = Path(tempfile.mkdtemp(prefix="gregor-compat-"))
+        self.keep_dir = keep_dir
+        self.zk_port = free_port()
+        self.ports = {i: free_port() for i in range(1, brokers + 1)}
+        self.procs = {}
+
+    # ---- lifecycle ----
+    def __enter__(self):
+        self.start_zookeeper()
+        for i in self.ports:
+            self.start(i, wait=False)
+        for i in self.ports:
+            self.wait_ready(i)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_all()
+        if not self.keep_dir and not os.environ.get("GREGOR_KEEP_TEST_DIRS"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def bootstrap(self):
+        return ",".join(f"127.0.0.1:{p}" for p in self.ports.values())
+
+    @property
+    def zookeeper(self):
+        return f"127.0.0.1:{self.zk_port}"
+
+    def addr(self, broker_id):
+        return f"127.0.0.1:{self.ports[broker_id]}"
+
+    def _spawn(self, name, args):
+        log = open(self.dir / f"{name}.log", "ab")
+        env = dict(os.environ, RUST_LOG=os.environ.get("GREGOR_TEST_LOG", "info"))
+        self.procs[name] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+    def start_zookeeper(self):
+        cfg = self.dir / "zookeeper.toml"
+        cfg.write_text(
+            f'client_port = {self.zk_port}\ndata_dir = "{self.dir / "zookeeper"}"\n'
+            "tick_time_ms = 500\nmin_session_timeout_ms = 1000\n"
+        )
+        self._spawn("zookeeper", [GREGOR_BIN, "zookeeper", "--config", str(cfg)])
+        wait_until(lambda: port_open(self.zk_port), 30, "zookeeper")
+
+    def broker_config_path(self, broker_id):
+        return self.dir / f"broker-{broker_id}.toml"
+
+    def start(self, broker_id, wait=True):
+        cfg = self.broker_config_path(broker_id)
+        lines = [
+            f"broker.id = {broker_id}",
+            f'listeners = "PLAINTEXT://127.0.0.1:{self.ports[broker_id]}"',
+            f'log.dirs = "{self.dir / f"broker-{broker_id}"}"',
+            f'zookeeper.connect = "{self.zookeeper}"',
+            f"zookeeper.session.timeout.ms = {self.session_timeout_ms}",
+            f"offsets.topic.replication.factor = {min(3, self.n)}",
+            f"default.replication.factor = {min(3, self.n)}",
+            "group.initial.rebalance.delay.ms = 0",
+        ]
+        for k, v in self.extra.items():
+            lines.append(f'"{k}" = "{v}"')
+        cfg.write_text("\n".join(lines) + "\n")
+        self._spawn(f"broker-{broker_id}", [GREGOR_BIN, "broker", "--config", str(cfg)])
+        if wait:
+            self.wait_ready(broker_id)
+
+    def wait_ready(self, broker_id, timeout=60):
+        proc = self.procs[f"broker-{broker_id}"]
+
+        def ready():
+            if proc.poll() is not None:
+                raise RuntimeError(f"broker {broker_id} exited:\n{self.log_tail(f'broker-{broker_id}')}")
+            return port_open(self.ports[broker_id]) and self._registered(broker_id)
+
+        wait_until(ready, timeout, f"broker {broker_id}")
+
+    def _registered(self, broker_id):
+        log = (self.dir / f"broker-{broker_id}.log").read_text(errors="replace")
+        return "registered in ZooKeeper" in log
+
+    def kill(self, broker_id):
+        """kill -9 a broker."""
+        self._signal(f"broker-{broker_id}", signal.SIGKILL)
+
+    def stop(self, broker_id, timeout=60):
+        """SIGTERM (controlled shutdown) and wait."""
+        self._signal(f"broker-{broker_id}", signal.SIGTERM, timeout)
+
+    def kill_zookeeper(self):
+        self._signal("zookeeper", signal.SIGKILL)
+
+    def _signal(self, name, sig, timeout=30):
+        p = self.procs.get(name)
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(sig)
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+    def stop_all(self):
+        for name in list(self.procs):
+            if name != "zookeeper":
+                self._signal(name, signal.SIGKILL)
+        self._signal("zookeeper", signal.SIGKILL)
+
+    def log_tail(self, name, lines=40):
+        try:
+            text = (self.dir / f"{name}.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
