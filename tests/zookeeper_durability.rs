@@ -40,7 +40,9 @@ async fn restart_keeps_tree_stats_and_moves_zxid_forward() {
     c.create("/d", b"root", &open_acl()).await.unwrap();
     c.create("/d/a", b"1", &open_acl()).await.unwrap();
     c.set_data("/d/a", b"2", None).await.unwrap();
-    c.create("/d/s-", b"", &mode(CreateMode::PersistentSequential)).await.unwrap();
+    c.create("/d/s-", b"", &mode(CreateMode::PersistentSequential))
+        .await
+        .unwrap();
     c.create("/d/gone", b"", &open_acl()).await.unwrap();
     c.delete("/d/gone", None).await.unwrap();
     let mut w = c.new_multi_writer();
@@ -59,7 +61,10 @@ async fn restart_keeps_tree_stats_and_moves_zxid_forward() {
 
     zk.restart();
     let c = client(&zk.addr()).await;
-    for (i, p) in ["/", "/d", "/d/a", "/d/m", "/d/s-0000000001"].iter().enumerate() {
+    for (i, p) in ["/", "/d", "/d/a", "/d/m", "/d/s-0000000001"]
+        .iter()
+        .enumerate()
+    {
         assert_eq!(c.get_data(p).await.unwrap(), before[i], "{p}");
     }
     assert!(c.check_stat("/d/gone").await.unwrap().is_none());
@@ -79,12 +84,16 @@ async fn snapshots_bound_the_log_and_restart_uses_them() {
     let c = client(&zk.addr()).await;
     c.create("/n", b"", &open_acl()).await.unwrap();
     for i in 0..400 {
-        c.set_data("/n", format!("{i}").as_bytes(), None).await.unwrap();
+        c.set_data("/n", format!("{i}").as_bytes(), None)
+            .await
+            .unwrap();
     }
     let dir = zk.data_dir().to_path_buf();
-    common_zk::wait_for(Duration::from_secs(10), "old snapshots to be purged", || {
-        (files(&dir, "snapshot.").len() <= 3).then_some(())
-    });
+    common_zk::wait_for(
+        Duration::from_secs(10),
+        "old snapshots to be purged",
+        || (files(&dir, "snapshot.").len() <= 3).then_some(()),
+    );
     let logs = files(&dir, "log.");
     assert!(logs.len() <= 4, "logs not purged: {logs:?}");
     zk.restart();
@@ -112,7 +121,11 @@ async fn torn_log_tail_is_truncated_with_a_warning() {
     f.write_all(&[0, 0, 0, 100, 1, 2, 3, 4, 5, 6, 7]).unwrap();
     drop(f);
     zk.restart();
-    assert!(zk.log().contains("truncating transaction log tail"), "{}", zk.log());
+    assert!(
+        zk.log().contains("truncating transaction log tail"),
+        "{}",
+        zk.log()
+    );
     let c = client(&zk.addr()).await;
     assert_eq!(c.get_data("/t").await.unwrap().0, b"kept");
     c.set_data("/t", b"after", None).await.unwrap();
@@ -150,7 +163,9 @@ async fn write_until_failure(c: &Client, rng_seed: u64, round: usize, acked: &mu
             let want = acked.versions.get(&path).copied().unwrap_or(0) + 1;
             // The value is a function of the version, so any durable state is checkable.
             let data = format!("v{want}");
-            match tokio::time::timeout(step, c.set_data(&path, data.as_bytes(), Some(want - 1))).await {
+            match tokio::time::timeout(step, c.set_data(&path, data.as_bytes(), Some(want - 1)))
+                .await
+            {
                 Ok(Ok(stat)) => {
                     assert_eq!(stat.version, want);
                     acked.versions.insert(path, want);
@@ -161,7 +176,11 @@ async fn write_until_failure(c: &Client, rng_seed: u64, round: usize, acked: &mu
         };
         match r {
             Ok(zxid) => {
-                assert!(zxid > acked.max_zxid, "zxid went backwards: {zxid} after {}", acked.max_zxid);
+                assert!(
+                    zxid > acked.max_zxid,
+                    "zxid went backwards: {zxid} after {}",
+                    acked.max_zxid
+                );
                 acked.max_zxid = zxid;
             }
             Err(()) => return,
@@ -237,10 +256,17 @@ async fn crash_test_kill_9_under_acknowledged_writes() {
             *v = stat.version;
         }
         let z = server_zxid(zk.port);
-        assert!(z >= acked.max_zxid, "server zxid {z} below acknowledged {}", acked.max_zxid);
+        assert!(
+            z >= acked.max_zxid,
+            "server zxid {z} below acknowledged {}",
+            acked.max_zxid
+        );
         acked.max_zxid = z;
     }
-    assert!(acked.created.len() + acked.versions.len() > 20, "too few writes to mean anything");
+    assert!(
+        acked.created.len() + acked.versions.len() > 20,
+        "too few writes to mean anything"
+    );
     println!(
         "crash test: 20 rounds, {} creates acknowledged, {:?}",
         acked.created.len(),

@@ -29,7 +29,10 @@ async fn create_get_set_delete_and_stats() {
     assert_eq!(stat.czxid, stat.mzxid);
     assert_eq!(stat.czxid, stat.pzxid);
     assert_eq!((stat.version, stat.cversion, stat.aversion), (0, 0, 0));
-    assert_eq!((stat.data_length, stat.num_children, stat.ephemeral_owner), (5, 0, 0));
+    assert_eq!(
+        (stat.data_length, stat.num_children, stat.ephemeral_owner),
+        (5, 0, 0)
+    );
     assert!(stat.ctime > 1_600_000_000_000 && stat.ctime == stat.mtime);
 
     let (data, s2) = c.get_data("/a").await.unwrap();
@@ -40,9 +43,15 @@ async fn create_get_set_delete_and_stats() {
     let s3 = c.set_data("/a", b"world!", Some(0)).await.unwrap();
     assert_eq!(s3.version, 1);
     assert!(s3.mzxid > stat.mzxid);
-    assert_eq!((s3.czxid, s3.pzxid, s3.ctime), (stat.czxid, stat.pzxid, stat.ctime));
+    assert_eq!(
+        (s3.czxid, s3.pzxid, s3.ctime),
+        (stat.czxid, stat.pzxid, stat.ctime)
+    );
     assert_eq!(s3.data_length, 6);
-    assert_eq!(c.set_data("/a", b"x", Some(0)).await, Err(Error::BadVersion));
+    assert_eq!(
+        c.set_data("/a", b"x", Some(0)).await,
+        Err(Error::BadVersion)
+    );
     assert_eq!(c.set_data("/nope", b"x", None).await, Err(Error::NoNode));
 
     // Children change the parent's cversion, pzxid, numChildren.
@@ -66,16 +75,25 @@ async fn create_get_set_delete_and_stats() {
     assert_eq!(c.check_stat("/a/c1").await.unwrap(), None);
 
     // Create errors.
-    assert_eq!(c.create("/a", b"", &open_acl()).await, Err(Error::NodeExists));
+    assert_eq!(
+        c.create("/a", b"", &open_acl()).await,
+        Err(Error::NodeExists)
+    );
     assert_eq!(c.create("/x/y", b"", &open_acl()).await, Err(Error::NoNode));
     // The system nodes cannot be deleted.
-    assert!(matches!(c.delete("/zookeeper", None).await, Err(Error::BadArguments(_))));
+    assert!(matches!(
+        c.delete("/zookeeper", None).await,
+        Err(Error::BadArguments(_))
+    ));
 
     // sync, getAllChildrenNumber.
     c.sync("/a").await.unwrap();
     c.create("/a/c2/d", b"", &open_acl()).await.unwrap();
     assert_eq!(c.count_descendants_number("/a").await.unwrap(), 2);
-    assert_eq!(c.count_descendants_number("/nope").await, Err(Error::NoNode));
+    assert_eq!(
+        c.count_descendants_number("/nope").await,
+        Err(Error::NoNode)
+    );
 
     // Data is binary-safe and large values round-trip.
     let big = vec![0xA5u8; 500_000];
@@ -104,7 +122,10 @@ async fn sequential_ephemeral_and_container_nodes() {
         .await
         .unwrap();
     assert_eq!(s2.into_i64(), 2);
-    let (e, _) = c.create("/q/eph", b"e", &mode(CreateMode::Ephemeral)).await.unwrap();
+    let (e, _) = c
+        .create("/q/eph", b"e", &mode(CreateMode::Ephemeral))
+        .await
+        .unwrap();
     assert_eq!(e.ephemeral_owner, c.session_id().0);
     assert_eq!(
         c.create("/q/eph/child", b"", &open_acl()).await,
@@ -116,7 +137,10 @@ async fn sequential_ephemeral_and_container_nodes() {
     assert_eq!(c.list_ephemerals("/q/e").await.unwrap(), vec!["/q/eph"]);
 
     // Containers are created (owner shown as 0); TTL nodes are not enabled, as in ZooKeeper.
-    let (cs, _) = c.create("/box", b"", &mode(CreateMode::Container)).await.unwrap();
+    let (cs, _) = c
+        .create("/box", b"", &mode(CreateMode::Container))
+        .await
+        .unwrap();
     assert_eq!(cs.ephemeral_owner, 0);
     let ttl = mode(CreateMode::Persistent).with_ttl(Duration::from_secs(5));
     assert_eq!(c.create("/ttl", b"", &ttl).await, Err(Error::Unimplemented));
@@ -138,16 +162,29 @@ async fn acls_and_auth() {
     assert_eq!(acl, vec![Acl::new(Permission::ALL, AuthId::anyone())]);
     assert_eq!(stat.aversion, 0);
     let read_only = [Acl::new(Permission::READ, AuthId::anyone())];
-    c.create("/ro", b"r", &CreateMode::Persistent.with_acls(Acls::new(&read_only)))
-        .await
-        .unwrap();
+    c.create(
+        "/ro",
+        b"r",
+        &CreateMode::Persistent.with_acls(Acls::new(&read_only)),
+    )
+    .await
+    .unwrap();
     assert_eq!(c.set_data("/ro", b"w", None).await, Err(Error::NoAuth));
-    assert_eq!(c.create("/ro/x", b"", &open_acl()).await, Err(Error::NoAuth));
+    assert_eq!(
+        c.create("/ro/x", b"", &open_acl()).await,
+        Err(Error::NoAuth)
+    );
     assert_eq!(c.get_data("/ro").await.unwrap().0, b"r");
-    assert_eq!(c.set_acl("/ro", &read_only, Some(0)).await, Err(Error::NoAuth));
+    assert_eq!(
+        c.set_acl("/ro", &read_only, Some(0)).await,
+        Err(Error::NoAuth)
+    );
 
     c.create("/open", b"", &open_acl()).await.unwrap();
-    assert_eq!(c.set_acl("/open", &read_only, Some(7)).await, Err(Error::BadVersion));
+    assert_eq!(
+        c.set_acl("/open", &read_only, Some(7)).await,
+        Err(Error::BadVersion)
+    );
     let s = c.set_acl("/open", &read_only, Some(0)).await.unwrap();
     assert_eq!(s.aversion, 1);
     assert_eq!(c.get_acl("/open").await.unwrap().0, read_only.to_vec());
@@ -155,9 +192,13 @@ async fn acls_and_auth() {
     // digest auth: the `auth` scheme expands to the caller's digest id.
     c.auth("digest", b"alice:secret").await.unwrap();
     let mine = [Acl::new(Permission::ALL, AuthId::authed())];
-    c.create("/mine", b"m", &CreateMode::Persistent.with_acls(Acls::new(&mine)))
-        .await
-        .unwrap();
+    c.create(
+        "/mine",
+        b"m",
+        &CreateMode::Persistent.with_acls(Acls::new(&mine)),
+    )
+    .await
+    .unwrap();
     let (acl, _) = c.get_acl("/mine").await.unwrap();
     assert_eq!(acl.len(), 1);
     assert_eq!(acl[0].scheme(), "digest");
@@ -166,7 +207,9 @@ async fn acls_and_auth() {
     let other = client(&zk.addr()).await;
     assert_eq!(other.get_data("/mine").await, Err(Error::NoAuth));
     let users = c.list_auth_users().await.unwrap();
-    assert!(users.iter().any(|u| u.scheme() == "digest" && u.user().starts_with("alice:")));
+    assert!(users
+        .iter()
+        .any(|u| u.scheme() == "digest" && u.user().starts_with("alice:")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,7 +222,8 @@ async fn multi_is_all_or_nothing() {
     w.add_check_version("/m", 0).unwrap();
     w.add_create("/m/a", b"a", &open_acl()).unwrap();
     w.add_set_data("/m", b"1", Some(0)).unwrap();
-    w.add_create("/m/s-", b"", &mode(CreateMode::PersistentSequential)).unwrap();
+    w.add_create("/m/s-", b"", &mode(CreateMode::PersistentSequential))
+        .unwrap();
     w.add_delete("/m/a", None).unwrap();
     let results = w.commit().await.unwrap();
     assert_eq!(results.len(), 5);
@@ -221,11 +265,15 @@ async fn multi_is_all_or_nothing() {
 
     // A failed sequential create in a multi does not consume a sequence number.
     let mut w = c.new_multi_writer();
-    w.add_create("/m/s-", b"", &mode(CreateMode::PersistentSequential)).unwrap();
+    w.add_create("/m/s-", b"", &mode(CreateMode::PersistentSequential))
+        .unwrap();
     w.add_create("/nope/x", b"", &open_acl()).unwrap();
     assert!(matches!(
         w.commit().await,
-        Err(MultiWriteError::OperationFailed { index: 1, source: Error::NoNode })
+        Err(MultiWriteError::OperationFailed {
+            index: 1,
+            source: Error::NoNode
+        })
     ));
     let (_, seq) = c
         .create("/m/s-", b"", &mode(CreateMode::PersistentSequential))
@@ -241,7 +289,10 @@ async fn multi_is_all_or_nothing() {
     let out = r.commit().await.unwrap();
     assert!(matches!(&out[0], MultiReadResult::Data { data, .. } if data == b"1"));
     assert!(matches!(&out[1], MultiReadResult::Children { children } if children.len() == 2));
-    assert!(matches!(&out[2], MultiReadResult::Error { err: Error::NoNode }));
+    assert!(matches!(
+        &out[2],
+        MultiReadResult::Error { err: Error::NoNode }
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,7 +309,10 @@ async fn oneshot_watches_fire_once_for_every_session() {
     writer.create("/w", b"1", &open_acl()).await.unwrap();
     for w in [wa, wb] {
         let e = w.changed().await;
-        assert_eq!((e.event_type, e.path.as_str()), (EventType::NodeCreated, "/w"));
+        assert_eq!(
+            (e.event_type, e.path.as_str()),
+            (EventType::NodeCreated, "/w")
+        );
     }
 
     // data watch -> NodeDataChanged; child watch -> NodeChildrenChanged.
@@ -266,10 +320,16 @@ async fn oneshot_watches_fire_once_for_every_session() {
     let (_, _, cw) = b.get_and_watch_children("/w").await.unwrap();
     writer.set_data("/w", b"2", None).await.unwrap();
     let e = dw.changed().await;
-    assert_eq!((e.event_type, e.path.as_str()), (EventType::NodeDataChanged, "/w"));
+    assert_eq!(
+        (e.event_type, e.path.as_str()),
+        (EventType::NodeDataChanged, "/w")
+    );
     writer.create("/w/c", b"", &open_acl()).await.unwrap();
     let e = cw.changed().await;
-    assert_eq!((e.event_type, e.path.as_str()), (EventType::NodeChildrenChanged, "/w"));
+    assert_eq!(
+        (e.event_type, e.path.as_str()),
+        (EventType::NodeChildrenChanged, "/w")
+    );
 
     // delete -> NodeDeleted to data and child watchers; parent gets NodeChildrenChanged.
     let (_, _, dw) = a.get_and_watch_data("/w/c").await.unwrap();
@@ -279,7 +339,10 @@ async fn oneshot_watches_fire_once_for_every_session() {
     assert_eq!(dw.changed().await.event_type, EventType::NodeDeleted);
     assert_eq!(cw.changed().await.event_type, EventType::NodeDeleted);
     let e = pw.changed().await;
-    assert_eq!((e.event_type, e.path.as_str()), (EventType::NodeChildrenChanged, "/w"));
+    assert_eq!(
+        (e.event_type, e.path.as_str()),
+        (EventType::NodeChildrenChanged, "/w")
+    );
 
     // One-shot: a second change does not fire a watch that already fired, and a watch
     // set after the change only sees the next one.
@@ -299,7 +362,10 @@ async fn persistent_and_recursive_watches() {
     let w2 = client(&zk.addr()).await;
     c.create("/p", b"", &open_acl()).await.unwrap();
     let mut pers = w1.watch("/p", AddWatchMode::Persistent).await.unwrap();
-    let mut rec = w2.watch("/p", AddWatchMode::PersistentRecursive).await.unwrap();
+    let mut rec = w2
+        .watch("/p", AddWatchMode::PersistentRecursive)
+        .await
+        .unwrap();
 
     c.set_data("/p", b"1", None).await.unwrap();
     c.create("/p/a", b"", &open_acl()).await.unwrap();
@@ -344,9 +410,11 @@ async fn persistent_and_recursive_watches() {
     drop(rec);
     drop(pers);
     let port = zk.port;
-    common_zk::wait_for(Duration::from_secs(10), "the server to forget the watches", || {
-        (four_letter_watch_count(port) == 0).then_some(())
-    });
+    common_zk::wait_for(
+        Duration::from_secs(10),
+        "the server to forget the watches",
+        || (four_letter_watch_count(port) == 0).then_some(()),
+    );
 }
 
 fn four_letter_watch_count(port: u16) -> usize {

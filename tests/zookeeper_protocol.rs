@@ -55,7 +55,10 @@ fn notification_precedes_the_reply_of_the_write_that_caused_it() {
     assert_eq!(b.recv().unwrap().xid, -1);
     let read = b.recv().unwrap();
     assert_eq!(read.xid, 2);
-    assert_eq!(Reader::new(&read.body).read_buffer().unwrap().unwrap(), b"2");
+    assert_eq!(
+        Reader::new(&read.body).read_buffer().unwrap().unwrap(),
+        b"2"
+    );
     assert_eq!(read.zxid, reply.zxid, "a read reports the last zxid");
 }
 
@@ -75,11 +78,18 @@ fn reply_headers_ping_and_error_codes() {
     assert_eq!(c.call(3, op::CREATE, create_body("bad", b"", 0)).err, -8);
     assert_eq!(c.call(4, op::CREATE, create_body("/h/", b"", 0)).err, -8);
     assert_eq!(c.call(5, op::CREATE, create_body("/h", b"", 42)).err, -8);
-    assert_eq!(c.call(6, op::GET_DATA, path_watch("/nope", false)).err, -101);
-    assert_eq!(c.call(7, op::DELETE, |w| {
-        w.write_string("/");
-        w.write_i32(-1);
-    }).err, -8);
+    assert_eq!(
+        c.call(6, op::GET_DATA, path_watch("/nope", false)).err,
+        -101
+    );
+    assert_eq!(
+        c.call(7, op::DELETE, |w| {
+            w.write_string("/");
+            w.write_i32(-1);
+        })
+        .err,
+        -8
+    );
     // Empty ACL list.
     let r = c.call(8, op::CREATE, |w| {
         w.write_string("/acl");
@@ -118,7 +128,11 @@ fn multi_failure_layout_matches_zookeeper() {
     let zk = ZkServer::start(&[]);
     let mut c = RawClient::connect(zk.port);
     let r = c.call(1, op::MULTI, |w| {
-        for (ty, path) in [(op::CREATE, "/ok"), (op::CREATE, "/no/such"), (op::CREATE, "/later")] {
+        for (ty, path) in [
+            (op::CREATE, "/ok"),
+            (op::CREATE, "/no/such"),
+            (op::CREATE, "/later"),
+        ] {
             w.write_i32(ty);
             w.write_bool(false);
             w.write_i32(-1);
@@ -217,7 +231,17 @@ fn four_letter_words() {
     let _c = RawClient::connect(zk.port);
     assert_eq!(four_letter(zk.port, "ruok").unwrap(), "imok");
     let srvr = four_letter(zk.port, "srvr").unwrap();
-    for key in ["Zookeeper version:", "Latency min/avg/max:", "Received:", "Sent:", "Connections:", "Outstanding:", "Zxid: 0x", "Mode: standalone", "Node count: 4"] {
+    for key in [
+        "Zookeeper version:",
+        "Latency min/avg/max:",
+        "Received:",
+        "Sent:",
+        "Connections:",
+        "Outstanding:",
+        "Zxid: 0x",
+        "Mode: standalone",
+        "Node count: 4",
+    ] {
         assert!(srvr.contains(key), "srvr lacks {key}: {srvr}");
     }
     let stat = four_letter(zk.port, "stat").unwrap();
@@ -227,5 +251,7 @@ fn four_letter_words() {
     assert!(mntr.contains("zk_znode_count\t4\n"), "{mntr}");
     assert!(mntr.contains("zk_global_sessions\t1\n"), "{mntr}");
     assert_eq!(four_letter(zk.port, "isro").unwrap(), "rw");
-    assert!(four_letter(zk.port, "dump").unwrap().contains("not in the whitelist"));
+    assert!(four_letter(zk.port, "dump")
+        .unwrap()
+        .contains("not in the whitelist"));
 }

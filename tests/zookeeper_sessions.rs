@@ -24,7 +24,11 @@ async fn child_holds_ephemeral() {
     c.create("/owned-by-child", b"", &mode(CreateMode::Ephemeral))
         .await
         .expect("create ephemeral");
-    println!("READY {} {}", c.session_id().0, c.session_timeout().as_millis());
+    println!(
+        "READY {} {}",
+        c.session_id().0,
+        c.session_timeout().as_millis()
+    );
     tokio::time::sleep(Duration::from_secs(600)).await;
 }
 
@@ -32,7 +36,13 @@ async fn child_holds_ephemeral() {
 async fn ephemeral_goes_after_client_is_killed() {
     let zk = ZkServer::start(&[]);
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_holds_ephemeral", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "child_holds_ephemeral",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("ZK_CHILD_ADDR", zk.addr())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -67,7 +77,10 @@ async fn ephemeral_goes_after_client_is_killed() {
     assert_eq!(c.check_stat("/owned-by-child").await.unwrap(), None);
     // The session lived out its timeout (pings stopped at most ~1 s before the kill),
     // and expiry came promptly after it.
-    assert!(took >= Duration::from_secs(4), "expired too early: {took:?}");
+    assert!(
+        took >= Duration::from_secs(4),
+        "expired too early: {took:?}"
+    );
     assert!(took <= Duration::from_secs(8), "expired too late: {took:?}");
 }
 
@@ -80,7 +93,9 @@ async fn reconnect_with_session_id_and_password() {
         .connect(&zk.addr())
         .await
         .unwrap();
-    c.create("/mine", b"", &mode(CreateMode::Ephemeral)).await.unwrap();
+    c.create("/mine", b"", &mode(CreateMode::Ephemeral))
+        .await
+        .unwrap();
     let id = c.session_id();
     let info = c.into_session();
 
@@ -94,14 +109,19 @@ async fn reconnect_with_session_id_and_password() {
     let stat = again.check_stat("/mine").await.unwrap().unwrap();
     assert_eq!(stat.ephemeral_owner, id.0);
     // The session is alive: it can still write.
-    again.create("/mine2", b"", &mode(CreateMode::Ephemeral)).await.unwrap();
+    again
+        .create("/mine2", b"", &mode(CreateMode::Ephemeral))
+        .await
+        .unwrap();
     drop(again);
 
     // Closed by the client: ephemerals gone, the session cannot be resumed.
     let c = client(&zk.addr()).await;
-    wait_for_async(Duration::from_secs(10), "closeSession to delete ephemerals", || async {
-        (c.check_stat("/mine").await.unwrap().is_none()).then_some(())
-    })
+    wait_for_async(
+        Duration::from_secs(10),
+        "closeSession to delete ephemerals",
+        || async { (c.check_stat("/mine").await.unwrap().is_none()).then_some(()) },
+    )
     .await;
     let resumed = Client::connector()
         .with_session(info)
@@ -162,14 +182,18 @@ async fn a_live_session_survives_server_restart_and_a_dead_one_expires() {
         .connect(&zk.addr())
         .await
         .unwrap();
-    live.create("/live", b"", &mode(CreateMode::Ephemeral)).await.unwrap();
+    live.create("/live", b"", &mode(CreateMode::Ephemeral))
+        .await
+        .unwrap();
     let dead = Client::connector()
         .with_session_timeout(Duration::from_secs(4))
         .with_detached()
         .connect(&zk.addr())
         .await
         .unwrap();
-    dead.create("/dead", b"", &mode(CreateMode::Ephemeral)).await.unwrap();
+    dead.create("/dead", b"", &mode(CreateMode::Ephemeral))
+        .await
+        .unwrap();
     let live_info = live.into_session();
     drop(dead.into_session());
 
@@ -181,9 +205,11 @@ async fn a_live_session_survives_server_restart_and_a_dead_one_expires() {
         .await
         .expect("the session restored from disk accepts its owner back");
     let observer = client(&zk.addr()).await;
-    wait_for_async(Duration::from_secs(15), "the abandoned session to expire", || async {
-        (observer.check_stat("/dead").await.unwrap().is_none()).then_some(())
-    })
+    wait_for_async(
+        Duration::from_secs(15),
+        "the abandoned session to expire",
+        || async { (observer.check_stat("/dead").await.unwrap().is_none()).then_some(()) },
+    )
     .await;
     assert!(again.check_stat("/live").await.unwrap().is_some());
     // Still alive after the other one expired: its owner kept pinging.

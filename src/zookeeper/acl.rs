@@ -251,22 +251,37 @@ mod tests {
             perms: perms::READ,
             id: id("auth", ""),
         };
-        assert_eq!(fixup(Some(&[auth.clone()]), &[id("ip", "127.0.0.1")]), Err(Code::InvalidAcl));
+        assert_eq!(
+            fixup(Some(std::slice::from_ref(&auth)), &[id("ip", "127.0.0.1")]),
+            Err(Code::InvalidAcl)
+        );
         let me = id("digest", "u:abc");
         assert_eq!(
-            fixup(Some(&[auth]), &[me.clone()]),
+            fixup(Some(&[auth]), std::slice::from_ref(&me)),
             Ok(vec![Acl {
                 perms: perms::READ,
                 id: me
             }])
         );
-        for bad in [id("world", "x"), id("foo", "x"), id("digest", "nocolon"), id("ip", "1.2.3.4/40")] {
+        for bad in [
+            id("world", "x"),
+            id("foo", "x"),
+            id("digest", "nocolon"),
+            id("ip", "1.2.3.4/40"),
+        ] {
             assert_eq!(
                 fixup(Some(&[Acl { perms: 1, id: bad }]), &[]),
                 Err(Code::InvalidAcl)
             );
         }
-        assert!(fixup(Some(&[Acl { perms: 1, id: id("ip", "10.0.0.0/8") }]), &[]).is_ok());
+        assert!(fixup(
+            Some(&[Acl {
+                perms: 1,
+                id: id("ip", "10.0.0.0/8")
+            }]),
+            &[]
+        )
+        .is_ok());
     }
 
     #[test]
@@ -289,6 +304,9 @@ mod tests {
         assert!(check(&acl, perms::WRITE, &[id("digest", "u:x")]).is_ok());
         assert!(check(&[], perms::WRITE, &[]).is_ok());
         assert!(check(&[Acl::world(perms::READ)], perms::READ, &[]).is_ok());
-        assert_eq!(check(&[Acl::world(perms::READ)], perms::DELETE, &[]), Err(Code::NoAuth));
+        assert_eq!(
+            check(&[Acl::world(perms::READ)], perms::DELETE, &[]),
+            Err(Code::NoAuth)
+        );
     }
 }

@@ -52,7 +52,12 @@ impl FileConfig {
     }
 
     pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
-        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message().trim().to_string() + &span_hint(text, e.span())))
+        toml::from_str(text).map_err(|e| {
+            anyhow::anyhow!(
+                "{}",
+                e.message().trim().to_string() + &span_hint(text, e.span())
+            )
+        })
     }
 
     /// Fills in defaults (ZooKeeper's where it has one) and validates.
@@ -152,15 +157,25 @@ mod tests {
         assert_eq!(c.min_session_timeout_ms, 4000);
         assert_eq!(c.max_session_timeout_ms, 40000);
         assert_eq!(c.max_request_bytes, 0xfffff);
-        let c = FileConfig::parse("tick_time_ms = 500").unwrap().resolve().unwrap();
-        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (1000, 10000));
+        let c = FileConfig::parse("tick_time_ms = 500")
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (1000, 10000)
+        );
     }
 
     #[test]
     fn errors_name_the_key() {
-        let e = FileConfig::parse("client_prot = 1").unwrap_err().to_string();
+        let e = FileConfig::parse("client_prot = 1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("client_prot"), "{e}");
-        let e = FileConfig::parse("client_port = \"x\"").unwrap_err().to_string();
+        let e = FileConfig::parse("client_port = \"x\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("client_port"), "{e}");
         let e = FileConfig::parse("min_session_timeout_ms = 9000\nmax_session_timeout_ms = 100")
             .unwrap()
@@ -174,7 +189,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("client_address"), "{e}");
-        let e = FileConfig::parse("tick_time_ms = 0").unwrap().resolve().unwrap_err().to_string();
+        let e = FileConfig::parse("tick_time_ms = 0")
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("tick_time_ms"), "{e}");
     }
 }

@@ -137,7 +137,9 @@ async fn serve_inner(
                 bail!("request shorter than its header");
             };
             let req = Request::decode(op, r.rest());
-            shared.tx.send(Msg::Input(Input::Request { conn, xid, req }))?;
+            shared
+                .tx
+                .send(Msg::Input(Input::Request { conn, xid, req }))?;
             outstanding += 1;
         }
         let can_read = outstanding < shared.max_outstanding;

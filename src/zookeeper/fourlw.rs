@@ -10,8 +10,8 @@ pub const VERSION: &str = "3.8.0-gregor, built for gregor";
 
 /// Commands ZooKeeper recognises (`FourLetterCommands`).
 const KNOWN: &[&str] = &[
-    "conf", "cons", "crst", "dump", "envi", "gtmk", "ruok", "stmk", "srvr", "srst", "stat",
-    "wchc", "wchp", "wchs", "mntr", "isro", "hash", "dirs",
+    "conf", "cons", "crst", "dump", "envi", "gtmk", "ruok", "stmk", "srvr", "srst", "stat", "wchc",
+    "wchp", "wchs", "mntr", "isro", "hash", "dirs",
 ];
 
 /// The command, if the first four bytes of a connection are one.
@@ -51,7 +51,9 @@ fn connections(core: &Core) -> String {
             Some(sid) => out.push_str(&format!(
                 " /{addr}[1](queued=0,recved={recv},sent={sent},sid={sid:#x},lzxid={zxid:#x})\n"
             )),
-            None => out.push_str(&format!(" /{addr}[0](queued=0,recved={recv},sent={sent})\n")),
+            None => out.push_str(&format!(
+                " /{addr}[0](queued=0,recved={recv},sent={sent})\n"
+            )),
         }
     }
     out

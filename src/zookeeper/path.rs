@@ -88,8 +88,21 @@ mod tests {
             assert!(is_valid(ok), "{ok} should be valid");
         }
         for bad in [
-            "", "a", "/a/", "//", "/a//b", "/.", "/..", "/a/./b", "/a/../b", "/a\0b", "/a\u{1}",
-            "/\u{7f}", "/\u{e000}", "/\u{fff0}", "/😀",
+            "",
+            "a",
+            "/a/",
+            "//",
+            "/a//b",
+            "/.",
+            "/..",
+            "/a/./b",
+            "/a/../b",
+            "/a\0b",
+            "/a\u{1}",
+            "/\u{7f}",
+            "/\u{e000}",
+            "/\u{fff0}",
+            "/😀",
         ] {
             assert!(!is_valid(bad), "{bad:?} should be invalid");
         }

@@ -217,7 +217,10 @@ mod tests {
         assert_eq!(create(&t, &c, &req("/x/y", 0)), Err(Code::NoNode));
         // The parent is looked up before the full path is validated.
         assert_eq!(create(&t, &c, &req("/a/", 0)), Err(Code::NoNode));
-        assert_eq!(create(&t, &c, &req("/zookeeper/", 0)), Err(Code::BadArguments));
+        assert_eq!(
+            create(&t, &c, &req("/zookeeper/", 0)),
+            Err(Code::BadArguments)
+        );
         assert_eq!(create(&t, &c, &req("/", 0)), Err(Code::NodeExists));
         let txn = create(&t, &c, &req("/e", 1)).unwrap();
         apply(&mut t, txn, 2);

@@ -116,7 +116,10 @@ impl CreateMode {
     }
 
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
 
     pub fn is_sequential(self) -> bool {
@@ -799,10 +802,7 @@ mod tests {
         let f = req.encode();
         assert_eq!(ConnectRequest::decode(&f[4..]).unwrap(), req);
         // Without the trailing readOnly byte (old clients).
-        assert_eq!(
-            ConnectRequest::decode(&f[4..f.len() - 1]).unwrap(),
-            req
-        );
+        assert_eq!(ConnectRequest::decode(&f[4..f.len() - 1]).unwrap(), req);
     }
 
     #[test]

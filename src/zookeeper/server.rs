@@ -15,8 +15,8 @@ use super::acl;
 use super::jute::Writer;
 use super::prep::{self, Caller};
 use super::proto::{
-    encode_connect_response, encode_notification, encode_reply, op, Acl, Code, ConnectRequest,
-    Id, MultiOp, ReadOp, Request, SetWatches, Stat, PING_XID,
+    encode_connect_response, encode_notification, encode_reply, op, Acl, Code, ConnectRequest, Id,
+    MultiOp, ReadOp, Request, SetWatches, Stat, PING_XID,
 };
 use super::session::{ConnId, SessionTable};
 use super::tree::{Change, DataTree, Undo};
@@ -258,9 +258,10 @@ impl Core {
             self.outbox.push((conn, Outbound::Close));
             return;
         }
-        let timeout = req
-            .timeout
-            .clamp(self.settings.min_session_timeout, self.settings.max_session_timeout);
+        let timeout = req.timeout.clamp(
+            self.settings.min_session_timeout,
+            self.settings.max_session_timeout,
+        );
         let ip = addr
             .rsplit_once(':')
             .map(|(h, _)| h.trim_matches(|c| c == '[' || c == ']').to_string())
@@ -456,7 +457,6 @@ impl Core {
         }
     }
 
-
     fn caller_auth(&self, conn: ConnId) -> Vec<Id> {
         self.conns
             .get(&conn)
@@ -634,7 +634,9 @@ impl Core {
         for p in &sw.data {
             match self.tree.get(p) {
                 None => fire.push((NodeDeleted, p.clone())),
-                Some(n) if n.stat.mzxid > sw.relative_zxid => fire.push((NodeDataChanged, p.clone())),
+                Some(n) if n.stat.mzxid > sw.relative_zxid => {
+                    fire.push((NodeDataChanged, p.clone()))
+                }
                 Some(_) => self.watches.add_data(p, conn),
             }
         }
@@ -762,8 +764,15 @@ impl Core {
             Request::SetAcl { path, acl, version } => {
                 match prep::set_acl(&self.tree, &caller, &path, acl.as_deref(), version).and_then(
                     |t| {
-                        txn::apply(&mut self.tree, &mut self.sessions, &hdr, &t, &mut changes, &mut undo)
-                            .map(|()| t)
+                        txn::apply(
+                            &mut self.tree,
+                            &mut self.sessions,
+                            &hdr,
+                            &t,
+                            &mut changes,
+                            &mut undo,
+                        )
+                        .map(|()| t)
                     },
                 ) {
                     Ok(t) => {
@@ -772,7 +781,12 @@ impl Core {
                         }
                         (t, 0)
                     }
-                    Err(code) => (Txn::Error { code: code.as_i32() }, code.as_i32()),
+                    Err(code) => (
+                        Txn::Error {
+                            code: code.as_i32(),
+                        },
+                        code.as_i32(),
+                    ),
                 }
             }
             single => {
@@ -799,7 +813,12 @@ impl Core {
                         }
                         (t, 0)
                     }
-                    Err(code) => (Txn::Error { code: code.as_i32() }, code.as_i32()),
+                    Err(code) => (
+                        Txn::Error {
+                            code: code.as_i32(),
+                        },
+                        code.as_i32(),
+                    ),
                 }
             }
         };
@@ -823,7 +842,11 @@ impl Core {
             &mut changes,
             &mut Vec::new(),
         );
-        info!(session = format!("{sid:#x}"), zxid = hdr.zxid, "session {why}");
+        info!(
+            session = format!("{sid:#x}"),
+            zxid = hdr.zxid,
+            "session {why}"
+        );
         self.txns.push((hdr, txn));
         self.notify(&changes);
     }
@@ -856,7 +879,12 @@ impl Core {
                     self.notify(&changes);
                 }
                 Err(_) => {
-                    self.txns.push((hdr, Txn::Error { code: Code::NotEmpty.as_i32() }));
+                    self.txns.push((
+                        hdr,
+                        Txn::Error {
+                            code: Code::NotEmpty.as_i32(),
+                        },
+                    ));
                 }
             }
         }

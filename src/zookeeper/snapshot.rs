@@ -212,10 +212,28 @@ mod tests {
     fn sample() -> (DataTree, SessionTable) {
         let mut t = DataTree::new();
         let mut ch = Vec::new();
-        t.create("/a", None, vec![Acl::world(perms::ALL)], 0, 1, 2, 5, &mut ch)
-            .unwrap();
-        t.create("/a/e", Some(b"x".to_vec()), vec![Acl::world(perms::READ)], 77, 1, 3, 6, &mut ch)
-            .unwrap();
+        t.create(
+            "/a",
+            None,
+            vec![Acl::world(perms::ALL)],
+            0,
+            1,
+            2,
+            5,
+            &mut ch,
+        )
+        .unwrap();
+        t.create(
+            "/a/e",
+            Some(b"x".to_vec()),
+            vec![Acl::world(perms::READ)],
+            77,
+            1,
+            3,
+            6,
+            &mut ch,
+        )
+        .unwrap();
         let mut s = SessionTable::new(10);
         s.restore(77, 6000, vec![9; 16]);
         (t, s)
@@ -254,13 +272,25 @@ mod tests {
         assert_eq!(load_latest(dir.path()).unwrap().unwrap().zxid, 3);
 
         for start in [1i64, 4, 10] {
-            fs::write(dir.path().join(crate::zookeeper::txnlog::log_name(start)), b"").unwrap();
+            fs::write(
+                dir.path().join(crate::zookeeper::txnlog::log_name(start)),
+                b"",
+            )
+            .unwrap();
         }
         write(dir.path(), 12, &serialize(12, &t, &s)).unwrap();
         purge(dir.path(), 2).unwrap();
-        let snaps: Vec<i64> = list(dir.path(), "snapshot").unwrap().into_iter().map(|x| x.0).collect();
+        let snaps: Vec<i64> = list(dir.path(), "snapshot")
+            .unwrap()
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
         assert_eq!(snaps, vec![9, 12]);
-        let logs: Vec<i64> = list(dir.path(), "log").unwrap().into_iter().map(|x| x.0).collect();
+        let logs: Vec<i64> = list(dir.path(), "log")
+            .unwrap()
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
         assert_eq!(logs, vec![10]);
     }
 }

@@ -64,8 +64,7 @@ pub struct Recovered {
 /// replay moved the state, and opens the log for new txns.
 pub fn recover(cfg: &Config) -> anyhow::Result<Recovered> {
     let dir = &cfg.data_dir;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating data_dir {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data_dir {}", dir.display()))?;
     let clock = Instant::now();
     let loaded = snapshot::load_latest(dir)?;
     let had_snapshot = loaded.is_some();
@@ -89,7 +88,10 @@ pub fn recover(cfg: &Config) -> anyhow::Result<Recovered> {
             &mut Vec::new(),
             &mut Vec::new(),
         ) {
-            warn!(zxid = hdr.zxid, "replayed txn did not apply cleanly: {code:?}");
+            warn!(
+                zxid = hdr.zxid,
+                "replayed txn did not apply cleanly: {code:?}"
+            );
         }
         zxid = hdr.zxid;
     }

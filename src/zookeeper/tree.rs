@@ -462,7 +462,10 @@ mod tests {
         t.create("/a", Some(b"x".to_vec()), acl(), 0, 1, 2, 100, &mut ch)
             .unwrap();
         let a = t.get("/a").unwrap().stat();
-        assert_eq!((a.czxid, a.mzxid, a.pzxid, a.ctime, a.mtime), (2, 2, 2, 100, 100));
+        assert_eq!(
+            (a.czxid, a.mzxid, a.pzxid, a.ctime, a.mtime),
+            (2, 2, 2, 100, 100)
+        );
         assert_eq!((a.version, a.cversion, a.data_length), (0, 0, 1));
         let root = t.get("/").unwrap().stat();
         assert_eq!((root.cversion, root.pzxid, root.num_children), (0, 2, 2));

@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let txns = vec![
+        let txns = [
             Txn::CreateSession {
                 timeout: 6000,
                 password: vec![7; 16],
@@ -341,9 +341,12 @@ mod tests {
         let mut sessions = SessionTable::new(100);
         let mut ch = Vec::new();
         let mut undo = Vec::new();
-        let run = |tree: &mut DataTree, s: &mut SessionTable, z, t: Txn, ch: &mut Vec<_>, u: &mut Vec<_>| {
-            apply(tree, s, &hdr(z), &t, ch, u)
-        };
+        let run = |tree: &mut DataTree,
+                   s: &mut SessionTable,
+                   z,
+                   t: Txn,
+                   ch: &mut Vec<_>,
+                   u: &mut Vec<_>| { apply(tree, s, &hdr(z), &t, ch, u) };
         run(
             &mut tree,
             &mut sessions,

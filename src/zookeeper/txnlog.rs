@@ -43,7 +43,11 @@ pub fn list(dir: &Path, prefix: &str) -> io::Result<Vec<(i64, PathBuf)>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
-        if let Some(z) = entry.file_name().to_str().and_then(|n| parse_name(n, prefix)) {
+        if let Some(z) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| parse_name(n, prefix))
+        {
             out.push((z, entry.path()));
         }
     }
@@ -130,8 +134,7 @@ pub fn recover(dir: &Path, after: i64) -> anyhow::Result<Vec<(TxnHeader, Txn)>> 
     let mut out: Vec<(TxnHeader, Txn)> = Vec::new();
     let last_index = files.len().saturating_sub(1);
     for (i, (_, path)) in files.iter().enumerate() {
-        let contents =
-            read_file(path).with_context(|| format!("reading {}", path.display()))?;
+        let contents = read_file(path).with_context(|| format!("reading {}", path.display()))?;
         if let Some(why) = &contents.damage {
             if i != last_index {
                 bail!(
@@ -282,7 +285,10 @@ mod tests {
         assert_eq!(all.len(), 9);
         assert_eq!(all[8], rec(9));
         let after = recover(dir.path(), 7).unwrap();
-        assert_eq!(after.iter().map(|r| r.0.zxid).collect::<Vec<_>>(), vec![8, 9]);
+        assert_eq!(
+            after.iter().map(|r| r.0.zxid).collect::<Vec<_>>(),
+            vec![8, 9]
+        );
     }
 
     #[test]
@@ -315,7 +321,10 @@ mod tests {
         bytes[n - 3] ^= 0xff;
         fs::write(&path, &bytes).unwrap();
         let got = recover(dir.path(), 0).unwrap();
-        assert_eq!(got.iter().map(|r| r.0.zxid).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(
+            got.iter().map(|r| r.0.zxid).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         assert!(parse(&fs::read(&path).unwrap()).damage.is_none());
     }
 
@@ -337,7 +346,10 @@ mod tests {
         fs::write(dir.path().join(log_name(3)), b"GZ").unwrap();
         assert_eq!(recover(dir.path(), 0).unwrap().len(), 2);
         // Repaired to a bare header.
-        assert_eq!(fs::read(dir.path().join(log_name(3))).unwrap(), file_header());
+        assert_eq!(
+            fs::read(dir.path().join(log_name(3))).unwrap(),
+            file_header()
+        );
         assert_eq!(parse_name("log.0000000000000010", "log"), Some(16));
         assert_eq!(parse_name("log.10", "log"), None);
     }

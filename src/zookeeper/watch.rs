@@ -99,10 +99,8 @@ impl Table {
                 let mut fired_once = Vec::new();
                 for (&conn, &mode) in entry.iter() {
                     match mode {
-                        Mode::PersistentRecursive => {
-                            if event != EventType::NodeChildrenChanged {
-                                out.push(conn);
-                            }
+                        Mode::PersistentRecursive if event != EventType::NodeChildrenChanged => {
+                            out.push(conn);
                         }
                         Mode::Persistent if at_leaf => out.push(conn),
                         Mode::Standard if at_leaf => {
@@ -233,7 +231,11 @@ impl WatchManager {
     /// The notifications one tree change causes, in ZooKeeper's order (`DataTree`'s
     /// createNode / deleteNode / setData). Each connection hears of an event at most once.
     pub fn on_change(&mut self, change: &Change, out: &mut Vec<Notification>) {
-        let emit = |conns: Vec<ConnId>, event: EventType, path: &str, out: &mut Vec<_>, seen: &mut HashSet<ConnId>| {
+        let emit = |conns: Vec<ConnId>,
+                    event: EventType,
+                    path: &str,
+                    out: &mut Vec<_>,
+                    seen: &mut HashSet<ConnId>| {
             for conn in conns {
                 if seen.insert(conn) {
                     out.push(Notification {
@@ -253,7 +255,13 @@ impl WatchManager {
                 let mut hit = Vec::new();
                 self.child
                     .trigger(parent, EventType::NodeChildrenChanged, &mut hit);
-                emit(hit, EventType::NodeChildrenChanged, parent, out, &mut HashSet::new());
+                emit(
+                    hit,
+                    EventType::NodeChildrenChanged,
+                    parent,
+                    out,
+                    &mut HashSet::new(),
+                );
             }
             Change::Deleted(p) => {
                 // Data and child watchers of the node itself hear one NodeDeleted.
@@ -266,7 +274,13 @@ impl WatchManager {
                 let mut hit = Vec::new();
                 self.child
                     .trigger(parent, EventType::NodeChildrenChanged, &mut hit);
-                emit(hit, EventType::NodeChildrenChanged, parent, out, &mut HashSet::new());
+                emit(
+                    hit,
+                    EventType::NodeChildrenChanged,
+                    parent,
+                    out,
+                    &mut HashSet::new(),
+                );
             }
             Change::DataChanged(p) => {
                 let mut hit = Vec::new();
