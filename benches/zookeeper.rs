@@ -90,9 +90,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    let arg = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'));
+    let arg = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut child = None;
     let _tmp;
     let addr = match arg {
@@ -126,12 +124,18 @@ fn main() {
         let c = loop {
             match tokio::time::timeout(Duration::from_secs(2), Client::connect(&addr)).await {
                 Ok(Ok(c)) => break c,
-                _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+                _ if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
                 _ => panic!("no server at {addr}"),
             }
         };
         let _ = c
-            .create("/bench", b"", &CreateMode::Persistent.with_acls(Acls::anyone_all()))
+            .create(
+                "/bench",
+                b"",
+                &CreateMode::Persistent.with_acls(Acls::anyone_all()),
+            )
             .await;
         println!("mini-zookeeper benchmark against {addr}");
         let (ops, lat) = writes(&addr, 1, WRITES_SINGLE).await;

@@ -255,3 +255,30 @@ fn four_letter_words() {
         .unwrap()
         .contains("not in the whitelist"));
 }
+
+#[test]
+fn config_errors_name_the_key_and_exit_nonzero() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, key) in [
+        ("client_prot = 2181\n", "client_prot"),
+        ("tick_time_ms = \"fast\"\n", "tick_time_ms"),
+        (
+            "min_session_timeout_ms = 9000\nmax_session_timeout_ms = 10\n",
+            "min_session_timeout_ms",
+        ),
+    ] {
+        let cfg = dir.path().join("zk.toml");
+        std::fs::write(&cfg, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gregor"))
+            .args(["zookeeper", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(key),
+            "error for {text:?} does not name {key}: {err}"
+        );
+    }
+}
