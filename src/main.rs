@@ -4,11 +4,7 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "gregor",
-    version,
-    about = "A Kafka-wire-compatible streaming broker"
-)]
+#[command(name = "gregor", version, about = "A Kafka-wire-compatible streaming broker")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
