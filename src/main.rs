@@ -4,7 +4,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "gregor", version, about = "A Kafka-wire-compatible streaming broker")]
+#[command(
+    name = "gregor",
+    version,
+    about = "A Kafka-wire-compatible streaming broker"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -282,3 +282,22 @@ fn config_errors_name_the_key_and_exit_nonzero() {
         );
     }
 }
+
+#[test]
+fn connection_limit_is_enforced_and_frees_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("zk.toml");
+    std::fs::write(&cfg, "max_client_connections = 2\n").unwrap();
+    let zk = ZkServer::start(&["--config", cfg.to_str().unwrap()]);
+    let first = RawClient::connect(zk.port);
+    let _second = RawClient::connect(zk.port);
+    // The third is closed at once (ZooKeeper drops connections over maxClientCnxns).
+    assert!(RawClient::connect_with(zk.port, 0, vec![0; 16], 10_000, 0).is_err());
+    drop(first);
+    let port = zk.port;
+    common_zk::wait_for(
+        std::time::Duration::from_secs(10),
+        "a slot to free up",
+        || RawClient::connect_with(port, 0, vec![0; 16], 10_000, 0).ok(),
+    );
+}
