@@ -14,7 +14,12 @@ const NOT_ENOUGH_REPLICAS: i16 = 19;
 
 fn isr(c: &mut common::kafka::Client, topic: &str, partition: i32) -> Vec<i32> {
     let md = c.metadata(Some(&[topic])).expect("metadata");
-    md.topics[0].partitions.iter().find(|p| p.partition_index == partition).map(|p| p.isr_nodes.iter().map(|b| b.0).collect()).unwrap_or_default()
+    md.topics[0]
+        .partitions
+        .iter()
+        .find(|p| p.partition_index == partition)
+        .map(|p| p.isr_nodes.iter().map(|b| b.0).collect())
+        .unwrap_or_default()
 }
 
 /// A client connected to any live broker.
@@ -32,14 +37,17 @@ fn acks_all_survives_leader_kill_and_the_old_leader_rejoins() {
     let mut cluster = Cluster::start(Coordinator::Gregor, 3, &[("min.insync.replicas", "2")]);
     let mut c = cluster.client(0);
     assert_eq!(c.create_topic("r", 1, 3, &[]), 0);
-    wait_until(Duration::from_secs(30), "full ISR", || isr(&mut c, "r", 0).len() == 3);
+    wait_until(Duration::from_secs(30), "full ISR", || {
+        isr(&mut c, "r", 0).len() == 3
+    });
 
     let leader = c.leader("r", 0);
     let mut leader_client = cluster.client(cluster.broker_index(leader));
     let mut acked = Vec::new();
     for i in 0..20 {
         let v = format!("before-{i}");
-        let (err, base) = leader_client.produce("r", 0, batch(&[v.as_bytes()], Compression::None), -1);
+        let (err, base) =
+            leader_client.produce("r", 0, batch(&[v.as_bytes()], Compression::None), -1);
         assert_eq!(err, 0);
         assert_eq!(base, i);
         acked.push(v);
@@ -61,29 +69,59 @@ fn acks_all_survives_leader_kill_and_the_old_leader_rejoins() {
         assert_eq!(err, 0, "acks=all with 2 of 3 replicas alive");
         acked.push(v);
     }
-    let got: Vec<String> = nc.read_all("r", 0, 0).into_iter().map(|(_, v)| String::from_utf8(v.unwrap().to_vec()).unwrap()).collect();
+    let got: Vec<String> = nc
+        .read_all("r", 0, 0)
+        .into_iter()
+        .map(|(_, v)| String::from_utf8(v.unwrap().to_vec()).unwrap())
+        .collect();
     assert_eq!(got, acked, "every acknowledged record, once, in order");
 
     // The old leader restarts, truncates if needed, catches up and rejoins the ISR.
     cluster.brokers[old].process.start();
-    wait_until(Duration::from_secs(60), "old leader back in the ISR", || isr(&mut nc, "r", 0).contains(&leader));
+    wait_until(
+        Duration::from_secs(60),
+        "old leader back in the ISR",
+        || isr(&mut nc, "r", 0).contains(&leader),
+    );
 }
 
 #[test]
 fn min_insync_replicas_refuses_acks_all_up_front() {
-    let mut cluster = Cluster::start(Coordinator::Gregor, 2, &[("min.insync.replicas", "2"), ("replica.lag.time.max.ms", "2000")]);
+    let mut cluster = Cluster::start(
+        Coordinator::Gregor,
+        2,
+        &[
+            ("min.insync.replicas", "2"),
+            ("replica.lag.time.max.ms", "2000"),
+        ],
+    );
     let mut c = cluster.client(0);
     assert_eq!(c.create_topic("m", 1, 2, &[]), 0);
-    wait_until(Duration::from_secs(30), "full ISR", || isr(&mut c, "m", 0).len() == 2);
+    wait_until(Duration::from_secs(30), "full ISR", || {
+        isr(&mut c, "m", 0).len() == 2
+    });
     let leader = c.leader("m", 0);
-    let follower = cluster.brokers.iter().map(|b| b.id).find(|&id| id != leader).unwrap();
+    let follower = cluster
+        .brokers
+        .iter()
+        .map(|b| b.id)
+        .find(|&id| id != leader)
+        .unwrap();
     let fi = cluster.broker_index(follower);
     cluster.brokers[fi].process.kill();
     let li = cluster.broker_index(leader);
     let mut lc = cluster.client(li);
     // The controller removes the dead follower from the ISR once its session expires.
-    wait_until(Duration::from_secs(30), "ISR shrink", || isr(&mut lc, "m", 0) == vec![leader]);
-    assert_eq!(lc.produce("m", 0, batch(&[b"x"], Compression::None), -1).0, NOT_ENOUGH_REPLICAS);
+    wait_until(Duration::from_secs(30), "ISR shrink", || {
+        isr(&mut lc, "m", 0) == vec![leader]
+    });
+    assert_eq!(
+        lc.produce("m", 0, batch(&[b"x"], Compression::None), -1).0,
+        NOT_ENOUGH_REPLICAS
+    );
     // acks=1 still works.
-    assert_eq!(lc.produce("m", 0, batch(&[b"y"], Compression::None), 1).0, 0);
+    assert_eq!(
+        lc.produce("m", 0, batch(&[b"y"], Compression::None), 1).0,
+        0
+    );
 }

@@ -254,4 +254,53 @@ fn four_letter_words() {
     assert!(four_letter(zk.port, "dump")
         .unwrap()
         .contains("not in the whitelist"));
+<<<<<<< HEAD
+=======
+}
+
+#[test]
+fn config_errors_name_the_key_and_exit_nonzero() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, key) in [
+        ("client_prot = 2181\n", "client_prot"),
+        ("tick_time_ms = \"fast\"\n", "tick_time_ms"),
+        (
+            "min_session_timeout_ms = 9000\nmax_session_timeout_ms = 10\n",
+            "min_session_timeout_ms",
+        ),
+    ] {
+        let cfg = dir.path().join("zk.toml");
+        std::fs::write(&cfg, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gregor"))
+            .args(["zookeeper", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(key),
+            "error for {text:?} does not name {key}: {err}"
+        );
+    }
+}
+
+#[test]
+fn connection_limit_is_enforced_and_frees_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("zk.toml");
+    std::fs::write(&cfg, "max_client_connections = 2\n").unwrap();
+    let zk = ZkServer::start(&["--config", cfg.to_str().unwrap()]);
+    let first = RawClient::connect(zk.port);
+    let _second = RawClient::connect(zk.port);
+    // The third is closed at once (ZooKeeper drops connections over maxClientCnxns).
+    assert!(RawClient::connect_with(zk.port, 0, vec![0; 16], 10_000, 0).is_err());
+    drop(first);
+    let port = zk.port;
+    common_zk::wait_for(
+        std::time::Duration::from_secs(10),
+        "a slot to free up",
+        || RawClient::connect_with(port, 0, vec![0; 16], 10_000, 0).ok(),
+    );
+>>>>>>> zk
 }

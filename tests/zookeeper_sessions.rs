@@ -215,3 +215,50 @@ async fn a_live_session_survives_server_restart_and_a_dead_one_expires() {
     // Still alive after the other one expired: its owner kept pinging.
     again.create("/x", b"", &open_acl()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_survive_reconnect_via_set_watches() {
+    let mut zk = ZkServer::start(&[]);
+    let setup = client(&zk.addr()).await;
+    setup.create("/rw", b"0", &open_acl()).await.unwrap();
+    setup.create("/rw2", b"0", &open_acl()).await.unwrap();
+    drop(setup);
+    let a = Client::connector()
+        .with_session_timeout(Duration::from_secs(20))
+        .connect(&zk.addr())
+        .await
+        .unwrap();
+    let (_, _, changed_while_away) = a.get_and_watch_data("/rw").await.unwrap();
+    let (_, _, changed_after) = a.get_and_watch_data("/rw2").await.unwrap();
+    let (_, created) = a.check_and_watch_stat("/rw-new").await.unwrap();
+
+    // The server dies; while a is cut off, /rw changes and /rw-new appears.
+    zk.restart();
+    let b = client(&zk.addr()).await;
+    b.set_data("/rw", b"1", None).await.unwrap();
+    b.create("/rw-new", b"", &open_acl()).await.unwrap();
+    // a reconnects with setWatches(relativeZxid = last zxid it saw): the server fires
+    // what changed since at once and re-registers the rest.
+    let e = tokio::time::timeout(Duration::from_secs(20), changed_while_away.changed())
+        .await
+        .expect("NodeDataChanged for the change made while disconnected");
+    assert_eq!(
+        (e.event_type, e.path.as_str()),
+        (EventType::NodeDataChanged, "/rw")
+    );
+    let e = tokio::time::timeout(Duration::from_secs(20), created.changed())
+        .await
+        .expect("NodeCreated for the node created while disconnected");
+    assert_eq!(
+        (e.event_type, e.path.as_str()),
+        (EventType::NodeCreated, "/rw-new")
+    );
+    b.set_data("/rw2", b"1", None).await.unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(20), changed_after.changed())
+        .await
+        .expect("the re-registered watch fires on the next change");
+    assert_eq!(
+        (e.event_type, e.path.as_str()),
+        (EventType::NodeDataChanged, "/rw2")
+    );
+}

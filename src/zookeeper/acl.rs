@@ -252,12 +252,16 @@ mod tests {
             id: id("auth", ""),
         };
         assert_eq!(
+<<<<<<< HEAD
             fixup(Some(&[auth.clone()]), &[id("ip", "127.0.0.1")]),
+=======
+            fixup(Some(std::slice::from_ref(&auth)), &[id("ip", "127.0.0.1")]),
+>>>>>>> zk
             Err(Code::InvalidAcl)
         );
         let me = id("digest", "u:abc");
         assert_eq!(
-            fixup(Some(&[auth]), &[me.clone()]),
+            fixup(Some(&[auth]), std::slice::from_ref(&me)),
             Ok(vec![Acl {
                 perms: perms::READ,
                 id: me

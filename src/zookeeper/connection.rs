@@ -101,6 +101,7 @@ async fn serve_inner(
                 let (reply, answer) = oneshot::channel();
                 shared.tx.send(Msg::FourLetter {
                     cmd: cmd.to_string(),
+                    peer: peer.to_string(),
                     reply,
                 })?;
                 let text = answer.await?;

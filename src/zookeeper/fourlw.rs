@@ -27,6 +27,7 @@ pub struct Stats {
     pub latency_max: u64,
     pub latency_avg: f64,
     pub open_connections: usize,
+    pub asking_peer: String,
 }
 
 fn server_stats(core: &Core, stats: &Stats) -> String {
@@ -44,8 +45,8 @@ fn server_stats(core: &Core, stats: &Stats) -> String {
     )
 }
 
-fn connections(core: &Core) -> String {
-    let mut out = String::new();
+fn connections(core: &Core, stats: &Stats) -> String {
+    let mut out = format!(" /{}[0](queued=0,recved=1,sent=0)\n", stats.asking_peer);
     for (addr, session, recv, sent, zxid) in core.connections() {
         match session {
             Some(sid) => out.push_str(&format!(
@@ -66,10 +67,10 @@ pub fn render(cmd: &str, core: &Core, stats: &Stats, cfg: &Config) -> String {
         "srvr" => format!("Zookeeper version: {VERSION}\n{}", server_stats(core, stats)),
         "stat" => format!(
             "Zookeeper version: {VERSION}\nClients:\n{}\n{}",
-            connections(core),
+            connections(core, stats),
             server_stats(core, stats)
         ),
-        "cons" => format!("{}\n", connections(core)),
+        "cons" => format!("{}\n", connections(core, stats)),
         "conf" => format!(
             "clientPort={}\nclientPortAddress={}\ndataDir={}\ndataLogDir={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nserverId=0\n",
             cfg.client_port,

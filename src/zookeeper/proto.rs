@@ -508,12 +508,7 @@ fn read_multi(r: &mut Reader) -> Result<Vec<MultiOp>, Malformed> {
         }
         let op = match ty {
             op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
-                let c = read_create(r, ty)?;
-                // MultiOperationRecord rejects unknown create flags while decoding.
-                if CreateMode::from_flags(c.flags).is_none() {
-                    return Err(Malformed);
-                }
-                MultiOp::Create(c)
+                MultiOp::Create(read_create(r, ty)?)
             }
             op::DELETE => MultiOp::Delete {
                 path: read_path(r)?,

@@ -901,15 +901,11 @@ fn check_acl(enforce: bool, acl_: &[Acl], perm: i32, auth: &[Id]) -> Result<(), 
 
 fn write_multi_result(w: &mut Writer, r: &OpResult) {
     match r {
-        OpResult::Create { op, path, stat } => {
-            if *op == op::CREATE {
-                multi_header(w, op::CREATE, 0);
-                w.write_string(path);
-            } else {
-                multi_header(w, op::CREATE2, 0);
-                w.write_string(path);
-                stat.write(w);
-            }
+        // ZooKeeper 3.8 answers every create inside a multi (create2 and container ones
+        // too) with a plain CreateResult: the path, no stat (ZOOKEEPER-4026).
+        OpResult::Create { path, .. } => {
+            multi_header(w, op::CREATE, 0);
+            w.write_string(path);
         }
         OpResult::Delete => multi_header(w, op::DELETE, 0),
         OpResult::SetData(stat) => {

@@ -36,6 +36,8 @@ pub enum Msg {
     Input(Input),
     FourLetter {
         cmd: String,
+        /// The asking connection's peer address (it is listed among the clients).
+        peer: String,
         reply: oneshot::Sender<String>,
     },
 }
@@ -196,7 +198,7 @@ pub fn run(rec: Recovered, cfg: Config, rx: Receiver<Msg>) -> anyhow::Result<()>
                     }
                     core.handle(input, now());
                 }
-                Msg::FourLetter { cmd, reply } => {
+                Msg::FourLetter { cmd, peer, reply } => {
                     let stats = Stats {
                         uptime_ms: started.elapsed().as_millis() as u64,
                         latency_min: latency.min,
@@ -206,7 +208,9 @@ pub fn run(rec: Recovered, cfg: Config, rx: Receiver<Msg>) -> anyhow::Result<()>
                         } else {
                             latency.total as f64 / latency.count as f64
                         },
-                        open_connections: senders.len(),
+                        // ZooKeeper counts the asking connection too.
+                        open_connections: senders.len() + 1,
+                        asking_peer: peer,
                     };
                     let _ = reply.send(fourlw::render(&cmd, &core, &stats, &cfg));
                 }

@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let txns = vec![
+        let txns = [
             Txn::CreateSession {
                 timeout: 6000,
                 password: vec![7; 16],

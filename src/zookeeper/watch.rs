@@ -99,10 +99,8 @@ impl Table {
                 let mut fired_once = Vec::new();
                 for (&conn, &mode) in entry.iter() {
                     match mode {
-                        Mode::PersistentRecursive => {
-                            if event != EventType::NodeChildrenChanged {
-                                out.push(conn);
-                            }
+                        Mode::PersistentRecursive if event != EventType::NodeChildrenChanged => {
+                            out.push(conn);
                         }
                         Mode::Persistent if at_leaf => out.push(conn),
                         Mode::Standard if at_leaf => {
