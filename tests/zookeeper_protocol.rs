@@ -254,8 +254,6 @@ fn four_letter_words() {
     assert!(four_letter(zk.port, "dump")
         .unwrap()
         .contains("not in the whitelist"));
-<<<<<<< HEAD
-=======
 }
 
 #[test]
@@ -302,5 +300,4 @@ fn connection_limit_is_enforced_and_frees_up() {
         "a slot to free up",
         || RawClient::connect_with(port, 0, vec![0; 16], 10_000, 0).ok(),
     );
->>>>>>> zk
 }

@@ -388,9 +388,10 @@ async fn write_transition(client: &zk::Client, fence: Fence, t: &Transition) -> 
     }
     match multi.commit().await {
         Ok(results) => {
+            // A create inside a multi returns no stat on ZooKeeper 3.8 (ZOOKEEPER-4026): a
+            // fresh znode has version 0.
             let zk_version = match results.get(1) {
-                Some(zk::MultiWriteResult::SetData { stat })
-                | Some(zk::MultiWriteResult::Create { stat, .. }) => stat.version,
+                Some(zk::MultiWriteResult::SetData { stat }) => stat.version,
                 _ => t.expected_version.map_or(0, |v| v + 1),
             };
             WriteOutcome::Done(PartitionState {

@@ -252,11 +252,7 @@ mod tests {
             id: id("auth", ""),
         };
         assert_eq!(
-<<<<<<< HEAD
-            fixup(Some(&[auth.clone()]), &[id("ip", "127.0.0.1")]),
-=======
             fixup(Some(std::slice::from_ref(&auth)), &[id("ip", "127.0.0.1")]),
->>>>>>> zk
             Err(Code::InvalidAcl)
         );
         let me = id("digest", "u:abc");
