@@ -74,6 +74,9 @@ pub async fn handle(
         req.replica_id.0
     };
     let follower = (replica_id >= 0).then_some(replica_id);
+    if needs_catch_up(broker, &req, version) {
+        broker.replicas.caught_up_with_image(Duration::from_millis(1000)).await;
+    }
     let image = broker.image();
 
     let mut topics: Vec<FetchableTopicResponse> = Vec::with_capacity(req.topics.len());
@@ -157,6 +160,24 @@ pub async fn handle(
         let changes = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
         let _ = tokio::time::timeout_at(deadline, futures::future::select_all(changes)).await;
     }
+}
+
+/// True if a partition of the request is led here according to the image but not yet
+/// locally (see `ReplicaManager::caught_up_with_image`).
+fn needs_catch_up(broker: &Broker, req: &FetchRequest, version: i16) -> bool {
+    let image = broker.image();
+    let me = broker.config.broker_id;
+    req.topics.iter().any(|t| {
+        let name = if version >= 13 {
+            image.topic_by_id(&t.topic_id).map(|i| i.name.clone()).unwrap_or_default()
+        } else {
+            t.topic.0.to_string()
+        };
+        t.partitions.iter().any(|p| {
+            image.partition(&name, p.partition).and_then(|i| i.state.as_ref()).is_some_and(|s| s.leader == me)
+                && broker.replicas.partition(&name, p.partition).is_none_or(|part| part.role() != crate::replica::Role::Leader)
+        })
+    })
 }
 
 /// Reads every slot once. Returns the partition responses, the bytes gathered, and

@@ -23,6 +23,30 @@ use crate::replica::PartitionError;
 
 pub const VERSIONS: Versions = Versions::new(3, 11);
 
+/// How long a request waits for this broker to apply a leadership change it already
+/// advertises in Metadata.
+const CATCH_UP_WAIT: Duration = Duration::from_millis(1000);
+
+/// True if some partition of the request is led by this broker according to the image
+/// but not (yet) locally.
+fn needs_catch_up(broker: &Broker, req: &ProduceRequest) -> bool {
+    let image = broker.image();
+    let me = broker.config.broker_id;
+    req.topic_data.iter().any(|t| {
+        t.partition_data.iter().any(|p| {
+            let leads_in_image = image
+                .partition(&t.name, p.index)
+                .and_then(|info| info.state.as_ref())
+                .is_some_and(|s| s.leader == me);
+            leads_in_image
+                && broker
+                    .replicas
+                    .partition(&t.name, p.index)
+                    .is_none_or(|part| part.role() != crate::replica::Role::Leader)
+        })
+    })
+}
+
 struct Pending {
     topic_index: usize,
     partition_index: usize,
@@ -37,6 +61,9 @@ pub async fn handle(
     req: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
+    if needs_catch_up(broker, &req) {
+        broker.replicas.caught_up_with_image(CATCH_UP_WAIT).await;
+    }
     let image = broker.image();
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
     let mut pending = Vec::new();

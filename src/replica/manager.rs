@@ -40,6 +40,8 @@ pub struct ReplicaManager {
     /// High watermarks read at start-up (`replication-offset-checkpoint`).
     hw_checkpoints: BTreeMap<TopicPartition, i64>,
     leadership: tokio::sync::broadcast::Sender<LeadershipChange>,
+    /// The last image `apply_image` finished with.
+    applied: watch::Sender<Arc<ClusterImage>>,
 }
 
 const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
@@ -74,6 +76,7 @@ impl ReplicaManager {
             fetchers,
             hw_checkpoints,
             leadership: tokio::sync::broadcast::channel(4096).0,
+            applied: watch::channel(Arc::new(ClusterImage::default())).0,
         });
         tokio::spawn(apply_loop(manager.clone()));
         tokio::spawn(isr_shrink_loop(manager.clone()));
@@ -83,6 +86,16 @@ impl ReplicaManager {
 
     pub fn broker_id(&self) -> i32 {
         self.config.broker_id
+    }
+
+    /// Waits (up to `timeout`) until the replica manager has applied the latest metadata
+    /// image. Request handlers call it before answering NOT_LEADER_OR_FOLLOWER, so a
+    /// client that learned of a leadership change from this broker's Metadata does not
+    /// reach it before the change took effect here.
+    pub async fn caught_up_with_image(&self, timeout: Duration) {
+        let target = self.image.borrow().clone();
+        let mut applied = self.applied.subscribe();
+        let _ = tokio::time::timeout(timeout, applied.wait_for(|a| Arc::ptr_eq(a, &target))).await;
     }
 
     /// Leadership changes on this broker, in the order they happen. A receiver that lags
@@ -362,6 +375,7 @@ async fn apply_loop(manager: Arc<ReplicaManager>) {
     loop {
         let image = rx.borrow_and_update().clone();
         manager.apply_image(&image);
+        manager.applied.send_replace(image);
         if rx.changed().await.is_err() {
             return;
         }
