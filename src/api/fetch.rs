@@ -106,6 +106,7 @@ pub async fn handle(
             let partition = broker.replicas.partition(&name, p.partition);
             let fixed_error = unknown_error.or_else(|| match &partition {
                 Some(_) => None,
+                None if broker.replicas.is_offline(&name, p.partition) => Some(Error::KafkaStorageError),
                 None if image.partition(&name, p.partition).is_some() => {
                     Some(Error::NotLeaderOrFollower)
                 }

@@ -31,7 +31,9 @@ pub mod delete_records {
 
 /// Why a partition is not served here: not hosted although the topic exists, or unknown.
 fn missing(broker: &Broker, topic: &str, partition: i32) -> Error {
-    if broker.image().partition(topic, partition).is_some() {
+    if broker.replicas.is_offline(topic, partition) {
+        Error::KafkaStorageError
+    } else if broker.image().partition(topic, partition).is_some() {
         Error::NotLeaderOrFollower
     } else {
         Error::UnknownTopicOrPartition

@@ -93,7 +93,9 @@ pub async fn handle(
                 continue;
             }
             let Some(partition) = broker.replicas.partition(&topic.name, data.index) else {
-                let error = if image.partition(&topic.name, data.index).is_some() {
+                let error = if broker.replicas.is_offline(&topic.name, data.index) {
+                    Error::KafkaStorageError
+                } else if image.partition(&topic.name, data.index).is_some() {
                     Error::NotLeaderOrFollower
                 } else {
                     Error::UnknownTopicOrPartition
