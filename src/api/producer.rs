@@ -22,8 +22,12 @@ pub async fn init_producer_id(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if req.transactional_id.is_some() {
-        return Some(failed(Error::TransactionalIdAuthorizationFailed));
+    match &req.transactional_id {
+        None => {}
+        // Kafka's TransactionCoordinator refuses an empty transactional id.
+        Some(id) if id.is_empty() => return Some(failed(Error::InvalidRequest)),
+        // No transaction coordinator here: a clear, non-retriable refusal.
+        Some(_) => return Some(failed(Error::TransactionalIdAuthorizationFailed)),
     }
     match broker.producer_ids.next_id().await {
         Ok(id) => Some(
