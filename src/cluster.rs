@@ -5,6 +5,7 @@
 //! the mini-zookeeper.
 
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -116,7 +117,10 @@ fn spawn(exe: &Path, role: &str, config: &Path, log: &Path, name: &str) -> anyho
         .append(true)
         .open(log)?;
     let err = out.try_clone()?;
+    // Own process group: a terminal's Ctrl-C (SIGINT to the foreground group) reaches only
+    // this supervisor, which then stops brokers before the mini-zookeeper.
     let child = Command::new(exe)
+        .process_group(0)
         .arg(role)
         .arg("--config")
         .arg(config)

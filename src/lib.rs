@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod api;
 pub mod broker;
+pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;

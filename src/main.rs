@@ -22,6 +22,12 @@ enum Command {
     Broker(gregor::broker::BrokerArgs),
     /// Run a local cluster: a mini-zookeeper and N brokers as child processes.
     Cluster(gregor::cluster::ClusterArgs),
+    /// Create, list, describe and delete topics.
+    Topics(gregor::cli::topics::TopicsArgs),
+    /// Produce stdin lines to a topic.
+    Produce(gregor::cli::produce::ProduceArgs),
+    /// Print a topic's records.
+    Consume(gregor::cli::consume::ConsumeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +37,9 @@ fn main() -> std::process::ExitCode {
         Command::Zookeeper(args) => gregor::zookeeper::run(args),
         Command::Broker(args) => gregor::broker::run(args),
         Command::Cluster(args) => gregor::cluster::run(args),
+        Command::Topics(args) => gregor::cli::topics::run(args),
+        Command::Produce(args) => gregor::cli::produce::run(args),
+        Command::Consume(args) => gregor::cli::consume::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

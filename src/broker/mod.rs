@@ -207,9 +207,14 @@ impl Broker {
         let options =
             zookeeper_client::CreateMode::Ephemeral.with_acls(zookeeper_client::Acls::anyone_all());
         let path = crate::coordination::znodes::controlled_shutdown_path(id);
-        if let Err(err) = handle.client.create(&path, &[], &options).await {
-            if err != zookeeper_client::Error::NodeExists {
+        match tokio::time::timeout(Duration::from_secs(5), handle.client.create(&path, &[], &options)).await {
+            Ok(Ok(_)) | Ok(Err(zookeeper_client::Error::NodeExists)) => {}
+            Ok(Err(err)) => {
                 tracing::warn!(error = %err, "cannot announce controlled shutdown");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!("ZooKeeper unreachable: shutting down without moving leadership");
                 return;
             }
         }

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+pub mod cluster;
+
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};

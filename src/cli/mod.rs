@@ -1,0 +1,33 @@
+//! The small admin and client CLI a newcomer reaches for first: `gregor topics`,
+//! `gregor produce`, `gregor consume` (and `gregor groups`). Everything goes over the Kafka
+//! protocol, so it works against any broker of the cluster (or Apache Kafka).
+
+pub mod consume;
+pub mod partitioner;
+pub mod produce;
+pub mod topics;
+
+use crate::client::cluster::ClusterClient;
+
+/// Runs an async CLI body on a small runtime.
+pub fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f)
+}
+
+pub async fn connect(bootstrap: &str) -> anyhow::Result<ClusterClient> {
+    ClusterClient::connect(bootstrap, "gregor-cli")
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the cluster at {bootstrap}: {e}"))
+}
+
+/// Turns a Kafka error code into a readable error.
+pub fn check(code: i16, what: &str, message: Option<&str>) -> anyhow::Result<()> {
+    if code == 0 {
+        return Ok(());
+    }
+    let name = kafka_protocol::ResponseError::try_from_code(code).map(|e| format!("{e:?}")).unwrap_or_default();
+    match message {
+        Some(m) if !m.is_empty() => anyhow::bail!("{what}: {name} ({code}): {m}"),
+        _ => anyhow::bail!("{what}: {name} ({code})"),
+    }
+}

@@ -1,0 +1,90 @@
+//! README's first command: `gregor cluster` starts a mini-zookeeper and brokers, the CLI
+//! creates, describes, produces and consumes, and Ctrl-C stops everything cleanly.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, GREGOR};
+
+fn gregor(args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    let mut child = Command::new(GREGOR).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn cluster_command_serves_the_cli_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let zk_port = free_port().to_string();
+    // Three consecutive free ports are likely above a random free one; retry a few bases.
+    let base = free_port();
+    let mut cluster = Command::new(GREGOR)
+        .args(["cluster", "--brokers", "3", "--data"])
+        .arg(dir.path())
+        .args(["--zookeeper-port", &zk_port, "--base-port", &base.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(cluster.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut bootstrap = String::new();
+    while Instant::now() < deadline {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            panic!("gregor cluster exited before it was up");
+        }
+        if let Some(rest) = line.trim().strip_prefix("bootstrap servers:") {
+            bootstrap = rest.trim().to_string();
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    assert_eq!(bootstrap.split(',').count(), 3, "bootstrap line: {bootstrap}");
+    let b = bootstrap.split(',').next().unwrap();
+
+    let (ok, text) = gregor(&["topics", "--bootstrap-server", b, "create", "cli", "--partitions", "3", "--replication-factor", "3", "--config", "retention.ms=3600000"], None);
+    assert!(ok, "{text}");
+    let input: String = (0..30).map(|i| format!("key{}:value{i}\n", i % 5)).collect();
+    let (ok, text) = gregor(&["produce", "--bootstrap-server", b, "--topic", "cli", "--key-separator", ":"], Some(&input));
+    assert!(ok, "{text}");
+    let (ok, text) = gregor(&["consume", "--bootstrap-server", b, "--topic", "cli", "--from-beginning", "--max-messages", "30", "--print-key"], None);
+    assert!(ok, "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("key")).collect();
+    assert_eq!(lines.len(), 30, "{text}");
+    for i in 0..30 {
+        assert!(lines.contains(&format!("key{}\tvalue{i}", i % 5).as_str()), "value{i} missing");
+    }
+    let (ok, text) = gregor(&["topics", "--bootstrap-server", b, "describe", "cli"], None);
+    assert!(ok, "{text}");
+    assert!(text.contains("PartitionCount: 3") && text.contains("ReplicationFactor: 3"), "{text}");
+    assert!(text.contains("Configs: retention.ms=3600000"), "{text}");
+    assert_eq!(text.matches("Isr: ").count(), 3, "{text}");
+    assert!(text.contains("Under-replicated partitions: none"), "{text}");
+
+    // Ctrl-C: everything stops, brokers first.
+    Command::new("kill").args(["-INT", &cluster.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(status) = cluster.try_wait().unwrap() {
+            assert!(status.success(), "cluster exit status {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "gregor cluster did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut cluster.stderr.take().unwrap(), &mut rest).unwrap();
+    for name in ["broker-1", "broker-2", "broker-3", "zookeeper"] {
+        assert!(rest.contains(&format!("{name} stopped")), "{name} not stopped cleanly: {rest}");
+    }
+    assert!(std::net::TcpStream::connect(b).is_err(), "broker still listening");
+}
