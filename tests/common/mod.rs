@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod kafka;
+pub mod netns;
 
 pub const GREGOR: &str = env!("CARGO_BIN_EXE_gregor");
 

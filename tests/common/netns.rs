@@ -1,0 +1,186 @@
+//! A cluster whose processes live in their own Linux network namespaces, joined by a
+//! bridge, so a test can cut one broker off from its peers and the mini-zookeeper (while
+//! test clients in the root namespace still reach it) and heal the cut.
+//!
+//! Addresses are in 10.203.0.0/24, inside namespaces this test creates and deletes:
+//! root namespace (test clients) .1, mini-zookeeper .2, broker i .(10+i).
+//! A cut adds blackhole routes in both directions between the broker and everyone but
+//! the root namespace. Needs root and iproute2.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::{wait_until, Process, GREGOR};
+
+const SUBNET: &str = "10.203.0";
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+fn must(args: &[&str]) {
+    if let Err(e) = ip(args) {
+        panic!("{e}");
+    }
+}
+
+pub struct Host {
+    pub ns: String,
+    pub addr: String,
+    veth_host: String,
+}
+
+pub struct NetCluster {
+    pub dir: tempfile::TempDir,
+    bridge: String,
+    tag: String,
+    pub zk_host: Host,
+    pub zk: Process,
+    pub hosts: Vec<Host>,
+    pub brokers: Vec<Process>,
+    cut: Vec<usize>,
+}
+
+impl NetCluster {
+    /// Checks that namespaces can be made here (root, iproute2).
+    pub fn available() -> Result<(), String> {
+        let probe = format!("gj-probe-{}", std::process::id());
+        ip(&["netns", "add", &probe])?;
+        ip(&["netns", "del", &probe])
+    }
+
+    pub fn start(brokers: usize, broker_extra: &[(&str, &str)]) -> NetCluster {
+        let tag = format!("{:x}", std::process::id() % 0xfff);
+        let bridge = format!("gjbr{tag}");
+        // A leftover from a crashed run with the same tag would clash: clear it.
+        let _ = ip(&["link", "del", &bridge]);
+        must(&["link", "add", &bridge, "type", "bridge"]);
+        must(&["addr", "add", &format!("{SUBNET}.1/24"), "dev", &bridge]);
+        must(&["link", "set", &bridge, "up"]);
+        let dir = tempfile::Builder::new().prefix("gregor-jepsen-").tempdir().unwrap();
+        let zk_host = make_host(&tag, "zk", 2, &bridge);
+        let zk_data = dir.path().join("zookeeper");
+        let zk_config = dir.path().join("zookeeper.toml");
+        std::fs::write(
+            &zk_config,
+            format!(
+                "client_port = 2181\nclient_address = \"{}\"\ndata_dir = \"{}\"\ntick_time_ms = 500\nmin_session_timeout_ms = 1000\n",
+                zk_host.addr,
+                zk_data.display()
+            ),
+        )
+        .unwrap();
+        let zk = spawn_in(&zk_host, "zookeeper", &["zookeeper".into(), "--config".into(), zk_config.display().to_string()], dir.path());
+        let mut c = NetCluster { dir, bridge, tag, zk_host, zk, hosts: Vec::new(), brokers: Vec::new(), cut: Vec::new() };
+        wait_until(Duration::from_secs(30), "zookeeper in its namespace", || {
+            std::net::TcpStream::connect((c.zk_host.addr.as_str(), 2181)).is_ok()
+        });
+        for i in 1..=brokers {
+            let host = make_host(&c.tag, &format!("b{i}"), 10 + i as u8, &c.bridge);
+            let config = c.dir.path().join(format!("broker-{i}.toml"));
+            let mut text = format!(
+                "broker.id = {i}\nlisteners = \"PLAINTEXT://{}:9092\"\nlog.dirs = \"{}\"\nzookeeper.connect = \"{}:2181\"\nzookeeper.session.timeout.ms = 6000\n",
+                host.addr,
+                c.dir.path().join(format!("broker-{i}")).display(),
+                c.zk_host.addr
+            );
+            for (k, v) in broker_extra {
+                text.push_str(&format!("\"{k}\" = \"{v}\"\n"));
+            }
+            std::fs::write(&config, text).unwrap();
+            let p = spawn_in(&host, &format!("broker-{i}"), &["broker".into(), "--config".into(), config.display().to_string()], c.dir.path());
+            c.hosts.push(host);
+            c.brokers.push(p);
+        }
+        c
+    }
+
+    pub fn broker_addr(&self, i: usize) -> String {
+        format!("{}:9092", self.hosts[i].addr)
+    }
+
+    pub fn bootstrap(&self) -> Vec<String> {
+        (0..self.hosts.len()).map(|i| self.broker_addr(i)).collect()
+    }
+
+    /// Cuts broker `i` off from its peers and the mini-zookeeper, both directions.
+    pub fn cut(&mut self, i: usize) {
+        let victim = &self.hosts[i];
+        for (j, other) in self.hosts.iter().enumerate().filter(|(j, _)| *j != i).chain(std::iter::once((usize::MAX, &self.zk_host))) {
+            let _ = j;
+            must(&["-n", &victim.ns, "route", "add", "blackhole", &format!("{}/32", other.addr)]);
+            must(&["-n", &other.ns, "route", "add", "blackhole", &format!("{}/32", victim.addr)]);
+        }
+        self.cut.push(i);
+    }
+
+    pub fn heal(&mut self) {
+        for i in std::mem::take(&mut self.cut) {
+            let victim = &self.hosts[i];
+            for other in self.hosts.iter().filter(|h| h.ns != victim.ns).chain(std::iter::once(&self.zk_host)) {
+                let _ = ip(&["-n", &victim.ns, "route", "del", "blackhole", &format!("{}/32", other.addr)]);
+                let _ = ip(&["-n", &other.ns, "route", "del", "blackhole", &format!("{}/32", victim.addr)]);
+            }
+        }
+    }
+
+    pub fn is_cut(&self, i: usize) -> bool {
+        self.cut.contains(&i)
+    }
+
+    pub fn logs_tail(&self) -> String {
+        let mut out = format!("--- zookeeper ---\n{}\n", self.zk.log_tail(20));
+        for p in &self.brokers {
+            out.push_str(&format!("--- {} ---\n{}\n", p.name, p.log_tail(40)));
+        }
+        out
+    }
+}
+
+fn make_host(tag: &str, name: &str, octet: u8, bridge: &str) -> Host {
+    let ns = format!("gj{tag}-{name}");
+    let veth_host = format!("gj{tag}{name}h");
+    let veth_ns = format!("gj{tag}{name}n");
+    let _ = ip(&["netns", "del", &ns]);
+    must(&["netns", "add", &ns]);
+    must(&["link", "add", &veth_host, "type", "veth", "peer", "name", &veth_ns]);
+    must(&["link", "set", &veth_ns, "netns", &ns]);
+    must(&["link", "set", &veth_host, "master", bridge]);
+    must(&["link", "set", &veth_host, "up"]);
+    let addr = format!("{SUBNET}.{octet}");
+    must(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", &veth_ns]);
+    must(&["-n", &ns, "link", "set", &veth_ns, "up"]);
+    must(&["-n", &ns, "link", "set", "lo", "up"]);
+    Host { ns, addr, veth_host }
+}
+
+fn spawn_in(host: &Host, name: &str, args: &[String], dir: &Path) -> Process {
+    let mut full = vec!["netns".to_string(), "exec".to_string(), host.ns.clone(), GREGOR.to_string()];
+    full.extend(args.iter().cloned());
+    Process::spawn(name, &PathBuf::from("ip"), &full, dir.join(format!("{name}.log")))
+}
+
+impl Drop for NetCluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs_tail());
+        }
+        for p in &mut self.brokers {
+            p.kill();
+        }
+        self.zk.kill();
+        for h in self.hosts.iter().chain(std::iter::once(&self.zk_host)) {
+            let _ = ip(&["link", "del", &h.veth_host]);
+            let _ = ip(&["netns", "del", &h.ns]);
+        }
+        let _ = ip(&["link", "del", &self.bridge]);
+    }
+}
