@@ -64,7 +64,8 @@ def make_messages(tag, n=60, keys=8, ts_base=None, headers=True):
         out.append(
             Msg(
                 key=f"key-{i % keys}".encode(),
-                value=f"{tag}-value-{i}".encode(),
+                # compressible padding: clients skip compressing batches that would not shrink
+                value=f"{tag}-value-{i}:{'gregor ' * 30}".encode(),
                 headers=hs,
                 ts=ts_base + i * 1000,
             )
@@ -358,3 +359,61 @@ def parse_acks(lines, n):
             acks[int(i)] = (int(p), int(off))
     assert None not in acks, f"missing acks: {[i for i, a in enumerate(acks) if a is None][:10]}"
     return acks
+
+
+# ------------------------------------------------------------- topic setup (librdkafka)
+
+
+def create_topic(bootstrap, topic, partitions=3, replication=1, config=None):
+    """Creates a topic through confluent-kafka's AdminClient and waits until every
+    partition has a leader in the metadata (setup for clients without an admin API)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    a.create_topics([NewTopic(topic, partitions, replication, config=config or {})])[topic].result(30)
+    wait_leaders(bootstrap, topic, partitions)
+
+
+def wait_leaders(bootstrap, topic, partitions):
+    from confluent_kafka.admin import AdminClient
+
+    a = AdminClient({"bootstrap.servers": bootstrap})
+
+    def ready():
+        md = a.list_topics(topic, timeout=10).topics.get(topic)
+        return md is not None and md.error is None and len(md.partitions) == partitions and all(
+            p.leader >= 0 and p.error is None for p in md.partitions.values()
+        )
+
+    wait_for(ready, 30, f"leaders for {topic}", interval=0.1)
+
+
+def from_end_with_markers(send, poll, partitions, old, new, tag, timeout=60):
+    """For consumers with no way to tell when their "from the end" positions are resolved:
+    sends a marker to every partition, round after round, until the consumer has received
+    a marker from each (so every position is resolved), then sends `new`. `send(msgs,
+    partition)` produces and flushes; `poll()` returns the records received since the last
+    call. Asserts the consumer never saw an `old` message and got every `new` one."""
+    deadline = time.time() + timeout
+    got, marked, rnd = [], set(), 0
+    while marked != set(partitions):
+        assert time.time() < deadline, f"consumer from end never got markers on {set(partitions) - marked}"
+        for p in partitions:
+            if p not in marked:
+                send([Msg(key=b"marker", value=f"{tag}-marker-{rnd}-{p}".encode(), headers=[])], p)
+        rnd += 1
+        for _ in range(5):
+            recs = poll()
+            got += recs
+            marked |= {r.partition for r in recs if r.value.startswith(f"{tag}-marker-".encode())}
+            if marked == set(partitions):
+                break
+    send(new, None)
+    want = {m.value for m in new}
+    while not want <= {r.value for r in got}:
+        assert time.time() < deadline, f"consumer from end got {len(want & {r.value for r in got})}/{len(want)} new messages"
+        got += poll()
+    markers = [r for r in got if r.value.startswith(f"{tag}-marker-".encode())]
+    rest = [r for r in got if not r.value.startswith(f"{tag}-marker-".encode())]
+    verify_only_new(old, new, rest)
+    return markers, rest
