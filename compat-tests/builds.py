@@ -45,6 +45,9 @@ def java_classpath():
         if r.returncode != 0:
             raise RuntimeError(f"javac failed:\n{r.stdout}\n{r.stderr}")
         (out / ".ok").write_text("")
+        for old in out.parent.iterdir():
+            if old != out:
+                shutil.rmtree(old, ignore_errors=True)
     return os.pathsep.join([str(out)] + [str(j) for j in jars])
 
 
@@ -78,6 +81,9 @@ def go_binary(name):
         if r.returncode != 0:
             raise RuntimeError(f"go build {name} failed:\n{r.stdout}\n{r.stderr}")
         tmp.rename(out)
+        for old in out.parent.glob(f"{name}-*"):
+            if old != out:
+                old.unlink()
     return str(out)
 
 

@@ -174,6 +174,8 @@ class StoredBatch:
     base_sequence: int
     record_count: int
     size: int
+    base_timestamp: int = -1
+    max_timestamp: int = -1
 
 
 def stored_batches(cluster, topic, partition, broker_id=None):
@@ -194,12 +196,12 @@ def stored_batches(cluster, topic, partition, broker_id=None):
             base_offset, length = struct.unpack_from(">qi", data, pos)
             if length <= 0 or pos + 12 + length > len(data):
                 break
-            (_epoch, magic, _crc, attrs, last_delta, _bts, _mts, pid, pepoch, bseq, count) = struct.unpack_from(
+            (_epoch, magic, _crc, attrs, last_delta, bts, mts, pid, pepoch, bseq, count) = struct.unpack_from(
                 ">ibIhiqqqhii", data, pos + 12
             )
             out.append(
                 StoredBatch(
-                    base_offset, base_offset + last_delta, magic, attrs & 7, (attrs >> 3) & 1, pid, pepoch, bseq, count, 12 + length
+                    base_offset, base_offset + last_delta, magic, attrs & 7, (attrs >> 3) & 1, pid, pepoch, bseq, count, 12 + length, bts, mts
                 )
             )
             pos += 12 + length
@@ -372,6 +374,29 @@ def create_topic(bootstrap, topic, partitions=3, replication=1, config=None):
     a = AdminClient({"bootstrap.servers": bootstrap})
     a.create_topics([NewTopic(topic, partitions, replication, config=config or {})])[topic].result(30)
     wait_leaders(bootstrap, topic, partitions)
+
+
+def ck_produce(bs, topic, msgs, partition=None, **conf):
+    """Produces with confluent-kafka; returns [(partition, offset)] in send order."""
+    acks = [None] * len(msgs)
+    errors = []
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bs, "linger.ms": 5, **conf})
+    for i, m in enumerate(msgs):
+
+        def cb(err, md, i=i):
+            if err:
+                errors.append((i, err))
+            else:
+                acks[i] = (md.partition(), md.offset())
+
+        kw = {"partition": partition} if partition is not None else {}
+        p.produce(topic, key=m.key, value=m.value, headers=m.headers, timestamp=m.ts or 0, on_delivery=cb, **kw)
+        p.poll(0)
+    assert p.flush(60) == 0, "messages left unflushed"
+    assert not errors, errors[:5]
+    return acks
 
 
 def wait_leaders(bootstrap, topic, partitions):

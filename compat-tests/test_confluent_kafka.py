@@ -18,6 +18,7 @@ from confluent_kafka.admin import (
 )
 
 from checks import (
+    ck_produce as produce,
     CODECS,
     Msg,
     Rec,
@@ -48,26 +49,6 @@ def new_topic(admin, bs, prefix, partitions=3, config=None):
     admin.create_topics([NewTopic(topic, partitions, 1, config=config or {})])[topic].result(30)
     wait_leaders(bs, topic, partitions)
     return topic
-
-
-def produce(bs, topic, msgs, partition=None, **conf):
-    acks = [None] * len(msgs)
-    errors = []
-    p = Producer({"bootstrap.servers": bs, "linger.ms": 5, **conf})
-    for i, m in enumerate(msgs):
-
-        def cb(err, md, i=i):
-            if err:
-                errors.append((i, err))
-            else:
-                acks[i] = (md.partition(), md.offset())
-
-        kw = {"partition": partition} if partition is not None else {}
-        p.produce(topic, key=m.key, value=m.value, headers=m.headers, timestamp=m.ts or 0, on_delivery=cb, **kw)
-        p.poll(0)
-    assert p.flush(60) == 0, "messages left unflushed"
-    assert not errors, errors[:5]
-    return acks
 
 
 def to_rec(m):
