@@ -27,6 +27,7 @@ from checks import (
     from_end_with_markers,
     large_message,
     make_messages,
+    now_ms,
     stored_batches,
     verify_roundtrip,
     wait_for,
@@ -240,3 +241,69 @@ def test_null_key_and_value(admin, bs):
     produce(bs, topic, msgs)
     recs = consume(bs, topic, [0], 3)
     assert [(r.key, r.value, r.headers, r.ts, r.ts_type) for r in recs] == [(m.key, m.value, m.headers, m.ts, 0) for m in msgs]
+
+
+def test_auto_create_on_produce(bs):
+    """Producing to an unknown topic creates it (auto.create.topics.enable, num.partitions=1)."""
+    topic = "ck-auto-" + uuid.uuid4().hex[:6]
+    msgs = make_messages("ck-auto", n=5)
+    acks = produce(bs, topic, msgs)
+    assert acks == [(0, i) for i in range(5)]
+    verify_roundtrip(msgs, consume(bs, topic, [0], 5), acks=acks, min_partitions=1)
+
+
+def test_log_append_time(admin, bs, cluster):
+    """message.timestamp.type=LogAppendTime: the broker stamps its own time on the batch;
+    consumers see it, with the LogAppendTime type, instead of the producer's."""
+    topic = new_topic(admin, bs, "lat", partitions=1, config={"message.timestamp.type": "LogAppendTime"})
+    msgs = make_messages("ck-lat", n=10)  # CreateTime an hour ago
+    t0 = now_ms()
+    produce(bs, topic, msgs, **{"compression.type": "gzip"})
+    t1 = now_ms()
+    recs = consume(bs, topic, [0], 10)
+    assert all(r.ts_type == 1 and t0 - 50 <= r.ts <= t1 + 50 for r in recs), [(r.ts_type, r.ts) for r in recs]
+    assert all(b.timestamp_type == 1 for b in stored_batches(cluster, topic, 0))
+
+
+def test_message_too_large(admin, bs):
+    """A record batch over max.message.bytes is refused with MESSAGE_TOO_LARGE."""
+    topic = new_topic(admin, bs, "toolarge", partitions=1, config={"max.message.bytes": "100000"})
+    errors = []
+    p = Producer({"bootstrap.servers": bs, "message.max.bytes": 1_000_000})
+    p.produce(topic, value=b"x" * 200_000, on_delivery=lambda err, m: errors.append(err))
+    p.flush(30)
+    assert len(errors) == 1 and errors[0] is not None and errors[0].code() == KafkaError.MSG_SIZE_TOO_LARGE, errors
+    ok = produce(bs, topic, [Msg(key=b"k", value=b"y" * 50_000)])
+    assert ok == [(0, 0)]
+
+
+def test_delete_and_recreate_same_name(admin, bs):
+    """A topic deleted and created again under the same name starts empty, with its new
+    partition count and a new topic id."""
+    from confluent_kafka import TopicCollection
+
+    topic = new_topic(admin, bs, "recreate", partitions=2)
+    produce(bs, topic, make_messages("ck-rc-old", n=20))
+    old_id = admin.describe_topics(TopicCollection([topic]))[topic].result(30).topic_id
+    admin.delete_topics([topic])[topic].result(30)
+    wait_for(lambda: topic not in admin.list_topics(timeout=10).topics, 30, "deleted topic gone")
+
+    def recreate():
+        try:
+            admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
+            return True
+        except KafkaException as e:  # deletion still finishing on the broker
+            assert e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS, e
+            return False
+
+    wait_for(recreate, 30, "re-creating the topic", interval=0.2)
+    wait_leaders(bs, topic, 3)
+    assert admin.describe_topics(TopicCollection([topic]))[topic].result(30).topic_id != old_id
+    msgs = make_messages("ck-rc-new", n=30)
+    acks = produce(bs, topic, msgs)
+    verify_roundtrip(msgs, consume(bs, topic, range(3), len(msgs)), acks=acks)
+    c = consumer(bs)
+    try:
+        assert sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(3)) == 30
+    finally:
+        c.close()

@@ -4,7 +4,7 @@ idempotence on), a console consumer with assign/seek, and kafka-topics / kafka-c
 kafka-delete-records style flows through the Admin client."""
 
 import json
-import subprocess
+import time
 import uuid
 
 import pytest
@@ -34,15 +34,29 @@ def bs(cluster3):
     return cluster3.bootstrap
 
 
+_ADMIN = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def admin_session(bs):
+    """One AdminTool JVM (one Admin client) for the module, fed commands on stdin."""
+    d = Driver(java_cmd("AdminTool", bs))
+    _ADMIN[bs] = d
+    yield d
+    d.close()
+    del _ADMIN[bs]
+
+
 def admin(bs, *args, expect_error=False):
-    r = subprocess.run(java_cmd("AdminTool", bs, *args), capture_output=True, text=True, timeout=120)
-    lines = [l for l in r.stdout.splitlines() if l.strip()]
-    assert lines, f"AdminTool {args} printed nothing (rc {r.returncode}); stderr:\n{r.stderr[-3000:]}"
-    out = json.loads("\n".join(lines))
+    d = _ADMIN[bs]
+    d.send(["\t".join(map(str, args))])
+    line = d.next_line(time.time() + 120)
+    assert line is not None, f"AdminTool exited; stderr:\n{d.err_tail()}"
+    out = json.loads(line)
     if expect_error:
-        assert r.returncode == 2 and "error" in out, f"AdminTool {args}: expected an error, got {out}"
+        assert "error" in out, f"AdminTool {args}: expected an error, got {out}"
     else:
-        assert r.returncode == 0 and "error" not in out, f"AdminTool {args} failed: {out}; stderr:\n{r.stderr[-3000:]}"
+        assert "error" not in out, f"AdminTool {args} failed: {out}"
     return out
 
 
@@ -292,3 +306,32 @@ def test_null_key_and_null_value(bs):
     recs = consume_all(bs, topic, 3)
     assert [(r.key, r.value, r.headers, r.ts) for r in recs] == [(m.key, m.value, m.headers, m.ts) for m in msgs]
     assert [(r.partition, r.offset) for r in recs] == acks
+
+
+def test_log_append_time(bs):
+    topic = "java-lat-" + uuid.uuid4().hex[:6]
+    create_topic(bs, topic, 1, "message.timestamp.type=LogAppendTime")
+    msgs = make_messages("java-lat", n=10)
+    t0 = int(time.time() * 1000)
+    acks, _ = produce(bs, topic, msgs, codec="lz4")
+    t1 = int(time.time() * 1000)
+    recs = consume_all(bs, topic, 10)
+    assert all(r.ts_type == 1 and t0 - 50 <= r.ts <= t1 + 50 for r in recs), [(r.ts_type, r.ts) for r in recs]
+
+
+def test_record_too_large_for_topic(bs):
+    topic = "java-toolarge-" + uuid.uuid4().hex[:6]
+    create_topic(bs, topic, 1, "max.message.bytes=100000")
+    big = Msg(key=b"k", value=b"x" * 200_000, headers=[], ts=None)
+    args = ["--bootstrap-server", bs, "--topic", topic, "--producer-property", "max.request.size=1000000"]
+    d = Driver(java_cmd("ConsoleProducer", *args), stdin_lines=[encode_msg(big)])
+    lines = []
+    while True:
+        line = d.next_line(time.time() + 120)
+        if line is None:
+            break
+        lines.append(line)
+    assert d.proc.wait(30) == 1
+    errs = [l for l in lines if l.startswith("ERR")]
+    assert len(errs) == 1 and "RecordTooLargeException" in errs[0], lines
+    assert admin(bs, "list-offsets", topic, "latest")["offsets"][0]["offset"] == 0

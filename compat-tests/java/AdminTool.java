@@ -1,5 +1,7 @@
 // kafka-topics / kafka-configs / kafka-delete-records style flows through the Java Admin
-// client. One command a run; prints one JSON object (or {"error": "..."} and exits 2).
+// client. With a command on the command line: runs it, prints one JSON object (or
+// {"error": "..."} and exits 2). With only the bootstrap address: one Admin client serves
+// commands read from stdin, one a line (tab-separated words), answering one JSON line each.
 //
 //   java AdminTool B create-topic T partitions rf [k=v ...]
 //   java AdminTool B delete-topic T
@@ -44,16 +46,34 @@ public class AdminTool {
         Properties props = new Properties();
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
         props.put(AdminClientConfig.CLIENT_ID_CONFIG, "admin-tool");
-        String out;
         try (Admin admin = Admin.create(props)) {
-            out = run(admin, args[1], args);
+            if (args.length > 1) {
+                String out = runOrError(admin, args);
+                System.out.println(out);
+                System.exit(out.startsWith("{\"error\"") ? 2 : 0);
+            }
+            java.io.BufferedReader in = new java.io.BufferedReader(
+                    new java.io.InputStreamReader(System.in, java.nio.charset.StandardCharsets.UTF_8));
+            String line;
+            while ((line = in.readLine()) != null) {
+                if (line.isEmpty()) continue;
+                String[] words = line.split("\t");
+                String[] full = new String[words.length + 1];
+                full[0] = args[0];
+                System.arraycopy(words, 0, full, 1, words.length);
+                System.out.println(runOrError(admin, full));
+                System.out.flush();
+            }
+        }
+    }
+
+    static String runOrError(Admin admin, String[] args) throws Exception {
+        try {
+            return run(admin, args[1], args);
         } catch (ExecutionException e) {
             Throwable c = e.getCause() == null ? e : e.getCause();
-            System.out.println("{\"error\": " + Lines.q(c.getClass().getSimpleName() + ": " + c.getMessage()) + "}");
-            System.exit(2);
-            return;
+            return "{\"error\": " + Lines.q(c.getClass().getSimpleName() + ": " + c.getMessage()) + "}";
         }
-        System.out.println(out);
     }
 
     static String nodes(Collection<Node> ns) {
@@ -105,7 +125,7 @@ public class AdminTool {
                             + ", \"type\": " + Lines.q(e.type().name()) + ", \"documentation\": " + Lines.q(e.documentation())
                             + ", \"synonyms\": [" + syn + "]}");
                 }
-                return "{\"configs\": [" + String.join(",\n ", entries) + "]}";
+                return "{\"configs\": [" + String.join(", ", entries) + "]}";
             }
             case "alter-config": {
                 ConfigResource res = new ConfigResource(ConfigResource.Type.TOPIC, a[2]);
