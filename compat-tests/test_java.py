@@ -122,6 +122,8 @@ def test_topic_lifecycle(bs):
     assert [p["partition"] for p in d["partitions"]] == [0, 1, 2, 3]
     for p in d["partitions"]:
         assert sorted(p["replicas"]) == [1, 2, 3]
+    by_id = admin(bs, "describe-topic-id", created["topicId"])
+    assert by_id == {"name": topic, "topicId": created["topicId"], "partitions": 4}
     err = admin(bs, "create-topic", topic, 4, RF, expect_error=True)
     assert err["error"].startswith("TopicExistsException"), err
     admin(bs, "delete-topic", topic)
@@ -279,6 +281,16 @@ def test_delete_records(bs):
     recs = consume_all(bs, topic, 6)
     assert [r.offset for r in recs] == list(range(4, 10))
     assert [r.value for r in recs] == [m.value for m in msgs[4:]]
+    # A consumer positioned below the log start gets OFFSET_OUT_OF_RANGE and, with
+    # auto.offset.reset=earliest, resets to the new log start.
+    args = ["--bootstrap-server", bs, "--topic", topic, "--offset", "1", "--max-messages", 6,
+            "--consumer-property", "auto.offset.reset=earliest"]
+    d = Driver(java_cmd("ConsoleConsumer", *args))
+    try:
+        d.wait_line("READY", 60)
+        assert [r.offset for r in d.records(6, timeout=60)] == list(range(4, 10))
+    finally:
+        d.close()
     err = admin(bs, "delete-records", topic, 0, 11, expect_error=True)
     assert err["error"].startswith("OffsetOutOfRangeException"), err
 

@@ -7,6 +7,7 @@
 //   java AdminTool B delete-topic T
 //   java AdminTool B list-topics
 //   java AdminTool B describe-topic T
+//   java AdminTool B describe-topic-id TOPIC_ID          (Metadata by topic id)
 //   java AdminTool B describe-configs (topic|broker) NAME
 //   java AdminTool B alter-config T k=v            (incrementalAlterConfigs SET)
 //   java AdminTool B create-partitions T total
@@ -109,6 +110,13 @@ public class AdminTool {
                 }
                 return "{\"name\": " + Lines.q(d.name()) + ", \"topicId\": " + Lines.q(d.topicId().toString())
                         + ", \"internal\": " + d.isInternal() + ", \"partitions\": [" + String.join(", ", parts) + "]}";
+            }
+            case "describe-topic-id": {
+                org.apache.kafka.common.Uuid id = org.apache.kafka.common.Uuid.fromString(a[2]);
+                TopicDescription d = admin.describeTopics(org.apache.kafka.common.TopicCollection.ofTopicIds(List.of(id)))
+                        .allTopicIds().get().get(id);
+                return "{\"name\": " + Lines.q(d.name()) + ", \"topicId\": " + Lines.q(d.topicId().toString())
+                        + ", \"partitions\": " + d.partitions().size() + "}";
             }
             case "describe-configs": {
                 ConfigResource.Type type = a[2].equals("broker") ? ConfigResource.Type.BROKER : ConfigResource.Type.TOPIC;
