@@ -1,4 +1,6 @@
-"""confluent-kafka-python (librdkafka) against a one-broker gregor cluster: metadata,
+"""confluent-kafka-python (librdkafka) against a 3-broker gregor cluster (topics with
+replication factor 3, so leaders are spread over the brokers and acks=all waits for the
+followers): metadata,
 AdminClient topic / config / offsets / records flows, every codec, idempotent producer,
 assign-based consumers from the beginning and from the end, 900 KB and null records."""
 
@@ -35,6 +37,14 @@ from checks import (
 )
 
 
+RF = 3
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster3):
+    return cluster3
+
+
 @pytest.fixture(scope="module")
 def bs(cluster):
     return cluster.bootstrap
@@ -47,7 +57,7 @@ def admin(bs):
 
 def new_topic(admin, bs, prefix, partitions=3, config=None):
     topic = f"ck-{prefix}-{uuid.uuid4().hex[:6]}"
-    admin.create_topics([NewTopic(topic, partitions, 1, config=config or {})])[topic].result(30)
+    admin.create_topics([NewTopic(topic, partitions, RF, config=config or {})])[topic].result(30)
     wait_leaders(bs, topic, partitions)
     return topic
 
@@ -83,12 +93,14 @@ def consume(bs, topic, partitions, n, offset=OFFSET_BEGINNING, timeout=60):
 def test_metadata(admin, bs, cluster):
     topic = new_topic(admin, bs, "md")
     md = admin.list_topics(timeout=10)
-    assert {b.id: (b.host, b.port) for b in md.brokers.values()} == {1: ("127.0.0.1", cluster.ports[1])}
-    assert md.controller_id == 1 and md.cluster_id
+    assert {b.id: (b.host, b.port) for b in md.brokers.values()} == {i: ("127.0.0.1", cluster.ports[i]) for i in (1, 2, 3)}
+    assert md.controller_id in (1, 2, 3) and md.cluster_id
     t = md.topics[topic]
     assert t.error is None and sorted(t.partitions) == [0, 1, 2]
     for p in t.partitions.values():
-        assert (p.leader, p.replicas, p.isrs, p.error) == (1, [1], [1], None)
+        assert p.error is None and sorted(p.replicas) == [1, 2, 3] and p.leader in p.replicas
+        assert set(p.isrs) <= set(p.replicas) and p.leader in p.isrs
+    assert len({p.leader for p in t.partitions.values()}) > 1, "leaders should be spread over brokers"
     missing = admin.list_topics("ck-missing-" + uuid.uuid4().hex[:6], timeout=10)
     # auto.create.topics.enable: asking for an unknown topic creates it (as Kafka does).
     assert len(missing.topics) == 1
@@ -97,13 +109,13 @@ def test_metadata(admin, bs, cluster):
 def test_topic_admin(admin, bs):
     topic = new_topic(admin, bs, "admin", partitions=2, config={"retention.ms": "86400000"})
     with pytest.raises(KafkaException) as e:
-        admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
+        admin.create_topics([NewTopic(topic, 2, RF)])[topic].result(30)
     assert e.value.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS
     from confluent_kafka import TopicCollection
 
     desc = admin.describe_topics(TopicCollection([topic]))[topic].result(30)
     assert desc.name == topic and len(desc.partitions) == 2 and not desc.is_internal
-    assert all(p.leader.id == 1 and [r.id for r in p.replicas] == [1] for p in desc.partitions)
+    assert all(sorted(r.id for r in p.replicas) == [1, 2, 3] and p.leader.id in (1, 2, 3) for p in desc.partitions)
     admin.create_partitions([NewPartitions(topic, 4)])[topic].result(30)
     wait_leaders(bs, topic, 4)
     res = ConfigResource(ConfigResource.Type.TOPIC, topic)
@@ -290,7 +302,7 @@ def test_delete_and_recreate_same_name(admin, bs):
 
     def recreate():
         try:
-            admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
+            admin.create_topics([NewTopic(topic, 3, RF)])[topic].result(30)
             return True
         except KafkaException as e:  # deletion still finishing on the broker
             assert e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS, e
