@@ -3,11 +3,16 @@ topic / config / offsets / records flows, every codec, idempotent producer, assi
 consumers from the beginning and from the end, offsets_for_times, 900 KB and nulls."""
 
 import uuid
+import warnings
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic, OffsetSpec
-from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
+
+with warnings.catch_warnings():
+    # kafka-python 3.0 loads its protocol schemas with deprecated importlib.resources calls
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic, OffsetSpec
+    from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from checks import (
     CODECS,
