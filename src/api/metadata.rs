@@ -35,8 +35,12 @@ pub async fn handle(
         Some(t) => t.is_empty() && ctx.api_version == 0,
     };
     let requested = req.topics.clone().unwrap_or_default();
+    // v12+: topics may be named by id. Like Kafka, any non-zero id switches the request to
+    // lookups by id (Java sends the name as "" then, not null) and disables auto-creation.
+    let by_id = requested.iter().any(|t| !t.topic_id.is_nil());
     let auto_create = broker.config.auto_create_topics_enable
-        && (ctx.api_version < 4 || req.allow_auto_topic_creation);
+        && (ctx.api_version < 4 || req.allow_auto_topic_creation)
+        && !by_id;
 
     if auto_create && !all_topics {
         let mut created = Vec::new();
@@ -72,11 +76,11 @@ pub async fn handle(
         requested
             .iter()
             .map(|t| match &t.name {
-                Some(name) => match image.topic(name) {
+                Some(name) if !by_id => match image.topic(name) {
                     Some(info) => topic_entry(&image, info),
                     None => missing_topic(name, auto_create),
                 },
-                None => match image.topic_by_id(&t.topic_id) {
+                _ => match image.topic_by_id(&t.topic_id) {
                     Some(info) => topic_entry(&image, info),
                     None => MetadataResponseTopic::default()
                         .with_error_code(code(Error::UnknownTopicId))

@@ -47,6 +47,35 @@ fn needs_catch_up(broker: &Broker, req: &ProduceRequest) -> bool {
     })
 }
 
+/// Whether any v2 record batch in `records` is zstd-compressed (attributes codec 4).
+/// Only the batch headers are read; malformed input is left to the storage validator.
+fn has_zstd_batch(records: &[u8]) -> bool {
+    const ATTRIBUTES_AT: usize = 8 + 4 + 4 + 1 + 4; // baseOffset, length, epoch, magic, crc
+    let mut pos = 0usize;
+    while pos + ATTRIBUTES_AT + 2 <= records.len() {
+        let len = i32::from_be_bytes([
+            records[pos + 8],
+            records[pos + 9],
+            records[pos + 10],
+            records[pos + 11],
+        ]);
+        if records[pos + 16] == 2 {
+            let attrs = i16::from_be_bytes([
+                records[pos + ATTRIBUTES_AT],
+                records[pos + ATTRIBUTES_AT + 1],
+            ]);
+            if attrs & 0x07 == 4 {
+                return true;
+            }
+        }
+        if len <= 0 {
+            break;
+        }
+        pos += 12 + len as usize;
+    }
+    false
+}
+
 struct Pending {
     topic_index: usize,
     partition_index: usize,
@@ -111,6 +140,18 @@ pub async fn handle(
                 ));
                 continue;
             };
+            if ctx.api_version < 7 && has_zstd_batch(&records) {
+                // KIP-110: zstd only from Produce v7 on, as Kafka's ProduceRequest validation.
+                partitions.push(fail(
+                    base,
+                    Error::UnsupportedCompressionType,
+                    Some(format!(
+                        "Produce requests with version {} are not allowed to use ZStandard compression",
+                        ctx.api_version
+                    )),
+                ));
+                continue;
+            }
             let mut buf = BytesMut::from(&records[..]);
             match partition.append_as_leader(&mut buf, acks, now) {
                 Ok((appended, epoch)) => {
