@@ -216,12 +216,6 @@ def test_list_offsets(sarama, bs):
     assert offsets(sarama, bs, topic, max(m.ts for m in msgs) + 10_000) == {0: -1, 1: -1, 2: -1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gregor bug: the broker keeps the batch header's maxTimestamp as sent; Kafka's "
-    "LogValidator recomputes it from the records (CreateTime). sarama 1.22 sends "
-    "maxTimestamp=-1, so gregor's time index never finds these records",
-)
 def test_offsets_for_times_on_sarama_batches(sarama, bs, cluster):
     topic = new_topic(sarama, bs, "ts-index", 1)
     msgs = make_messages("sarama-ts", n=10)

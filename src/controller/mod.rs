@@ -56,6 +56,7 @@ async fn run(
                     overlay: Overlay::new(),
                     exclusions: Exclusions::default(),
                     broker_epochs: BTreeMap::new(),
+                    deleted: Default::default(),
                 };
                 let reason = role.serve(&session, image.clone()).await;
                 tracing::warn!(broker = config.broker_id, %reason, "no longer controller");
@@ -180,6 +181,8 @@ struct ControllerRole {
     exclusions: Exclusions,
     /// Last seen broker epoch (registration czxid) per live broker, to spot restarts.
     broker_epochs: BTreeMap<i32, i64>,
+    /// Topics this controller deleted that the image still shows (it lags our writes).
+    deleted: std::collections::BTreeSet<String>,
 }
 
 enum WriteOutcome {
@@ -266,8 +269,17 @@ impl ControllerRole {
         // A bounced broker has been re-elected away from (or re-elected itself); from now
         // on it is an ordinary live broker again.
         self.exclusions.bounced.clear();
-        for topic in image.topics.values().filter(|t| t.deleting) {
-            self.delete_topic(&topic.name).await?;
+        self.deleted.retain(|t| image.topics.contains_key(t));
+        let to_delete: Vec<String> = image
+            .topics
+            .values()
+            .filter(|t| t.deleting && !self.deleted.contains(&t.name))
+            .map(|t| t.name.clone())
+            .collect();
+        for topic in to_delete {
+            if self.delete_topic(&topic).await? {
+                self.deleted.insert(topic);
+            }
         }
         Ok(())
     }
@@ -298,8 +310,8 @@ impl ControllerRole {
 
     /// Removes a topic whose deletion was requested: its partition states, partitions,
     /// assignment, config and the deletion marker, in one fenced `multi`. Brokers see the
-    /// topic vanish and delete their logs.
-    async fn delete_topic(&mut self, topic: &str) -> Result<(), Resigned> {
+    /// topic vanish and delete their logs. Returns whether the topic is gone.
+    async fn delete_topic(&mut self, topic: &str) -> Result<bool, Resigned> {
         let client = &self.handle.client;
         // Delete what exists (a partition may never have been initialised), fenced.
         let existing = existing_partition_paths(client, topic).await;
@@ -313,22 +325,25 @@ impl ControllerRole {
             Ok(())
         })();
         if build.is_err() {
-            return Ok(());
+            return Ok(false);
         }
         match multi.commit().await {
             Ok(_) => tracing::info!(%topic, "topic deleted"),
             Err(zk::MultiWriteError::OperationFailed { index: 0, .. }) => {
                 return Err(Resigned::Fenced)
             }
+            // Already gone (an earlier pass deleted it): only the markers remain.
+            Err(zk::MultiWriteError::OperationFailed { source: zk::Error::NoNode, .. })
+                if client.check_stat(&topic_path(topic)).await.ok().flatten().is_none() => {}
             Err(err) => {
                 tracing::warn!(%topic, error = %err, "topic deletion failed; will retry");
-                return Ok(());
+                return Ok(false);
             }
         }
         for path in [topic_config_path(topic), delete_topic_path(topic)] {
             let _ = client.delete(&path, None).await;
         }
-        Ok(())
+        Ok(true)
     }
 }
 

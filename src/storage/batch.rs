@@ -390,6 +390,16 @@ pub mod patch {
         rewrite_crc(b);
     }
 
+    /// Stores a recomputed max timestamp (Kafka's `setMaxTimestamp` for CreateTime) and
+    /// the CRC over it.
+    pub fn set_max_timestamp(b: &mut [u8], max_timestamp: i64) {
+        if be_i64(b, MAX_TIMESTAMP_OFFSET) == max_timestamp {
+            return;
+        }
+        b[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+        rewrite_crc(b);
+    }
+
     /// Recomputes and stores the CRC over attributes..end.
     pub fn rewrite_crc(b: &mut [u8]) {
         let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
@@ -621,11 +631,12 @@ impl<'a> Iterator for RecordIter<'a> {
 /// (count > 0, lastOffsetDelta == count - 1), offset deltas are 0..count in order, varints
 /// are sane, and the records fill the batch exactly. Returns whether any record has a null
 /// key (compacted topics reject those).
-pub fn walk_uncompressed(batch: &Batch<'_>) -> Result<bool, String> {
+pub fn walk_uncompressed(batch: &Batch<'_>) -> Result<UncompressedWalk, String> {
     let count = batch.record_count();
     check_count(batch)?;
     let mut iter = RecordIter::new(batch.records_payload(), count);
     let mut null_key = false;
+    let mut max_timestamp_delta = i64::MIN;
     for (expected, rec) in (0i32..).zip(iter.by_ref()) {
         let rec = rec?;
         if rec.offset_delta != expected {
@@ -635,6 +646,7 @@ pub fn walk_uncompressed(batch: &Batch<'_>) -> Result<bool, String> {
             ));
         }
         null_key |= rec.key.is_none();
+        max_timestamp_delta = max_timestamp_delta.max(rec.timestamp_delta);
     }
     if iter.trailing_bytes() != 0 {
         return Err(format!(
@@ -642,7 +654,19 @@ pub fn walk_uncompressed(batch: &Batch<'_>) -> Result<bool, String> {
             iter.trailing_bytes()
         ));
     }
-    Ok(null_key)
+    Ok(UncompressedWalk {
+        null_key,
+        max_timestamp: batch.first_timestamp().saturating_add(max_timestamp_delta.max(0)),
+    })
+}
+
+/// What a structural walk of an uncompressed batch learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UncompressedWalk {
+    /// Some record has a null key (refused on compacted topics).
+    pub null_key: bool,
+    /// The largest record timestamp (firstTimestamp + largest delta).
+    pub max_timestamp: i64,
 }
 
 /// Header-level count checks shared by compressed and uncompressed batches (Kafka's
@@ -814,10 +838,9 @@ mod tests {
         assert_eq!(batch.magic(), 2);
         assert!(!batch.has_producer_id());
         batch.verify_crc().unwrap();
-        assert!(
-            walk_uncompressed(&batch).unwrap(),
-            "one record has a null key"
-        );
+        let walk = walk_uncompressed(&batch).unwrap();
+        assert!(walk.null_key, "one record has a null key");
+        assert_eq!(walk.max_timestamp, 1002, "recomputed from the record deltas");
     }
 
     #[test]

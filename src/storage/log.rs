@@ -346,6 +346,8 @@ impl Log {
             patch::set_partition_leader_epoch(bytes, leader_epoch);
             if log_append_time {
                 patch::set_log_append_time(bytes, now_ms);
+            } else if b.fix_max_timestamp {
+                patch::set_max_timestamp(bytes, b.max_timestamp);
             }
             next += b.last_offset_delta as i64 + 1;
         }

@@ -22,6 +22,9 @@ pub struct ValidatedBatch {
     pub base_sequence: i32,
     pub last_sequence: i32,
     pub last_offset_delta: i32,
+    /// The header's max timestamp was wrong (Kafka recomputes it from the records: some
+    /// clients, e.g. sarama, send -1): the log stores `max_timestamp` instead.
+    pub fix_max_timestamp: bool,
 }
 
 fn framing_error(e: BatchError) -> AppendError {
@@ -86,20 +89,25 @@ pub fn validate_client_batches(
                 b.compression()
             )));
         }
-        let null_key = if b.is_compressed() {
-            if compacted {
-                let recs = decode_records(&b).map_err(AppendError::InvalidRecord)?;
-                if recs.len() != b.record_count() as usize {
-                    return Err(AppendError::InvalidRecord(
-                        "record count does not match the header".into(),
-                    ));
-                }
-                recs.iter().any(|r| r.key.is_none())
-            } else {
-                false
+        // Kafka recomputes the max timestamp from the records. Uncompressed batches are
+        // walked anyway; a compressed one is decompressed only when its header value is
+        // clearly unset (below its first timestamp), so well-behaved clients cost nothing.
+        let header_max = b.max_timestamp();
+        let must_decode = b.is_compressed() && (compacted || header_max < b.first_timestamp());
+        let (null_key, max_timestamp) = if must_decode {
+            let recs = decode_records(&b).map_err(AppendError::InvalidRecord)?;
+            if recs.len() != b.record_count() as usize {
+                return Err(AppendError::InvalidRecord(
+                    "record count does not match the header".into(),
+                ));
             }
+            let max = recs.iter().map(|r| r.timestamp).max().unwrap_or(header_max);
+            (recs.iter().any(|r| r.key.is_none()), max.max(header_max))
+        } else if b.is_compressed() {
+            (false, header_max)
         } else {
-            walk_uncompressed(&b).map_err(AppendError::InvalidRecord)?
+            let walk = walk_uncompressed(&b).map_err(AppendError::InvalidRecord)?;
+            (walk.null_key, walk.max_timestamp)
         };
         if compacted && null_key {
             return Err(AppendError::InvalidRecord(
@@ -110,7 +118,8 @@ pub fn validate_client_batches(
             pos,
             size: b.size(),
             record_count: b.record_count(),
-            max_timestamp: b.max_timestamp(),
+            max_timestamp,
+            fix_max_timestamp: max_timestamp != header_max,
             producer_id: b.producer_id(),
             producer_epoch: b.producer_epoch(),
             base_sequence: b.base_sequence(),
@@ -124,6 +133,7 @@ pub fn validate_client_batches(
 #[cfg(test)]
 mod tests {
     use super::super::batch::patch;
+    use super::super::batch::Batch;
     use super::super::batch::test_util::build_batch;
     use super::super::config::CleanupPolicy;
     use super::*;
@@ -194,5 +204,18 @@ mod tests {
             validate_client_batches(&nokey, &compacted),
             Err(AppendError::InvalidRecord(_))
         ));
+    }
+
+    #[test]
+    fn an_unset_max_timestamp_is_recomputed_from_the_records() {
+        let mut b = ok_batch();
+        // Clients like sarama send -1 as the batch max timestamp.
+        b[35..43].copy_from_slice(&(-1i64).to_be_bytes());
+        patch::rewrite_crc(&mut b);
+        let v = validate_client_batches(&b, &LogConfig::default()).unwrap();
+        assert!(v[0].fix_max_timestamp);
+        assert_eq!(v[0].max_timestamp, Batch::parse(&ok_batch()).unwrap().max_timestamp());
+        let v = validate_client_batches(&ok_batch(), &LogConfig::default()).unwrap();
+        assert!(!v[0].fix_max_timestamp, "a correct header is kept as sent");
     }
 }
