@@ -11,11 +11,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::{wait_until, Process, GREGOR};
 
 const SUBNET: &str = "10.203.0";
+
+/// One namespace cluster at a time per test binary: they share the subnet.
+static NETNS: Mutex<()> = Mutex::new(());
 
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
@@ -47,17 +51,23 @@ pub struct NetCluster {
     pub hosts: Vec<Host>,
     pub brokers: Vec<Process>,
     cut: Vec<usize>,
+    _exclusive: MutexGuard<'static, ()>,
 }
 
 impl NetCluster {
     /// Checks that namespaces can be made here (root, iproute2).
     pub fn available() -> Result<(), String> {
-        let probe = format!("gj-probe-{}", std::process::id());
+        static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let probe = format!("gj-probe-{}-{n}", std::process::id());
         ip(&["netns", "add", &probe])?;
         ip(&["netns", "del", &probe])
     }
 
     pub fn start(brokers: usize, broker_extra: &[(&str, &str)]) -> NetCluster {
+        // A test that panicked while holding the lock leaves nothing behind (Drop cleans
+        // up), so a poisoned lock is still usable.
+        let exclusive = NETNS.lock().unwrap_or_else(|e| e.into_inner());
         let tag = format!("{:x}", std::process::id() % 0xfff);
         let bridge = format!("gjbr{tag}");
         // A leftover from a crashed run with the same tag would clash: clear it.
@@ -79,7 +89,7 @@ impl NetCluster {
         )
         .unwrap();
         let zk = spawn_in(&zk_host, "zookeeper", &["zookeeper".into(), "--config".into(), zk_config.display().to_string()], dir.path());
-        let mut c = NetCluster { dir, bridge, tag, zk_host, zk, hosts: Vec::new(), brokers: Vec::new(), cut: Vec::new() };
+        let mut c = NetCluster { dir, bridge, tag, zk_host, zk, hosts: Vec::new(), brokers: Vec::new(), cut: Vec::new(), _exclusive: exclusive };
         wait_until(Duration::from_secs(30), "zookeeper in its namespace", || {
             std::net::TcpStream::connect((c.zk_host.addr.as_str(), 2181)).is_ok()
         });
