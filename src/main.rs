@@ -3,6 +3,10 @@
 
 use clap::{Parser, Subcommand};
 
+/// See Cargo.toml: large per-request buffers are reused rather than faulted in anew.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "gregor",

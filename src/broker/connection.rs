@@ -78,7 +78,16 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                 break;
             }
         };
-        if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
+        // Small chunks coalesce in the writer's buffer; large record chunks go straight
+        // from the segment read buffer to the socket.
+        let mut failed = false;
+        for chunk in &bytes.chunks {
+            if writer.write_all(chunk).await.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        if failed || writer.flush().await.is_err() {
             break;
         }
     }

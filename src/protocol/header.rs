@@ -10,6 +10,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+use super::splice::{SplicingBuf, SPLICE_MIN};
+
 /// A decoded request: its header and, when the version is served, its body.
 #[derive(Debug)]
 pub struct DecodedRequest {
@@ -84,6 +86,31 @@ pub fn decode_request(
     })
 }
 
+/// An encoded response frame (size prefix, header, body) as one or more chunks: large
+/// Fetch record sets are referenced, not copied (see `splice`).
+#[derive(Debug)]
+pub struct ResponseFrame {
+    pub chunks: Vec<Bytes>,
+}
+
+impl ResponseFrame {
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(Bytes::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The frame as one contiguous buffer (tests and small responses).
+    pub fn to_bytes(&self) -> Bytes {
+        match self.chunks.as_slice() {
+            [one] => one.clone(),
+            many => Bytes::from(many.concat()),
+        }
+    }
+}
+
 /// Encodes a whole response frame (size prefix, header, body).
 ///
 /// ApiVersions responses always use response header v0 (KIP-511), whatever the version.
@@ -92,20 +119,38 @@ pub fn encode_response(
     version: i16,
     correlation_id: i32,
     body: &ResponseKind,
-) -> anyhow::Result<Bytes> {
+) -> anyhow::Result<ResponseFrame> {
     let header_version = if api_key == ApiKey::ApiVersions {
         0
     } else {
         api_key.response_header_version(version)
     };
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    if let ResponseKind::Fetch(fetch) = body {
+        let candidates: Vec<Bytes> = fetch
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter_map(|p| p.records.clone())
+            .filter(|r| r.len() >= SPLICE_MIN)
+            .collect();
+        if !candidates.is_empty() {
+            let mut buf = SplicingBuf::new(candidates);
+            buf.put_i32(0); // size placeholder
+            header.encode(&mut buf, header_version)?;
+            fetch.encode(&mut buf, version)?;
+            let size = i32::try_from(buf.len() - 4)?;
+            buf.head_mut()[..4].copy_from_slice(&size.to_be_bytes());
+            return Ok(ResponseFrame { chunks: buf.into_chunks() });
+        }
+    }
     let mut buf = BytesMut::with_capacity(64);
     buf.put_i32(0); // size placeholder
     header.encode(&mut buf, header_version)?;
     body.encode(&mut buf, version)?;
     let size = i32::try_from(buf.len() - 4)?;
     buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(buf.freeze())
+    Ok(ResponseFrame { chunks: vec![buf.freeze()] })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod frame;
 pub mod header;
+pub mod splice;
 
 pub use frame::{read_frame, FrameError};
-pub use header::{decode_request, encode_response, DecodedRequest, RequestError};
+pub use header::{decode_request, encode_response, DecodedRequest, RequestError, ResponseFrame};

@@ -632,32 +632,146 @@ impl<'a> Iterator for RecordIter<'a> {
 /// are sane, and the records fill the batch exactly. Returns whether any record has a null
 /// key (compacted topics reject those).
 pub fn walk_uncompressed(batch: &Batch<'_>) -> Result<UncompressedWalk, String> {
-    let count = batch.record_count();
     check_count(batch)?;
-    let mut iter = RecordIter::new(batch.records_payload(), count);
-    let mut null_key = false;
-    let mut max_timestamp_delta = i64::MIN;
-    for (expected, rec) in (0i32..).zip(iter.by_ref()) {
-        let rec = rec?;
-        if rec.offset_delta != expected {
-            return Err(format!(
-                "record offset delta {} where {expected} was expected",
-                rec.offset_delta
-            ));
-        }
-        null_key |= rec.key.is_none();
-        max_timestamp_delta = max_timestamp_delta.max(rec.timestamp_delta);
-    }
-    if iter.trailing_bytes() != 0 {
-        return Err(format!(
-            "{} bytes after the last of {count} records",
-            iter.trailing_bytes()
-        ));
-    }
+    let (null_key, max_delta) =
+        scan_uncompressed(batch.records_payload(), batch.record_count()).map_err(|e| e.to_string())?;
     Ok(UncompressedWalk {
         null_key,
-        max_timestamp: batch.first_timestamp().saturating_add(max_timestamp_delta.max(0)),
+        max_timestamp: batch.first_timestamp().saturating_add(max_delta.max(0)),
     })
+}
+
+/// Why an uncompressed records payload is not well formed. Small and `Copy` so the hot
+/// path never allocates; the message is built only when a batch is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanError {
+    Truncated,
+    VarintTooLong,
+    BadRecordLength(i32),
+    BadFieldLength(i32),
+    BadHeaderCount(i32),
+    NullHeaderKey,
+    SizeMismatch { declared: i32, used: usize },
+    OffsetDelta { found: i32, expected: i32 },
+    Trailing(usize),
+}
+
+impl std::fmt::Display for ScanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScanError::Truncated => write!(f, "record runs past the end of the data"),
+            ScanError::VarintTooLong => write!(f, "varint is too long"),
+            ScanError::BadRecordLength(n) => write!(f, "invalid record length {n}"),
+            ScanError::BadFieldLength(n) => write!(f, "invalid length {n}"),
+            ScanError::BadHeaderCount(n) => write!(f, "invalid header count {n}"),
+            ScanError::NullHeaderKey => write!(f, "null header key"),
+            ScanError::SizeMismatch { declared, used } => {
+                write!(f, "record declares {declared} bytes but its fields use {used}")
+            }
+            ScanError::OffsetDelta { found, expected } => {
+                write!(f, "record offset delta {found} where {expected} was expected")
+            }
+            ScanError::Trailing(n) => write!(f, "{n} bytes after the last record"),
+        }
+    }
+}
+
+/// Reads an unsigned LEB128 varint of at most `max` bytes from `buf[*pos..]`.
+#[inline(always)]
+fn read_uvarint(buf: &[u8], pos: &mut usize, max: usize) -> Result<u64, ScanError> {
+    let first = *buf.get(*pos).ok_or(ScanError::Truncated)?;
+    *pos += 1;
+    if first < 0x80 {
+        return Ok(u64::from(first)); // the common case: small lengths and deltas
+    }
+    let mut value = u64::from(first & 0x7f);
+    for i in 1..max {
+        let b = *buf.get(*pos).ok_or(ScanError::Truncated)?;
+        *pos += 1;
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Ok(value);
+        }
+    }
+    Err(ScanError::VarintTooLong)
+}
+
+#[inline(always)]
+fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i32, ScanError> {
+    let raw = read_uvarint(buf, pos, 5)?;
+    let raw = u32::try_from(raw).map_err(|_| ScanError::VarintTooLong)?;
+    Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+}
+
+#[inline(always)]
+fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, ScanError> {
+    let raw = read_uvarint(buf, pos, 10)?;
+    Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+/// Skips a varint length and that many bytes; returns whether it was null (-1).
+#[inline(always)]
+fn skip_bytes(buf: &[u8], pos: &mut usize) -> Result<bool, ScanError> {
+    let len = read_varint(buf, pos)?;
+    if len == -1 {
+        return Ok(true);
+    }
+    if len < 0 || len as usize > buf.len() - *pos {
+        return Err(ScanError::BadFieldLength(len));
+    }
+    *pos += len as usize;
+    Ok(false)
+}
+
+/// Checks an uncompressed records payload record by record without building anything
+/// (the produce hot path): every record's fields fill exactly its declared length, offset
+/// deltas are 0, 1, 2, ..., and nothing follows the last record. Returns whether some key
+/// is null and the largest timestamp delta.
+pub fn scan_uncompressed(payload: &[u8], count: i32) -> Result<(bool, i64), ScanError> {
+    let mut pos = 0usize;
+    let mut null_key = false;
+    let mut max_delta = i64::MIN;
+    for expected in 0..count.max(0) {
+        let len = read_varint(payload, &mut pos)?;
+        if len < 0 || len as usize > payload.len() - pos {
+            return Err(ScanError::BadRecordLength(len));
+        }
+        let start = pos;
+        let end = pos + len as usize;
+        // Parse within the record only: a field running past its record is an error.
+        let rec = &payload[..end];
+        let mut p = start;
+        if p >= end {
+            return Err(ScanError::Truncated);
+        }
+        p += 1; // attributes
+        let ts_delta = read_varlong(rec, &mut p)?;
+        let offset_delta = read_varint(rec, &mut p)?;
+        if offset_delta != expected {
+            return Err(ScanError::OffsetDelta { found: offset_delta, expected });
+        }
+        null_key |= skip_bytes(rec, &mut p)?;
+        skip_bytes(rec, &mut p)?;
+        let headers = read_varint(rec, &mut p)?;
+        if headers < 0 {
+            return Err(ScanError::BadHeaderCount(headers));
+        }
+        for _ in 0..headers {
+            if skip_bytes(rec, &mut p)? {
+                return Err(ScanError::NullHeaderKey);
+            }
+            skip_bytes(rec, &mut p)?;
+        }
+        if p != end {
+            return Err(ScanError::SizeMismatch { declared: len, used: p - start });
+        }
+        max_delta = max_delta.max(ts_delta);
+        pos = end;
+    }
+    if pos != payload.len() {
+        return Err(ScanError::Trailing(payload.len() - pos));
+    }
+    Ok((null_key, max_delta))
 }
 
 /// What a structural walk of an uncompressed batch learned.
@@ -947,5 +1061,45 @@ mod tests {
         assert_eq!(decrement_sequence(0, 1), i32::MAX);
         assert_eq!(decrement_sequence(1, 3), i32::MAX - 1);
         assert_eq!(decrement_sequence(8, 3), 5);
+    }
+
+    /// The hot-path scanner accepts exactly what the general record iterator accepts,
+    /// on valid payloads and on thousands of random corruptions of them.
+    #[test]
+    fn fast_scanner_agrees_with_the_record_iterator() {
+        use rand::{Rng, SeedableRng};
+        let reference = |payload: &[u8], count: i32| -> Result<bool, ()> {
+            let mut iter = RecordIter::new(payload, count);
+            let mut null_key = false;
+            for (expected, rec) in (0i32..).zip(iter.by_ref()) {
+                let rec = rec.map_err(|_| ())?;
+                if rec.offset_delta != expected {
+                    return Err(());
+                }
+                null_key |= rec.key.is_none();
+            }
+            if iter.trailing_bytes() != 0 {
+                return Err(());
+            }
+            Ok(null_key)
+        };
+        let b = sample();
+        let batch = Batch::parse(&b).unwrap();
+        let payload = batch.records_payload().to_vec();
+        let count = batch.record_count();
+        assert_eq!(scan_uncompressed(&payload, count).map(|r| r.0), Ok(true));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..20_000 {
+            let mut p = payload.clone();
+            for _ in 0..rng.gen_range(1..4) {
+                let i = rng.gen_range(0..p.len());
+                p[i] = rng.gen();
+            }
+            if rng.gen_bool(0.2) {
+                p.truncate(rng.gen_range(0..p.len()));
+            }
+            let fast = scan_uncompressed(&p, count).map(|r| r.0).map_err(|_| ());
+            assert_eq!(fast, reference(&p, count), "disagreement on {p:?}");
+        }
     }
 }

@@ -481,13 +481,10 @@ impl Segment {
         walk_batches(&self.file, &self.log_path(), 0, self.size, f)
     }
 
-    /// Reads `len` bytes at `pos`.
+    /// Reads `len` bytes at `pos` (the fetch path: no zero-fill of a buffer `pread`
+    /// overwrites anyway).
     pub fn read_bytes(&self, pos: u64, len: usize) -> Result<Vec<u8>, StorageError> {
-        let mut buf = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut buf, pos)
-            .map_err(|e| StorageError::io(self.log_path(), e))?;
-        Ok(buf)
+        read_exact_at_uninit(&self.file, pos, len).map_err(|e| StorageError::io(self.log_path(), e))
     }
 
     /// Header scanner from `pos` to the end of the segment.
@@ -1060,3 +1057,40 @@ mod tests {
         );
     }
 }
+
+/// `pread` of exactly `len` bytes at `pos` into a fresh buffer, without initialising it
+/// first. Short reads are retried; end of file before `len` bytes is `UnexpectedEof`.
+fn read_exact_at_uninit(file: &std::fs::File, pos: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    let mut done = 0usize;
+    while done < len {
+        let offset = libc::off_t::try_from(pos + done as u64)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "file offset overflows off_t"))?;
+        // SAFETY: the destination is the vector's spare capacity from `done` to `len`
+        // (allocated above, not aliased), and pread writes at most `len - done` bytes there.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                buf.as_mut_ptr().add(done).cast::<libc::c_void>(),
+                len - done,
+                offset,
+            )
+        };
+        match n {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n if n < 0 => {
+                let err = std::io::Error::last_os_error();
+                if err.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            n => done += n as usize,
+        }
+    }
+    // SAFETY: pread initialised exactly the first `len` bytes (the loop ends at `done == len`).
+    unsafe { buf.set_len(len) };
+    Ok(buf)
+}
+
