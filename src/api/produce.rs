@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -152,8 +151,7 @@ pub async fn handle(
                 ));
                 continue;
             }
-            let mut buf = BytesMut::from(&records[..]);
-            match partition.append_as_leader(&mut buf, acks, now) {
+            match partition.append_as_leader(&records, acks, now) {
                 Ok((appended, epoch)) => {
                     if acks == -1 {
                         pending.push(Pending {

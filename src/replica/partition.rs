@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::BytesMut;
 use tokio::sync::watch;
 
 use crate::storage::{
@@ -297,7 +296,7 @@ impl Partition {
     /// Appends a produce request's batches as leader.
     pub fn append_as_leader(
         &self,
-        records: &mut BytesMut,
+        records: &[u8],
         acks: i16,
         now_ms: i64,
     ) -> Result<(LeaderAppend, i32), PartitionError> {

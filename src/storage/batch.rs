@@ -400,6 +400,32 @@ pub mod patch {
         rewrite_crc(b);
     }
 
+    /// Header-only variants for appends that write a patched copy of the 61-byte header
+    /// followed by the untouched body. Each returns whether the CRC must be recomputed.
+    pub fn header_set_log_append_time(h: &mut [u8; BATCH_HEADER_SIZE], now_ms: i64) -> bool {
+        let attrs = be_i16(h, ATTRIBUTES_OFFSET) | TIMESTAMP_TYPE_MASK;
+        if attrs == be_i16(h, ATTRIBUTES_OFFSET) && be_i64(h, MAX_TIMESTAMP_OFFSET) == now_ms {
+            return false;
+        }
+        h[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
+        h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&now_ms.to_be_bytes());
+        true
+    }
+
+    pub fn header_set_max_timestamp(h: &mut [u8; BATCH_HEADER_SIZE], max_timestamp: i64) -> bool {
+        if be_i64(h, MAX_TIMESTAMP_OFFSET) == max_timestamp {
+            return false;
+        }
+        h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+        true
+    }
+
+    /// The CRC of a batch given its (patched) header and its body (bytes 61..).
+    pub fn header_rewrite_crc(h: &mut [u8; BATCH_HEADER_SIZE], body: &[u8]) {
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&h[ATTRIBUTES_OFFSET..]), body);
+        h[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
     /// Recomputes and stores the CRC over attributes..end.
     pub fn rewrite_crc(b: &mut [u8]) {
         let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);

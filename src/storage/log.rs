@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use super::batch::{patch, BatchError, BatchIter, HeaderFields};
+use super::batch::{patch, BatchError, BatchHeader, BatchIter, HeaderFields, BATCH_HEADER_SIZE};
 use super::checkpoint::{fsync_dir, write_partition_metadata};
 use super::config::{LogConfig, TimestampType};
 use super::error::{AppendError, IoContext, ReadError, StorageError};
@@ -275,7 +275,7 @@ impl Log {
     /// LogAppendTime timestamp if configured), then writes the bytes.
     pub fn append_as_leader(
         &mut self,
-        records: &mut BytesMut,
+        records: &[u8],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LeaderAppend, AppendError> {
@@ -337,18 +337,29 @@ impl Log {
             }
             LeaderCheck::Ok(update) => update,
         };
-        // Patch offsets, epoch and timestamps in place.
+        // Stamp offsets, epoch and timestamps into copies of the headers; the request's
+        // record bytes are written as received (one vectored write, no copy).
         let base_offset = self.next_offset;
         let mut next = base_offset;
+        let mut parts = Vec::with_capacity(batches.len());
         for b in &batches {
-            let bytes = &mut records[b.pos..b.pos + b.size];
-            patch::set_base_offset(bytes, next);
-            patch::set_partition_leader_epoch(bytes, leader_epoch);
-            if log_append_time {
-                patch::set_log_append_time(bytes, now_ms);
+            let bytes = &records[b.pos..b.pos + b.size];
+            let body = &bytes[BATCH_HEADER_SIZE..];
+            let mut header = [0u8; BATCH_HEADER_SIZE];
+            header.copy_from_slice(&bytes[..BATCH_HEADER_SIZE]);
+            patch::set_base_offset(&mut header, next);
+            patch::set_partition_leader_epoch(&mut header, leader_epoch);
+            let crc_changed = if log_append_time {
+                patch::header_set_log_append_time(&mut header, now_ms)
             } else if b.fix_max_timestamp {
-                patch::set_max_timestamp(bytes, b.max_timestamp);
+                patch::header_set_max_timestamp(&mut header, b.max_timestamp)
+            } else {
+                false
+            };
+            if crc_changed {
+                patch::header_rewrite_crc(&mut header, body);
             }
+            parts.push((BatchHeader(header), body));
             next += b.last_offset_delta as i64 + 1;
         }
         let last_offset = next - 1;
@@ -361,7 +372,7 @@ impl Log {
             now_ms,
         )?;
         self.epochs.assign(leader_epoch, base_offset)?;
-        self.active_mut().append(records, now_ms)?;
+        self.active_mut().append_parts(&parts, now_ms)?;
         self.producers.apply(update, next);
         self.next_offset = next;
         self.after_append(record_count, now_ms)?;

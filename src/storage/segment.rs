@@ -423,6 +423,20 @@ impl Segment {
     /// Appends already-validated batches with final offsets, adding index entries every
     /// `index.interval.bytes` (Kafka: entry = (batch last offset, batch position)).
     pub fn append(&mut self, bytes: &[u8], now_ms: i64) -> Result<(), StorageError> {
+        let mut parts = Vec::new();
+        for item in BatchIter::new(bytes) {
+            let (pos, b) = item.map_err(|e| {
+                StorageError::InvalidArgument(format!("append of malformed batch: {e}"))
+            })?;
+            parts.push((b.header(), &bytes[pos + BATCH_HEADER_SIZE..pos + b.size()]));
+        }
+        self.append_parts(&parts, now_ms)
+    }
+
+    /// Appends batches given as (header, body after the header) pairs, written with one
+    /// vectored positioned write: the leader patches only header copies, never the
+    /// request's record bytes.
+    pub fn append_parts(&mut self, parts: &[(BatchHeader, &[u8])], now_ms: i64) -> Result<(), StorageError> {
         let mut offset_entries = Vec::new();
         let mut time_entries = Vec::new();
         let mut physical = self.size;
@@ -431,10 +445,8 @@ impl Segment {
         let mut since = self.bytes_since_last_index_entry;
         let mut rolling = self.rolling_based_timestamp;
         let mut next = self.next_offset;
-        for item in BatchIter::new(bytes) {
-            let (_, b) = item.map_err(|e| {
-                StorageError::InvalidArgument(format!("append of malformed batch: {e}"))
-            })?;
+        for (b, body) in parts {
+            debug_assert_eq!(b.size(), BATCH_HEADER_SIZE + body.len(), "header length matches the body");
             if b.max_timestamp() > max_ts {
                 max_ts = b.max_timestamp();
                 off_max = b.last_offset();
@@ -453,8 +465,12 @@ impl Segment {
             );
             next = b.next_offset();
         }
-        self.file
-            .write_all_at(bytes, self.size)
+        let mut slices = Vec::with_capacity(parts.len() * 2);
+        for (h, body) in parts {
+            slices.push(std::io::IoSlice::new(&h.0));
+            slices.push(std::io::IoSlice::new(body));
+        }
+        write_all_vectored_at(&self.file, &mut slices, self.size)
             .map_err(|e| StorageError::io(self.log_path(), e))?;
         self.size = physical;
         self.dirty = true;
@@ -1092,5 +1108,34 @@ fn read_exact_at_uninit(file: &std::fs::File, pos: u64, len: usize) -> std::io::
     // SAFETY: pread initialised exactly the first `len` bytes (the loop ends at `done == len`).
     unsafe { buf.set_len(len) };
     Ok(buf)
+}
+
+/// `pwritev` of every slice at `pos`, retrying short writes.
+fn write_all_vectored_at(file: &std::fs::File, mut slices: &mut [std::io::IoSlice<'_>], mut pos: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // Linux accepts at most IOV_MAX (1024) iovecs per call.
+    const IOV_MAX: usize = 1024;
+    std::io::IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        let n_iov = slices.len().min(IOV_MAX);
+        let offset = libc::off_t::try_from(pos)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "file offset overflows off_t"))?;
+        // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix (documented by std);
+        // the slices borrow live buffers for the duration of the call.
+        let n = unsafe { libc::pwritev(file.as_raw_fd(), slices.as_ptr().cast::<libc::iovec>(), n_iov as libc::c_int, offset) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        pos += n as u64;
+        std::io::IoSlice::advance_slices(&mut slices, n as usize);
+    }
+    Ok(())
 }
 
