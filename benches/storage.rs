@@ -68,8 +68,8 @@ fn main() {
         let batches = total / batch_len;
         let start = Instant::now();
         for _ in 0..batches {
-            let mut b = template.clone();
-            log.append_as_leader(&mut b, 0, 0).expect("append");
+            let b = template.clone();
+            log.append_as_leader(&b, 0, 0).expect("append");
         }
         let secs = start.elapsed().as_secs_f64();
         println!(

@@ -4,8 +4,8 @@
 //! address, and on Ctrl-C (or SIGTERM) stops the brokers (controlled shutdown) and then
 //! the mini-zookeeper.
 
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

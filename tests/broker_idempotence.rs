@@ -16,7 +16,14 @@ const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 
 fn producer_id(c: &mut Client) -> i64 {
-    let r = c.send(&InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000), 4).expect("InitProducerId");
+    let r = c
+        .send(
+            &InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000),
+            4,
+        )
+        .expect("InitProducerId");
     assert_eq!(r.error_code, 0);
     assert_eq!(r.producer_epoch, 0);
     r.producer_id.0
@@ -51,17 +58,28 @@ fn retries_are_deduplicated_even_across_restart_and_bad_sequences_are_refused() 
 
     // A gap in the sequence.
     let gap = batch_with_producer(&[b"x"], Compression::None, pid, 0, 9);
-    assert_eq!(c.produce("idem", 0, gap, -1).0, OUT_OF_ORDER_SEQUENCE_NUMBER);
+    assert_eq!(
+        c.produce("idem", 0, gap, -1).0,
+        OUT_OF_ORDER_SEQUENCE_NUMBER
+    );
 
     // Producer state survives a crash: the retry is still recognised.
     cluster.brokers[0].process.kill();
     cluster.brokers[0].process.start();
     cluster.wait_for_broker(0);
     let mut c = cluster.client(0);
-    common::wait_until(std::time::Duration::from_secs(30), "leader after restart", || c.leader("idem", 0) == 1);
+    common::wait_until(
+        std::time::Duration::from_secs(30),
+        "leader after restart",
+        || c.leader("idem", 0) == 1,
+    );
     assert_eq!(c.produce("idem", 0, second, -1), (0, 3));
     assert_eq!(c.produce("idem", 0, first, -1), (0, 0));
-    assert_eq!(c.read_all("idem", 0, 0).len(), 4, "no duplicates after restart");
+    assert_eq!(
+        c.read_all("idem", 0, 0).len(),
+        4,
+        "no duplicates after restart"
+    );
 
     // A newer epoch fences the older one.
     let bumped = batch_with_producer(&[b"e"], Compression::None, pid, 1, 0);

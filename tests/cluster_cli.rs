@@ -10,13 +10,31 @@ use std::time::{Duration, Instant};
 use common::{free_port, GREGOR};
 
 fn gregor(args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    let mut child = Command::new(GREGOR).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(GREGOR)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[test]
@@ -28,7 +46,12 @@ fn cluster_command_serves_the_cli_and_stops_on_ctrl_c() {
     let mut cluster = Command::new(GREGOR)
         .args(["cluster", "--brokers", "3", "--data"])
         .arg(dir.path())
-        .args(["--zookeeper-port", &zk_port, "--base-port", &base.to_string()])
+        .args([
+            "--zookeeper-port",
+            &zk_port,
+            "--base-port",
+            &base.to_string(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -48,30 +71,87 @@ fn cluster_command_serves_the_cli_and_stops_on_ctrl_c() {
             break;
         }
     }
-    assert_eq!(bootstrap.split(',').count(), 3, "bootstrap line: {bootstrap}");
+    assert_eq!(
+        bootstrap.split(',').count(),
+        3,
+        "bootstrap line: {bootstrap}"
+    );
     let b = bootstrap.split(',').next().unwrap();
 
-    let (ok, text) = gregor(&["topics", "--bootstrap-server", b, "create", "cli", "--partitions", "3", "--replication-factor", "3", "--config", "retention.ms=3600000"], None);
+    let (ok, text) = gregor(
+        &[
+            "topics",
+            "--bootstrap-server",
+            b,
+            "create",
+            "cli",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "3",
+            "--config",
+            "retention.ms=3600000",
+        ],
+        None,
+    );
     assert!(ok, "{text}");
-    let input: String = (0..30).map(|i| format!("key{}:value{i}\n", i % 5)).collect();
-    let (ok, text) = gregor(&["produce", "--bootstrap-server", b, "--topic", "cli", "--key-separator", ":"], Some(&input));
+    let input: String = (0..30)
+        .map(|i| format!("key{}:value{i}\n", i % 5))
+        .collect();
+    let (ok, text) = gregor(
+        &[
+            "produce",
+            "--bootstrap-server",
+            b,
+            "--topic",
+            "cli",
+            "--key-separator",
+            ":",
+        ],
+        Some(&input),
+    );
     assert!(ok, "{text}");
-    let (ok, text) = gregor(&["consume", "--bootstrap-server", b, "--topic", "cli", "--from-beginning", "--max-messages", "30", "--print-key"], None);
+    let (ok, text) = gregor(
+        &[
+            "consume",
+            "--bootstrap-server",
+            b,
+            "--topic",
+            "cli",
+            "--from-beginning",
+            "--max-messages",
+            "30",
+            "--print-key",
+        ],
+        None,
+    );
     assert!(ok, "{text}");
     let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("key")).collect();
     assert_eq!(lines.len(), 30, "{text}");
     for i in 0..30 {
-        assert!(lines.contains(&format!("key{}\tvalue{i}", i % 5).as_str()), "value{i} missing");
+        assert!(
+            lines.contains(&format!("key{}\tvalue{i}", i % 5).as_str()),
+            "value{i} missing"
+        );
     }
-    let (ok, text) = gregor(&["topics", "--bootstrap-server", b, "describe", "cli"], None);
+    let (ok, text) = gregor(
+        &["topics", "--bootstrap-server", b, "describe", "cli"],
+        None,
+    );
     assert!(ok, "{text}");
-    assert!(text.contains("PartitionCount: 3") && text.contains("ReplicationFactor: 3"), "{text}");
+    assert!(
+        text.contains("PartitionCount: 3") && text.contains("ReplicationFactor: 3"),
+        "{text}"
+    );
     assert!(text.contains("Configs: retention.ms=3600000"), "{text}");
     assert_eq!(text.matches("Isr: ").count(), 3, "{text}");
     assert!(text.contains("Under-replicated partitions: none"), "{text}");
 
     // Ctrl-C: everything stops, brokers first.
-    Command::new("kill").args(["-INT", &cluster.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-INT", &cluster.id().to_string()])
+        .status()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Some(status) = cluster.try_wait().unwrap() {
@@ -84,7 +164,13 @@ fn cluster_command_serves_the_cli_and_stops_on_ctrl_c() {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut cluster.stderr.take().unwrap(), &mut rest).unwrap();
     for name in ["broker-1", "broker-2", "broker-3", "zookeeper"] {
-        assert!(rest.contains(&format!("{name} stopped")), "{name} not stopped cleanly: {rest}");
+        assert!(
+            rest.contains(&format!("{name} stopped")),
+            "{name} not stopped cleanly: {rest}"
+        );
     }
-    assert!(std::net::TcpStream::connect(b).is_err(), "broker still listening");
+    assert!(
+        std::net::TcpStream::connect(b).is_err(),
+        "broker still listening"
+    );
 }

@@ -52,7 +52,11 @@ struct Router {
 
 impl Router {
     fn new(addrs: Vec<String>) -> Self {
-        Router { addrs, conns: HashMap::new(), leaders: BTreeMap::new() }
+        Router {
+            addrs,
+            conns: HashMap::new(),
+            leaders: BTreeMap::new(),
+        }
     }
 
     fn conn(&mut self, addr: &str) -> Option<&mut Client> {
@@ -68,7 +72,11 @@ impl Router {
             let Some(c) = self.conn(&addr) else { continue };
             match c.metadata(Some(&[TOPIC])) {
                 Ok(md) => {
-                    let brokers: HashMap<i32, String> = md.brokers.iter().map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port))).collect();
+                    let brokers: HashMap<i32, String> = md
+                        .brokers
+                        .iter()
+                        .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+                        .collect();
                     self.leaders.clear();
                     if let Some(t) = md.topics.first() {
                         for p in &t.partitions {
@@ -88,11 +96,20 @@ impl Router {
 
     /// Sends one value once. Ok(offset) only when acknowledged with acks=all.
     fn send_once(&mut self, partition: i32, value: &str) -> Result<i64, ()> {
-        let Some(addr) = self.leaders.get(&partition).cloned() else { return Err(()) };
-        let Some(c) = self.conn(&addr) else { return Err(()) };
-        let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(3000).with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic_name(TOPIC))
-            .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(batch(&[value.as_bytes()], Compression::None)))])]);
+        let Some(addr) = self.leaders.get(&partition).cloned() else {
+            return Err(());
+        };
+        let Some(c) = self.conn(&addr) else {
+            return Err(());
+        };
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(3000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic_name(TOPIC))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(batch(&[value.as_bytes()], Compression::None)))])]);
         match c.send(&req, 9) {
             Ok(resp) => {
                 let p = &resp.responses[0].partition_responses[0];
@@ -110,7 +127,12 @@ impl Router {
     }
 }
 
-fn producer(id: usize, addrs: Vec<String>, stop: Arc<AtomicBool>, sent: Arc<Mutex<HashSet<String>>>) -> Vec<Ack> {
+fn producer(
+    id: usize,
+    addrs: Vec<String>,
+    stop: Arc<AtomicBool>,
+    sent: Arc<Mutex<HashSet<String>>>,
+) -> Vec<Ack> {
     let mut router = Router::new(addrs);
     router.refresh();
     let mut acks = Vec::new();
@@ -122,7 +144,13 @@ fn producer(id: usize, addrs: Vec<String>, stop: Arc<AtomicBool>, sent: Arc<Mute
         sent.lock().unwrap().insert(value.clone());
         let sent_at = Instant::now();
         match router.send_once(partition, &value) {
-            Ok(offset) => acks.push(Ack { value, partition, offset, sent_at, acked_at: Instant::now() }),
+            Ok(offset) => acks.push(Ack {
+                value,
+                partition,
+                offset,
+                sent_at,
+                acked_at: Instant::now(),
+            }),
             Err(()) => {
                 router.refresh();
                 std::thread::sleep(Duration::from_millis(20));
@@ -151,7 +179,10 @@ fn read_partition(addrs: &[String], partition: i32) -> Vec<(i64, String)> {
                     }
                     for (o, v) in decode(records) {
                         if o >= offset {
-                            out.push((o, String::from_utf8(v.unwrap_or_default().to_vec()).unwrap()));
+                            out.push((
+                                o,
+                                String::from_utf8(v.unwrap_or_default().to_vec()).unwrap(),
+                            ));
                             offset = o + 1;
                         }
                     }
@@ -161,7 +192,10 @@ fn read_partition(addrs: &[String], partition: i32) -> Vec<(i64, String)> {
                 }
             }
         }
-        assert!(Instant::now() < deadline, "cannot read partition {partition}");
+        assert!(
+            Instant::now() < deadline,
+            "cannot read partition {partition}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -171,22 +205,50 @@ fn acknowledged_writes_survive_kills_and_partitions() {
     if let Err(e) = NetCluster::available() {
         panic!("this test needs network namespaces (root + iproute2): {e}");
     }
-    let seed: u64 = std::env::var("GREGOR_JEPSEN_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
-    let secs: u64 = std::env::var("GREGOR_JEPSEN_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let seed: u64 = std::env::var("GREGOR_JEPSEN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let secs: u64 = std::env::var("GREGOR_JEPSEN_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
     eprintln!("jepsen: seed {seed} (replay with GREGOR_JEPSEN_SEED={seed}), nemesis for {secs}s");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
-    let mut cluster = NetCluster::start(3, &[("min.insync.replicas", "2"), ("replica.lag.time.max.ms", "10000"), ("leader.imbalance.check.interval.seconds", "5")]);
+    let mut cluster = NetCluster::start(
+        3,
+        &[
+            ("min.insync.replicas", "2"),
+            ("replica.lag.time.max.ms", "10000"),
+            ("leader.imbalance.check.interval.seconds", "5"),
+        ],
+    );
     let addrs = cluster.bootstrap();
     let mut admin = None;
     wait_until(Duration::from_secs(60), "a broker to answer", || {
         admin = addrs.iter().find_map(|a| Client::connect(a).ok());
-        admin.as_mut().is_some_and(|c| c.metadata(None).map(|m| m.brokers.len() == 3).unwrap_or(false))
+        admin.as_mut().is_some_and(|c| {
+            c.metadata(None)
+                .map(|m| m.brokers.len() == 3)
+                .unwrap_or(false)
+        })
     });
     let mut admin = admin.unwrap();
-    assert_eq!(admin.create_topic(TOPIC, PARTITIONS, 3, &[("min.insync.replicas", "2")]), 0);
+    assert_eq!(
+        admin.create_topic(TOPIC, PARTITIONS, 3, &[("min.insync.replicas", "2")]),
+        0
+    );
     wait_until(Duration::from_secs(60), "full ISRs", || {
-        admin.metadata(Some(&[TOPIC])).map(|m| m.topics[0].partitions.iter().all(|p| p.isr_nodes.len() == 3)).unwrap_or(false)
+        admin
+            .metadata(Some(&[TOPIC]))
+            .map(|m| {
+                m.topics[0]
+                    .partitions
+                    .iter()
+                    .all(|p| p.isr_nodes.len() == 3)
+            })
+            .unwrap_or(false)
     });
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -223,12 +285,18 @@ fn acknowledged_writes_survive_kills_and_partitions() {
                     vanished = Client::connect(&addrs[peer])
                         .ok()
                         .and_then(|mut c| c.metadata(None).ok())
-                        .is_some_and(|m| !m.brokers.iter().any(|b| b.node_id.0 == victim as i32 + 1));
+                        .is_some_and(|m| {
+                            !m.brokers.iter().any(|b| b.node_id.0 == victim as i32 + 1)
+                        });
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
             if hold > Duration::from_secs(9) {
-                assert!(vanished, "broker {} was cut for {hold:?} but its peers still listed it", victim + 1);
+                assert!(
+                    vanished,
+                    "broker {} was cut for {hold:?} but its peers still listed it",
+                    victim + 1
+                );
                 long_cuts += 1;
             }
             cluster.heal();
@@ -236,16 +304,30 @@ fn acknowledged_writes_survive_kills_and_partitions() {
     }
     eprintln!("jepsen: faults: {} ({long_cuts} cuts long enough to expire the victim's session, each verified)", faults.join(", "));
     // Let the cluster settle with every broker back, then stop the producers.
-    wait_until(Duration::from_secs(120), "all brokers back in every ISR", || {
-        addrs.iter().any(|a| {
-            Client::connect(a).ok().and_then(|mut c| c.metadata(Some(&[TOPIC])).ok()).is_some_and(|m| {
-                m.brokers.len() == 3 && m.topics[0].partitions.iter().all(|p| p.leader_id.0 >= 0 && p.isr_nodes.len() == 3)
+    wait_until(
+        Duration::from_secs(120),
+        "all brokers back in every ISR",
+        || {
+            addrs.iter().any(|a| {
+                Client::connect(a)
+                    .ok()
+                    .and_then(|mut c| c.metadata(Some(&[TOPIC])).ok())
+                    .is_some_and(|m| {
+                        m.brokers.len() == 3
+                            && m.topics[0]
+                                .partitions
+                                .iter()
+                                .all(|p| p.leader_id.0 >= 0 && p.isr_nodes.len() == 3)
+                    })
             })
-        })
-    });
+        },
+    );
     std::thread::sleep(Duration::from_secs(2)); // a little clean traffic after the storm
     stop.store(true, Ordering::Relaxed);
-    let acks: Vec<Ack> = producers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let acks: Vec<Ack> = producers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     let sent = sent.lock().unwrap().clone();
 
     // Read everything back and check.
@@ -280,7 +362,10 @@ fn acknowledged_writes_survive_kills_and_partitions() {
             }
         }
     }
-    let unacked_dups = occurrences.iter().filter(|(v, at)| at.len() > 1 && !acks.iter().any(|a| a.value == **v)).count();
+    let unacked_dups = occurrences
+        .iter()
+        .filter(|(v, at)| at.len() > 1 && !acks.iter().any(|a| a.value == **v))
+        .count();
     let phantom = occurrences.keys().filter(|v| !sent.contains(**v)).count();
     // Real-time order: if a was acknowledged before b was sent (same partition), a comes first.
     let mut reordered = 0;
@@ -304,10 +389,18 @@ fn acknowledged_writes_survive_kills_and_partitions() {
         duplicated + unacked_dups,
         reordered + misplaced
     );
-    assert!(acks.len() > 1000, "too few acknowledged writes ({}) for a meaningful check", acks.len());
+    assert!(
+        acks.len() > 1000,
+        "too few acknowledged writes ({}) for a meaningful check",
+        acks.len()
+    );
     assert_eq!(lost, 0, "acknowledged writes lost");
     assert_eq!(duplicated + unacked_dups, 0, "values duplicated");
-    assert_eq!(reordered + misplaced, 0, "acknowledged writes reordered or moved");
+    assert_eq!(
+        reordered + misplaced,
+        0,
+        "acknowledged writes reordered or moved"
+    );
     assert_eq!(phantom, 0, "values that were never sent");
 }
 
@@ -320,29 +413,50 @@ fn cut_off_leader_cannot_acknowledge_and_its_divergent_tail_is_truncated() {
     if let Err(e) = NetCluster::available() {
         panic!("this test needs network namespaces (root + iproute2): {e}");
     }
-    let mut cluster = NetCluster::start(3, &[("min.insync.replicas", "2"), ("leader.imbalance.check.interval.seconds", "1")]);
+    let mut cluster = NetCluster::start(
+        3,
+        &[
+            ("min.insync.replicas", "2"),
+            ("leader.imbalance.check.interval.seconds", "1"),
+        ],
+    );
     let addrs = cluster.bootstrap();
     let mut admin = None;
     wait_until(Duration::from_secs(60), "three brokers", || {
         admin = addrs.iter().find_map(|a| Client::connect(a).ok());
-        admin.as_mut().is_some_and(|c| c.metadata(None).map(|m| m.brokers.len() == 3).unwrap_or(false))
+        admin.as_mut().is_some_and(|c| {
+            c.metadata(None)
+                .map(|m| m.brokers.len() == 3)
+                .unwrap_or(false)
+        })
     });
     let mut admin = admin.unwrap();
     assert_eq!(admin.create_topic("fence", 1, 3, &[]), 0);
     wait_until(Duration::from_secs(60), "full ISR", || {
-        admin.metadata(Some(&["fence"])).map(|m| m.topics[0].partitions[0].isr_nodes.len() == 3).unwrap_or(false)
+        admin
+            .metadata(Some(&["fence"]))
+            .map(|m| m.topics[0].partitions[0].isr_nodes.len() == 3)
+            .unwrap_or(false)
     });
     let old_leader = admin.leader("fence", 0);
     let old = (old_leader - 1) as usize;
     let mut to_old = Client::connect(&addrs[old]).unwrap();
-    assert_eq!(to_old.produce("fence", 0, batch(&[b"committed"], Compression::None), -1), (0, 0));
+    assert_eq!(
+        to_old.produce("fence", 0, batch(&[b"committed"], Compression::None), -1),
+        (0, 0)
+    );
 
     cluster.cut(old);
     // The isolated leader cannot replicate: acks=all is never acknowledged.
     let (err, _) = to_old.produce("fence", 0, batch(&[b"never-acked"], Compression::None), -1);
     assert_ne!(err, 0, "a cut-off leader acknowledged an acks=all write");
     // acks=1 lands only in its own log: a divergent tail.
-    assert_eq!(to_old.produce("fence", 0, batch(&[b"divergent"], Compression::None), 1).0, 0);
+    assert_eq!(
+        to_old
+            .produce("fence", 0, batch(&[b"divergent"], Compression::None), 1)
+            .0,
+        0
+    );
 
     // The others elect a new leader (after the old one's session expires) and move on.
     let peer = (old + 1) % 3;
@@ -353,26 +467,50 @@ fn cut_off_leader_cannot_acknowledge_and_its_divergent_tail_is_truncated() {
     });
     let new_leader = to_peer.leader("fence", 0);
     let mut to_new = Client::connect(&addrs[(new_leader - 1) as usize]).unwrap();
-    assert_eq!(to_new.produce("fence", 0, batch(&[b"after"], Compression::None), -1), (0, 1));
+    assert_eq!(
+        to_new.produce("fence", 0, batch(&[b"after"], Compression::None), -1),
+        (0, 1)
+    );
 
     // Heal: the old leader rejoins as a follower, truncates, catches up; preferred
     // leader election may even give it leadership back. Either way the log is the same.
     cluster.heal();
-    wait_until(Duration::from_secs(60), "old leader back in the ISR", || {
-        to_new = Client::connect(&addrs[peer]).unwrap();
-        to_new.metadata(Some(&["fence"])).map(|m| m.topics[0].partitions[0].isr_nodes.len() == 3).unwrap_or(false)
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "old leader back in the ISR",
+        || {
+            to_new = Client::connect(&addrs[peer]).unwrap();
+            to_new
+                .metadata(Some(&["fence"]))
+                .map(|m| m.topics[0].partitions[0].isr_nodes.len() == 3)
+                .unwrap_or(false)
+        },
+    );
     for i in 0..3 {
         // Ask every broker for the leader and read from it.
         let mut c = Client::connect(&addrs[i]).unwrap();
         let leader = c.leader("fence", 0);
         let mut lc = Client::connect(&addrs[(leader - 1) as usize]).unwrap();
-        let values: Vec<String> = lc.read_all("fence", 0, 0).into_iter().map(|(_, v)| String::from_utf8(v.unwrap().to_vec()).unwrap()).collect();
-        assert_eq!(values, vec!["committed", "after"], "divergent or unacknowledged data survived");
+        let values: Vec<String> = lc
+            .read_all("fence", 0, 0)
+            .into_iter()
+            .map(|(_, v)| String::from_utf8(v.unwrap().to_vec()).unwrap())
+            .collect();
+        assert_eq!(
+            values,
+            vec!["committed", "after"],
+            "divergent or unacknowledged data survived"
+        );
     }
     // Make the old leader lead again and read its own log: the divergent tail is gone.
-    wait_until(Duration::from_secs(60), "preferred leader back", || to_peer.leader("fence", 0) == old_leader);
+    wait_until(Duration::from_secs(60), "preferred leader back", || {
+        to_peer.leader("fence", 0) == old_leader
+    });
     let mut back = Client::connect(&addrs[old]).unwrap();
-    let values: Vec<String> = back.read_all("fence", 0, 0).into_iter().map(|(_, v)| String::from_utf8(v.unwrap().to_vec()).unwrap()).collect();
+    let values: Vec<String> = back
+        .read_all("fence", 0, 0)
+        .into_iter()
+        .map(|(_, v)| String::from_utf8(v.unwrap().to_vec()).unwrap())
+        .collect();
     assert_eq!(values, vec!["committed", "after"]);
 }

@@ -22,8 +22,8 @@ fn round_trip_every_codec_across_segment_rolls() {
     let mut ts = 1_000;
     for round in 0..6 {
         for codec in CODECS {
-            let mut b = batch_with(7, 60, ts, codec, None, &format!("{round}"));
-            let r = log.append_as_leader(&mut b, 0, ts).unwrap();
+            let b = batch_with(7, 60, ts, codec, None, &format!("{round}"));
+            let r = log.append_as_leader(&b, 0, ts).unwrap();
             assert_eq!(r.last_offset - r.base_offset + 1, 7);
             assert_eq!(r.record_count, 7);
             assert!(!r.duplicate);
@@ -68,7 +68,7 @@ fn reads_start_mid_batch_and_respect_limits() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = new_log(dir.path(), small_config());
     for i in 0..20 {
-        log.append_as_leader(&mut batch(5, i * 100), 0, 0).unwrap();
+        log.append_as_leader(&batch(5, i * 100), 0, 0).unwrap();
     }
     let batch_size = batch(5, 0).len();
     // mid-batch start returns the whole containing batch
@@ -118,7 +118,7 @@ fn timestamp_lookups() {
     for i in 0..30i64 {
         let codec = CODECS[(i % 5) as usize];
         log.append_as_leader(
-            &mut batch_with(4, 30, 1000 + 10 * i, codec, None, "t"),
+            &batch_with(4, 30, 1000 + 10 * i, codec, None, "t"),
             (i / 10) as i32,
             0,
         )
@@ -159,9 +159,9 @@ fn timestamp_lookups() {
 fn max_timestamp_is_first_record_with_largest_timestamp() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = new_log(dir.path(), small_config());
-    log.append_as_leader(&mut batch(3, 5000), 0, 0).unwrap(); // 0..2, ts 5000..5002
-    log.append_as_leader(&mut batch(3, 100), 0, 0).unwrap(); // 3..5
-    log.append_as_leader(&mut batch(3, 5000), 0, 0).unwrap(); // 6..8, same max again
+    log.append_as_leader(&batch(3, 5000), 0, 0).unwrap(); // 0..2, ts 5000..5002
+    log.append_as_leader(&batch(3, 100), 0, 0).unwrap(); // 3..5
+    log.append_as_leader(&batch(3, 5000), 0, 0).unwrap(); // 6..8, same max again
     let max = log.max_timestamp_and_offset().unwrap();
     assert_eq!((max.timestamp, max.offset), (5002, 2));
 }
@@ -177,7 +177,7 @@ fn log_append_time_sets_timestamps() {
     for (i, codec) in CODECS.into_iter().enumerate() {
         let now = 77_000 + i as i64;
         let r = log
-            .append_as_leader(&mut batch_with(3, 10, 5, codec, None, ""), 0, now)
+            .append_as_leader(&batch_with(3, 10, 5, codec, None, ""), 0, now)
             .unwrap();
         assert_eq!(r.log_append_time_ms, now);
     }
@@ -203,7 +203,7 @@ fn retention_by_time_and_size_advances_log_start() {
     };
     let mut log = new_log(dir.path(), cfg);
     for i in 0..60i64 {
-        log.append_as_leader(&mut batch(5, i * 1000), 0, i * 1000)
+        log.append_as_leader(&batch(5, i * 1000), 0, i * 1000)
             .unwrap();
     }
     let segs = log.segment_count();
@@ -242,7 +242,7 @@ fn retention_by_time_and_size_advances_log_start() {
     assert_eq!(log.segment_count(), 1);
     assert_eq!(log.size_bytes(), 0);
     // still appendable
-    let r = log.append_as_leader(&mut batch(2, 0), 0, 70_000).unwrap();
+    let r = log.append_as_leader(&batch(2, 0), 0, 70_000).unwrap();
     assert_eq!(r.base_offset, leo);
     // deleted files are gone
     assert_eq!(files_with_ext(&part_dir(dir.path()), ".log").len(), 1);
@@ -259,7 +259,7 @@ fn deleted_files_wait_for_file_delete_delay() {
     };
     let mut log = new_log(dir.path(), cfg);
     for i in 0..20 {
-        log.append_as_leader(&mut batch(5, i), 0, 0).unwrap();
+        log.append_as_leader(&batch(5, i), 0, 0).unwrap();
     }
     let n = log.delete_expired_segments(1_000, i64::MAX).unwrap();
     assert!(n > 0);
@@ -280,7 +280,7 @@ fn delete_records_moves_log_start() {
     };
     let mut log = new_log(dir.path(), cfg);
     for i in 0..40 {
-        log.append_as_leader(&mut batch(5, i), 0, 0).unwrap();
+        log.append_as_leader(&batch(5, i), 0, 0).unwrap();
     }
     let segs = log.segment_count();
     let second = log.segment_base_offsets()[2];
@@ -308,7 +308,7 @@ fn truncate_and_reappend() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = new_log(dir.path(), small_config());
     for i in 0..30 {
-        log.append_as_leader(&mut batch(4, i), (i / 10) as i32, 0)
+        log.append_as_leader(&batch(4, i), (i / 10) as i32, 0)
             .unwrap();
     }
     assert_eq!(log.epoch_entries(), vec![(0, 0), (1, 40), (2, 80)]);
@@ -318,7 +318,7 @@ fn truncate_and_reappend() {
     assert!(log.segment_count() < segs);
     assert_eq!(log.epoch_entries(), vec![(0, 0), (1, 40)]);
     assert_eq!(offsets(&read_all(&log)), (0..60).collect::<Vec<_>>());
-    let r = log.append_as_leader(&mut batch(4, 0), 5, 0).unwrap();
+    let r = log.append_as_leader(&batch(4, 0), 5, 0).unwrap();
     assert_eq!(r.base_offset, 60);
     assert_eq!(log.epoch_entries(), vec![(0, 0), (1, 40), (5, 60)]);
     log.truncate_to(1000).unwrap(); // beyond LEO: no-op
@@ -327,7 +327,7 @@ fn truncate_and_reappend() {
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 500));
     assert_eq!(log.segment_count(), 1);
     assert!(log.epoch_entries().is_empty());
-    let r = log.append_as_leader(&mut batch(4, 0), 6, 0).unwrap();
+    let r = log.append_as_leader(&batch(4, 0), 6, 0).unwrap();
     assert_eq!(r.base_offset, 500);
     assert_eq!(offsets(&read_all(&log)), (500..504).collect::<Vec<_>>());
 }
@@ -337,9 +337,9 @@ fn leader_epochs_and_end_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = new_log(dir.path(), small_config());
     log.assign_epoch_start_offset(1, 0).unwrap();
-    log.append_as_leader(&mut batch(5, 0), 1, 0).unwrap();
+    log.append_as_leader(&batch(5, 0), 1, 0).unwrap();
     log.assign_epoch_start_offset(3, 5).unwrap();
-    log.append_as_leader(&mut batch(5, 0), 3, 0).unwrap();
+    log.append_as_leader(&batch(5, 0), 3, 0).unwrap();
     assert_eq!(log.latest_epoch(), Some(3));
     assert_eq!(log.end_offset_for_epoch(1), Some((1, 5)));
     assert_eq!(log.end_offset_for_epoch(2), Some((1, 5)));
@@ -347,7 +347,7 @@ fn leader_epochs_and_end_offsets() {
     assert_eq!(log.end_offset_for_epoch(0), Some((0, 0)));
     assert_eq!(log.end_offset_for_epoch(4), None);
     assert!(matches!(
-        log.append_as_leader(&mut batch(1, 0), 2, 0),
+        log.append_as_leader(&batch(1, 0), 2, 0),
         Err(AppendError::FencedLeaderEpoch {
             epoch: 2,
             latest: 3
@@ -362,7 +362,7 @@ fn follower_append_keeps_offsets_and_learns_epochs() {
     let mut leader = new_log(dir.path(), small_config());
     for i in 0..10 {
         leader
-            .append_as_leader(&mut batch(3, i), (i / 4) as i32, 0)
+            .append_as_leader(&batch(3, i), (i / 4) as i32, 0)
             .unwrap();
     }
     let data = read_all(&leader);
@@ -400,29 +400,29 @@ fn invalid_produce_requests_are_rejected() {
     let n = b.len();
     b[n - 2] ^= 1;
     assert!(matches!(
-        log.append_as_leader(&mut b, 0, 0),
+        log.append_as_leader(&b, 0, 0),
         Err(AppendError::CorruptMessage(_))
     ));
     // truncated
     let mut b = batch(3, 0);
     b.truncate(b.len() - 5);
     assert!(matches!(
-        log.append_as_leader(&mut b, 0, 0),
+        log.append_as_leader(&b, 0, 0),
         Err(AppendError::CorruptMessage(_))
     ));
     // garbage
-    let mut b = BytesMut::from(&b"this is not a record batch at all, really not"[..]);
-    assert!(log.append_as_leader(&mut b, 0, 0).is_err());
+    let b = BytesMut::from(&b"this is not a record batch at all, really not"[..]);
+    assert!(log.append_as_leader(&b, 0, 0).is_err());
     // empty
     assert!(matches!(
-        log.append_as_leader(&mut BytesMut::new(), 0, 0),
+        log.append_as_leader(&BytesMut::new(), 0, 0),
         Err(AppendError::InvalidRecord(_))
     ));
     // magic 1
     let mut b = batch(3, 0);
     b[16] = 1;
     assert!(matches!(
-        log.append_as_leader(&mut b, 0, 0),
+        log.append_as_leader(&b, 0, 0),
         Err(AppendError::InvalidRecord(_))
     ));
     // too large
@@ -432,7 +432,7 @@ fn invalid_produce_requests_are_rejected() {
     };
     log.set_config(cfg);
     assert!(matches!(
-        log.append_as_leader(&mut batch(10, 0), 0, 0),
+        log.append_as_leader(&batch(10, 0), 0, 0),
         Err(AppendError::MessageTooLarge { max: 100, .. })
     ));
     log.set_config(small_config());
@@ -440,7 +440,7 @@ fn invalid_produce_requests_are_rejected() {
     let mut b = batch(3, 0);
     gregor::storage::batch::patch::set_base_offset(&mut b, 9);
     assert!(matches!(
-        log.append_as_leader(&mut b, 0, 0),
+        log.append_as_leader(&b, 0, 0),
         Err(AppendError::InvalidRecord(_))
     ));
     // record count does not match (structural walk), CRC recomputed so only the walk sees it
@@ -449,7 +449,7 @@ fn invalid_produce_requests_are_rejected() {
     b[23..27].copy_from_slice(&1i32.to_be_bytes());
     gregor::storage::batch::patch::rewrite_crc(&mut b);
     assert!(matches!(
-        log.append_as_leader(&mut b, 0, 0),
+        log.append_as_leader(&b, 0, 0),
         Err(AppendError::InvalidRecord(_))
     ));
     // transactional
@@ -458,7 +458,7 @@ fn invalid_produce_requests_are_rejected() {
     b[21..23].copy_from_slice(&attrs.to_be_bytes());
     gregor::storage::batch::patch::rewrite_crc(&mut b);
     assert!(matches!(
-        log.append_as_leader(&mut b, 0, 0),
+        log.append_as_leader(&b, 0, 0),
         Err(AppendError::InvalidRecord(_))
     ));
     // compacted topic needs keys (compressed too)
@@ -467,8 +467,8 @@ fn invalid_produce_requests_are_rejected() {
         ..small_config()
     });
     for codec in CODECS {
-        let mut b = batch_with(2, 5, 0, codec, None, "");
-        let mut nokey = {
+        let b = batch_with(2, 5, 0, codec, None, "");
+        let nokey = {
             use kafka_protocol::records::*;
             let r = Record {
                 transactional: false,
@@ -497,10 +497,10 @@ fn invalid_produce_requests_are_rejected() {
             .unwrap();
             buf
         };
-        assert!(log.append_as_leader(&mut b, 0, 0).is_ok(), "{codec:?}");
+        assert!(log.append_as_leader(&b, 0, 0).is_ok(), "{codec:?}");
         assert!(
             matches!(
-                log.append_as_leader(&mut nokey, 0, 0),
+                log.append_as_leader(&nokey, 0, 0),
                 Err(AppendError::InvalidRecord(_))
             ),
             "{codec:?}"
@@ -517,15 +517,15 @@ fn idempotent_producer_duplicates_and_gaps() {
     let mut log = new_log(dir.path(), small_config());
     let p = |seq| Some((1000i64, 0i16, seq));
     let r1 = log
-        .append_as_leader(&mut batch_with(5, 10, 0, Compression::Lz4, p(0), ""), 0, 0)
+        .append_as_leader(&batch_with(5, 10, 0, Compression::Lz4, p(0), ""), 0, 0)
         .unwrap();
     let r2 = log
-        .append_as_leader(&mut batch_with(5, 10, 0, Compression::None, p(5), ""), 0, 0)
+        .append_as_leader(&batch_with(5, 10, 0, Compression::None, p(5), ""), 0, 0)
         .unwrap();
     assert_eq!((r2.base_offset, r2.last_offset), (5, 9));
     let end = log.log_end_offset();
     let dup = log
-        .append_as_leader(&mut batch_with(5, 10, 0, Compression::Lz4, p(0), ""), 0, 0)
+        .append_as_leader(&batch_with(5, 10, 0, Compression::Lz4, p(0), ""), 0, 0)
         .unwrap();
     assert!(dup.duplicate);
     assert_eq!(
@@ -534,16 +534,12 @@ fn idempotent_producer_duplicates_and_gaps() {
     );
     assert_eq!(log.log_end_offset(), end, "a duplicate writes nothing");
     assert!(matches!(
-        log.append_as_leader(
-            &mut batch_with(1, 10, 0, Compression::None, p(12), ""),
-            0,
-            0
-        ),
+        log.append_as_leader(&batch_with(1, 10, 0, Compression::None, p(12), ""), 0, 0),
         Err(AppendError::OutOfOrderSequence { .. })
     ));
     assert!(matches!(
         log.append_as_leader(
-            &mut batch_with(1, 10, 0, Compression::None, Some((1000, -1, 10)), ""),
+            &batch_with(1, 10, 0, Compression::None, Some((1000, -1, 10)), ""),
             0,
             0
         ),
@@ -556,14 +552,14 @@ fn idempotent_producer_duplicates_and_gaps() {
     );
     // a new epoch restarts at 0
     log.append_as_leader(
-        &mut batch_with(2, 10, 0, Compression::None, Some((1000, 1, 0)), ""),
+        &batch_with(2, 10, 0, Compression::None, Some((1000, 1, 0)), ""),
         0,
         0,
     )
     .unwrap();
     assert_eq!(log.producer_state(1000).unwrap().producer_epoch, 1);
     // producers without id are not tracked
-    log.append_as_leader(&mut batch(2, 0), 0, 0).unwrap();
+    log.append_as_leader(&batch(2, 0), 0, 0).unwrap();
     assert!(log.producer_state(-1).is_none());
 }
 
@@ -579,7 +575,7 @@ fn on_disk_format_matches_kafka() {
     let mut log = new_log(dir.path(), cfg);
     for i in 0..40i64 {
         log.append_as_leader(
-            &mut batch_with(
+            &batch_with(
                 3,
                 30,
                 10_000 + i * 5,
@@ -667,13 +663,10 @@ fn time_based_roll() {
         ..LogConfig::default()
     };
     let mut log = new_log(dir.path(), cfg);
-    log.append_as_leader(&mut batch(1, 10_000), 0, 10_000)
-        .unwrap();
-    log.append_as_leader(&mut batch(1, 10_500), 0, 10_500)
-        .unwrap();
+    log.append_as_leader(&batch(1, 10_000), 0, 10_000).unwrap();
+    log.append_as_leader(&batch(1, 10_500), 0, 10_500).unwrap();
     assert_eq!(log.segment_count(), 1);
-    log.append_as_leader(&mut batch(1, 11_500), 0, 11_500)
-        .unwrap();
+    log.append_as_leader(&batch(1, 11_500), 0, 11_500).unwrap();
     assert_eq!(log.segment_count(), 2);
     assert_eq!(log.segment_base_offsets(), vec![0, 2]);
 }
@@ -688,7 +681,7 @@ fn index_full_rolls() {
     };
     let mut log = new_log(dir.path(), cfg);
     for i in 0..12 {
-        log.append_as_leader(&mut batch(1, i), 0, 0).unwrap();
+        log.append_as_leader(&batch(1, i), 0, 0).unwrap();
     }
     assert!(log.segment_count() >= 3, "{}", log.segment_count());
     assert_eq!(offsets(&read_all(&log)), (0..12).collect::<Vec<_>>());
@@ -734,7 +727,7 @@ fn fill_keyed(log: &mut gregor::storage::Log) -> std::collections::BTreeMap<Stri
             // each batch: two keys
             let keys = [format!("k{}", (c * 2) % 8), format!("k{}", (c * 2 + 1) % 8)];
             let vals = [format!("r{round}"), format!("r{round}")];
-            let mut b = {
+            let b = {
                 use kafka_protocol::records::*;
                 let recs: Vec<Record> = (0..2)
                     .map(|i| Record {
@@ -765,7 +758,7 @@ fn fill_keyed(log: &mut gregor::storage::Log) -> std::collections::BTreeMap<Stri
                 .unwrap();
                 buf
             };
-            let r = log.append_as_leader(&mut b, 0, 0).unwrap();
+            let r = log.append_as_leader(&b, 0, 0).unwrap();
             latest.insert(keys[0].clone(), (r.base_offset, vals[0].clone()));
             latest.insert(keys[1].clone(), (r.base_offset + 1, vals[1].clone()));
         }
@@ -842,15 +835,11 @@ fn compaction_drops_tombstones_after_delete_retention() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = new_log(dir.path(), compacted_config());
     fill_keyed(&mut log);
-    log.append_as_leader(
-        &mut keyed_batch(&[("k1", None), ("k2", Some("x"))], 200),
-        0,
-        0,
-    )
-    .unwrap();
+    log.append_as_leader(&keyed_batch(&[("k1", None), ("k2", Some("x"))], 200), 0, 0)
+        .unwrap();
     let tomb_off = log.log_end_offset() - 2;
     for i in 0..10 {
-        log.append_as_leader(&mut keyed_batch(&[("other", Some("y"))], 300 + i), 0, 0)
+        log.append_as_leader(&keyed_batch(&[("other", Some("y"))], 300 + i), 0, 0)
             .unwrap();
     }
     // within delete.retention.ms the tombstone stays
@@ -862,7 +851,7 @@ fn compaction_drops_tombstones_after_delete_retention() {
         .any(|r| r.2.as_deref() == Some(&b"k1"[..]) && r.0 < tomb_off));
     // later, it goes (mark everything dirty again by appending and cleaning)
     for i in 0..20 {
-        log.append_as_leader(&mut keyed_batch(&[("other", Some("z"))], 400 + i), 0, 0)
+        log.append_as_leader(&keyed_batch(&[("other", Some("z"))], 400 + i), 0, 0)
             .unwrap();
     }
     assert!(log.clean(1_000_000, i64::MAX).unwrap());
@@ -925,14 +914,14 @@ fn compaction_keeps_an_emptied_batch_that_is_a_producers_last() {
             ..compacted_config()
         },
     );
-    log.append_as_leader(&mut keyed_batch(&[("a", Some("1"))], 0), 0, 0)
+    log.append_as_leader(&keyed_batch(&[("a", Some("1"))], 0), 0, 0)
         .unwrap();
     // producer 5's only batch: superseded later by a non-idempotent write of the same key
-    let mut p = batch_with(1, 3, 0, Compression::None, Some((5, 0, 0)), "z");
-    let r = log.append_as_leader(&mut p, 0, 0).unwrap();
+    let p = batch_with(1, 3, 0, Compression::None, Some((5, 0, 0)), "z");
+    let r = log.append_as_leader(&p, 0, 0).unwrap();
     for _ in 0..6 {
         log.append_as_leader(
-            &mut keyed_batch(&[("kz-0", Some("new")), ("a", Some("2"))], 0),
+            &keyed_batch(&[("kz-0", Some("new")), ("a", Some("2"))], 0),
             0,
             0,
         )

@@ -106,8 +106,8 @@ fn validator_never_panics_on_arbitrary_or_mutated_bytes() {
             pos += 12 + len as usize;
         }
         let before = log.log_end_offset();
-        let mut buf = BytesMut::from(&data[..]);
-        match log.append_as_leader(&mut buf, 0, 0) {
+        let buf = BytesMut::from(&data[..]);
+        match log.append_as_leader(&buf, 0, 0) {
             Ok(r) => {
                 accepted += 1;
                 assert_eq!(r.base_offset, before);
@@ -179,7 +179,7 @@ fn recovery_never_panics_and_keeps_only_valid_batches() {
             assert!(r.records.len() <= pristine_len.max(data.len()));
         }
         // the log stays usable
-        let r = log.append_as_leader(&mut batch(2, 0), 0, 0);
+        let r = log.append_as_leader(&batch(2, 0), 0, 0);
         assert!(r.is_ok() || clean, "{r:?}");
     }
 }

@@ -26,7 +26,7 @@ fn fill(log: &mut Log) -> bytes::Bytes {
     for i in 0..40i64 {
         let codec = CODECS[(i % 5) as usize];
         log.append_as_leader(
-            &mut batch_with(3, 40, 1000 + i, codec, Some((9, 0, (i * 3) as i32)), ""),
+            &batch_with(3, 40, 1000 + i, codec, Some((9, 0, (i * 3) as i32)), ""),
             (i / 15) as i32,
             0,
         )
@@ -56,7 +56,7 @@ fn reopen_after_clean_close() {
     // the producer's last batch is still recognised as a duplicate
     let dup = log
         .append_as_leader(
-            &mut batch_with(3, 40, 1039, Compression::Zstd, Some((9, 0, 117)), ""),
+            &batch_with(3, 40, 1039, Compression::Zstd, Some((9, 0, 117)), ""),
             2,
             0,
         )
@@ -65,7 +65,7 @@ fn reopen_after_clean_close() {
     assert_eq!((dup.base_offset, dup.last_offset), (117, 119));
     let next = log
         .append_as_leader(
-            &mut batch_with(1, 40, 2000, Compression::None, Some((9, 0, 120)), ""),
+            &batch_with(1, 40, 2000, Compression::None, Some((9, 0, 120)), ""),
             2,
             0,
         )
@@ -87,7 +87,7 @@ fn reopen_after_crash_without_close() {
     for (seq, base) in [(114, 114), (117, 117)] {
         let dup = log
             .append_as_leader(
-                &mut batch_with(3, 40, 0, Compression::None, Some((9, 0, seq)), ""),
+                &batch_with(3, 40, 0, Compression::None, Some((9, 0, seq)), ""),
                 2,
                 0,
             )
@@ -134,7 +134,7 @@ fn flipped_byte_in_last_batch_drops_it() {
     // appends continue at the recovered end; the dropped batch's producer state is gone
     let r = log
         .append_as_leader(
-            &mut batch_with(3, 40, 0, Compression::None, Some((9, 0, 117)), ""),
+            &batch_with(3, 40, 0, Compression::None, Some((9, 0, 117)), ""),
             2,
             0,
         )
@@ -266,7 +266,7 @@ fn log_manager_lifecycle_and_offline_partitions() {
         let log = mgr.get_or_create(tp, cfg(), Some([1; 16]), 0).unwrap();
         let mut log = log.lock().unwrap();
         for i in 0..10 {
-            log.append_as_leader(&mut batch(4, i), 0, 0).unwrap();
+            log.append_as_leader(&batch(4, i), 0, 0).unwrap();
         }
     }
     // spread over both directories

@@ -75,7 +75,10 @@ pub async fn handle(
     };
     let follower = (replica_id >= 0).then_some(replica_id);
     if needs_catch_up(broker, &req, version) {
-        broker.replicas.caught_up_with_image(Duration::from_millis(1000)).await;
+        broker
+            .replicas
+            .caught_up_with_image(Duration::from_millis(1000))
+            .await;
     }
     let image = broker.image();
 
@@ -106,7 +109,9 @@ pub async fn handle(
             let partition = broker.replicas.partition(&name, p.partition);
             let fixed_error = unknown_error.or_else(|| match &partition {
                 Some(_) => None,
-                None if broker.replicas.is_offline(&name, p.partition) => Some(Error::KafkaStorageError),
+                None if broker.replicas.is_offline(&name, p.partition) => {
+                    Some(Error::KafkaStorageError)
+                }
                 None if image.partition(&name, p.partition).is_some() => {
                     Some(Error::NotLeaderOrFollower)
                 }
@@ -170,13 +175,22 @@ fn needs_catch_up(broker: &Broker, req: &FetchRequest, version: i16) -> bool {
     let me = broker.config.broker_id;
     req.topics.iter().any(|t| {
         let name = if version >= 13 {
-            image.topic_by_id(&t.topic_id).map(|i| i.name.clone()).unwrap_or_default()
+            image
+                .topic_by_id(&t.topic_id)
+                .map(|i| i.name.clone())
+                .unwrap_or_default()
         } else {
             t.topic.0.to_string()
         };
         t.partitions.iter().any(|p| {
-            image.partition(&name, p.partition).and_then(|i| i.state.as_ref()).is_some_and(|s| s.leader == me)
-                && broker.replicas.partition(&name, p.partition).is_none_or(|part| part.role() != crate::replica::Role::Leader)
+            image
+                .partition(&name, p.partition)
+                .and_then(|i| i.state.as_ref())
+                .is_some_and(|s| s.leader == me)
+                && broker
+                    .replicas
+                    .partition(&name, p.partition)
+                    .is_none_or(|part| part.role() != crate::replica::Role::Leader)
         })
     })
 }

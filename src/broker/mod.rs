@@ -207,7 +207,12 @@ impl Broker {
         let options =
             zookeeper_client::CreateMode::Ephemeral.with_acls(zookeeper_client::Acls::anyone_all());
         let path = crate::coordination::znodes::controlled_shutdown_path(id);
-        match tokio::time::timeout(Duration::from_secs(5), handle.client.create(&path, &[], &options)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            handle.client.create(&path, &[], &options),
+        )
+        .await
+        {
             Ok(Ok(_)) | Ok(Err(zookeeper_client::Error::NodeExists)) => {}
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "cannot announce controlled shutdown");

@@ -40,9 +40,13 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     block_on(async move {
         let mut c = connect(&args.bootstrap_server).await?;
         c.refresh(Some(std::slice::from_ref(&args.topic))).await?;
-        let count = c.partitions(&args.topic).ok_or_else(|| anyhow::anyhow!("topic {} does not exist", args.topic))?;
+        let count = c
+            .partitions(&args.topic)
+            .ok_or_else(|| anyhow::anyhow!("topic {} does not exist", args.topic))?;
         let partitions: Vec<i32> = match args.partition {
-            Some(p) if p < 0 || p >= count => anyhow::bail!("partition {p} does not exist ({count} partitions)"),
+            Some(p) if p < 0 || p >= count => {
+                anyhow::bail!("partition {p} does not exist ({count} partitions)")
+            }
             Some(p) => vec![p],
             None => (0..count).collect(),
         };
@@ -70,11 +74,20 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                     .with_max_bytes(50 * 1024 * 1024)
                     .with_session_id(0)
                     .with_session_epoch(-1)
-                    .with_topics(vec![FetchTopic::default().with_topic(TopicName(StrBytes::from_string(args.topic.clone()))).with_partitions(
-                        ps.iter()
-                            .map(|p| FetchPartition::default().with_partition(*p).with_fetch_offset(positions[p]).with_current_leader_epoch(-1).with_last_fetched_epoch(-1).with_partition_max_bytes(1024 * 1024))
-                            .collect(),
-                    )]);
+                    .with_topics(vec![FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(args.topic.clone())))
+                        .with_partitions(
+                            ps.iter()
+                                .map(|p| {
+                                    FetchPartition::default()
+                                        .with_partition(*p)
+                                        .with_fetch_offset(positions[p])
+                                        .with_current_leader_epoch(-1)
+                                        .with_last_fetched_epoch(-1)
+                                        .with_partition_max_bytes(1024 * 1024)
+                                })
+                                .collect(),
+                        )]);
                 let resp = match c.send_to(leader, &req, 12).await {
                     Ok(r) => r,
                     Err(_) => {
@@ -94,15 +107,23 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                         }
                         for set in RecordBatchDecoder::decode_all(&mut records)? {
                             for r in set.records {
-                                let pos = positions.get_mut(&pd.partition_index).expect("fetched partition");
+                                let pos = positions
+                                    .get_mut(&pd.partition_index)
+                                    .expect("fetched partition");
                                 if r.offset < *pos {
                                     continue;
                                 }
                                 *pos = r.offset + 1;
                                 got_any = true;
-                                let value = r.value.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_else(|| "null".into());
+                                let value = r
+                                    .value
+                                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+                                    .unwrap_or_else(|| "null".into());
                                 if args.print_key {
-                                    let key = r.key.map(|k| String::from_utf8_lossy(&k).into_owned()).unwrap_or_else(|| "null".into());
+                                    let key = r
+                                        .key
+                                        .map(|k| String::from_utf8_lossy(&k).into_owned())
+                                        .unwrap_or_else(|| "null".into());
                                     println!("{key}\t{value}");
                                 } else {
                                     println!("{value}");
@@ -118,20 +139,39 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             }
             if got_any {
                 last_data = Instant::now();
-            } else if args.timeout_ms.is_some_and(|t| last_data.elapsed() >= Duration::from_millis(t)) {
+            } else if args
+                .timeout_ms
+                .is_some_and(|t| last_data.elapsed() >= Duration::from_millis(t))
+            {
                 return Ok(());
             }
         }
     })
 }
 
-async fn list_offset(c: &mut ClusterClient, topic: &str, partition: i32, timestamp: i64) -> anyhow::Result<i64> {
-    let leader = c.leader(topic, partition).ok_or_else(|| anyhow::anyhow!("{topic}-{partition} has no leader"))?;
-    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-        .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(timestamp).with_current_leader_epoch(-1)])]);
+async fn list_offset(
+    c: &mut ClusterClient,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> anyhow::Result<i64> {
+    let leader = c
+        .leader(topic, partition)
+        .ok_or_else(|| anyhow::anyhow!("{topic}-{partition} has no leader"))?;
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(timestamp)
+                .with_current_leader_epoch(-1)])]);
     let resp = c.send_to(leader, &req, 7).await?;
     let p = &resp.topics[0].partitions[0];
-    check(p.error_code, &format!("list offsets {topic}-{partition}"), None)?;
+    check(
+        p.error_code,
+        &format!("list offsets {topic}-{partition}"),
+        None,
+    )?;
     Ok(p.offset)
 }

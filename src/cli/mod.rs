@@ -11,7 +11,10 @@ use crate::client::cluster::ClusterClient;
 
 /// Runs an async CLI body on a small runtime.
 pub fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }
 
 pub async fn connect(bootstrap: &str) -> anyhow::Result<ClusterClient> {
@@ -25,7 +28,9 @@ pub fn check(code: i16, what: &str, message: Option<&str>) -> anyhow::Result<()>
     if code == 0 {
         return Ok(());
     }
-    let name = kafka_protocol::ResponseError::try_from_code(code).map(|e| format!("{e:?}")).unwrap_or_default();
+    let name = kafka_protocol::ResponseError::try_from_code(code)
+        .map(|e| format!("{e:?}"))
+        .unwrap_or_default();
     match message {
         Some(m) if !m.is_empty() => anyhow::bail!("{what}: {name} ({code}): {m}"),
         _ => anyhow::bail!("{what}: {name} ({code})"),

@@ -9,7 +9,9 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 
 use super::partitioner::partition_for_key;
 use super::{block_on, check, connect};
@@ -38,7 +40,9 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let acks: i16 = match args.acks.as_str() {
         "all" | "-1" => -1,
         "1" => 1,
-        other => anyhow::bail!("--acks {other}: expected 1 or all (this CLI always waits for acknowledgement)"),
+        other => anyhow::bail!(
+            "--acks {other}: expected 1 or all (this CLI always waits for acknowledgement)"
+        ),
     };
     let compression = match args.compression.as_str() {
         "none" => Compression::None,
@@ -51,7 +55,9 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     block_on(async move {
         let mut c = connect(&args.bootstrap_server).await?;
         c.refresh(Some(std::slice::from_ref(&args.topic))).await?;
-        let partitions = c.partitions(&args.topic).ok_or_else(|| anyhow::anyhow!("topic {} does not exist", args.topic))?;
+        let partitions = c
+            .partitions(&args.topic)
+            .ok_or_else(|| anyhow::anyhow!("topic {} does not exist", args.topic))?;
         let stdin = std::io::stdin();
         let mut lines = stdin.lock().lines();
         let mut round_robin = 0i32;
@@ -63,7 +69,9 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
                 let line = line?;
                 let (key, value) = match &args.key_separator {
                     Some(sep) => match line.split_once(sep.as_str()) {
-                        Some((k, v)) => (Some(Bytes::from(k.to_string())), Bytes::from(v.to_string())),
+                        Some((k, v)) => {
+                            (Some(Bytes::from(k.to_string())), Bytes::from(v.to_string()))
+                        }
                         None => (None, Bytes::from(line)),
                     },
                     None => (None, Bytes::from(line)),
@@ -123,7 +131,14 @@ async fn send_batch(
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, recs.iter(), &RecordEncodeOptions { version: 2, compression })?;
+    RecordBatchEncoder::encode(
+        &mut buf,
+        recs.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )?;
     let batch = buf.freeze();
     // Retry retriable errors (leader moves) a few times, refreshing metadata.
     for attempt in 0..10 {
@@ -132,15 +147,25 @@ async fn send_batch(
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             continue;
         };
-        let req = ProduceRequest::default().with_acks(acks).with_timeout_ms(30_000).with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(batch.clone()))])]);
+        let req = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(batch.clone()))])]);
         match c.send_to(leader, &req, 9).await {
             Ok(resp) => {
                 let r = &resp.responses[0].partition_responses[0];
-                let retriable = kafka_protocol::ResponseError::try_from_code(r.error_code).is_some_and(|e| e.is_retriable());
+                let retriable = kafka_protocol::ResponseError::try_from_code(r.error_code)
+                    .is_some_and(|e| e.is_retriable());
                 if r.error_code == 0 || !retriable || attempt == 9 {
-                    return check(r.error_code, &format!("produce to {topic}-{partition}"), r.error_message.as_deref());
+                    return check(
+                        r.error_code,
+                        &format!("produce to {topic}-{partition}"),
+                        r.error_message.as_deref(),
+                    );
                 }
             }
             Err(e) if attempt == 9 => return Err(e.into()),

@@ -48,30 +48,56 @@ pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
         let mut c = connect(&args.bootstrap_server).await?;
         match args.command {
             TopicsCommand::List => {
-                let mut names: Vec<String> = c.metadata.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect();
+                let mut names: Vec<String> = c
+                    .metadata
+                    .topics
+                    .iter()
+                    .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                    .collect();
                 names.sort();
                 for n in names {
                     println!("{n}");
                 }
             }
-            TopicsCommand::Create { name, partitions, replication_factor, configs } => {
+            TopicsCommand::Create {
+                name,
+                partitions,
+                replication_factor,
+                configs,
+            } => {
                 let mut cfgs = Vec::new();
                 for kv in &configs {
-                    let (k, v) = kv.split_once('=').ok_or_else(|| anyhow::anyhow!("--config `{kv}`: expected KEY=VALUE"))?;
-                    cfgs.push(CreatableTopicConfig::default().with_name(StrBytes::from_string(k.into())).with_value(Some(StrBytes::from_string(v.into()))));
+                    let (k, v) = kv
+                        .split_once('=')
+                        .ok_or_else(|| anyhow::anyhow!("--config `{kv}`: expected KEY=VALUE"))?;
+                    cfgs.push(
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.into()))
+                            .with_value(Some(StrBytes::from_string(v.into()))),
+                    );
                 }
-                let req = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![CreatableTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(name.clone())))
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(replication_factor)
-                    .with_configs(cfgs)]);
+                let req = CreateTopicsRequest::default()
+                    .with_timeout_ms(30_000)
+                    .with_topics(vec![CreatableTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(name.clone())))
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(replication_factor)
+                        .with_configs(cfgs)]);
                 let resp = c.send_any(&req, 7).await?;
                 let r = &resp.topics[0];
-                check(r.error_code, &format!("create topic {name}"), r.error_message.as_deref())?;
-                println!("Created topic {name} ({} partitions, replication factor {}).", r.num_partitions, r.replication_factor);
+                check(
+                    r.error_code,
+                    &format!("create topic {name}"),
+                    r.error_message.as_deref(),
+                )?;
+                println!(
+                    "Created topic {name} ({} partitions, replication factor {}).",
+                    r.num_partitions, r.replication_factor
+                );
             }
             TopicsCommand::Describe { names } => {
-                c.refresh(if names.is_empty() { None } else { Some(&names) }).await?;
+                c.refresh(if names.is_empty() { None } else { Some(&names) })
+                    .await?;
                 let md = c.metadata.clone();
                 for t in &md.topics {
                     let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
@@ -84,7 +110,10 @@ pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
                     .iter()
                     .flat_map(|t| {
                         let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
-                        t.partitions.iter().filter(|p| p.isr_nodes.len() < p.replica_nodes.len()).map(move |p| format!("{name}-{}", p.partition_index))
+                        t.partitions
+                            .iter()
+                            .filter(|p| p.isr_nodes.len() < p.replica_nodes.len())
+                            .map(move |p| format!("{name}-{}", p.partition_index))
                     })
                     .collect();
                 if under.is_empty() {
@@ -96,10 +125,15 @@ pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
             TopicsCommand::Delete { name } => {
                 let req = DeleteTopicsRequest::default()
                     .with_timeout_ms(30_000)
-                    .with_topics(vec![DeleteTopicState::default().with_name(Some(TopicName(StrBytes::from_string(name.clone()))))]);
+                    .with_topics(vec![DeleteTopicState::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))]);
                 let resp = c.send_any(&req, 6).await?;
                 let r = &resp.responses[0];
-                check(r.error_code, &format!("delete topic {name}"), r.error_message.as_deref())?;
+                check(
+                    r.error_code,
+                    &format!("delete topic {name}"),
+                    r.error_message.as_deref(),
+                )?;
                 println!("Deleted topic {name}.");
             }
         }
@@ -107,24 +141,35 @@ pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
     })
 }
 
-async fn non_default_configs(c: &mut crate::client::cluster::ClusterClient, topic: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let req = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-        .with_resource_type(2)
-        .with_resource_name(StrBytes::from_string(topic.to_string()))
-        .with_configuration_keys(None)]);
+async fn non_default_configs(
+    c: &mut crate::client::cluster::ClusterClient,
+    topic: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let req =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configuration_keys(None)]);
     let resp = c.send_any(&req, 4).await?;
     let mut out = BTreeMap::new();
     for r in resp.results {
         for cfg in r.configs {
             if cfg.config_source == 1 {
-                out.insert(cfg.name.to_string(), cfg.value.map(|v| v.to_string()).unwrap_or_default());
+                out.insert(
+                    cfg.name.to_string(),
+                    cfg.value.map(|v| v.to_string()).unwrap_or_default(),
+                );
             }
         }
     }
     Ok(out)
 }
 
-fn print_topic(md: &MetadataResponse, t: &kafka_protocol::messages::metadata_response::MetadataResponseTopic, overrides: &BTreeMap<String, String>) {
+fn print_topic(
+    md: &MetadataResponse,
+    t: &kafka_protocol::messages::metadata_response::MetadataResponseTopic,
+    overrides: &BTreeMap<String, String>,
+) {
     let _ = md;
     let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
     let rf = t.partitions.first().map_or(0, |p| p.replica_nodes.len());
@@ -137,9 +182,15 @@ fn print_topic(md: &MetadataResponse, t: &kafka_protocol::messages::metadata_res
     );
     let mut partitions = t.partitions.clone();
     partitions.sort_by_key(|p| p.partition_index);
-    let ids = |v: &[kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0.to_string()).collect::<Vec<_>>().join(",");
+    let ids = |v: &[kafka_protocol::messages::BrokerId]| {
+        v.iter()
+            .map(|b| b.0.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     for p in &partitions {
-        let mut line = format!(
+        let mut line =
+            format!(
             "\tTopic: {name}\tPartition: {}\tLeader: {}\tLeaderEpoch: {}\tReplicas: {}\tIsr: {}",
             p.partition_index,
             if p.leader_id.0 >= 0 { p.leader_id.0.to_string() } else { "none".into() },

@@ -333,8 +333,15 @@ impl ControllerRole {
                 return Err(Resigned::Fenced)
             }
             // Already gone (an earlier pass deleted it): only the markers remain.
-            Err(zk::MultiWriteError::OperationFailed { source: zk::Error::NoNode, .. })
-                if client.check_stat(&topic_path(topic)).await.ok().flatten().is_none() => {}
+            Err(zk::MultiWriteError::OperationFailed {
+                source: zk::Error::NoNode,
+                ..
+            }) if client
+                .check_stat(&topic_path(topic))
+                .await
+                .ok()
+                .flatten()
+                .is_none() => {}
             Err(err) => {
                 tracing::warn!(%topic, error = %err, "topic deletion failed; will retry");
                 return Ok(false);

@@ -141,7 +141,9 @@ pub fn encode_response(
             fetch.encode(&mut buf, version)?;
             let size = i32::try_from(buf.len() - 4)?;
             buf.head_mut()[..4].copy_from_slice(&size.to_be_bytes());
-            return Ok(ResponseFrame { chunks: buf.into_chunks() });
+            return Ok(ResponseFrame {
+                chunks: buf.into_chunks(),
+            });
         }
     }
     let mut buf = BytesMut::with_capacity(64);
@@ -150,7 +152,9 @@ pub fn encode_response(
     body.encode(&mut buf, version)?;
     let size = i32::try_from(buf.len() - 4)?;
     buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(ResponseFrame { chunks: vec![buf.freeze()] })
+    Ok(ResponseFrame {
+        chunks: vec![buf.freeze()],
+    })
 }
 
 #[cfg(test)]

@@ -26,14 +26,21 @@ pub struct SplicingBuf {
 
 impl SplicingBuf {
     pub fn new(candidates: Vec<Bytes>) -> Self {
-        SplicingBuf { head: BytesMut::with_capacity(1024), splices: Vec::new(), candidates }
+        SplicingBuf {
+            head: BytesMut::with_capacity(1024),
+            splices: Vec::new(),
+            candidates,
+        }
     }
 
     fn take_candidate(&mut self, src: &[u8]) -> Option<Bytes> {
         if src.len() < SPLICE_MIN {
             return None;
         }
-        let i = self.candidates.iter().position(|b| b.as_ptr() == src.as_ptr() && b.len() == src.len())?;
+        let i = self
+            .candidates
+            .iter()
+            .position(|b| b.as_ptr() == src.as_ptr() && b.len() == src.len())?;
         Some(self.candidates.swap_remove(i))
     }
 
@@ -123,14 +130,21 @@ mod tests {
         let resp = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
             .with_topic(TopicName(StrBytes::from_static_str("t")))
             .with_partitions(vec![
-                PartitionData::default().with_partition_index(0).with_records(Some(big.clone())),
-                PartitionData::default().with_partition_index(1).with_records(Some(small.clone())),
-                PartitionData::default().with_partition_index(2).with_records(Some(big.slice(10..60_000))),
+                PartitionData::default()
+                    .with_partition_index(0)
+                    .with_records(Some(big.clone())),
+                PartitionData::default()
+                    .with_partition_index(1)
+                    .with_records(Some(small.clone())),
+                PartitionData::default()
+                    .with_partition_index(2)
+                    .with_records(Some(big.slice(10..60_000))),
             ])]);
         for version in [4, 11, 12, 16] {
             let mut plain = BytesMut::new();
             resp.encode(&mut plain, version).unwrap();
-            let mut spliced = SplicingBuf::new(vec![big.clone(), small.clone(), big.slice(10..60_000)]);
+            let mut spliced =
+                SplicingBuf::new(vec![big.clone(), small.clone(), big.slice(10..60_000)]);
             resp.encode(&mut spliced, version).unwrap();
             assert_eq!(spliced.len(), plain.len());
             let chunks = spliced.into_chunks();

@@ -115,7 +115,10 @@ impl ReplicaManager {
     /// True if this partition's log could not be recovered here (served as
     /// KAFKA_STORAGE_ERROR, like a replica in an offline log dir).
     pub fn is_offline(&self, topic: &str, partition: i32) -> bool {
-        self.logs.offline_partitions().iter().any(|(tp, _)| tp.topic == topic && tp.partition == partition)
+        self.logs
+            .offline_partitions()
+            .iter()
+            .any(|(tp, _)| tp.topic == topic && tp.partition == partition)
     }
 
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {

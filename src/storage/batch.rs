@@ -396,7 +396,8 @@ pub mod patch {
         if be_i64(b, MAX_TIMESTAMP_OFFSET) == max_timestamp {
             return;
         }
-        b[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+        b[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+            .copy_from_slice(&max_timestamp.to_be_bytes());
         rewrite_crc(b);
     }
 
@@ -416,7 +417,8 @@ pub mod patch {
         if be_i64(h, MAX_TIMESTAMP_OFFSET) == max_timestamp {
             return false;
         }
-        h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+        h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+            .copy_from_slice(&max_timestamp.to_be_bytes());
         true
     }
 
@@ -659,8 +661,8 @@ impl<'a> Iterator for RecordIter<'a> {
 /// key (compacted topics reject those).
 pub fn walk_uncompressed(batch: &Batch<'_>) -> Result<UncompressedWalk, String> {
     check_count(batch)?;
-    let (null_key, max_delta) =
-        scan_uncompressed(batch.records_payload(), batch.record_count()).map_err(|e| e.to_string())?;
+    let (null_key, max_delta) = scan_uncompressed(batch.records_payload(), batch.record_count())
+        .map_err(|e| e.to_string())?;
     Ok(UncompressedWalk {
         null_key,
         max_timestamp: batch.first_timestamp().saturating_add(max_delta.max(0)),
@@ -692,10 +694,16 @@ impl std::fmt::Display for ScanError {
             ScanError::BadHeaderCount(n) => write!(f, "invalid header count {n}"),
             ScanError::NullHeaderKey => write!(f, "null header key"),
             ScanError::SizeMismatch { declared, used } => {
-                write!(f, "record declares {declared} bytes but its fields use {used}")
+                write!(
+                    f,
+                    "record declares {declared} bytes but its fields use {used}"
+                )
             }
             ScanError::OffsetDelta { found, expected } => {
-                write!(f, "record offset delta {found} where {expected} was expected")
+                write!(
+                    f,
+                    "record offset delta {found} where {expected} was expected"
+                )
             }
             ScanError::Trailing(n) => write!(f, "{n} bytes after the last record"),
         }
@@ -774,7 +782,10 @@ pub fn scan_uncompressed(payload: &[u8], count: i32) -> Result<(bool, i64), Scan
         let ts_delta = read_varlong(rec, &mut p)?;
         let offset_delta = read_varint(rec, &mut p)?;
         if offset_delta != expected {
-            return Err(ScanError::OffsetDelta { found: offset_delta, expected });
+            return Err(ScanError::OffsetDelta {
+                found: offset_delta,
+                expected,
+            });
         }
         null_key |= skip_bytes(rec, &mut p)?;
         skip_bytes(rec, &mut p)?;
@@ -789,7 +800,10 @@ pub fn scan_uncompressed(payload: &[u8], count: i32) -> Result<(bool, i64), Scan
             skip_bytes(rec, &mut p)?;
         }
         if p != end {
-            return Err(ScanError::SizeMismatch { declared: len, used: p - start });
+            return Err(ScanError::SizeMismatch {
+                declared: len,
+                used: p - start,
+            });
         }
         max_delta = max_delta.max(ts_delta);
         pos = end;
@@ -980,7 +994,10 @@ mod tests {
         batch.verify_crc().unwrap();
         let walk = walk_uncompressed(&batch).unwrap();
         assert!(walk.null_key, "one record has a null key");
-        assert_eq!(walk.max_timestamp, 1002, "recomputed from the record deltas");
+        assert_eq!(
+            walk.max_timestamp, 1002,
+            "recomputed from the record deltas"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod checkpoint;
 pub mod cleaner;
 pub mod config;
 pub mod error;
+pub mod fileio;
 pub mod index_file;
 pub mod leader_epoch;
 pub mod log;

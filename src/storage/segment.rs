@@ -436,7 +436,11 @@ impl Segment {
     /// Appends batches given as (header, body after the header) pairs, written with one
     /// vectored positioned write: the leader patches only header copies, never the
     /// request's record bytes.
-    pub fn append_parts(&mut self, parts: &[(BatchHeader, &[u8])], now_ms: i64) -> Result<(), StorageError> {
+    pub fn append_parts(
+        &mut self,
+        parts: &[(BatchHeader, &[u8])],
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
         let mut offset_entries = Vec::new();
         let mut time_entries = Vec::new();
         let mut physical = self.size;
@@ -446,7 +450,11 @@ impl Segment {
         let mut rolling = self.rolling_based_timestamp;
         let mut next = self.next_offset;
         for (b, body) in parts {
-            debug_assert_eq!(b.size(), BATCH_HEADER_SIZE + body.len(), "header length matches the body");
+            debug_assert_eq!(
+                b.size(),
+                BATCH_HEADER_SIZE + body.len(),
+                "header length matches the body"
+            );
             if b.max_timestamp() > max_ts {
                 max_ts = b.max_timestamp();
                 off_max = b.last_offset();
@@ -470,7 +478,7 @@ impl Segment {
             slices.push(std::io::IoSlice::new(&h.0));
             slices.push(std::io::IoSlice::new(body));
         }
-        write_all_vectored_at(&self.file, &mut slices, self.size)
+        super::fileio::write_all_vectored_at(&self.file, &mut slices, self.size)
             .map_err(|e| StorageError::io(self.log_path(), e))?;
         self.size = physical;
         self.dirty = true;
@@ -500,7 +508,8 @@ impl Segment {
     /// Reads `len` bytes at `pos` (the fetch path: no zero-fill of a buffer `pread`
     /// overwrites anyway).
     pub fn read_bytes(&self, pos: u64, len: usize) -> Result<Vec<u8>, StorageError> {
-        read_exact_at_uninit(&self.file, pos, len).map_err(|e| StorageError::io(self.log_path(), e))
+        super::fileio::read_exact_at_uninit(&self.file, pos, len)
+            .map_err(|e| StorageError::io(self.log_path(), e))
     }
 
     /// Header scanner from `pos` to the end of the segment.
@@ -1073,69 +1082,3 @@ mod tests {
         );
     }
 }
-
-/// `pread` of exactly `len` bytes at `pos` into a fresh buffer, without initialising it
-/// first. Short reads are retried; end of file before `len` bytes is `UnexpectedEof`.
-fn read_exact_at_uninit(file: &std::fs::File, pos: u64, len: usize) -> std::io::Result<Vec<u8>> {
-    use std::os::fd::AsRawFd;
-    let mut buf: Vec<u8> = Vec::with_capacity(len);
-    let mut done = 0usize;
-    while done < len {
-        let offset = libc::off_t::try_from(pos + done as u64)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "file offset overflows off_t"))?;
-        // SAFETY: the destination is the vector's spare capacity from `done` to `len`
-        // (allocated above, not aliased), and pread writes at most `len - done` bytes there.
-        let n = unsafe {
-            libc::pread(
-                file.as_raw_fd(),
-                buf.as_mut_ptr().add(done).cast::<libc::c_void>(),
-                len - done,
-                offset,
-            )
-        };
-        match n {
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            n if n < 0 => {
-                let err = std::io::Error::last_os_error();
-                if err.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(err);
-            }
-            n => done += n as usize,
-        }
-    }
-    // SAFETY: pread initialised exactly the first `len` bytes (the loop ends at `done == len`).
-    unsafe { buf.set_len(len) };
-    Ok(buf)
-}
-
-/// `pwritev` of every slice at `pos`, retrying short writes.
-fn write_all_vectored_at(file: &std::fs::File, mut slices: &mut [std::io::IoSlice<'_>], mut pos: u64) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // Linux accepts at most IOV_MAX (1024) iovecs per call.
-    const IOV_MAX: usize = 1024;
-    std::io::IoSlice::advance_slices(&mut slices, 0);
-    while !slices.is_empty() {
-        let n_iov = slices.len().min(IOV_MAX);
-        let offset = libc::off_t::try_from(pos)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "file offset overflows off_t"))?;
-        // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix (documented by std);
-        // the slices borrow live buffers for the duration of the call.
-        let n = unsafe { libc::pwritev(file.as_raw_fd(), slices.as_ptr().cast::<libc::iovec>(), n_iov as libc::c_int, offset) };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        pos += n as u64;
-        std::io::IoSlice::advance_slices(&mut slices, n as usize);
-    }
-    Ok(())
-}
-

@@ -133,8 +133,8 @@ pub fn validate_client_batches(
 #[cfg(test)]
 mod tests {
     use super::super::batch::patch;
-    use super::super::batch::Batch;
     use super::super::batch::test_util::build_batch;
+    use super::super::batch::Batch;
     use super::super::config::CleanupPolicy;
     use super::*;
 
@@ -214,7 +214,10 @@ mod tests {
         patch::rewrite_crc(&mut b);
         let v = validate_client_batches(&b, &LogConfig::default()).unwrap();
         assert!(v[0].fix_max_timestamp);
-        assert_eq!(v[0].max_timestamp, Batch::parse(&ok_batch()).unwrap().max_timestamp());
+        assert_eq!(
+            v[0].max_timestamp,
+            Batch::parse(&ok_batch()).unwrap().max_timestamp()
+        );
         let v = validate_client_batches(&ok_batch(), &LogConfig::default()).unwrap();
         assert!(!v[0].fix_max_timestamp, "a correct header is kept as sent");
     }

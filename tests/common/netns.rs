@@ -22,11 +22,18 @@ const SUBNET: &str = "10.203.0";
 static NETNS: Mutex<()> = Mutex::new(());
 
 fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -75,7 +82,10 @@ impl NetCluster {
         must(&["link", "add", &bridge, "type", "bridge"]);
         must(&["addr", "add", &format!("{SUBNET}.1/24"), "dev", &bridge]);
         must(&["link", "set", &bridge, "up"]);
-        let dir = tempfile::Builder::new().prefix("gregor-jepsen-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("gregor-jepsen-")
+            .tempdir()
+            .unwrap();
         let zk_host = make_host(&tag, "zk", 2, &bridge);
         let zk_data = dir.path().join("zookeeper");
         let zk_config = dir.path().join("zookeeper.toml");
@@ -88,11 +98,32 @@ impl NetCluster {
             ),
         )
         .unwrap();
-        let zk = spawn_in(&zk_host, "zookeeper", &["zookeeper".into(), "--config".into(), zk_config.display().to_string()], dir.path());
-        let mut c = NetCluster { dir, bridge, tag, zk_host, zk, hosts: Vec::new(), brokers: Vec::new(), cut: Vec::new(), _exclusive: exclusive };
-        wait_until(Duration::from_secs(30), "zookeeper in its namespace", || {
-            std::net::TcpStream::connect((c.zk_host.addr.as_str(), 2181)).is_ok()
-        });
+        let zk = spawn_in(
+            &zk_host,
+            "zookeeper",
+            &[
+                "zookeeper".into(),
+                "--config".into(),
+                zk_config.display().to_string(),
+            ],
+            dir.path(),
+        );
+        let mut c = NetCluster {
+            dir,
+            bridge,
+            tag,
+            zk_host,
+            zk,
+            hosts: Vec::new(),
+            brokers: Vec::new(),
+            cut: Vec::new(),
+            _exclusive: exclusive,
+        };
+        wait_until(
+            Duration::from_secs(30),
+            "zookeeper in its namespace",
+            || std::net::TcpStream::connect((c.zk_host.addr.as_str(), 2181)).is_ok(),
+        );
         for i in 1..=brokers {
             let host = make_host(&c.tag, &format!("b{i}"), 10 + i as u8, &c.bridge);
             let config = c.dir.path().join(format!("broker-{i}.toml"));
@@ -106,7 +137,16 @@ impl NetCluster {
                 text.push_str(&format!("\"{k}\" = \"{v}\"\n"));
             }
             std::fs::write(&config, text).unwrap();
-            let p = spawn_in(&host, &format!("broker-{i}"), &["broker".into(), "--config".into(), config.display().to_string()], c.dir.path());
+            let p = spawn_in(
+                &host,
+                &format!("broker-{i}"),
+                &[
+                    "broker".into(),
+                    "--config".into(),
+                    config.display().to_string(),
+                ],
+                c.dir.path(),
+            );
             c.hosts.push(host);
             c.brokers.push(p);
         }
@@ -124,10 +164,30 @@ impl NetCluster {
     /// Cuts broker `i` off from its peers and the mini-zookeeper, both directions.
     pub fn cut(&mut self, i: usize) {
         let victim = &self.hosts[i];
-        for (j, other) in self.hosts.iter().enumerate().filter(|(j, _)| *j != i).chain(std::iter::once((usize::MAX, &self.zk_host))) {
+        for (j, other) in self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .chain(std::iter::once((usize::MAX, &self.zk_host)))
+        {
             let _ = j;
-            must(&["-n", &victim.ns, "route", "add", "blackhole", &format!("{}/32", other.addr)]);
-            must(&["-n", &other.ns, "route", "add", "blackhole", &format!("{}/32", victim.addr)]);
+            must(&[
+                "-n",
+                &victim.ns,
+                "route",
+                "add",
+                "blackhole",
+                &format!("{}/32", other.addr),
+            ]);
+            must(&[
+                "-n",
+                &other.ns,
+                "route",
+                "add",
+                "blackhole",
+                &format!("{}/32", victim.addr),
+            ]);
         }
         self.cut.push(i);
     }
@@ -135,9 +195,28 @@ impl NetCluster {
     pub fn heal(&mut self) {
         for i in std::mem::take(&mut self.cut) {
             let victim = &self.hosts[i];
-            for other in self.hosts.iter().filter(|h| h.ns != victim.ns).chain(std::iter::once(&self.zk_host)) {
-                let _ = ip(&["-n", &victim.ns, "route", "del", "blackhole", &format!("{}/32", other.addr)]);
-                let _ = ip(&["-n", &other.ns, "route", "del", "blackhole", &format!("{}/32", victim.addr)]);
+            for other in self
+                .hosts
+                .iter()
+                .filter(|h| h.ns != victim.ns)
+                .chain(std::iter::once(&self.zk_host))
+            {
+                let _ = ip(&[
+                    "-n",
+                    &victim.ns,
+                    "route",
+                    "del",
+                    "blackhole",
+                    &format!("{}/32", other.addr),
+                ]);
+                let _ = ip(&[
+                    "-n",
+                    &other.ns,
+                    "route",
+                    "del",
+                    "blackhole",
+                    &format!("{}/32", victim.addr),
+                ]);
             }
         }
     }
@@ -161,21 +240,45 @@ fn make_host(tag: &str, name: &str, octet: u8, bridge: &str) -> Host {
     let veth_ns = format!("gj{tag}{name}n");
     let _ = ip(&["netns", "del", &ns]);
     must(&["netns", "add", &ns]);
-    must(&["link", "add", &veth_host, "type", "veth", "peer", "name", &veth_ns]);
+    must(&[
+        "link", "add", &veth_host, "type", "veth", "peer", "name", &veth_ns,
+    ]);
     must(&["link", "set", &veth_ns, "netns", &ns]);
     must(&["link", "set", &veth_host, "master", bridge]);
     must(&["link", "set", &veth_host, "up"]);
     let addr = format!("{SUBNET}.{octet}");
-    must(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", &veth_ns]);
+    must(&[
+        "-n",
+        &ns,
+        "addr",
+        "add",
+        &format!("{addr}/24"),
+        "dev",
+        &veth_ns,
+    ]);
     must(&["-n", &ns, "link", "set", &veth_ns, "up"]);
     must(&["-n", &ns, "link", "set", "lo", "up"]);
-    Host { ns, addr, veth_host }
+    Host {
+        ns,
+        addr,
+        veth_host,
+    }
 }
 
 fn spawn_in(host: &Host, name: &str, args: &[String], dir: &Path) -> Process {
-    let mut full = vec!["netns".to_string(), "exec".to_string(), host.ns.clone(), GREGOR.to_string()];
+    let mut full = vec![
+        "netns".to_string(),
+        "exec".to_string(),
+        host.ns.clone(),
+        GREGOR.to_string(),
+    ];
     full.extend(args.iter().cloned());
-    Process::spawn(name, &PathBuf::from("ip"), &full, dir.join(format!("{name}.log")))
+    Process::spawn(
+        name,
+        &PathBuf::from("ip"),
+        &full,
+        dir.join(format!("{name}.log")),
+    )
 }
 
 impl Drop for NetCluster {
