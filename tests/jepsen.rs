@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::kafka::{batch, decode, topic_name, Client};
-use common::netns::NetCluster;
+use common::netns::{NamespaceGuard, NetCluster};
 use common::wait_until;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::ProduceRequest;
@@ -224,6 +224,8 @@ fn acknowledged_writes_survive_kills_and_partitions() {
             ("leader.imbalance.check.interval.seconds", "5"),
         ],
     );
+    // This thread and the producer threads it spawns are the test clients.
+    let _clients = NamespaceGuard::enter(&cluster.clients.ns);
     let addrs = cluster.bootstrap();
     let mut admin = None;
     wait_until(Duration::from_secs(60), "a broker to answer", || {
@@ -304,24 +306,44 @@ fn acknowledged_writes_survive_kills_and_partitions() {
     }
     eprintln!("jepsen: faults: {} ({long_cuts} cuts long enough to expire the victim's session, each verified)", faults.join(", "));
     // Let the cluster settle with every broker back, then stop the producers.
-    wait_until(
-        Duration::from_secs(120),
-        "all brokers back in every ISR",
-        || {
-            addrs.iter().any(|a| {
-                Client::connect(a)
-                    .ok()
-                    .and_then(|mut c| c.metadata(Some(&[TOPIC])).ok())
-                    .is_some_and(|m| {
-                        m.brokers.len() == 3
-                            && m.topics[0]
-                                .partitions
-                                .iter()
-                                .all(|p| p.leader_id.0 >= 0 && p.isr_nodes.len() == 3)
-                    })
-            })
-        },
-    );
+    let settled = |report: bool| {
+        addrs.iter().any(|a| {
+            Client::connect(a)
+                .ok()
+                .and_then(|mut c| c.metadata(Some(&[TOPIC])).ok())
+                .is_some_and(|m| {
+                    let ok = m.brokers.len() == 3
+                        && m.topics[0]
+                            .partitions
+                            .iter()
+                            .all(|p| p.leader_id.0 >= 0 && p.isr_nodes.len() == 3);
+                    if !ok && report {
+                        let state: Vec<String> = m.topics[0]
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                let isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+                                format!(
+                                    "p{} leader {} epoch {} isr {isr:?}",
+                                    p.partition_index, p.leader_id.0, p.leader_epoch
+                                )
+                            })
+                            .collect();
+                        let brokers: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
+                        eprintln!("from {a}: brokers {brokers:?}; {}", state.join("; "));
+                    }
+                    ok
+                })
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !settled(false) {
+        if Instant::now() > deadline {
+            settled(true);
+            panic!("the cluster did not settle: every broker back in every ISR");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     std::thread::sleep(Duration::from_secs(2)); // a little clean traffic after the storm
     stop.store(true, Ordering::Relaxed);
     let acks: Vec<Ack> = producers
@@ -420,6 +442,8 @@ fn cut_off_leader_cannot_acknowledge_and_its_divergent_tail_is_truncated() {
             ("leader.imbalance.check.interval.seconds", "1"),
         ],
     );
+    // This thread and the producer threads it spawns are the test clients.
+    let _clients = NamespaceGuard::enter(&cluster.clients.ns);
     let addrs = cluster.bootstrap();
     let mut admin = None;
     wait_until(Duration::from_secs(60), "three brokers", || {

@@ -45,15 +45,13 @@ fn samples() -> Vec<(ApiKey, RequestKind)> {
         ),
         (
             ApiKey::Produce,
-            RequestKind::Produce(
-                ProduceRequest::default()
-                    .with_acks(-1)
-                    .with_topic_data(vec![TopicProduceData::default()
+            RequestKind::Produce(ProduceRequest::default().with_acks(-1).with_topic_data(
+                vec![TopicProduceData::default()
                         .with_name(topic.clone())
                         .with_partition_data(vec![PartitionProduceData::default()
                             .with_index(0)
-                            .with_records(Some(Bytes::from_static(&[0u8; 80])))])]),
-            ),
+                            .with_records(Some(Bytes::from_static(&[0u8; 80])))])],
+            )),
         ),
         (
             ApiKey::Fetch,

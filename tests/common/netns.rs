@@ -3,9 +3,12 @@
 //! test clients in the root namespace still reach it) and heal the cut.
 //!
 //! Addresses are in 10.203.0.0/24, inside namespaces this test creates and deletes:
-//! root namespace (test clients) .1, mini-zookeeper .2, broker i .(10+i).
+//! test clients .1, mini-zookeeper .2, broker i .(10+i). The bridge lives in a namespace
+//! of its own too, so nothing touches the machine's own network stack (whose firewall may
+//! drop traffic to unknown subnets, as on CI machines with a closed network). Test
+//! threads join the clients' namespace with `setns` (network namespaces are per thread).
 //! A cut adds blackhole routes in both directions between the broker and everyone but
-//! the root namespace. Needs root and iproute2.
+//! the clients. Needs root and iproute2.
 
 #![allow(dead_code)]
 
@@ -46,13 +49,43 @@ fn must(args: &[&str]) {
 pub struct Host {
     pub ns: String,
     pub addr: String,
-    veth_host: String,
+}
+
+/// Puts the calling thread into a network namespace until dropped. Threads spawned
+/// meanwhile inherit it.
+pub struct NamespaceGuard {
+    previous: std::fs::File,
+}
+
+impl NamespaceGuard {
+    pub fn enter(ns: &str) -> NamespaceGuard {
+        let previous = std::fs::File::open("/proc/thread-self/ns/net").expect("own namespace");
+        let target = std::fs::File::open(format!("/run/netns/{ns}"))
+            .unwrap_or_else(|e| panic!("namespace {ns}: {e}"));
+        set_thread_namespace(&target);
+        NamespaceGuard { previous }
+    }
+}
+
+impl Drop for NamespaceGuard {
+    fn drop(&mut self) {
+        set_thread_namespace(&self.previous);
+    }
+}
+
+fn set_thread_namespace(ns: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a file descriptor we own; it changes only this thread.
+    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
 }
 
 pub struct NetCluster {
     pub dir: tempfile::TempDir,
-    bridge: String,
+    /// The namespace holding the bridge that joins all the others.
+    switch_ns: String,
     tag: String,
+    pub clients: Host,
     pub zk_host: Host,
     pub zk: Process,
     pub hosts: Vec<Host>,
@@ -76,17 +109,18 @@ impl NetCluster {
         // up), so a poisoned lock is still usable.
         let exclusive = NETNS.lock().unwrap_or_else(|e| e.into_inner());
         let tag = format!("{:x}", std::process::id() % 0xfff);
-        let bridge = format!("gjbr{tag}");
+        let switch_ns = format!("gj{tag}-sw");
         // A leftover from a crashed run with the same tag would clash: clear it.
-        let _ = ip(&["link", "del", &bridge]);
-        must(&["link", "add", &bridge, "type", "bridge"]);
-        must(&["addr", "add", &format!("{SUBNET}.1/24"), "dev", &bridge]);
-        must(&["link", "set", &bridge, "up"]);
+        let _ = ip(&["netns", "del", &switch_ns]);
+        must(&["netns", "add", &switch_ns]);
+        must(&["-n", &switch_ns, "link", "add", "br0", "type", "bridge"]);
+        must(&["-n", &switch_ns, "link", "set", "br0", "up"]);
+        let clients = make_host(&tag, "clients", 1, &switch_ns);
         let dir = tempfile::Builder::new()
             .prefix("gregor-jepsen-")
             .tempdir()
             .unwrap();
-        let zk_host = make_host(&tag, "zk", 2, &bridge);
+        let zk_host = make_host(&tag, "zk", 2, &switch_ns);
         let zk_data = dir.path().join("zookeeper");
         let zk_config = dir.path().join("zookeeper.toml");
         std::fs::write(
@@ -110,8 +144,9 @@ impl NetCluster {
         );
         let mut c = NetCluster {
             dir,
-            bridge,
+            switch_ns,
             tag,
+            clients,
             zk_host,
             zk,
             hosts: Vec::new(),
@@ -122,10 +157,13 @@ impl NetCluster {
         wait_until(
             Duration::from_secs(30),
             "zookeeper in its namespace",
-            || std::net::TcpStream::connect((c.zk_host.addr.as_str(), 2181)).is_ok(),
+            || {
+                let _in = NamespaceGuard::enter(&c.clients.ns);
+                std::net::TcpStream::connect((c.zk_host.addr.as_str(), 2181)).is_ok()
+            },
         );
         for i in 1..=brokers {
-            let host = make_host(&c.tag, &format!("b{i}"), 10 + i as u8, &c.bridge);
+            let host = make_host(&c.tag, &format!("b{i}"), 10 + i as u8, &c.switch_ns);
             let config = c.dir.path().join(format!("broker-{i}.toml"));
             let mut text = format!(
                 "broker.id = {i}\nlisteners = \"PLAINTEXT://{}:9092\"\nlog.dirs = \"{}\"\nzookeeper.connect = \"{}:2181\"\nzookeeper.session.timeout.ms = 6000\n",
@@ -234,18 +272,18 @@ impl NetCluster {
     }
 }
 
-fn make_host(tag: &str, name: &str, octet: u8, bridge: &str) -> Host {
+/// A namespace with one veth: `eth0` inside it, `v-NAME` on the switch's bridge.
+/// Link names are per namespace, so runs with different tags never clash.
+fn make_host(tag: &str, name: &str, octet: u8, switch_ns: &str) -> Host {
     let ns = format!("gj{tag}-{name}");
-    let veth_host = format!("gj{tag}{name}h");
-    let veth_ns = format!("gj{tag}{name}n");
+    let port = format!("v-{name}");
     let _ = ip(&["netns", "del", &ns]);
     must(&["netns", "add", &ns]);
     must(&[
-        "link", "add", &veth_host, "type", "veth", "peer", "name", &veth_ns,
+        "-n", switch_ns, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
     ]);
-    must(&["link", "set", &veth_ns, "netns", &ns]);
-    must(&["link", "set", &veth_host, "master", bridge]);
-    must(&["link", "set", &veth_host, "up"]);
+    must(&["-n", switch_ns, "link", "set", &port, "master", "br0"]);
+    must(&["-n", switch_ns, "link", "set", &port, "up"]);
     let addr = format!("{SUBNET}.{octet}");
     must(&[
         "-n",
@@ -254,15 +292,11 @@ fn make_host(tag: &str, name: &str, octet: u8, bridge: &str) -> Host {
         "add",
         &format!("{addr}/24"),
         "dev",
-        &veth_ns,
+        "eth0",
     ]);
-    must(&["-n", &ns, "link", "set", &veth_ns, "up"]);
+    must(&["-n", &ns, "link", "set", "eth0", "up"]);
     must(&["-n", &ns, "link", "set", "lo", "up"]);
-    Host {
-        ns,
-        addr,
-        veth_host,
-    }
+    Host { ns, addr }
 }
 
 fn spawn_in(host: &Host, name: &str, args: &[String], dir: &Path) -> Process {
@@ -285,15 +319,19 @@ impl Drop for NetCluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("{}", self.logs_tail());
+            if std::env::var_os("GREGOR_KEEP_TEST_DIRS").is_some() {
+                let kept =
+                    std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir")).keep();
+                eprintln!("test directory kept: {}", kept.display());
+            }
         }
         for p in &mut self.brokers {
             p.kill();
         }
         self.zk.kill();
-        for h in self.hosts.iter().chain(std::iter::once(&self.zk_host)) {
-            let _ = ip(&["link", "del", &h.veth_host]);
+        for h in self.hosts.iter().chain([&self.zk_host, &self.clients]) {
             let _ = ip(&["netns", "del", &h.ns]);
         }
-        let _ = ip(&["link", "del", &self.bridge]);
+        let _ = ip(&["netns", "del", &self.switch_ns]);
     }
 }
