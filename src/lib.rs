@@ -5,11 +5,13 @@
 pub mod admin;
 pub mod api;
 pub mod broker;
+pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod coordination;
+pub mod group;
 pub mod logging;
 pub mod protocol;
 pub mod replica;
