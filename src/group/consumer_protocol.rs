@@ -2,27 +2,60 @@
 //! sends in JoinGroup and the assignment the leader sends in SyncGroup. The coordinator
 //! only reads them (subscribed topics for offset expiration and OffsetDelete, assigned
 //! partitions for `gregor groups describe`); like Kafka it decodes with version 0 of the
-//! schema, which every later version extends.
+//! schema, which every later version extends. Hand-written and bounded: these bytes come
+//! straight from clients.
 
-use bytes::{Buf, Bytes};
-use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
-use kafka_protocol::protocol::Decodable;
+use bytes::Bytes;
 
 pub const PROTOCOL_TYPE: &str = "consumer";
 
-fn strip_version(mut data: Bytes) -> Option<Bytes> {
-    if data.len() < 2 {
-        return None;
+/// A bounded big-endian reader: lengths are checked against the bytes present before
+/// anything is allocated, so a hostile blob cannot exhaust memory.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.buf.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
     }
-    let version = data.get_i16();
-    (version >= 0).then_some(data)
+
+    fn i16(&mut self) -> Option<i16> {
+        self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn i32(&mut self) -> Option<i32> {
+        self.take(4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let n = usize::try_from(self.i16()?).ok()?;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+
+    /// An array length no larger than the remaining bytes allow (`min_size` each).
+    fn array_len(&mut self, min_size: usize) -> Option<usize> {
+        let n = usize::try_from(self.i32()?).ok()?;
+        (n.checked_mul(min_size)? <= self.buf.len() - self.pos).then_some(n)
+    }
+
+    /// Reads the version header; the body is read with version 0 of the schema.
+    fn versioned(buf: &'a [u8]) -> Option<Reader<'a>> {
+        let mut r = Reader { buf, pos: 0 };
+        (r.i16()? >= 0).then_some(r)
+    }
 }
 
 /// The topics of a consumer subscription, or `None` if the bytes do not follow the schema.
 pub fn subscribed_topics(metadata: &Bytes) -> Option<Vec<String>> {
-    let mut body = strip_version(metadata.clone())?;
-    let sub = ConsumerProtocolSubscription::decode(&mut body, 0).ok()?;
-    Some(sub.topics.iter().map(|t| t.to_string()).collect())
+    let mut r = Reader::versioned(metadata)?;
+    let n = r.array_len(2)?;
+    (0..n).map(|_| r.string()).collect()
 }
 
 /// The partitions of a consumer assignment as (topic, partitions); an empty blob is the
@@ -31,14 +64,16 @@ pub fn assigned_partitions(assignment: &Bytes) -> Option<Vec<(String, Vec<i32>)>
     if assignment.is_empty() {
         return Some(Vec::new());
     }
-    let mut body = strip_version(assignment.clone())?;
-    let a = ConsumerProtocolAssignment::decode(&mut body, 0).ok()?;
-    Some(
-        a.assigned_partitions
-            .iter()
-            .map(|tp| (tp.topic.0.to_string(), tp.partitions.clone()))
-            .collect(),
-    )
+    let mut r = Reader::versioned(assignment)?;
+    let n = r.array_len(6)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let topic = r.string()?;
+        let count = r.array_len(4)?;
+        let partitions = (0..count).map(|_| r.i32()).collect::<Option<Vec<i32>>>()?;
+        out.push((topic, partitions));
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -46,7 +81,9 @@ pub(crate) mod tests {
     use super::*;
     use bytes::{BufMut, BytesMut};
     use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
-    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::messages::{
+        ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
+    };
     use kafka_protocol::protocol::{Encodable, StrBytes};
 
     pub fn subscription(version: i16, topics: &[&str]) -> Bytes {
@@ -97,5 +134,12 @@ pub(crate) mod tests {
             subscribed_topics(&Bytes::from_static(b"\x00\x00\x7f\xff\xff\xff")),
             None
         );
+        assert_eq!(
+            assigned_partitions(&Bytes::from_static(
+                b"\x00\x00\x00\x00\x00\x01\x00\x01a\x7f\xff\xff\xff"
+            )),
+            None
+        );
+        assert_eq!(subscribed_topics(&Bytes::from_static(b"\xff\xff")), None);
     }
 }
