@@ -22,6 +22,8 @@ enum Command {
     Broker(gregor::broker::BrokerArgs),
     /// Run a local cluster: a mini-zookeeper and N brokers as child processes.
     Cluster(gregor::cluster::ClusterArgs),
+    /// List and describe consumer groups (like kafka-consumer-groups).
+    Groups(gregor::cli::groups::GroupsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +33,7 @@ fn main() -> std::process::ExitCode {
         Command::Zookeeper(args) => gregor::zookeeper::run(args),
         Command::Broker(args) => gregor::broker::run(args),
         Command::Cluster(args) => gregor::cluster::run(args),
+        Command::Groups(args) => gregor::cli::groups::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
