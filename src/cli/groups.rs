@@ -177,7 +177,36 @@ struct Owner {
     client_id: String,
 }
 
+/// Retriable coordinator errors: find the coordinator again and retry.
+fn coordinator_moved(e: &anyhow::Error) -> bool {
+    let text = e.to_string();
+    [
+        "NotCoordinator",
+        "CoordinatorLoadInProgress",
+        "CoordinatorNotAvailable",
+    ]
+    .iter()
+    .any(|k| text.contains(k))
+}
+
 pub async fn describe(bootstrap: &str, group: &str, out: &mut String) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let mut text = String::new();
+        match describe_once(bootstrap, group, &mut text).await {
+            Ok(()) => {
+                out.push_str(&text);
+                return Ok(());
+            }
+            Err(e) if coordinator_moved(&e) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn describe_once(bootstrap: &str, group: &str, out: &mut String) -> anyhow::Result<()> {
     let mut conn = connect_any(bootstrap).await?;
     let addr = coordinator(&mut conn, group).await?;
     let mut coord = KafkaConnection::connect(&addr, CLIENT_ID, Duration::from_secs(10)).await?;
