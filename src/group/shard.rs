@@ -204,6 +204,12 @@ pub struct FetchedOffset {
 /// (topic, partition) → committed offset.
 type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
 
+/// Offsets taken out of the state, kept to restore them if their tombstones fail.
+type RemovedOffsets = Vec<((String, i32), CommittedOffset)>;
+
+/// The timestamp an offset's age counts from.
+type AgeBase = Box<dyn Fn(&CommittedOffset) -> i64>;
+
 /// A listed group: (group id, protocol type, state).
 pub type ListedGroup = (String, String, GroupState);
 
@@ -1527,7 +1533,7 @@ impl GroupShard {
             _ => {}
         }
         let mut result: OffsetDeleteResult = Vec::new();
-        let mut removed: Vec<((String, i32), CommittedOffset)> = Vec::new();
+        let mut removed: RemovedOffsets = Vec::new();
         for (topic, parts) in topics {
             if g.is_subscribed_to_topic(&topic) {
                 let errs = parts
@@ -1573,7 +1579,7 @@ impl GroupShard {
     }
 
     /// Puts back offsets whose tombstones failed, unless newer ones arrived meanwhile.
-    fn restore_offsets(&mut self, gid: &str, removed: Vec<((String, i32), CommittedOffset)>) {
+    fn restore_offsets(&mut self, gid: &str, removed: RemovedOffsets) {
         if removed.is_empty() {
             return;
         }
@@ -1713,7 +1719,7 @@ impl GroupShard {
             let mut all_expired = true;
             if let Some(offsets) = self.offsets.get(&gid) {
                 // The base timestamp an offset's age counts from, if it may expire at all.
-                let base: Option<Box<dyn Fn(&CommittedOffset) -> i64>> = match &g.protocol_type {
+                let base: Option<AgeBase> = match &g.protocol_type {
                     Some(_) if g.is(GroupState::Empty) => {
                         let state_ts = g.current_state_timestamp;
                         Some(Box::new(move |c: &CommittedOffset| {
@@ -1788,8 +1794,7 @@ impl GroupShard {
         vec![Append::new(recs, move |shard, outcome, _| {
             if let Err(e) = outcome {
                 tracing::warn!(error = ?e, "cannot write expiration tombstones; restoring");
-                let mut by_group: HashMap<String, Vec<((String, i32), CommittedOffset)>> =
-                    HashMap::new();
+                let mut by_group: HashMap<String, RemovedOffsets> = HashMap::new();
                 for (gid, tp, c) in expired_offsets {
                     by_group.entry(gid).or_default().push((tp, c));
                 }

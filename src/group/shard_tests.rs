@@ -905,7 +905,7 @@ fn offset_commit_rules() {
     assert_eq!(f[0].1[0].leader_epoch, 3);
     // During CompletingRebalance a commit must wait for the new generation.
     let mut j = h.join("g", &leader, range(&["t"]));
-    let _ = h.join("g", &_f, range(&["t"]));
+    let _follower_join = h.join("g", &_f, range(&["t"]));
     let r = j.try_recv().unwrap();
     assert_eq!(h.state("g"), Some(GroupState::CompletingRebalance));
     let mut c = h.commit("g", &leader, r.generation_id, &[("t", 0, 11)]);

@@ -301,13 +301,16 @@ pub fn commit(
         .collect()
 }
 
+/// (topic, partition, committed offset, metadata, error).
+pub type FetchedRow = (String, i32, i64, String, i16);
+
 /// Committed offsets via OffsetFetch v8: (group error, [(topic, partition, offset,
 /// metadata, error)]). `None` partitions = all.
 pub fn fetch(
     c: &mut Client,
     group: &str,
     partitions: Option<&[(&str, i32)]>,
-) -> (i16, Vec<(String, i32, i64, String, i16)>) {
+) -> (i16, Vec<FetchedRow>) {
     let topics = partitions.map(|ps| {
         let mut topics: Vec<OffsetFetchRequestTopics> = Vec::new();
         for (t, p) in ps {
