@@ -194,7 +194,10 @@ def _stable_split(bootstrap, group, members, expect_each=None):
 def test_two_then_three_members_split_six_partitions(cluster, kind, strategy):
     topic, group = uniq("split"), uniq("g-split")
     create_topic(cluster.bootstrap, topic, 6)
-    kw = {"strategy": strategy} if strategy else {}
+    # A long session: this test is about the split, not about failure detection.
+    kw = {"session_ms": 30000}
+    if strategy:
+        kw["strategy"] = strategy
     members = [make_member(kind, cluster.bootstrap, group, topic, **kw) for _ in range(2)]
     received = collections.defaultdict(list)
 
