@@ -569,3 +569,42 @@ fn api_versions_advertise_the_group_apis() {
     assert_eq!(range(ApiKey::DeleteGroups), (0, 2));
     assert_eq!(range(ApiKey::OffsetDelete), (0, 0));
 }
+
+#[test]
+fn offsets_of_a_deleted_topic_are_removed() {
+    let (cluster, mut boot) = cluster_with_topic("doomed", 2);
+    assert_eq!(boot.create_topic("kept", 1, 1, &[]), 0);
+    let mut c = coordinator_client(&mut boot, "g");
+    let res = commit(
+        &mut c,
+        "g",
+        -1,
+        "",
+        &[
+            ("doomed", 0, 5, None),
+            ("doomed", 1, 6, None),
+            ("kept", 0, 7, None),
+        ],
+        8,
+    );
+    assert!(res.iter().all(|r| r.2 == 0), "{res:?}");
+    let r = boot
+        .send(
+            &DeleteTopicsRequest::default()
+                .with_topic_names(vec![common::kafka::topic_name("doomed")])
+                .with_timeout_ms(30_000),
+            4,
+        )
+        .unwrap();
+    assert_eq!(r.responses[0].error_code, 0);
+    poll(
+        Duration::from_secs(30),
+        "the deleted topic's offsets to go",
+        || {
+            let (_, rows) = fetch(&mut c, "g", Some(&[("doomed", 0), ("doomed", 1)]));
+            rows.iter().all(|r| r.2 == -1).then_some(())
+        },
+    );
+    assert_eq!(fetch(&mut c, "g", Some(&[("kept", 0)])).1[0].2, 7);
+    drop(cluster);
+}

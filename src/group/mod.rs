@@ -109,6 +109,7 @@ impl GroupCoordinator {
         let rx = coordinator.replicas.subscribe_leadership();
         tokio::spawn(leadership_loop(coordinator.clone(), rx));
         tokio::spawn(expiration_loop(coordinator.clone()));
+        tokio::spawn(deleted_topics_loop(coordinator.clone()));
         coordinator
     }
 
@@ -452,6 +453,43 @@ async fn expiration_loop(coordinator: Arc<GroupCoordinator>) {
         tick.tick().await;
         for shard in coordinator.shards() {
             let _ = coordinator.run(&shard, |gs, now| ((), gs.cleanup_expired_offsets(now)));
+        }
+    }
+}
+
+/// Removes the committed offsets of topics that get deleted (Kafka's
+/// `onPartitionsDeleted`). Only topics seen in a loaded image and then gone count.
+async fn deleted_topics_loop(coordinator: Arc<GroupCoordinator>) {
+    let mut rx = coordinator.image.clone();
+    let mut known: Option<std::collections::BTreeSet<String>> = None;
+    loop {
+        let current = {
+            let img = rx.borrow_and_update();
+            img.loaded.then(|| {
+                img.topics
+                    .keys()
+                    .cloned()
+                    .collect::<std::collections::BTreeSet<String>>()
+            })
+        };
+        if let Some(current) = current {
+            if let Some(previous) = &known {
+                let deleted: Vec<String> = previous
+                    .difference(&current)
+                    .filter(|t| t.as_str() != OFFSETS_TOPIC)
+                    .cloned()
+                    .collect();
+                if !deleted.is_empty() {
+                    for shard in coordinator.shards() {
+                        let _ = coordinator
+                            .run(&shard, |gs, _| ((), gs.remove_offsets_of_topics(&deleted)));
+                    }
+                }
+            }
+            known = Some(current);
+        }
+        if rx.changed().await.is_err() {
+            return;
         }
     }
 }

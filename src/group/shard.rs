@@ -1812,6 +1812,47 @@ impl GroupShard {
         })]
     }
 
+    /// Kafka's `onPartitionsDeleted`: committed offsets of deleted topics are removed
+    /// (tombstones), whatever the group's state.
+    pub fn remove_offsets_of_topics(&mut self, deleted: &[String]) -> Vec<Append> {
+        let mut recs = Vec::new();
+        let mut removed: Vec<(String, RemovedOffsets)> = Vec::new();
+        for (gid, offsets) in self.offsets.iter_mut() {
+            let gone: Vec<(String, i32)> = offsets
+                .keys()
+                .filter(|(t, _)| deleted.contains(t))
+                .cloned()
+                .collect();
+            let mut group_removed = Vec::new();
+            for tp in gone {
+                if let Some(c) = offsets.remove(&tp) {
+                    recs.push(Record {
+                        key: records::offset_commit_key(gid, &tp.0, tp.1),
+                        value: None,
+                    });
+                    group_removed.push((tp, c));
+                }
+            }
+            if !group_removed.is_empty() {
+                removed.push((gid.clone(), group_removed));
+            }
+        }
+        self.offsets.retain(|_, o| !o.is_empty());
+        if recs.is_empty() {
+            return Vec::new();
+        }
+        tracing::info!(partition = self.partition, offsets = recs.len(), topics = ?deleted, "removed committed offsets of deleted topics");
+        vec![Append::new(recs, move |shard, outcome, _| {
+            if let Err(e) = outcome {
+                tracing::warn!(error = ?e, "cannot write tombstones for deleted topics' offsets; restoring");
+                for (gid, offsets) in removed {
+                    shard.restore_offsets(&gid, offsets);
+                }
+            }
+            Vec::new()
+        })]
+    }
+
     // ------------------------------------------------------------------ load / unload
 
     /// Replays one record of the partition's log (loading). Later records win.

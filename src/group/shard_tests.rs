@@ -1224,3 +1224,27 @@ fn unload_answers_parked_requests_with_not_coordinator() {
     assert_eq!(h.gs.group_count(), 0);
     assert_eq!(h.gs.next_deadline(), None);
 }
+
+#[test]
+fn offsets_of_deleted_topics_are_removed() {
+    let mut h = Harness::new(config());
+    let mut c = h.commit(
+        "simple",
+        "",
+        -1,
+        &[("gone", 0, 1), ("gone", 1, 2), ("kept", 0, 3)],
+    );
+    assert_eq!(c.try_recv().unwrap().len(), 3);
+    let appends = h.gs.remove_offsets_of_topics(&["gone".to_string()]);
+    h.settle(appends);
+    assert_eq!(h.fetch("simple", "gone", 0), -1);
+    assert_eq!(h.fetch("simple", "gone", 1), -1);
+    assert_eq!(h.fetch("simple", "kept", 0), 3);
+    assert!(h.log.iter().any(
+        |(_, r)| r.value.is_none() && r.key == records::offset_commit_key("simple", "gone", 1)
+    ));
+    assert!(h
+        .gs
+        .remove_offsets_of_topics(&["gone".to_string()])
+        .is_empty());
+}
