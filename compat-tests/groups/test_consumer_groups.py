@@ -198,7 +198,7 @@ def test_two_then_three_members_split_six_partitions(cluster, kind, strategy):
     kw = {"session_ms": 30000}
     if strategy:
         kw["strategy"] = strategy
-    members = [make_member(kind, cluster.bootstrap, group, topic, **kw) for _ in range(2)]
+    members = [make_member(kind, cluster.bootstrap, group, topic, **kw)]
     received = collections.defaultdict(list)
 
     def step():
@@ -206,6 +206,10 @@ def test_two_then_three_members_split_six_partitions(cluster, kind, strategy):
             consume(m, received[i])
 
     try:
+        # Members arrive one at a time, as consumers of a scaling service do.
+        wait_for(lambda: _stable_split(cluster.bootstrap, group, members), 60,
+                 "the first member owning all 6 partitions", step=step, info=lambda: _last_split)
+        members.append(make_member(kind, cluster.bootstrap, group, topic, **kw))
         wait_for(lambda: _stable_split(cluster.bootstrap, group, members), 60,
                  "two members splitting 6 partitions", step=step, info=lambda: _last_split)
         first = produce(cluster.bootstrap, topic, 300, 6, prefix="a")
