@@ -32,6 +32,8 @@ enum Command {
     Produce(gregor::cli::produce::ProduceArgs),
     /// Print a topic's records.
     Consume(gregor::cli::consume::ConsumeArgs),
+    /// List and describe consumer groups (like kafka-consumer-groups).
+    Groups(gregor::cli::groups::GroupsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Topics(args) => gregor::cli::topics::run(args),
         Command::Produce(args) => gregor::cli::produce::run(args),
         Command::Consume(args) => gregor::cli::consume::run(args),
+        Command::Groups(args) => gregor::cli::groups::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod configs;
 pub mod errors;
 pub mod fetch;
+pub mod groups;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
@@ -83,6 +84,17 @@ dispatch_table! {
     AlterConfigs => configs::alter_configs [configs::alter_configs::VERSIONS],
     IncrementalAlterConfigs => configs::incremental_alter_configs [configs::incremental_alter_configs::VERSIONS],
     DescribeCluster => cluster::describe_cluster [cluster::describe_cluster::VERSIONS],
+    FindCoordinator => groups::find_coordinator [groups::find_coordinator::VERSIONS],
+    JoinGroup => groups::join_group [groups::join_group::VERSIONS],
+    SyncGroup => groups::sync_group [groups::sync_group::VERSIONS],
+    Heartbeat => groups::heartbeat [groups::heartbeat::VERSIONS],
+    LeaveGroup => groups::leave_group [groups::leave_group::VERSIONS],
+    OffsetCommit => groups::offset_commit [groups::offset_commit::VERSIONS],
+    OffsetFetch => groups::offset_fetch [groups::offset_fetch::VERSIONS],
+    DescribeGroups => groups::describe_groups [groups::describe_groups::VERSIONS],
+    ListGroups => groups::list_groups [groups::list_groups::VERSIONS],
+    DeleteGroups => groups::delete_groups [groups::delete_groups::VERSIONS],
+    OffsetDelete => groups::offset_delete [groups::offset_delete::VERSIONS],
 }
 
 /// The versions of `key` this broker serves, if any.

@@ -20,6 +20,7 @@ use crate::config::{keys::flatten_toml, BrokerConfig};
 use crate::controller;
 use crate::coordination::producer_ids::ProducerIdManager;
 use crate::coordination::{watcher, ClusterImage, ZkSession};
+use crate::group::GroupCoordinator;
 use crate::replica::ReplicaManager;
 use crate::storage::LogManager;
 
@@ -40,6 +41,8 @@ pub struct Broker {
     pub image: watch::Receiver<Arc<ClusterImage>>,
     pub replicas: Arc<ReplicaManager>,
     pub producer_ids: ProducerIdManager,
+    /// The consumer group coordinator (groups of the `__consumer_offsets` partitions led here).
+    pub groups: Arc<GroupCoordinator>,
 }
 
 impl Broker {
@@ -143,6 +146,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
     registration::ensure_cluster_layout(&first.client).await?;
     let image = watcher::start(session.clone());
     let replicas = ReplicaManager::start(config.clone(), logs, session.clone(), image.clone());
+    let groups = GroupCoordinator::start(config.clone(), replicas.clone(), image.clone());
 
     let listener_config = &config.listeners[0];
     let listener = TcpListener::bind(listener_config.bind_addr())
@@ -155,6 +159,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         image,
         replicas,
         producer_ids: ProducerIdManager::new(config.broker_id, session.clone()),
+        groups,
     });
     tokio::spawn(server::accept_loop(broker.clone(), listener));
     tokio::spawn(registration::keep_registered(

@@ -3,6 +3,7 @@
 //! protocol, so it works against any broker of the cluster (or Apache Kafka).
 
 pub mod consume;
+pub mod groups;
 pub mod partitioner;
 pub mod produce;
 pub mod topics;

@@ -395,6 +395,13 @@ pub const BROKER_KEYS: &[ConfigKey] = &[
     )
     .check(V::AtLeast(1)),
     ConfigKey::new(
+        "offsets.commit.timeout.ms",
+        T::Int,
+        "5000",
+        "How long a group coordinator write (offset commit, group metadata) waits for replication.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
         "offset.metadata.max.bytes",
         T::Int,
         "4096",
@@ -528,6 +535,7 @@ pub struct BrokerConfig {
     pub offsets_topic_segment_bytes: i32,
     pub offsets_retention_ms: i64,
     pub offsets_retention_check_interval_ms: u64,
+    pub offsets_commit_timeout_ms: u64,
     pub offset_metadata_max_bytes: usize,
     pub group_initial_rebalance_delay_ms: u64,
     pub group_min_session_timeout_ms: i32,
@@ -625,6 +633,7 @@ impl BrokerConfig {
             offsets_retention_ms: r.int("offsets.retention.minutes")? * 60_000,
             offsets_retention_check_interval_ms: r.int("offsets.retention.check.interval.ms")?
                 as u64,
+            offsets_commit_timeout_ms: r.int("offsets.commit.timeout.ms")? as u64,
             offset_metadata_max_bytes: r.int("offset.metadata.max.bytes")?.max(0) as usize,
             group_initial_rebalance_delay_ms: r.int("group.initial.rebalance.delay.ms")?.max(0)
                 as u64,

@@ -1,0 +1,246 @@
+"""One synchronous interface over three real Kafka consumer clients, so every group
+scenario runs unchanged against confluent-kafka (librdkafka), kafka-python and aiokafka.
+
+    m = make_member("kafka-python", bootstrap, group, topic)
+    m.poll(0.2)          -> [(partition, offset, value bytes)]
+    m.assignment()       -> set of partition numbers
+    m.commit({p: next_offset})   synchronous commit
+    m.close()            leaves the group
+"""
+
+import asyncio
+import threading
+import time
+
+KINDS = ["confluent", "kafka-python", "aiokafka"]
+
+SESSION_MS = 6000
+HEARTBEAT_MS = 1000
+
+
+class ConfluentMember:
+    def __init__(self, bootstrap, group, topic, session_ms=SESSION_MS, instance_id=None, strategy=None):
+        from confluent_kafka import Consumer
+
+        conf = {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": session_ms,
+            "heartbeat.interval.ms": HEARTBEAT_MS,
+            "client.id": "compat-confluent",
+        }
+        if instance_id:
+            conf["group.instance.id"] = instance_id
+        if strategy:
+            conf["partition.assignment.strategy"] = strategy
+        self.c = Consumer(conf)
+        self.revoked = 0
+        self.assigned_calls = 0
+        self.c.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.topic = topic
+
+    def _on_assign(self, consumer, partitions):
+        self.assigned_calls += 1
+
+    def _on_revoke(self, consumer, partitions):
+        self.revoked += 1
+
+    def poll(self, timeout):
+        out = []
+        msgs = self.c.consume(num_messages=500, timeout=timeout)
+        for m in msgs:
+            if m.error():
+                continue
+            out.append((m.partition(), m.offset(), m.value()))
+        return out
+
+    def assignment(self):
+        return {tp.partition for tp in self.c.assignment()}
+
+    def commit(self, offsets):
+        from confluent_kafka import TopicPartition
+
+        if offsets:
+            self.c.commit(offsets=[TopicPartition(self.topic, p, o) for p, o in offsets.items()], asynchronous=False)
+
+    def committed(self, partitions):
+        from confluent_kafka import TopicPartition
+
+        res = self.c.committed([TopicPartition(self.topic, p) for p in partitions], timeout=10)
+        return {tp.partition: tp.offset for tp in res}
+
+    def close(self):
+        self.c.close()
+
+
+class KafkaPythonMember:
+    def __init__(self, bootstrap, group, topic, session_ms=SESSION_MS, instance_id=None, strategy=None):
+        from kafka import KafkaConsumer
+
+        kw = dict(
+            bootstrap_servers=bootstrap.split(","),
+            group_id=group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=HEARTBEAT_MS,
+            client_id="compat-kafka-python",
+        )
+        if instance_id:
+            kw["group_instance_id"] = instance_id
+        self.c = KafkaConsumer(**kw)
+        self.c.subscribe([topic])
+        self.topic = topic
+
+    def poll(self, timeout):
+        out = []
+        for _tp, msgs in self.c.poll(timeout_ms=int(timeout * 1000), max_records=500).items():
+            for m in msgs:
+                out.append((m.partition, m.offset, m.value))
+        return out
+
+    def assignment(self):
+        return {tp.partition for tp in self.c.assignment()}
+
+    def commit(self, offsets):
+        from kafka import TopicPartition
+        from kafka.structs import OffsetAndMetadata
+
+        if offsets:
+            self.c.commit({TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()})
+
+    def close(self):
+        self.c.close()
+
+
+class AioMember:
+    """aiokafka on its own event loop thread, driven synchronously."""
+
+    def __init__(self, bootstrap, group, topic, session_ms=SESSION_MS, instance_id=None, strategy=None):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.topic = topic
+
+        async def start():
+            from aiokafka import AIOKafkaConsumer
+
+            kw = dict(
+                bootstrap_servers=bootstrap,
+                group_id=group,
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+                session_timeout_ms=session_ms,
+                heartbeat_interval_ms=HEARTBEAT_MS,
+                client_id="compat-aiokafka",
+            )
+            if instance_id:
+                kw["group_instance_id"] = instance_id
+            c = AIOKafkaConsumer(topic, **kw)
+            await c.start()
+            return c
+
+        self.c = self._run(start())
+
+    def _run(self, coro, timeout=60):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def poll(self, timeout):
+        async def get():
+            res = await self.c.getmany(timeout_ms=int(timeout * 1000), max_records=500)
+            return [(m.partition, m.offset, m.value) for msgs in res.values() for m in msgs]
+
+        return self._run(get())
+
+    def assignment(self):
+        return {tp.partition for tp in self.c.assignment()}
+
+    def commit(self, offsets):
+        from aiokafka import TopicPartition
+
+        if offsets:
+            self._run(self.c.commit({TopicPartition(self.topic, p): o for p, o in offsets.items()}))
+
+    def close(self):
+        try:
+            self._run(self.c.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+
+
+def make_member(kind, bootstrap, group, topic, **kw):
+    return {"confluent": ConfluentMember, "kafka-python": KafkaPythonMember, "aiokafka": AioMember}[kind](
+        bootstrap, group, topic, **kw
+    )
+
+
+def produce(bootstrap, topic, count, partitions, prefix="m"):
+    """Produces `count` messages round-robin over `partitions`; returns their values."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    values = []
+    for i in range(count):
+        v = f"{prefix}-{i}".encode()
+        p.produce(topic, value=v, partition=i % partitions)
+        values.append(v)
+    assert p.flush(30) == 0, "messages not delivered"
+    return values
+
+
+def create_topic(bootstrap, topic, partitions, rf=1):
+    from confluent_kafka.admin import NewTopic
+
+    a = admin(bootstrap)
+    a.create_topics([NewTopic(topic, partitions, rf)])[topic].result(30)
+    # Wait until every partition has a leader (metadata from the cluster).
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        md = a.list_topics(topic, timeout=10)
+        t = md.topics.get(topic)
+        if t and t.error is None and len(t.partitions) == partitions and all(p.leader >= 0 for p in t.partitions.values()):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"topic {topic} not ready")
+
+
+def group_state(bootstrap, group):
+    """(state, [member ids]) via the Kafka admin API (confluent-kafka's DescribeGroups)."""
+    from confluent_kafka import KafkaException
+
+    try:
+        d = admin(bootstrap).describe_consumer_groups([group])[group].result(30)
+    except KafkaException as e:
+        if e.args[0].retriable() or e.args[0].code() in (15, 16):
+            return "UNKNOWN", []
+        raise
+    return str(d.state.name), [m.member_id for m in d.members]
+
+
+_admins = {}
+
+
+def admin(bootstrap):
+    from confluent_kafka.admin import AdminClient
+
+    if bootstrap not in _admins:
+        _admins[bootstrap] = AdminClient({"bootstrap.servers": bootstrap})
+    return _admins[bootstrap]
+
+
+def broker_assignments(bootstrap, group):
+    """(state, [set of partitions per member]) as the coordinator holds them (DescribeGroups);
+    ("UNKNOWN", []) while the coordinator is not reachable yet (retriable errors)."""
+    from confluent_kafka import KafkaException
+
+    try:
+        d = admin(bootstrap).describe_consumer_groups([group])[group].result(30)
+    except KafkaException as e:
+        if e.args[0].retriable() or e.args[0].code() in (15, 16):
+            return "UNKNOWN", []
+        raise
+    parts = [frozenset(tp.partition for tp in m.assignment.topic_partitions) for m in d.members]
+    return str(d.state.name), parts
