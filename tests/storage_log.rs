@@ -332,6 +332,23 @@ fn truncate_and_reappend() {
     assert_eq!(offsets(&read_all(&log)), (500..504).collect::<Vec<_>>());
 }
 
+/// A broker that became leader (epoch entry at its log end) and appended nothing before
+/// losing leadership: truncating to the log end must drop that entry, or its next fetch
+/// as a follower names an epoch the new leader never had, forever (Kafka's
+/// UnifiedLog.truncateTo does the same).
+#[test]
+fn truncate_at_log_end_drops_an_empty_trailing_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = new_log(dir.path(), small_config());
+    log.append_as_leader(&batch(5, 0), 3, 0).unwrap();
+    log.assign_epoch_start_offset(7, 5).unwrap();
+    assert_eq!(log.latest_epoch(), Some(7));
+    log.truncate_to(5).unwrap();
+    assert_eq!(log.log_end_offset(), 5);
+    assert_eq!(log.epoch_entries(), vec![(3, 0)]);
+    assert_eq!(log.latest_epoch(), Some(3));
+}
+
 #[test]
 fn leader_epochs_and_end_offsets() {
     let dir = tempfile::tempdir().unwrap();

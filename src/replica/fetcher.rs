@@ -279,9 +279,8 @@ fn handle_partition(
         }
     }
     if pd.diverging_epoch.epoch >= 0 {
-        let (leo, _, _) = p.follower_fetch_position();
-        let target = pd.diverging_epoch.end_offset.min(leo);
-        if let Err(err) = p.truncate_to(target) {
+        let diverging = &pd.diverging_epoch;
+        if let Err(err) = p.truncate_to_diverging_epoch(diverging.epoch, diverging.end_offset) {
             tracing::error!(partition = %p.tp, error = %err, "truncation failed");
             return Outcome::Delay(backoff_ms);
         }

@@ -316,11 +316,19 @@ impl ReplicaManager {
             partition.isr_change_failed();
             return;
         };
-        match handle
+        // Bounded: while ZooKeeper is unreachable the write may never answer, and a
+        // pending change blocks every later ISR change of the partition. If it lands late,
+        // our next write fails its version check and the image brings the truth.
+        let write = handle
             .client
-            .set_data(&path, &znode.encode(), Some(st.zk_version))
-            .await
-        {
+            .set_data(&path, &znode.encode(), Some(st.zk_version));
+        let timeout = Duration::from_millis(self.config.zookeeper_session_timeout_ms);
+        let Ok(result) = tokio::time::timeout(timeout, write).await else {
+            tracing::warn!(partition = %partition.tp, "ISR update timed out");
+            partition.isr_change_failed();
+            return;
+        };
+        match result {
             Ok(stat) => {
                 tracing::info!(partition = %partition.tp, old = ?st.isr, new = ?isr, "ISR changed");
                 partition.isr_committed(st.leader_epoch, isr, stat.version);

@@ -678,14 +678,37 @@ impl Partition {
         Ok(())
     }
 
+    /// The leader answered our fetch with a diverging epoch: its log ends `end_offset` for
+    /// the largest epoch <= `epoch` it has. Truncate to where the two logs agree (Kafka's
+    /// `AbstractFetcherThread.getOffsetTruncationState`): if we know `epoch`, to the smaller
+    /// of both ends for it; if not, to our end of the largest epoch below it, and the
+    /// next fetch (with that epoch as the last fetched one) narrows it further.
+    pub fn truncate_to_diverging_epoch(&self, epoch: i32, end_offset: i64) -> Result<(), StorageError> {
+        let target = {
+            let log = lock(&self.log);
+            let leo = log.log_end_offset();
+            match log.end_offset_for_epoch(epoch) {
+                Some((ours, our_end)) if ours == epoch => our_end.min(end_offset).min(leo),
+                Some((_, our_end)) => our_end.min(leo),
+                None => end_offset.min(leo),
+            }
+        };
+        self.truncate_to(target)
+    }
+
     /// Truncates a follower's log to `offset` (divergent tail after a leader change).
     pub fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
         let mut st = lock(&self.state);
+        if !matches!(st.role, Role::Follower { .. }) {
+            // A late fetch response after this broker became leader: its log is the truth now.
+            return Ok(());
+        }
         let mut log = lock(&self.log);
         if offset < log.log_end_offset() {
             tracing::info!(partition = %self.tp, from = log.log_end_offset(), to = offset, "truncating divergent log tail");
-            log.truncate_to(offset)?;
         }
+        // Also when nothing is cut: drops an epoch entry starting at the log end.
+        log.truncate_to(offset)?;
         let leo = log.log_end_offset();
         drop(log);
         st.high_watermark = st.high_watermark.min(leo);

@@ -668,7 +668,12 @@ impl Log {
             )));
         }
         if offset >= self.next_offset {
-            return Ok(());
+            // Nothing to cut, but an epoch entry may start at the log end: this broker
+            // led an epoch and appended nothing before losing leadership. Left in place it
+            // would be sent as the last fetched epoch forever and the leader would answer
+            // with the same diverging epoch each time (Kafka's UnifiedLog.truncateTo
+            // always truncates the epoch cache for this reason).
+            return self.epochs.truncate_from_end(self.next_offset);
         }
         let first_base = *self.segments.keys().next().expect("log has segments");
         if first_base > offset {
