@@ -145,12 +145,6 @@ def test_roundtrip(admin, bs, cluster, codec):
         assert_stored_codec(cluster, topic, range(3), codec)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gregor bug: ApiVersions does not list FindCoordinator (key 10); librdkafka "
-    "enables its LZ4 feature only when the broker serves FindCoordinator, so it sends "
-    "compression.type=lz4 batches uncompressed ('Broker does not support compression type lz4')",
-)
 def test_lz4_batches_are_compressed(admin, bs, cluster):
     topic = new_topic(admin, bs, "lz4c", partitions=1)
     produce(bs, topic, make_messages("ck-lz4c", n=20), **{"compression.type": "lz4"})
