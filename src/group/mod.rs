@@ -357,8 +357,8 @@ fn start_appends(
 ) {
     let mut work: VecDeque<Append> = appends.into();
     while let Some(append) = work.pop_front() {
-        let mut batch = records::build_batch(&append.records, now);
-        match shard.replica.append_as_leader(&mut batch, -1, now) {
+        let batch = records::build_batch(&append.records, now);
+        match shard.replica.append_as_leader(&batch, -1, now) {
             Ok((appended, epoch)) => {
                 let shard = shard.clone();
                 let on_done = append.on_done;

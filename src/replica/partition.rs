@@ -683,7 +683,11 @@ impl Partition {
     /// `AbstractFetcherThread.getOffsetTruncationState`): if we know `epoch`, to the smaller
     /// of both ends for it; if not, to our end of the largest epoch below it, and the
     /// next fetch (with that epoch as the last fetched one) narrows it further.
-    pub fn truncate_to_diverging_epoch(&self, epoch: i32, end_offset: i64) -> Result<(), StorageError> {
+    pub fn truncate_to_diverging_epoch(
+        &self,
+        epoch: i32,
+        end_offset: i64,
+    ) -> Result<(), StorageError> {
         let target = {
             let log = lock(&self.log);
             let leo = log.log_end_offset();
