@@ -313,7 +313,7 @@ impl ReplicaManager {
         };
         let path = partition_state_path(&partition.tp.topic, partition.tp.partition);
         let Some(handle) = self.session.try_current() else {
-            partition.isr_change_failed();
+            partition.isr_change_failed(&isr);
             return;
         };
         // Bounded: while ZooKeeper is unreachable the write may never answer, and a
@@ -325,7 +325,7 @@ impl ReplicaManager {
         let timeout = Duration::from_millis(self.config.zookeeper_session_timeout_ms);
         let Ok(result) = tokio::time::timeout(timeout, write).await else {
             tracing::warn!(partition = %partition.tp, "ISR update timed out");
-            partition.isr_change_failed();
+            partition.isr_change_failed(&isr);
             return;
         };
         match result {
@@ -335,11 +335,11 @@ impl ReplicaManager {
             }
             Err(zk::Error::BadVersion) => {
                 // The controller changed the state meanwhile; the image will bring it.
-                partition.isr_change_failed();
+                partition.isr_change_failed(&isr);
             }
             Err(err) => {
                 tracing::warn!(partition = %partition.tp, error = %err, "ISR update failed");
-                partition.isr_change_failed();
+                partition.isr_change_failed(&isr);
             }
         }
     }

@@ -599,8 +599,12 @@ impl Partition {
         self.notify();
     }
 
-    pub fn isr_change_failed(&self) {
-        lock(&self.state).pending_isr = None;
+    /// The proposal `isr` did not land: allow new proposals (unless a newer one is pending).
+    pub fn isr_change_failed(&self, isr: &[i32]) {
+        let mut st = lock(&self.state);
+        if st.pending_isr.as_deref() == Some(isr) {
+            st.pending_isr = None;
+        }
     }
 
     /// Recomputes the leader's high watermark: the minimum LEO over the maximal ISR (the
