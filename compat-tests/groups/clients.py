@@ -9,6 +9,7 @@ scenario runs unchanged against confluent-kafka (librdkafka), kafka-python and a
 """
 
 import asyncio
+import subprocess
 import threading
 import time
 
@@ -244,3 +245,20 @@ def broker_assignments(bootstrap, group):
         raise
     parts = [frozenset(tp.partition for tp in m.assignment.topic_partitions) for m in d.members]
     return str(d.state.name), parts
+
+
+def gregor_describe(bootstrap, group):
+    """(text, {partition: (committed, log end, lag)}) from `gregor groups describe`."""
+    from gregor_cluster import GREGOR_BIN
+
+    out = subprocess.run(
+        [GREGOR_BIN, "groups", "describe", group, "--bootstrap-server", bootstrap],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = {}
+    for line in out.stdout.splitlines():
+        cols = line.split()
+        if len(cols) >= 6 and cols[0] == group and cols[2].isdigit():
+            rows[int(cols[2])] = (cols[3], cols[4], cols[5])
+    return out.stdout, rows

@@ -16,8 +16,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from clients import HEARTBEAT_MS, KINDS, SESSION_MS, admin, broker_assignments, create_topic, group_state, make_member, produce  # noqa: E402
-from gregor_cluster import GREGOR_BIN  # noqa: E402
+from clients import HEARTBEAT_MS, KINDS, SESSION_MS, admin, broker_assignments, create_topic, gregor_describe, group_state, make_member, produce  # noqa: E402
 
 _ids = itertools.count()
 
@@ -94,20 +93,6 @@ def consume(member, received, commit=True, timeout=0.1):
     if commit and nxt:
         member.commit(nxt)
     return msgs
-
-
-def gregor_describe(bootstrap, group):
-    out = subprocess.run(
-        [GREGOR_BIN, "groups", "describe", group, "--bootstrap-server", bootstrap],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    rows = {}
-    for line in out.stdout.splitlines():
-        cols = line.split()
-        if len(cols) >= 6 and cols[0] == group and cols[2].isdigit():
-            rows[int(cols[2])] = (cols[3], cols[4], cols[5])
-    return out.stdout, rows
 
 
 def java_partition(group, n):
