@@ -9,6 +9,8 @@ scenario runs unchanged against confluent-kafka (librdkafka), kafka-python and a
 """
 
 import asyncio
+import queue
+import signal
 import subprocess
 import threading
 import time
@@ -208,16 +210,26 @@ def create_topic(bootstrap, topic, partitions, rf=1):
     raise TimeoutError(f"topic {topic} not ready")
 
 
-def group_state(bootstrap, group):
-    """(state, [member ids]) via the Kafka admin API (confluent-kafka's DescribeGroups)."""
+def describe_group(bootstrap, group):
+    """confluent-kafka's DescribeGroups answer for `group`, or None while the coordinator
+    cannot answer yet: retriable errors, COORDINATOR_LOAD_IN_PROGRESS (14, while a fresh
+    broker loads __consumer_offsets), COORDINATOR_NOT_AVAILABLE (15), NOT_COORDINATOR (16)."""
     from confluent_kafka import KafkaException
 
     try:
-        d = admin(bootstrap).describe_consumer_groups([group])[group].result(30)
+        return admin(bootstrap).describe_consumer_groups([group])[group].result(30)
     except KafkaException as e:
-        if e.args[0].retriable() or e.args[0].code() in (15, 16):
-            return "UNKNOWN", []
+        if e.args[0].retriable() or e.args[0].code() in (14, 15, 16):
+            return None
         raise
+
+
+def group_state(bootstrap, group):
+    """(state, [member ids]) via the Kafka admin API; ("UNKNOWN", []) while the coordinator
+    cannot answer yet."""
+    d = describe_group(bootstrap, group)
+    if d is None:
+        return "UNKNOWN", []
     return str(d.state.name), [m.member_id for m in d.members]
 
 
@@ -234,15 +246,10 @@ def admin(bootstrap):
 
 def broker_assignments(bootstrap, group):
     """(state, [set of partitions per member]) as the coordinator holds them (DescribeGroups);
-    ("UNKNOWN", []) while the coordinator is not reachable yet (retriable errors)."""
-    from confluent_kafka import KafkaException
-
-    try:
-        d = admin(bootstrap).describe_consumer_groups([group])[group].result(30)
-    except KafkaException as e:
-        if e.args[0].retriable() or e.args[0].code() in (15, 16):
-            return "UNKNOWN", []
-        raise
+    ("UNKNOWN", []) while the coordinator cannot answer yet."""
+    d = describe_group(bootstrap, group)
+    if d is None:
+        return "UNKNOWN", []
     parts = [frozenset(tp.partition for tp in m.assignment.topic_partitions) for m in d.members]
     return str(d.state.name), parts
 
@@ -262,3 +269,104 @@ def gregor_describe(bootstrap, group):
         if len(cols) >= 6 and cols[0] == group and cols[2].isdigit():
             rows[int(cols[2])] = (cols[3], cols[4], cols[5])
     return out.stdout, rows
+
+
+def parse_parts(s):
+    """"0,2,5" -> {0, 2, 5}; "" -> set()."""
+    return {int(p) for p in s.split(",")} if s else set()
+
+
+class DriverMember:
+    """A group member run as a driver program (Java, Go) that prints one line per event
+    and a final `CLOSED count`; its stdout lines are collected as they come."""
+
+    exit_on_sigterm = 0
+
+    def __init__(self, name, cmd):
+        from checks import Driver
+
+        self.name = name
+        self.d = Driver(cmd)
+        self.lines = []
+        self.exited = False
+
+    def pump(self, timeout=0):
+        """Collects the lines printed so far (waiting up to `timeout` s for the first)."""
+        while True:
+            try:
+                line = self.d.lines.get(timeout=timeout) if timeout else self.d.lines.get_nowait()
+            except queue.Empty:
+                return
+            timeout = 0
+            if line is None:
+                self.exited = True
+                return
+            self.lines.append(line)
+
+    def line_count(self):
+        self.pump()
+        return len(self.lines)
+
+    def lines_starting(self, prefix, upto=None):
+        self.pump()
+        return [line for line in self.lines[:upto] if line.startswith(prefix)]
+
+    def records(self):
+        from checks import decode_rec
+
+        return [decode_rec(line) for line in self.lines_starting("REC\t")]
+
+    def check_alive(self):
+        self.pump()
+        if self.exited:
+            raise AssertionError(f"{self.name} exited early (rc={self.d.proc.wait()}); "
+                                 f"stdout tail {self.lines[-5:]}; stderr:\n{self.d.err_tail()}")
+
+    def wait_line(self, prefix, timeout=60):
+        deadline = time.time() + timeout
+        while True:
+            found = self.lines_starting(prefix)
+            if found:
+                return found[0]
+            self.check_alive()
+            assert time.time() < deadline, f"{self.name} printed no {prefix.strip()!r} line in {timeout}s; stdout tail {self.lines[-5:]}"
+            self.pump(0.2)
+
+    def finish(self, timeout=120, exit_codes=(0,)):
+        """Waits for the program to exit (it stops on its own: count reached, idle timeout);
+        returns the count of its CLOSED line."""
+        deadline = time.time() + timeout
+        while not self.exited:
+            assert time.time() < deadline, f"{self.name} did not exit within {timeout}s; stdout tail {self.lines[-5:]}"
+            self.pump(0.5)
+        rc = self.d.proc.wait(30)
+        assert rc in exit_codes, f"{self.name} exited {rc}; stdout tail {self.lines[-5:]}; stderr:\n{self.d.err_tail()}"
+        closed = self.lines_starting("CLOSED\t")
+        assert closed, f"{self.name} exited without closing its consumer; stderr:\n{self.d.err_tail()}"
+        return int(closed[-1].split("\t")[1])
+
+    def terminate(self, timeout=120):
+        """SIGTERM: the program closes its consumer (final commit, LeaveGroup) and exits."""
+        if self.d.proc.poll() is None:
+            self.d.proc.send_signal(signal.SIGTERM)
+        return self.finish(timeout, exit_codes=(0, self.exit_on_sigterm))
+
+    def kill(self):
+        self.d.close()
+
+
+def committed_offsets(bootstrap, group):
+    """{partition: committed offset} as `gregor groups describe` shows it."""
+    _, rows = gregor_describe(bootstrap, group)
+    return {p: int(c) for p, (c, _end, _lag) in rows.items() if c.lstrip("-").isdigit()}
+
+
+def describe_by_client(bootstrap, group):
+    """(state, protocol, {client id: set of partitions}) from DescribeGroups, ("UNKNOWN",
+    None, {}) while the coordinator cannot answer yet; members' client ids must be unique."""
+    d = describe_group(bootstrap, group)
+    if d is None:
+        return "UNKNOWN", None, {}
+    by_client = {m.client_id: {tp.partition for tp in m.assignment.topic_partitions} for m in d.members}
+    assert len(by_client) == len(d.members), f"client ids not unique: {[m.client_id for m in d.members]}"
+    return str(d.state.name), d.partition_assignor, by_client

@@ -8,9 +8,7 @@ deadlines; nothing sleeps a fixed time to wait for one."""
 import collections
 import itertools
 import os
-import queue
 import re
-import signal
 import sys
 import time
 
@@ -20,8 +18,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from builds import java_cmd  # noqa: E402
-from checks import Driver, decode_rec, encode_msg, make_messages, parse_acks, verify_roundtrip  # noqa: E402
-from clients import admin, create_topic, gregor_describe  # noqa: E402
+from checks import Driver, encode_msg, make_messages, parse_acks, verify_roundtrip  # noqa: E402
+from clients import DriverMember, committed_offsets, create_topic, describe_by_client, parse_parts  # noqa: E402
 
 _ids = itertools.count()
 
@@ -51,8 +49,10 @@ def java_produce(bs, topic, msgs):
     return parse_acks(d.all_lines(timeout=180), len(msgs))
 
 
-class Member:
-    """A GroupConsumer JVM; its stdout lines are collected as they come (`pump`)."""
+class Member(DriverMember):
+    """A GroupConsumer JVM (see java/GroupConsumer.java for its output lines)."""
+
+    exit_on_sigterm = 143  # the JVM exits 128 + SIGTERM once its shutdown hook has run
 
     def __init__(self, bs, topic, group=None, max_messages=None, timeout_ms=600_000, props=()):
         args = ["--bootstrap-server", bs, "--topic", topic, "--from-beginning", "--timeout-ms", timeout_ms]
@@ -62,97 +62,24 @@ class Member:
             args += ["--max-messages", max_messages]
         for p in props:
             args += ["--consumer-property", p]
-        self.d = Driver(java_cmd("GroupConsumer", *args))
-        self.lines = []
-        self.exited = False
-
-    def pump(self):
-        while True:
-            try:
-                line = self.d.lines.get_nowait()
-            except queue.Empty:
-                return
-            if line is None:
-                self.exited = True
-                return
-            self.lines.append(line)
-
-    def records(self):
-        self.pump()
-        return [decode_rec(l) for l in self.lines if l.startswith("REC\t")]
+        super().__init__("GroupConsumer", java_cmd("GroupConsumer", *args))
 
     def owns(self):
         """The member's assignment after its last rebalance callback (None before one)."""
-        self.pump()
-        owns = [l for l in self.lines if l.startswith("OWNS\t")]
+        owns = self.lines_starting("OWNS\t")
         return None if not owns else parse_parts(owns[-1].split("\t")[2])
 
     def ownership(self):
         """[(ms, set of partitions owned from then on)] in callback order."""
-        self.pump()
-        return [(int(l.split("\t")[1]), parse_parts(l.split("\t")[2])) for l in self.lines if l.startswith("OWNS\t")]
+        return [(int(l.split("\t")[1]), parse_parts(l.split("\t")[2])) for l in self.lines_starting("OWNS\t")]
 
     def callbacks(self, kind, upto=None):
         """The partitions of each `kind` (REVOKED, ASSIGNED, LOST) callback, among the first
         `upto` output lines (all by default)."""
-        self.pump()
-        return [parse_parts(l.split("\t")[2]) for l in self.lines[:upto] if l.startswith(kind + "\t")]
+        return [parse_parts(l.split("\t")[2]) for l in self.lines_starting(kind + "\t", upto)]
 
     def header(self):
-        return wait_for(lambda: self.pump() or next((l for l in self.lines if l.startswith("GROUP\t")), None), 60,
-                        "the consumer's GROUP line", step=self._check_alive)
-
-    def _check_alive(self):
-        if self.exited:
-            raise AssertionError(f"GroupConsumer exited early (rc={self.d.proc.wait()}); "
-                                 f"stdout tail {self.lines[-5:]}; stderr:\n{self.d.err_tail()}")
-
-    def finish(self, timeout=120, exit_codes=(0,)):
-        """Waits for the JVM to exit on its own (max messages / idle timeout); returns count."""
-        deadline = time.time() + timeout
-        while not self.exited:
-            assert time.time() < deadline, f"GroupConsumer did not exit within {timeout}s; stdout tail {self.lines[-5:]}"
-            try:
-                line = self.d.lines.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if line is None:
-                self.exited = True
-            else:
-                self.lines.append(line)
-        rc = self.d.proc.wait(30)
-        assert rc in exit_codes, f"GroupConsumer exited {rc}; stdout tail {self.lines[-5:]}; stderr:\n{self.d.err_tail()}"
-        closed = [l for l in self.lines if l.startswith("CLOSED\t")]
-        assert closed, f"GroupConsumer exited without closing the consumer; stderr:\n{self.d.err_tail()}"
-        return int(closed[-1].split("\t")[1])
-
-    def terminate(self, timeout=120):
-        """SIGTERM: the shutdown hook wakes the consumer up and it closes (commit, leave)."""
-        if self.d.proc.poll() is None:
-            self.d.proc.send_signal(signal.SIGTERM)
-        # The JVM exits 143 (128 + SIGTERM) once its shutdown hook has run.
-        return self.finish(timeout, exit_codes=(0, 143))
-
-    def kill(self):
-        self.d.close()
-
-
-def parse_parts(s):
-    return {int(p) for p in s.split(",")} if s else set()
-
-
-def committed(bs, group):
-    """{partition: committed offset} as `gregor groups describe` shows it."""
-    _, rows = gregor_describe(bs, group)
-    return {p: int(c) for p, (c, _end, _lag) in rows.items() if c.lstrip("-").isdigit()}
-
-
-def describe(bs, group):
-    """(state, protocol, {client_id: set of partitions}) from DescribeGroups."""
-    d = admin(bs).describe_consumer_groups([group])[group].result(30)
-    by_client = {m.client_id: {tp.partition for tp in m.assignment.topic_partitions} for m in d.members}
-    assert len(by_client) == len(d.members), f"client ids not unique: {[m.client_id for m in d.members]}"
-    return str(d.state.name), d.partition_assignor, by_client
+        return self.wait_line("GROUP\t")
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -197,7 +124,7 @@ def test_consume_half_close_and_a_new_member_resumes_at_the_committed_offsets(cl
     printed_end = collections.defaultdict(int)
     for r in got1:
         printed_end[r.partition] = max(printed_end[r.partition], r.offset + 1)
-    commits = committed(bs, group)
+    commits = committed_offsets(bs, group)
     for p in range(3):
         assert commits.get(p, 0) == printed_end[p], (
             f"partition {p}: committed {commits.get(p)} after printing up to offset {printed_end[p]} (all commits {commits})")
@@ -214,7 +141,7 @@ def test_consume_half_close_and_a_new_member_resumes_at_the_committed_offsets(cl
             assert offsets[0] == printed_end[p], f"partition {p}: the new member started at {offsets[0]}, committed {printed_end[p]}"
     verify_roundtrip(sent, got1 + got2, acks=acks)
     ends = collections.Counter(p for p, _ in acks)
-    assert committed(bs, group) == dict(ends), "the second member's close committed the log end of every partition"
+    assert committed_offsets(bs, group) == dict(ends), "the second member's close committed the log end of every partition"
 
 
 @pytest.mark.parametrize("strategy,want_protocol", [
@@ -232,8 +159,8 @@ def test_two_members_split_six_partitions(cluster, strategy, want_protocol):
     members = [a]
     try:
         a.header()
-        wait_for(lambda: a.owns() == set(range(6)) and describe(bs, group)[0] == "STABLE", 90,
-                 "member a to own all 6 partitions", step=a._check_alive, info=lambda: (a.owns(), describe(bs, group)))
+        wait_for(lambda: a.owns() == set(range(6)) and describe_by_client(bs, group)[0] == "STABLE", 90,
+                 "member a to own all 6 partitions", step=a.check_alive, info=lambda: (a.owns(), describe_by_client(bs, group)))
         phase1 = make_messages("js1", 300, keys=30)
         java_produce(bs, topic, phase1)
         wait_for(lambda: len(a.records()) >= 300, 90, "member a to read phase 1", info=lambda: len(a.records()))
@@ -242,7 +169,7 @@ def test_two_members_split_six_partitions(cluster, strategy, want_protocol):
         members.append(b)
 
         def split():
-            state, protocol, owners = describe(bs, group)
+            state, protocol, owners = describe_by_client(bs, group)
             parts = list(owners.values())
             # At no moment does the coordinator hand a partition to two members.
             assert sum(map(len, parts)) == len(set().union(*parts)), f"a partition is owned twice: {owners}"
@@ -251,15 +178,15 @@ def test_two_members_split_six_partitions(cluster, strategy, want_protocol):
                     and owners["member-a"] == a.owns() and owners["member-b"] == b.owns()) and owners
 
         owners = wait_for(split, 120, "a stable 3+3 split that both members applied",
-                          step=lambda: [m._check_alive() for m in members],
-                          info=lambda: (describe(bs, group), a.owns(), b.owns()))
+                          step=lambda: [m.check_alive() for m in members],
+                          info=lambda: (describe_by_client(bs, group), a.owns(), b.owns()))
         phase2 = make_messages("js2", 300, keys=30)
         java_produce(bs, topic, phase2)
         total = lambda: len(a.records()) + len(b.records())  # noqa: E731
         wait_for(lambda: total() >= 600, 90, "both members to read phase 2", info=total)
         # Still the same split after the last records.
         assert (a.owns(), b.owns()) == (owners["member-a"], owners["member-b"])
-        before_close = {"member-a": len(a.lines), "member-b": len(b.lines)}
+        before_close = {"member-a": a.line_count(), "member-b": b.line_count()}
         a.terminate()
         b.terminate()
     finally:
@@ -305,4 +232,4 @@ def test_two_members_split_six_partitions(cluster, strategy, want_protocol):
 
     # Both closed with auto commit: everything is committed.
     ends = collections.Counter(r.partition for rs in recs.values() for r in rs)
-    assert committed(bs, group) == dict(ends), "commits on close cover every record read"
+    assert committed_offsets(bs, group) == dict(ends), "commits on close cover every record read"
