@@ -79,6 +79,26 @@ class ConfluentMember:
 
 
 class KafkaPythonMember:
+    """kafka-python with its poll loop in a thread of its own, as a kafka-python application
+    runs it: poll() again as soon as the last one returned, with a timeout longer than a
+    rebalance round. The test's calls (poll, assignment, commit, close) are served from
+    that thread; poll() hands over what the loop received since the last call.
+
+    Why a thread: kafka-python 3.0.12 runs a JoinGroup/SyncGroup round as a task on its IO
+    thread and takes its result only inside poll() (KafkaConsumer.poll -> coordinator.poll
+    -> join_group_async). A round that completes while no poll() is waiting for it is lost:
+      - if the member still needs to rejoin, the next poll() sends a fresh JoinGroup. From
+        the leader of a Stable group that starts a new rebalance (in Kafka as in gregor: a
+        leader's JoinGroup forces one), which the others must join, and so on: members
+        polled in turn from one thread with short timeouts rebalance over and over;
+      - if need_rejoin() turned false meanwhile (the leader's own assignment refreshes the
+        metadata snapshot it compares against), the result is never applied: heartbeats
+        stay disabled and no partitions are assigned until the coordinator expires the
+        member's session.
+    Polling back to back with a 1 s timeout leaves only the instant between two polls."""
+
+    POLL_MS = 1000
+
     def __init__(self, bootstrap, group, topic, session_ms=SESSION_MS, instance_id=None, strategy=None):
         from kafka import KafkaConsumer
 
@@ -96,26 +116,105 @@ class KafkaPythonMember:
         self.c = KafkaConsumer(**kw)
         self.c.subscribe([topic])
         self.topic = topic
+        self._cv = threading.Condition()
+        self._inbox = []
+        self._assigned = set()
+        self._calls = queue.Queue()
+        self._error = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name=f"kafka-python-member-{group}", daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        try:
+            while not self._closed:
+                self._run_calls()
+                if self._closed:
+                    break
+                got = self.c.poll(timeout_ms=self.POLL_MS, max_records=500)
+                assigned = {tp.partition for tp in self.c.assignment()}
+                with self._cv:
+                    for msgs in got.values():
+                        self._inbox.extend((m.partition, m.offset, m.value) for m in msgs)
+                    self._assigned = assigned
+                    self._cv.notify_all()
+        except BaseException as e:  # surfaced to the test's next call
+            with self._cv:
+                self._error = e
+                self._cv.notify_all()
+        finally:
+            self._fail_pending_calls()
+
+    def _run_calls(self):
+        while True:
+            try:
+                fn, done = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done["value"] = fn()
+            except BaseException as e:
+                done["error"] = e
+            done["event"].set()
+
+    def _fail_pending_calls(self):
+        while True:
+            try:
+                _fn, done = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            done["error"] = self._error or RuntimeError("the kafka-python poll loop has stopped")
+            done["event"].set()
+
+    def _call(self, fn, timeout=120):
+        """Runs fn() on the poll thread, between two polls."""
+        if self._error is not None:
+            raise self._error
+        done = {"event": threading.Event()}
+        self._calls.put((fn, done))
+        if not self._thread.is_alive():
+            self._fail_pending_calls()
+        if not done["event"].wait(timeout):
+            raise TimeoutError(f"kafka-python poll thread did not run the call within {timeout}s")
+        if "error" in done:
+            raise done["error"]
+        return done.get("value")
 
     def poll(self, timeout):
-        out = []
-        for _tp, msgs in self.c.poll(timeout_ms=int(timeout * 1000), max_records=500).items():
-            for m in msgs:
-                out.append((m.partition, m.offset, m.value))
+        """What the poll loop received since the last call, waiting up to `timeout` s for some."""
+        with self._cv:
+            self._cv.wait_for(lambda: self._inbox or self._error is not None, timeout)
+            if self._error is not None:
+                raise self._error
+            out, self._inbox = self._inbox, []
         return out
 
     def assignment(self):
-        return {tp.partition for tp in self.c.assignment()}
+        """The assignment as of the poll loop's last poll."""
+        with self._cv:
+            if self._error is not None:
+                raise self._error
+            return set(self._assigned)
 
     def commit(self, offsets):
         from kafka import TopicPartition
         from kafka.structs import OffsetAndMetadata
 
         if offsets:
-            self.c.commit({TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()})
+            self._call(lambda: self.c.commit(
+                {TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()}))
 
     def close(self):
-        self.c.close()
+        def close():
+            self._closed = True
+            self.c.close()
+
+        if self._thread.is_alive() and self._error is None:
+            self._call(close)
+            self._thread.join(30)
+        else:
+            self._closed = True
+            self.c.close()
 
 
 class AioMember:

@@ -173,11 +173,8 @@ def _stable_split(bootstrap, group, members, expect_each=None):
 @pytest.mark.parametrize("kind,strategy", [
     ("confluent", None),
     ("confluent", "cooperative-sticky"),
-    # Known intermittent failure (about one full run in three): a kafka-python 3.0.12
-    # member stops taking part in a rebalance it is told about, so the join phase waits
-    # for it (Kafka keeps it open up to the client's 300 s rebalance timeout). Not yet
-    # diagnosed as client- or broker-side; the other kafka-python scenarios pass.
-    pytest.param("kafka-python", None, marks=pytest.mark.xfail(strict=False, reason="intermittent kafka-python rejoin stall, under investigation")),
+    # kafka-python members poll in threads of their own (clients.KafkaPythonMember says why).
+    ("kafka-python", None),
     ("aiokafka", None),
 ])
 def test_two_then_three_members_split_six_partitions(cluster, kind, strategy):
