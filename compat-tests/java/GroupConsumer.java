@@ -1,7 +1,9 @@
 // kafka-console-consumer's equivalent in a consumer group (subscribe, no explicit
 // assignment), on the consumer's DEFAULT group settings as the console tool runs it:
 // partition.assignment.strategy [range, cooperative-sticky], auto commit every 5 s and on
-// close, session/heartbeat/rebalance timeouts at their defaults. Like the console tool:
+// close, session/heartbeat/rebalance timeouts at their defaults. Like the console tool
+// (Kafka's tools ConsoleConsumerOptions):
+//  - client.id is console-consumer unless a --consumer-property sets it;
 //  - without --group the group id is console-consumer-NNNNN (random) and, unless a
 //    --consumer-property says otherwise, auto commit is off (a throwaway group);
 //  - --from-beginning sets auto.offset.reset=earliest (else latest);
@@ -75,6 +77,7 @@ public class GroupConsumer {
             String[] p = kv.split("=", 2);
             props.put(p[0], p[1]);
         }
+        props.putIfAbsent(ConsumerConfig.CLIENT_ID_CONFIG, "console-consumer");
         String group = Lines.opt(o, "group", null);
         if (group != null) {
             props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
