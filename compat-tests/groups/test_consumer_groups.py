@@ -16,8 +16,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from clients import HEARTBEAT_MS, KINDS, SESSION_MS, admin, broker_assignments, create_topic, group_state, make_member, produce  # noqa: E402
-from gregor_cluster import GREGOR_BIN  # noqa: E402
+from clients import HEARTBEAT_MS, KINDS, SESSION_MS, admin, broker_assignments, create_topic, gregor_describe, group_state, make_member, produce  # noqa: E402
 
 _ids = itertools.count()
 
@@ -94,20 +93,6 @@ def consume(member, received, commit=True, timeout=0.1):
     if commit and nxt:
         member.commit(nxt)
     return msgs
-
-
-def gregor_describe(bootstrap, group):
-    out = subprocess.run(
-        [GREGOR_BIN, "groups", "describe", group, "--bootstrap-server", bootstrap],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    rows = {}
-    for line in out.stdout.splitlines():
-        cols = line.split()
-        if len(cols) >= 6 and cols[0] == group and cols[2].isdigit():
-            rows[int(cols[2])] = (cols[3], cols[4], cols[5])
-    return out.stdout, rows
 
 
 def java_partition(group, n):
@@ -188,11 +173,8 @@ def _stable_split(bootstrap, group, members, expect_each=None):
 @pytest.mark.parametrize("kind,strategy", [
     ("confluent", None),
     ("confluent", "cooperative-sticky"),
-    # Known intermittent failure (about one full run in three): a kafka-python 3.0.12
-    # member stops taking part in a rebalance it is told about, so the join phase waits
-    # for it (Kafka keeps it open up to the client's 300 s rebalance timeout). Not yet
-    # diagnosed as client- or broker-side; the other kafka-python scenarios pass.
-    pytest.param("kafka-python", None, marks=pytest.mark.xfail(strict=False, reason="intermittent kafka-python rejoin stall, under investigation")),
+    # kafka-python members poll in threads of their own (clients.KafkaPythonMember says why).
+    ("kafka-python", None),
     ("aiokafka", None),
 ])
 def test_two_then_three_members_split_six_partitions(cluster, kind, strategy):
