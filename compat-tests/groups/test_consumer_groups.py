@@ -231,12 +231,18 @@ def _member_and_survivor(cluster, kind, session_ms):
     survivor = make_member(kind, cluster.bootstrap, group, topic, session_ms=session_ms)
     proc = MemberProcess(kind, cluster.bootstrap, group, topic, session_ms=session_ms)
     got = []
-    wait_for(
-        lambda: proc.assignment() and survivor.assignment()
-        and proc.assignment() | survivor.assignment() == set(range(4))
-        and not (proc.assignment() & survivor.assignment()),
-        90, "both members assigned", step=lambda: consume(survivor, got),
-    )
+    try:
+        wait_for(
+            lambda: proc.assignment() and survivor.assignment()
+            and proc.assignment() | survivor.assignment() == set(range(4))
+            and not (proc.assignment() & survivor.assignment()),
+            90, "both members assigned", step=lambda: consume(survivor, got),
+        )
+    except BaseException:
+        # A failed test keeps its frames alive: do not leave the member process behind.
+        proc.kill9()
+        survivor.close()
+        raise
     return survivor, proc, got
 
 
@@ -269,6 +275,8 @@ def test_member_leaving_cleanly_hands_over_at_once(cluster, kind):
         took = time.time() - left_at
         assert took < session_ms / 1000 / 2, f"handover took {took:.1f}s: the leave was not seen"
     finally:
+        if proc.p.poll() is None:
+            proc.kill9()
         survivor.close()
 
 
