@@ -21,9 +21,6 @@ pub mod records;
 pub mod shard;
 pub mod timer;
 
-#[cfg(test)]
-mod shard_tests;
-
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
