@@ -9,6 +9,8 @@ scenario runs unchanged against confluent-kafka (librdkafka), kafka-python and a
 """
 
 import asyncio
+import itertools
+import os
 import queue
 import signal
 import subprocess
@@ -469,3 +471,26 @@ def describe_by_client(bootstrap, group):
     by_client = {m.client_id: {tp.partition for tp in m.assignment.topic_partitions} for m in d.members}
     assert len(by_client) == len(d.members), f"client ids not unique: {[m.client_id for m in d.members]}"
     return str(d.state.name), d.partition_assignor, by_client
+
+
+_ids = itertools.count()
+
+
+def uniq(prefix):
+    """A topic or group name no other test (or earlier run) uses."""
+    return f"{prefix}-{os.getpid()}-{next(_ids)}"
+
+
+def wait_for(cond, timeout, what, step=None, info=None):
+    """Polls `cond` (after `step`, which may itself block briefly) until it is truthy."""
+    deadline = time.time() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() > deadline:
+            detail = f" (last seen: {info()})" if info else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
+        if step:
+            step()
+        time.sleep(0.02 if step else 0.05)

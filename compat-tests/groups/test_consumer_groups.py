@@ -3,7 +3,6 @@
 with deadlines; nothing sleeps a fixed time to wait for one."""
 
 import collections
-import itertools
 import os
 import signal
 import subprocess
@@ -16,28 +15,8 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from clients import HEARTBEAT_MS, KINDS, SESSION_MS, admin, broker_assignments, create_topic, gregor_describe, group_state, make_member, produce  # noqa: E402
+from clients import HEARTBEAT_MS, KINDS, SESSION_MS, admin, broker_assignments, create_topic, gregor_describe, group_state, make_member, produce, uniq, wait_for  # noqa: E402
 
-_ids = itertools.count()
-
-
-def uniq(prefix):
-    return f"{prefix}-{os.getpid()}-{next(_ids)}"
-
-
-def wait_for(cond, timeout, what, step=None, info=None):
-    deadline = time.time() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.time() > deadline:
-            detail = f" (last seen: {info()})" if info else ""
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}{detail}")
-        if step:
-            step()
-        else:
-            time.sleep(0.05)
 
 
 class MemberProcess:

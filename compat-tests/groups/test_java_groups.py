@@ -6,11 +6,9 @@ against a real gregor broker. Records are written by the Java console producer
 deadlines; nothing sleeps a fixed time to wait for one."""
 
 import collections
-import itertools
 import os
 import re
 import sys
-import time
 
 import pytest
 
@@ -19,27 +17,8 @@ sys.path.insert(0, HERE)
 
 from builds import java_cmd  # noqa: E402
 from checks import Driver, encode_msg, make_messages, parse_acks, verify_roundtrip  # noqa: E402
-from clients import DriverMember, committed_offsets, create_topic, describe_by_client, parse_parts  # noqa: E402
+from clients import DriverMember, committed_offsets, create_topic, describe_by_client, parse_parts, uniq, wait_for  # noqa: E402
 
-_ids = itertools.count()
-
-
-def uniq(prefix):
-    return f"{prefix}-{os.getpid()}-{next(_ids)}"
-
-
-def wait_for(cond, timeout, what, step=None, info=None):
-    deadline = time.time() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.time() > deadline:
-            detail = f" (last seen: {info()})" if info else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
-        if step:
-            step()
-        time.sleep(0.1)
 
 
 def java_produce(bs, topic, msgs):

@@ -7,37 +7,16 @@ own range strategy. Conditions are polled with deadlines; nothing sleeps a fixed
 wait for one."""
 
 import collections
-import itertools
 import os
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from builds import go_binary  # noqa: E402
 from checks import ck_produce, make_messages, verify_roundtrip  # noqa: E402
-from clients import DriverMember, committed_offsets, create_topic, describe_by_client, parse_parts  # noqa: E402
+from clients import DriverMember, committed_offsets, create_topic, describe_by_client, parse_parts, uniq, wait_for  # noqa: E402
 
-_ids = itertools.count()
-
-
-def uniq(prefix):
-    return f"{prefix}-{os.getpid()}-{next(_ids)}"
-
-
-def wait_for(cond, timeout, what, step=None, info=None):
-    deadline = time.time() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.time() > deadline:
-            detail = f" (last seen: {info()})" if info else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
-        if step:
-            step()
-        time.sleep(0.1)
 
 
 class Member(DriverMember):

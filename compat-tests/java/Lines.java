@@ -12,6 +12,22 @@ import org.apache.kafka.common.header.internals.RecordHeader;
 final class Lines {
     private Lines() {}
 
+    /** A flag set once stdin says "stop" (or closes): how the test drivers end a run. */
+    static java.util.concurrent.atomic.AtomicBoolean stopOnStdin() {
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        Thread watcher = new Thread(() -> {
+            try (java.io.BufferedReader in = new java.io.BufferedReader(
+                    new java.io.InputStreamReader(System.in, StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = in.readLine()) != null && !line.trim().equals("stop")) { }
+            } catch (java.io.IOException ignored) { }
+            stop.set(true);
+        });
+        watcher.setDaemon(true);
+        watcher.start();
+        return stop;
+    }
+
     static byte[] unb64(String s) {
         return s.equals("-") ? null : Base64.getDecoder().decode(s);
     }

@@ -5,9 +5,6 @@
 //   java SteadyGroupConsumer --bootstrap-server B --topic T --group G
 // stdout: REC partition offset value ; ASSIGNED p,p,.. on every assignment change.
 
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Collection;
 import java.util.List;
@@ -35,16 +32,7 @@ public class SteadyGroupConsumer {
         props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
 
-        AtomicBoolean stop = new AtomicBoolean();
-        Thread stdin = new Thread(() -> {
-            try (BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = in.readLine()) != null && !line.trim().equals("stop")) { }
-            } catch (Exception ignored) { }
-            stop.set(true);
-        });
-        stdin.setDaemon(true);
-        stdin.start();
+        AtomicBoolean stop = Lines.stopOnStdin();
 
         try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(props)) {
             TreeSet<Integer> owned = new TreeSet<>();

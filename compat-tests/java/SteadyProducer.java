@@ -7,9 +7,6 @@
 // stdout: ACK value partition offset | ERR value exception (a failed delivery: the
 // application would see it) ; exit code 1 if any delivery failed.
 
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -33,16 +30,7 @@ public class SteadyProducer {
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
 
-        AtomicBoolean stop = new AtomicBoolean();
-        Thread stdin = new Thread(() -> {
-            try (BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = in.readLine()) != null && !line.trim().equals("stop")) { }
-            } catch (Exception ignored) { }
-            stop.set(true);
-        });
-        stdin.setDaemon(true);
-        stdin.start();
+        AtomicBoolean stop = Lines.stopOnStdin();
 
         AtomicInteger failed = new AtomicInteger();
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(props)) {
