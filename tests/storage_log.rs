@@ -721,7 +721,7 @@ fn batch_view_agrees_with_kafka_protocol_encoder() {
     );
     assert_eq!((v.first_timestamp(), v.max_timestamp()), (123, 126));
     assert_eq!(v.compression(), 1);
-    let recs = gregor::storage::batch::decode_records(&v).unwrap();
+    let recs = gregor::storage::batch::decode_records(&v, 64 << 20).unwrap();
     assert_eq!(recs.len(), 4);
     assert_eq!(recs[3].key.as_deref(), Some(&b"kx-3"[..]));
 }

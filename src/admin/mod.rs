@@ -60,6 +60,13 @@ impl From<AssignmentError> for AdminError {
     }
 }
 
+/// At most this many partitions are created by one CreateTopics or CreatePartitions
+/// request, checked before anything is assigned. Kafka 3.9's KRaft controller refuses
+/// bigger requests the same way (`MAX_RECORDS_PER_USER_OP`, POLICY_VIOLATION "Excessively
+/// large number of partitions per request."): without it, 60 bytes asking for 2^31
+/// partitions make the broker build an assignment of 2^31 rows.
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
 /// What a client asked for in CreateTopics (or auto-creation).
 #[derive(Debug, Clone)]
 pub struct TopicSpec {
@@ -149,6 +156,12 @@ impl Admin<'_> {
             } else {
                 spec.num_partitions
             };
+            if partitions as i64 > MAX_PARTITIONS_PER_REQUEST {
+                return Err(AdminError::new(
+                    Error::InvalidPartitions,
+                    format!("Number of partitions {partitions} is above the limit of {MAX_PARTITIONS_PER_REQUEST} per request."),
+                ));
+            }
             let rf = if spec.replication_factor == -1 {
                 self.config.default_replication_factor
             } else {
@@ -295,6 +308,12 @@ impl Admin<'_> {
             .next()
             .map_or(1, |p| p.replicas.len()) as i32;
         let added = count - current;
+        if added as i64 > MAX_PARTITIONS_PER_REQUEST {
+            return Err(AdminError::new(
+                Error::PolicyViolation,
+                "Excessively large number of partitions per request.",
+            ));
+        }
         let new_assignment: BTreeMap<i32, Vec<i32>> = match manual {
             Some(rows) => {
                 if rows.len() as i32 != added {

@@ -7,7 +7,7 @@
 //! `kafka-configs --describe --all` and `kafka-topics --describe` expect. Brokers: the
 //! static configuration; it cannot be altered at runtime here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -52,12 +52,22 @@ pub async fn describe_configs(
 ) -> Option<DescribeConfigsResponse> {
     let image = broker.image();
     let mut results = Vec::new();
+    // Each distinct resource is described once: 200,000 copies of the broker resource
+    // would otherwise answer a gigabyte. (Clients key the results by resource.)
+    let mut seen = HashSet::new();
     for resource in &req.resources {
-        let keys: Option<Vec<String>> = resource
+        if !seen.insert((
+            resource.resource_type,
+            &resource.resource_name,
+            &resource.configuration_keys,
+        )) {
+            continue;
+        }
+        let keys: Option<HashSet<&str>> = resource
             .configuration_keys
             .as_ref()
-            .map(|k| k.iter().map(|s| s.to_string()).collect());
-        let wanted = |name: &str| keys.as_ref().is_none_or(|k| k.iter().any(|x| x == name));
+            .map(|k| k.iter().map(|s| s.as_str()).collect());
+        let wanted = |name: &str| keys.as_ref().is_none_or(|k| k.contains(name));
         let base = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());

@@ -11,6 +11,7 @@
 //! sending full requests. An incremental request naming a session is answered with
 //! FETCH_SESSION_ID_NOT_FOUND so the client falls back to a full one.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,11 @@ use crate::replica::manager::now_ms;
 use crate::replica::Partition;
 
 pub const VERSIONS: Versions = Versions::new(4, 17);
+
+/// The longest a fetch long-polls, whatever `max_wait_ms` it sends: a request naming
+/// i32::MAX would otherwise hold its connection's task for 24 days. (Kafka clients send
+/// `fetch.max.wait.ms`, 500 ms by default; followers `replica.fetch.wait.max.ms`.)
+const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
 
 /// Fetch session epochs (KIP-227).
 const INITIAL_EPOCH: i32 = 0;
@@ -82,9 +88,14 @@ pub async fn handle(
     }
     let image = broker.image();
 
-    let mut topics: Vec<FetchableTopicResponse> = Vec::with_capacity(req.topics.len());
+    // A partition named twice is read once (Kafka keys the fetch data by partition, the
+    // later entry replacing the earlier): a request repeating one partition a million
+    // times costs one read and answers one entry.
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut topic_slots: HashMap<(String, uuid::Uuid), usize> = HashMap::new();
+    let mut slot_of: HashMap<(usize, i32), usize> = HashMap::new();
     let mut slots: Vec<Slot> = Vec::new();
-    for (ti, t) in req.topics.iter().enumerate() {
+    for t in req.topics.iter() {
         let (name, unknown_error) = if version >= 13 {
             match image.topic_by_id(&t.topic_id) {
                 Some(info) => (info.name.clone(), None),
@@ -98,13 +109,17 @@ pub async fn handle(
                 .then_some(Error::UnknownTopicOrPartition);
             (name, unknown)
         };
-        let mut resp = FetchableTopicResponse::default();
-        if version >= 13 {
-            resp.topic_id = t.topic_id;
-        } else {
-            resp.topic = TopicName(StrBytes::from_string(name.clone()));
-        }
-        topics.push(resp);
+        let key = (t.topic.0.to_string(), t.topic_id);
+        let ti = *topic_slots.entry(key).or_insert_with(|| {
+            let mut resp = FetchableTopicResponse::default();
+            if version >= 13 {
+                resp.topic_id = t.topic_id;
+            } else {
+                resp.topic = TopicName(StrBytes::from_string(name.clone()));
+            }
+            topics.push(resp);
+            topics.len() - 1
+        });
         for p in &t.partitions {
             let partition = broker.replicas.partition(&name, p.partition);
             let fixed_error = unknown_error.or_else(|| match &partition {
@@ -117,7 +132,7 @@ pub async fn handle(
                 }
                 None => Some(Error::UnknownTopicOrPartition),
             });
-            slots.push(Slot {
+            let slot = Slot {
                 topic_index: ti,
                 partition,
                 partition_index: p.partition,
@@ -130,14 +145,21 @@ pub async fn handle(
                 current_leader_epoch: p.current_leader_epoch,
                 partition_max_bytes: p.partition_max_bytes.max(0) as usize,
                 fixed_error,
-            });
+            };
+            match slot_of.entry((ti, p.partition)) {
+                Entry::Occupied(at) => slots[*at.get()] = slot,
+                Entry::Vacant(at) => {
+                    at.insert(slots.len());
+                    slots.push(slot);
+                }
+            }
         }
     }
 
     let max_bytes = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes as usize);
     let min_bytes = req.min_bytes.max(0) as usize;
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_FETCH_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
     // Subscribe before the first read so no append between read and wait is missed.
     let mut receivers: Vec<_> = slots
         .iter()

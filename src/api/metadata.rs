@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -34,7 +35,10 @@ pub async fn handle(
         None => true,
         Some(t) => t.is_empty() && ctx.api_version == 0,
     };
-    let requested = req.topics.clone().unwrap_or_default();
+    // Kafka answers each topic once, however often it is named (KafkaApis turns the list
+    // into a set): a request repeating one name 200,000 times gets one entry, not a
+    // response of hundreds of megabytes.
+    let requested = dedup_topics(req.topics.clone().unwrap_or_default());
     // v12+: topics may be named by id. Like Kafka, any non-zero id switches the request to
     // lookups by id (Java sends the name as "" then, not null) and disables auto-creation.
     let by_id = requested.iter().any(|t| !t.topic_id.is_nil());
@@ -44,6 +48,9 @@ pub async fn handle(
 
     if auto_create && !all_topics {
         let mut created = Vec::new();
+        // Auto-creation is bounded like an explicit CreateTopics request.
+        let per_topic = broker.config.num_partitions.max(1) as i64;
+        let mut budget = crate::admin::MAX_PARTITIONS_PER_REQUEST / per_topic;
         for t in &requested {
             let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
                 continue;
@@ -54,12 +61,19 @@ pub async fn handle(
             {
                 continue;
             }
+            if budget == 0 {
+                break;
+            }
+            budget -= 1;
             if auto_create_topic(broker, &name).await {
                 created.push(name);
             }
         }
+        // One wait for all of them, not one per topic.
+        let deadline = tokio::time::Instant::now() + AUTO_CREATE_WAIT;
         for name in &created {
-            broker.wait_for_topic(name, true, 1, AUTO_CREATE_WAIT).await;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            broker.wait_for_topic(name, true, 1, left).await;
         }
         if !created.is_empty() {
             image = broker.image();
@@ -98,6 +112,16 @@ pub async fn handle(
             .with_topics(topics)
             .with_cluster_authorized_operations(i32::MIN),
     )
+}
+
+/// The requested topics without repeats (by name, or by id for v12 lookups), first
+/// occurrence kept.
+fn dedup_topics(topics: Vec<MetadataRequestTopic>) -> Vec<MetadataRequestTopic> {
+    let mut seen = std::collections::HashSet::new();
+    topics
+        .into_iter()
+        .filter(|t| seen.insert((t.name.clone(), t.topic_id)))
+        .collect()
 }
 
 /// Creates a topic with the broker defaults. Another broker creating it at the same

@@ -1,6 +1,8 @@
 //! Offset lookups on partition leaders: ListOffsets (key 2, v1-v9), OffsetForLeaderEpoch
 //! (key 23, v2-v4) and DeleteRecords (key 21, v0-v2).
 
+use std::collections::HashSet;
+
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -48,6 +50,9 @@ pub async fn list_offsets(
     let from_replica = req.replica_id.0 >= 0;
     // leader_epoch exists from v4; earlier versions must leave it at its default.
     let epoch_field = |epoch: i32| if ctx.api_version >= 4 { epoch } else { -1 };
+    // Kafka answers every entry of a partition named more than once with INVALID_REQUEST
+    // and looks none of them up (ListOffsetsRequest.duplicatePartitions).
+    let duplicates = duplicate_partitions(&req);
     let topics = req
         .topics
         .iter()
@@ -64,6 +69,9 @@ pub async fn list_offsets(
                             .with_timestamp(-1)
                             .with_offset(-1)
                     };
+                    if duplicates.contains(&(t.name.0.as_str(), p.partition_index)) {
+                        return failed(Error::InvalidRequest);
+                    }
                     let Some(partition) = broker.replicas.partition(&t.name, p.partition_index)
                     else {
                         return failed(missing(broker, &t.name, p.partition_index));
@@ -88,6 +96,21 @@ pub async fn list_offsets(
         })
         .collect();
     Some(ListOffsetsResponse::default().with_topics(topics))
+}
+
+/// The (topic, partition) pairs a ListOffsets request names more than once.
+fn duplicate_partitions(req: &ListOffsetsRequest) -> HashSet<(&str, i32)> {
+    let mut seen = HashSet::new();
+    let mut duplicates = HashSet::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            let key = (t.name.0.as_str(), p.partition_index);
+            if !seen.insert(key) {
+                duplicates.insert(key);
+            }
+        }
+    }
+    duplicates
 }
 
 pub async fn offset_for_leader_epoch(

@@ -4,7 +4,8 @@
 //! decoding records (`storage` checks the v2 header and CRC, producer sequences, and
 //! stamps offsets and the leader epoch in place). acks=1 answers after the local append;
 //! acks=-1 waits, up to the request timeout, until the high watermark passes the batch
-//! (Kafka's DelayedProduce); acks=0 gets no response at all.
+//! (Kafka's DelayedProduce); acks=0 gets no response at all, and a failed acks=0 produce
+//! closes the connection.
 
 use std::time::Duration;
 
@@ -190,7 +191,14 @@ pub async fn handle(
         );
     }
     if acks == 0 {
-        return None;
+        // No response for acks=0. A failure anywhere returns the response instead: the
+        // connection then closes without sending it (as Kafka's KafkaApis does), so the
+        // producer notices, refreshes its metadata and stops writing into the void.
+        let failed = responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .any(|p| p.error_code != 0);
+        return failed.then(|| ProduceResponse::default().with_responses(responses));
     }
     if !pending.is_empty() {
         let deadline =

@@ -19,7 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors::{code, Error};
 use super::{RequestContext, Versions};
-use crate::admin::{AdminError, CreatedTopic, TopicSpec};
+use crate::admin::{AdminError, CreatedTopic, TopicSpec, MAX_PARTITIONS_PER_REQUEST};
 use crate::broker::Broker;
 use crate::config::topic::TOPIC_KEYS;
 use crate::config::ConfigSource;
@@ -42,11 +42,40 @@ fn timeout(ms: i32) -> Duration {
     Duration::from_millis(ms.max(0) as u64)
 }
 
+const TOO_MANY_PARTITIONS: &str = "Excessively large number of partitions per request.";
+
+/// Partitions a CreateTopics request asks for, `default` standing in for -1.
+fn requested_partitions(req: &CreateTopicsRequest, default: i32) -> i64 {
+    req.topics
+        .iter()
+        .map(|t| match (t.assignments.len(), t.num_partitions) {
+            (0, -1) => default as i64,
+            (0, n) => n.max(0) as i64,
+            (rows, _) => rows as i64,
+        })
+        .sum()
+}
+
 pub async fn create_topics(
     broker: &Broker,
     ctx: &RequestContext,
     req: CreateTopicsRequest,
 ) -> Option<CreateTopicsResponse> {
+    if requested_partitions(&req, broker.config.num_partitions) > MAX_PARTITIONS_PER_REQUEST {
+        let results = req
+            .topics
+            .iter()
+            .map(|t| {
+                CreatableTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_error_code(code(Error::PolicyViolation))
+                    .with_error_message(msg(TOO_MANY_PARTITIONS))
+            })
+            .collect();
+        return Some(CreateTopicsResponse::default().with_topics(results));
+    }
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for t in &req.topics {
         *seen.entry(t.name.0.to_string()).or_default() += 1;
@@ -228,10 +257,45 @@ pub async fn create_partitions(
     _ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> Option<CreatePartitionsResponse> {
-    let mut results = Vec::new();
+    let image = broker.image();
+    let added: i64 = req
+        .topics
+        .iter()
+        .map(|t| {
+            let current = image
+                .topic(&t.name)
+                .map_or(0, |i| i.partitions.len() as i64);
+            (t.count as i64 - current).max(0)
+        })
+        .sum();
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in &req.topics {
+        *seen.entry(t.name.0.as_str()).or_default() += 1;
+    }
+    let mut results = Vec::with_capacity(req.topics.len());
     let mut pending = Vec::new();
     for t in &req.topics {
         let name = t.name.0.to_string();
+        let refused = if added > MAX_PARTITIONS_PER_REQUEST {
+            Some((Error::PolicyViolation, TOO_MANY_PARTITIONS.to_string()))
+        } else if seen[name.as_str()] > 1 {
+            // Kafka's ZkAdminManager: duplicate topics are refused, the rest served.
+            Some((
+                Error::InvalidRequest,
+                "Duplicate topic in request.".to_string(),
+            ))
+        } else {
+            None
+        };
+        if let Some((error, message)) = refused {
+            results.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(code(error))
+                    .with_error_message(msg(message)),
+            );
+            continue;
+        }
         let manual = t.assignments.as_ref().map(|rows| {
             rows.iter()
                 .map(|a| a.broker_ids.iter().map(|b| b.0).collect())

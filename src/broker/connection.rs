@@ -6,6 +6,9 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::RequestKind;
 
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
@@ -23,10 +26,15 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     let max_frame = broker.config.socket_request_max_bytes;
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
     loop {
-        let frame = match read_frame(&mut reader, max_frame).await {
+        let frame = match read_frame(&mut reader, max_frame, idle).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
+            Err(err @ crate::protocol::FrameError::Idle(_)) => {
+                tracing::debug!(%peer, error = %err, "closing idle connection");
+                break;
+            }
             Err(crate::protocol::FrameError::Io(err)) => {
                 // The client went away mid-stream (reset): routine, not a protocol error.
                 tracing::debug!(%peer, error = %err, "connection lost");
@@ -63,9 +71,16 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         } else {
             ctx.api_version
         };
+        let acks_zero = matches!(&request.body, Some(RequestKind::Produce(p)) if p.acks == 0);
         let Some(response) = api::handle(&broker, &ctx, request.body).await else {
             continue; // acks=0 produce: no response, as in Kafka
         };
+        if acks_zero {
+            // The produce handler answers an acks=0 request only when it failed: Kafka
+            // then closes the connection instead of answering (KafkaApis.handleProduceRequest).
+            tracing::info!(%peer, "closing connection after a failed acks=0 produce");
+            break;
+        }
         let bytes = match encode_response(
             ctx.api_key,
             response_version,

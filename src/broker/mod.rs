@@ -4,6 +4,7 @@
 //! election.
 
 pub mod connection;
+pub mod limits;
 pub mod registration;
 pub mod server;
 
@@ -119,6 +120,7 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
 /// Starts every part of the broker and returns once it serves requests.
 pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
     let config = Arc::new(config);
+    let fd_limit = limits::raise_fd_limit();
     // Recover every log before serving anything (Kafka's LogManager start-up).
     let dirs = config.log_dirs.clone();
     let logs = tokio::task::spawn_blocking(move || LogManager::open(&dirs, registration::now_ms()))
@@ -161,7 +163,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         producer_ids: ProducerIdManager::new(config.broker_id, session.clone()),
         groups,
     });
-    tokio::spawn(server::accept_loop(broker.clone(), listener));
+    tokio::spawn(server::accept_loop(broker.clone(), listener, fd_limit));
     tokio::spawn(registration::keep_registered(
         session.clone(),
         config.clone(),

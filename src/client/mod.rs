@@ -107,7 +107,7 @@ impl KafkaConnection {
                 .write_all(&buf)
                 .await
                 .map_err(|e| e.to_string())?;
-            let frame = read_frame(&mut self.reader, MAX_RESPONSE_BYTES)
+            let frame = read_frame(&mut self.reader, MAX_RESPONSE_BYTES, timeout)
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| "connection closed".to_string())?;

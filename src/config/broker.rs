@@ -109,6 +109,26 @@ pub const BROKER_KEYS: &[ConfigKey] = &[
     )
     .check(V::AtLeast(0)),
     ConfigKey::new(
+        "max.connections.per.ip",
+        T::Int,
+        "2147483647",
+        "Maximum concurrent connections from one IP address (more are closed at once).",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
+        "max.connections.per.ip.overrides",
+        T::String,
+        "",
+        "Per-IP or hostname overrides of max.connections.per.ip, e.g. `127.0.0.1:200,10.0.0.9:5`.",
+    ),
+    ConfigKey::new(
+        "connections.max.idle.ms",
+        T::Long,
+        "600000",
+        "Idle connections (nothing read or written) are closed after this long.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
         "fetch.max.bytes",
         T::Int,
         "57671680",
@@ -513,6 +533,10 @@ pub struct BrokerConfig {
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`, by IP address or host name as written.
+    pub max_connections_per_ip_overrides: Vec<(String, usize)>,
+    pub connections_max_idle_ms: u64,
     pub fetch_max_bytes: i32,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
@@ -602,6 +626,9 @@ impl BrokerConfig {
             message_max_bytes: r.int("message.max.bytes")? as i32,
             socket_request_max_bytes: r.int("socket.request.max.bytes")? as usize,
             max_connections: r.int("max.connections")? as usize,
+            max_connections_per_ip: r.int("max.connections.per.ip")? as usize,
+            max_connections_per_ip_overrides: r.ip_overrides("max.connections.per.ip.overrides")?,
+            connections_max_idle_ms: r.int("connections.max.idle.ms")? as u64,
             fetch_max_bytes: r.int("fetch.max.bytes")? as i32,
             log_retention_check_interval_ms: r.int("log.retention.check.interval.ms")? as u64,
             log_flush_scheduler_interval_ms: r.int("log.flush.scheduler.interval.ms")? as u64,
@@ -735,6 +762,22 @@ impl Resolver<'_> {
             value,
             reason: "expected true or false".into(),
         })
+    }
+
+    /// Kafka's `host:count` list (`max.connections.per.ip.overrides`).
+    fn ip_overrides(&self, key: &str) -> Result<Vec<(String, usize)>, ConfigError> {
+        split_list(&self.string(key)?)
+            .map(|entry| {
+                let bad = || ConfigError::Invalid {
+                    key: key.to_string(),
+                    value: entry.to_string(),
+                    reason: "expected host:count".into(),
+                };
+                let (host, count) = entry.rsplit_once(':').ok_or_else(bad)?;
+                let count: usize = count.trim().parse().map_err(|_| bad())?;
+                Ok((host.trim().to_string(), count))
+            })
+            .collect()
     }
 
     fn listeners(&self, key: &str) -> Result<Vec<Listener>, ConfigError> {

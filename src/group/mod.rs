@@ -497,9 +497,13 @@ fn load_shard(p: i32, replica: &Partition, config: GroupConfig) -> Result<GroupS
     let mut gs = GroupShard::new(p, config);
     let now = now_ms();
     let log = replica.log();
-    let (mut offset, end) = {
+    let (mut offset, end, decompress_limit) = {
         let l = lock(log);
-        (l.log_start_offset(), l.log_end_offset())
+        (
+            l.log_start_offset(),
+            l.log_end_offset(),
+            l.decompress_limit(),
+        )
     };
     let mut records = 0u64;
     while offset < end {
@@ -524,8 +528,18 @@ fn load_shard(p: i32, replica: &Partition, config: GroupConfig) -> Result<GroupS
                 advanced = true;
                 continue;
             }
-            let decoded = decode_records(&batch)
-                .map_err(|e| format!("cannot decode batch at {}: {e}", batch.base_offset()))?;
+            let decoded = match decode_records(&batch, decompress_limit) {
+                Ok(decoded) => decoded,
+                Err(e) => {
+                    // The coordinator never writes such a batch: a client produced it
+                    // (a bomb, or garbage under a valid CRC). Skipping it keeps the
+                    // coordinator available; failing would keep it loading forever.
+                    tracing::error!(partition = p, error = %e, "skipping an unreadable __consumer_offsets batch");
+                    offset = offset.max(next);
+                    advanced = true;
+                    continue;
+                }
+            };
             for rec in decoded {
                 if rec.offset < offset {
                     continue;

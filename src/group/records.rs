@@ -634,7 +634,7 @@ mod tests {
         let batch = Batch::parse(&b).unwrap();
         batch.verify_crc().unwrap();
         assert_eq!(batch.record_count(), 2);
-        let decoded = decode_records(&batch).unwrap();
+        let decoded = decode_records(&batch, 1 << 20).unwrap();
         assert_eq!(decoded.len(), 2);
         assert_eq!(decoded[1].offset, 1);
         assert_eq!(decoded[0].key.as_deref(), Some(&records[0].key[..]));

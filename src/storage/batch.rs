@@ -843,26 +843,16 @@ pub fn check_count(batch: &Batch<'_>) -> Result<(), String> {
 }
 
 /// Decompresses the records payload of a batch with the codec named in its attributes
-/// (uses `kafka_protocol`'s codecs; off the produce/fetch hot path). Returns the raw
-/// records bytes.
-pub fn decompress_records(batch: &Batch<'_>) -> Result<bytes::Bytes, String> {
-    use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
-    let mut payload = bytes::Bytes::copy_from_slice(batch.records_payload());
-    let take = |b: &mut bytes::Bytes| -> anyhow::Result<bytes::Bytes> { Ok(std::mem::take(b)) };
-    let out = match batch.compression() {
-        0 => Ok(payload),
-        1 => Gzip::decompress(&mut payload, take),
-        2 => Snappy::decompress(&mut payload, take),
-        3 => Lz4::decompress(&mut payload, take),
-        4 => Zstd::decompress(&mut payload, take),
-        c => return Err(format!("unknown compression codec {c}")),
-    };
-    out.map_err(|e| {
-        format!(
-            "cannot decompress batch at offset {}: {e:#}",
-            batch.base_offset()
-        )
-    })
+/// into at most `limit` bytes (see [`super::codec`]). Off the produce/fetch hot path.
+pub fn decompress_records(batch: &Batch<'_>, limit: usize) -> Result<bytes::Bytes, String> {
+    super::codec::decompress(batch.compression(), batch.records_payload(), limit)
+        .map(bytes::Bytes::from)
+        .map_err(|e| {
+            format!(
+                "cannot decompress batch at offset {}: {e}",
+                batch.base_offset()
+            )
+        })
 }
 
 /// Every record of a batch (decompressing if needed) as owned data:
@@ -876,9 +866,10 @@ pub struct OwnedRecord {
     pub headers: bytes::Bytes,
 }
 
-/// Decodes all records of a batch (any codec). Record timestamps honour LogAppendTime.
-pub fn decode_records(batch: &Batch<'_>) -> Result<Vec<OwnedRecord>, String> {
-    let payload = decompress_records(batch)?;
+/// Decodes all records of a batch (any codec), decompressing into at most `limit` bytes.
+/// Record timestamps honour LogAppendTime.
+pub fn decode_records(batch: &Batch<'_>, limit: usize) -> Result<Vec<OwnedRecord>, String> {
+    let payload = decompress_records(batch, limit)?;
     let count = batch.record_count();
     if count < 0 {
         return Err(format!("negative record count {count}"));
@@ -1028,7 +1019,7 @@ mod tests {
         assert_eq!(batch.max_timestamp(), 5555);
         assert_eq!(batch.first_timestamp(), 1000);
         assert_eq!(batch.record_timestamp(1001), 5555);
-        let recs = decode_records(&batch).unwrap();
+        let recs = decode_records(&batch, 1 << 20).unwrap();
         assert!(recs.iter().all(|r| r.timestamp == 5555));
     }
 

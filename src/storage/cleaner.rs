@@ -19,9 +19,7 @@ use std::collections::HashMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::batch::{
-    decompress_records, patch, put_varint, put_varlong, Batch, HeaderFields, RecordIter,
-};
+use super::batch::{patch, put_varint, put_varlong, Batch, HeaderFields, RecordIter};
 use super::error::StorageError;
 use super::log::Log;
 use super::segment::{Segment, WalkEnd, CLEANED_SUFFIX, SWAP_SUFFIX};
@@ -44,9 +42,22 @@ fn cleaner_err(seg: &Segment, pos: u64, why: impl std::fmt::Display) -> StorageE
     ))
 }
 
-/// Records of a batch with raw timestamps.
-fn batch_records(b: &Batch<'_>) -> Result<Vec<Kept>, String> {
-    let payload = decompress_records(b)?;
+/// Records of a batch with raw timestamps; `None` for a batch that would expand past
+/// `limit` (it is kept whole and its keys stay out of the map: the cleaner never expands
+/// a bomb, and never drops records it could not read).
+fn batch_records(b: &Batch<'_>, limit: usize) -> Result<Option<Vec<Kept>>, String> {
+    let payload = match super::codec::decompress(b.compression(), b.records_payload(), limit) {
+        Ok(payload) => Bytes::from(payload),
+        Err(super::codec::DecompressError::TooLarge { .. }) => {
+            tracing::warn!(
+                offset = b.base_offset(),
+                limit,
+                "compaction keeps a batch too large to decompress"
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     let mut out = Vec::new();
     for r in RecordIter::new(&payload, b.record_count()) {
         let r = r?;
@@ -59,7 +70,7 @@ fn batch_records(b: &Batch<'_>) -> Result<Vec<Kept>, String> {
             headers: payload.slice_ref(r.headers),
         });
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Re-encodes a batch with only `kept` records, preserving the header fields Kafka
@@ -179,6 +190,7 @@ impl Log {
             return Ok(false);
         }
         tracing::info!(partition = %self.tp, segments = eligible.len(), dirty_bytes = dirty, "cleaning log");
+        let limit = self.decompress_limit();
         // 1. key -> latest offset over everything eligible (the clean part too: cheap
         //    enough here, and it keeps the map exact).
         let mut latest: HashMap<Bytes, i64> = HashMap::new();
@@ -189,8 +201,9 @@ impl Log {
                 if b.is_control() {
                     return Ok(true);
                 }
-                match batch_records(b) {
-                    Ok(recs) => {
+                match batch_records(b, limit) {
+                    Ok(None) => Ok(true),
+                    Ok(Some(recs)) => {
                         for r in recs {
                             if let Some(k) = r.key {
                                 latest.insert(k, r.offset);
@@ -231,6 +244,7 @@ impl Log {
             now_ms.saturating_sub(seg.largest_timestamp()) > self.config.delete_retention_ms;
         let mut out = Segment::create(&self.dir, base, &self.config, CLEANED_SUFFIX, now_ms)?;
         let producers = &self.producers;
+        let limit = self.decompress_limit();
         let mut failure: Option<StorageError> = None;
         let mut changed = false;
         let end = seg.walk(|pos, b| {
@@ -238,8 +252,12 @@ impl Log {
                 out.append(b.bytes(), now_ms)?;
                 return Ok(true);
             }
-            let recs = match batch_records(b) {
-                Ok(r) => r,
+            let recs = match batch_records(b, limit) {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    out.append(b.bytes(), now_ms)?;
+                    return Ok(true);
+                }
                 Err(e) => {
                     failure = Some(cleaner_err(seg, pos, e));
                     return Ok(false);

@@ -183,6 +183,11 @@ impl Log {
     pub fn config(&self) -> &LogConfig {
         &self.config
     }
+
+    /// How far a batch of this log may expand when its records must be read.
+    pub fn decompress_limit(&self) -> usize {
+        super::codec::limit_for(self.config.max_message_bytes)
+    }
     pub fn topic_id(&self) -> Option<[u8; 16]> {
         self.topic_id
     }
@@ -613,9 +618,11 @@ impl Log {
             if seg.max_timestamp() < target_ts || seg.next_offset() <= self.log_start_offset {
                 continue;
             }
-            if let Some((ts, off, epoch)) =
-                seg.find_offset_by_timestamp(target_ts, self.log_start_offset)?
-            {
+            if let Some((ts, off, epoch)) = seg.find_offset_by_timestamp(
+                target_ts,
+                self.log_start_offset,
+                self.decompress_limit(),
+            )? {
                 return Ok(Some(TimestampAndOffset {
                     timestamp: ts,
                     offset: off,
@@ -640,7 +647,7 @@ impl Log {
             }
         }
         let seg = best?;
-        match seg.max_timestamp_record() {
+        match seg.max_timestamp_record(self.decompress_limit()) {
             Ok(Some((ts, off, epoch))) => Some(TimestampAndOffset {
                 timestamp: ts,
                 offset: off,

@@ -21,6 +21,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
+pub mod codec;
 pub mod config;
 pub mod error;
 pub mod fileio;

@@ -615,11 +615,15 @@ impl Segment {
     }
 
     /// Kafka's `findOffsetByTimestamp`: first record with timestamp >= `target` and
-    /// offset >= `starting_offset` -> (timestamp, offset, batch leader epoch).
+    /// offset >= `starting_offset` -> (timestamp, offset, batch leader epoch). A batch
+    /// that would decompress past `decompress_limit` answers at batch granularity (its
+    /// first offset at or after `starting_offset`, its max timestamp): the bytes were
+    /// accepted once, and a lookup must not expand a bomb.
     pub fn find_offset_by_timestamp(
         &self,
         target: i64,
         starting_offset: i64,
+        decompress_limit: usize,
     ) -> Result<Option<(i64, i64, i32)>, StorageError> {
         let ts_entry = self.time_index.lookup(target);
         let start = self
@@ -634,7 +638,19 @@ impl Segment {
             }
             let bytes = self.read_batch(pos, &hdr)?;
             let b = Batch::parse(&bytes).map_err(|e| corrupt(&path, pos, e))?;
-            let records = super::batch::decode_records(&b).map_err(|e| corrupt(&path, pos, e))?;
+            let records = match super::batch::decode_records(&b, decompress_limit) {
+                Ok(records) => records,
+                Err(e) if b.is_compressed() => {
+                    tracing::warn!(path = %path.display(), pos, error = %e, "answering a timestamp lookup from the batch header");
+                    let offset = b.base_offset().max(starting_offset);
+                    return Ok(Some((
+                        b.max_timestamp(),
+                        offset,
+                        b.partition_leader_epoch(),
+                    )));
+                }
+                Err(e) => return Err(corrupt(&path, pos, e)),
+            };
             for r in records {
                 if r.timestamp >= target && r.offset >= starting_offset {
                     return Ok(Some((r.timestamp, r.offset, b.partition_leader_epoch())));
@@ -645,8 +661,12 @@ impl Segment {
     }
 
     /// The record carrying this segment's max timestamp (first such offset):
-    /// (timestamp, offset, batch leader epoch).
-    pub fn max_timestamp_record(&self) -> Result<Option<(i64, i64, i32)>, StorageError> {
+    /// (timestamp, offset, batch leader epoch). Decompresses into at most
+    /// `decompress_limit` bytes.
+    pub fn max_timestamp_record(
+        &self,
+        decompress_limit: usize,
+    ) -> Result<Option<(i64, i64, i32)>, StorageError> {
         if self.size == 0 {
             return Ok(None);
         }
@@ -657,7 +677,8 @@ impl Segment {
         let bytes = self.read_batch(pos, &hdr)?;
         let path = self.log_path();
         let b = Batch::parse(&bytes).map_err(|e| corrupt(&path, pos, e))?;
-        let records = super::batch::decode_records(&b).map_err(|e| corrupt(&path, pos, e))?;
+        let records = super::batch::decode_records(&b, decompress_limit)
+            .map_err(|e| corrupt(&path, pos, e))?;
         let found = records
             .iter()
             .find(|r| r.timestamp == self.max_timestamp)
@@ -1001,10 +1022,13 @@ mod tests {
         assert_eq!(r.data.len(), hdr.size());
         // timestamps
         assert_eq!(
-            seg.find_offset_by_timestamp(1010, 0).unwrap(),
+            seg.find_offset_by_timestamp(1010, 0, 1 << 20).unwrap(),
             Some((1010, 126, -1))
         );
-        assert_eq!(seg.max_timestamp_record().unwrap().map(|t| t.1), Some(159));
+        assert_eq!(
+            seg.max_timestamp_record(1 << 20).unwrap().map(|t| t.1),
+            Some(159)
+        );
         // recover rebuilds the same indexes
         let before: Vec<_> = seg.offset_index().file().entries().to_vec();
         let mut n = 0;

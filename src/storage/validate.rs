@@ -95,7 +95,8 @@ pub fn validate_client_batches(
         let header_max = b.max_timestamp();
         let must_decode = b.is_compressed() && (compacted || header_max < b.first_timestamp());
         let (null_key, max_timestamp) = if must_decode {
-            let recs = decode_records(&b).map_err(AppendError::InvalidRecord)?;
+            let limit = super::codec::limit_for(config.max_message_bytes);
+            let recs = decode_records(&b, limit).map_err(AppendError::CorruptMessage)?;
             if recs.len() != b.record_count() as usize {
                 return Err(AppendError::InvalidRecord(
                     "record count does not match the header".into(),

@@ -36,6 +36,8 @@ pub struct Process {
     pub name: String,
     pub child: Option<Child>,
     pub log: PathBuf,
+    /// `ulimit -n` for the process (soft and hard), applied at each start.
+    pub nofile: Option<u64>,
     args: Vec<String>,
     program: PathBuf,
 }
@@ -46,6 +48,7 @@ impl Process {
             name: name.to_string(),
             child: None,
             log,
+            nofile: None,
             args: args.to_vec(),
             program: program.to_path_buf(),
         };
@@ -61,7 +64,24 @@ impl Process {
             .open(&self.log)
             .expect("log file");
         let err = out.try_clone().expect("log file");
-        let child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        if let Some(limit) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+            unsafe {
+                command.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = command
             .args(&self.args)
             .env(
                 "RUST_LOG",
@@ -77,6 +97,18 @@ impl Process {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
+    }
+
+    /// Peak resident memory so far (VmHWM from /proc), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("process status");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc status");
+        kb * 1024
     }
 
     /// `kill -9`.

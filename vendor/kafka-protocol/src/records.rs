@@ -515,7 +515,7 @@ impl RecordBatchDecoder {
         records: &mut Vec<Record>,
     ) -> Result<()> {
         // gregor patch: bound the pre-allocation by the bytes present (each record >= 1 byte).
-        records.reserve((batch_decode_info.record_count as usize).min(buf.remaining()));
+        records.reserve((batch_decode_info.record_count as usize).min(buf.remaining()).min(1024));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -895,7 +895,7 @@ impl Record {
         let num_headers = num_headers as usize;
 
         // gregor patch: bound the pre-allocation by the bytes present.
-        let mut headers = IndexMap::with_capacity(num_headers.min(bytes::Buf::remaining(buf)));
+        let mut headers = IndexMap::with_capacity(num_headers.min(bytes::Buf::remaining(buf)).min(1024));
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;

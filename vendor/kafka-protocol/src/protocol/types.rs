@@ -980,6 +980,15 @@ impl<T, E: for<'a> Encoder<&'a T>> Encoder<&Vec<T>> for Array<E> {
     }
 }
 
+/// gregor patch: how many elements to reserve for an array of `count` elements. A count
+/// within the remaining bytes still asks for `count * size_of::<T>()`, and a decoded
+/// element can be a hundred times larger than its one wire byte: reserve at most 64 KiB
+/// up front and let the vector grow with what actually decodes.
+fn prealloc<T>(count: usize) -> usize {
+    const MAX_PREALLOC_BYTES: usize = 64 * 1024;
+    count.min(MAX_PREALLOC_BYTES / std::mem::size_of::<T>().max(1))
+}
+
 impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
     fn decode<B: ByteBuf>(&self, buf: &mut B) -> Result<Option<Vec<T>>> {
         match Int32.decode(buf)? {
@@ -991,7 +1000,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
                 if n as usize > buf.remaining() {
                     bail!("Array length {n} exceeds the {} remaining bytes", buf.remaining());
                 }
-                let mut result = Vec::with_capacity(n as usize);
+                let mut result = Vec::with_capacity(prealloc::<T>(n as usize));
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1103,7 +1112,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
                 if (n - 1) as usize > buf.remaining() {
                     bail!("Array length {} exceeds the {} remaining bytes", n - 1, buf.remaining());
                 }
-                let mut result = Vec::with_capacity((n - 1) as usize);
+                let mut result = Vec::with_capacity(prealloc::<T>((n - 1) as usize));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
