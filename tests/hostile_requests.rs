@@ -128,6 +128,15 @@ fn repeated_names_are_answered_once() {
     assert_eq!(resp.results[0].error_code, 0);
     assert!(!resp.results[0].configs.is_empty());
 
+    // DescribeGroups naming one group 200,000 times: described once.
+    let req = DescribeGroupsRequest::default().with_groups(
+        (0..200_000)
+            .map(|_| GroupId(StrBytes::from_static_str("g")))
+            .collect(),
+    );
+    let resp = c.send(&req, 5).expect("DescribeGroups answered");
+    assert_eq!(resp.groups.len(), 1);
+
     // Fetch naming one partition 300,000 times: read once, answered once.
     let partition = || {
         FetchPartition::default()
@@ -543,4 +552,54 @@ fn encode_request(key: ApiKey, version: i16, body: &RequestKind) -> Vec<u8> {
     let mut out = (buf.len() as i32).to_be_bytes().to_vec();
     out.extend_from_slice(&buf);
     out
+}
+
+#[test]
+fn queued_max_request_bytes_bounds_frames_in_memory() {
+    let (cluster, _c) = single_broker(&[("queued.max.request.bytes", "1000000")]);
+    let addr = cluster.brokers[0].addr();
+    // A frame larger than the whole pool closes its connection.
+    let mut big = TcpStream::connect(&addr).unwrap();
+    big.write_all(&2_000_000i32.to_be_bytes()).unwrap();
+    big.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        big.read(&mut buf).unwrap_or(0),
+        0,
+        "oversized frame: closed"
+    );
+
+    // One connection holds almost all of the pool with a frame it never finishes...
+    let mut hog = TcpStream::connect(&addr).unwrap();
+    hog.write_all(&999_990i32.to_be_bytes()).unwrap();
+    hog.write_all(&[0; 100]).unwrap();
+    // ...so another client's request waits for room rather than being read.
+    let req = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(topic_name("acked")))
+    ]));
+    let mut waiting = TcpStream::connect(&addr).unwrap();
+    waiting
+        .write_all(&encode_request(
+            ApiKey::Metadata,
+            1,
+            &RequestKind::Metadata(req),
+        ))
+        .unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    assert!(
+        waiting.read(&mut buf).is_err(),
+        "no answer while the pool is held"
+    );
+    drop(hog);
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut size = [0u8; 4];
+    waiting
+        .read_exact(&mut size)
+        .expect("answered once the pool frees");
+    assert!(i32::from_be_bytes(size) > 0);
+    still_serving(&cluster, "acked", 2);
 }

@@ -8,7 +8,7 @@
 //! topic cannot be served (clients retry, then time out). SHARE keys get INVALID_REQUEST
 //! before v6 and COORDINATOR_NOT_AVAILABLE from v6, as in Kafka 3.9.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -572,8 +572,11 @@ pub async fn offset_fetch(
     let v = ctx.api_version;
     let require_stable = v >= 7 && req.require_stable;
     if v >= 8 {
-        let mut groups = Vec::with_capacity(req.groups.len());
-        for g in &req.groups {
+        let mut groups = Vec::new();
+        // Each group once (Kafka keys the request's groups by id), so repeating a group
+        // with every committed offset cannot multiply the answer.
+        let mut seen = HashSet::new();
+        for g in req.groups.iter().filter(|g| seen.insert(&g.group_id)) {
             let gid = g.group_id.0.to_string();
             let wanted: Option<Vec<(String, Vec<i32>)>> = g.topics.as_ref().map(|ts| {
                 ts.iter()
@@ -679,9 +682,13 @@ pub async fn describe_groups(
     req: DescribeGroupsRequest,
 ) -> Option<DescribeGroupsResponse> {
     let v = ctx.api_version;
+    // Each group once: a 1 MB request naming a 1,000-member group 100,000 times would
+    // otherwise answer gigabytes. (Clients key the answer by group id.)
+    let mut seen = HashSet::new();
     let groups = req
         .groups
         .iter()
+        .filter(|gid| seen.insert(*gid))
         .map(|gid| {
             let base = DescribedGroup::default().with_group_id(gid.clone());
             match broker

@@ -4,7 +4,7 @@
 //! with a log line and touches nothing else.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,10 +12,13 @@ use kafka_protocol::messages::RequestKind;
 
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::Broker;
 use crate::api::{self, RequestContext};
-use crate::protocol::{decode_request, encode_response, read_frame};
+use crate::protocol::{
+    decode_request, encode_response, read_frame_body, read_frame_size, FrameError,
+};
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -28,27 +31,32 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let max_frame = broker.config.socket_request_max_bytes;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
     loop {
-        let frame = match read_frame(&mut reader, max_frame, idle).await {
-            Ok(Some(frame)) => frame,
+        let frame = read_frame_size(&mut reader, max_frame, idle).await;
+        let (frame, _memory) = match frame {
+            Ok(Some(size)) => {
+                let Some(memory) = reserve_request_memory(&broker, size, peer).await else {
+                    break;
+                };
+                match read_frame_body(&mut reader, size, idle).await {
+                    Ok(frame) => (frame, memory),
+                    Err(err) => {
+                        frame_failed(peer, err);
+                        break;
+                    }
+                }
+            }
             Ok(None) => break,
-            Err(err @ crate::protocol::FrameError::Idle(_)) => {
-                tracing::debug!(%peer, error = %err, "closing idle connection");
-                break;
-            }
-            Err(crate::protocol::FrameError::Io(err)) => {
-                // The client went away mid-stream (reset): routine, not a protocol error.
-                tracing::debug!(%peer, error = %err, "connection lost");
-                break;
-            }
             Err(err) => {
-                tracing::warn!(%peer, error = %err, "closing connection: bad frame");
+                frame_failed(peer, err);
                 break;
             }
         };
         let request = match decode_request(frame, api::served_versions) {
             Ok(request) => request,
             Err(err) => {
-                tracing::warn!(%peer, error = %err, "closing connection: bad request");
+                if BAD_INPUT_LOG.allow() {
+                    tracing::warn!(%peer, error = %err, "closing connection: bad request");
+                }
                 break;
             }
         };
@@ -107,4 +115,77 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         }
     }
     tracing::debug!(%peer, connection_id, "connection closed");
+}
+
+/// Reserves `size` bytes of `queued.max.request.bytes` for a frame before its body is
+/// read (Kafka's request memory pool: a connection waits while the pool is exhausted).
+/// `None` closes the connection: the frame is larger than the whole pool.
+async fn reserve_request_memory(
+    broker: &Broker,
+    size: usize,
+    peer: SocketAddr,
+) -> Option<Option<OwnedSemaphorePermit>> {
+    let Some(pool) = &broker.request_memory else {
+        return Some(None);
+    };
+    let permits = u32::try_from(size).ok()?;
+    if size > broker.config.queued_max_request_bytes as usize {
+        tracing::warn!(%peer, size, "closing connection: frame larger than queued.max.request.bytes");
+        return None;
+    }
+    pool.clone()
+        .acquire_many_owned(permits)
+        .await
+        .ok()
+        .map(Some)
+}
+
+fn frame_failed(peer: SocketAddr, err: FrameError) {
+    match err {
+        FrameError::Idle(_) => tracing::debug!(%peer, error = %err, "closing idle connection"),
+        // The client went away mid-stream (reset): routine, not a protocol error.
+        FrameError::Io(err) => tracing::debug!(%peer, error = %err, "connection lost"),
+        err => {
+            if BAD_INPUT_LOG.allow() {
+                tracing::warn!(%peer, error = %err, "closing connection: bad frame");
+            }
+        }
+    }
+}
+
+/// Log lines about bad input, at most [`LogLimiter::PER_SECOND`] a second: every bad
+/// frame is worth a line until an attacker sends thousands a second to fill the disk.
+static BAD_INPUT_LOG: LogLimiter = LogLimiter::new();
+
+struct LogLimiter {
+    second: AtomicI64,
+    count: AtomicU64,
+}
+
+impl LogLimiter {
+    const PER_SECOND: u64 = 10;
+
+    const fn new() -> Self {
+        LogLimiter {
+            second: AtomicI64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    fn allow(&self) -> bool {
+        let now = crate::replica::manager::now_ms() / 1000;
+        if self.second.swap(now, Ordering::Relaxed) != now {
+            let suppressed = self
+                .count
+                .swap(0, Ordering::Relaxed)
+                .saturating_sub(Self::PER_SECOND);
+            if suppressed > 0 {
+                tracing::warn!(
+                    suppressed,
+                    "bad-input log lines suppressed in the last second"
+                );
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed) < Self::PER_SECOND
+    }
 }

@@ -44,6 +44,8 @@ pub struct Broker {
     pub producer_ids: ProducerIdManager,
     /// The consumer group coordinator (groups of the `__consumer_offsets` partitions led here).
     pub groups: Arc<GroupCoordinator>,
+    /// `queued.max.request.bytes` as a pool of byte permits (`None`: unbounded, Kafka's -1).
+    pub request_memory: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Broker {
@@ -162,6 +164,11 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         replicas,
         producer_ids: ProducerIdManager::new(config.broker_id, session.clone()),
         groups,
+        request_memory: (config.queued_max_request_bytes > 0).then(|| {
+            let bytes =
+                (config.queued_max_request_bytes as usize).min(tokio::sync::Semaphore::MAX_PERMITS);
+            Arc::new(tokio::sync::Semaphore::new(bytes))
+        }),
     });
     tokio::spawn(server::accept_loop(broker.clone(), listener, fd_limit));
     tokio::spawn(registration::keep_registered(

@@ -129,6 +129,12 @@ pub const BROKER_KEYS: &[ConfigKey] = &[
     )
     .check(V::AtLeast(1)),
     ConfigKey::new(
+        "queued.max.request.bytes",
+        T::Long,
+        "-1",
+        "Bytes of request frames held in memory at once across all connections (-1: unbounded); a connection waits for room before reading a frame's body.",
+    ),
+    ConfigKey::new(
         "fetch.max.bytes",
         T::Int,
         "57671680",
@@ -537,6 +543,7 @@ pub struct BrokerConfig {
     /// `max.connections.per.ip.overrides`, by IP address or host name as written.
     pub max_connections_per_ip_overrides: Vec<(String, usize)>,
     pub connections_max_idle_ms: u64,
+    pub queued_max_request_bytes: i64,
     pub fetch_max_bytes: i32,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
@@ -629,6 +636,7 @@ impl BrokerConfig {
             max_connections_per_ip: r.int("max.connections.per.ip")? as usize,
             max_connections_per_ip_overrides: r.ip_overrides("max.connections.per.ip.overrides")?,
             connections_max_idle_ms: r.int("connections.max.idle.ms")? as u64,
+            queued_max_request_bytes: r.int("queued.max.request.bytes")?,
             fetch_max_bytes: r.int("fetch.max.bytes")? as i32,
             log_retention_check_interval_ms: r.int("log.retention.check.interval.ms")? as u64,
             log_flush_scheduler_interval_ms: r.int("log.flush.scheduler.interval.ms")? as u64,

@@ -23,9 +23,32 @@ pub struct ZkSession {
 
 impl ZkSession {
     /// Starts the supervisor. Returns at once; `current()` waits for the first session.
+    ///
+    /// The session (its socket, pings and timers) runs on a runtime of its own, on a
+    /// thread of its own, like the ZooKeeper client threads of a Kafka broker: however
+    /// busy or stuck the request workers are, pings keep going and the broker is not
+    /// declared dead. Requests from any runtime reach it through the client's channels.
     pub fn start(connect: String, session_timeout: Duration) -> ZkSession {
         let (tx, rx) = watch::channel(None);
-        tokio::spawn(supervise(connect, session_timeout, tx));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        match runtime {
+            Ok(runtime) => {
+                let spawned = std::thread::Builder::new()
+                    .name("gregor-zk-session".into())
+                    .spawn(move || runtime.block_on(supervise(connect, session_timeout, tx)));
+                if let Err(err) = spawned {
+                    // No session will come: start-up then fails on
+                    // zookeeper.connection.timeout.ms with a clear message.
+                    tracing::error!(error = %err, "cannot start the ZooKeeper session thread");
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot build the ZooKeeper session runtime");
+                tokio::spawn(supervise(connect, session_timeout, tx));
+            }
+        }
         ZkSession { current: rx }
     }
 

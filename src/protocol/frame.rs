@@ -35,6 +35,20 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     max_size: usize,
     idle: Duration,
 ) -> Result<Option<Bytes>, FrameError> {
+    match read_frame_size(reader, max_size, idle).await? {
+        None => Ok(None),
+        Some(size) => read_frame_body(reader, size, idle).await.map(Some),
+    }
+}
+
+/// Reads a frame's 4-byte size, bounded by `max_size`. `Ok(None)` is a clean end of
+/// stream. Split from [`read_frame_body`] so the caller can reserve memory for the body
+/// (`queued.max.request.bytes`) before reading it.
+pub async fn read_frame_size<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max_size: usize,
+    idle: Duration,
+) -> Result<Option<usize>, FrameError> {
     let mut size_buf = [0u8; 4];
     match timeout(idle, reader.read_exact(&mut size_buf)).await {
         Err(_) => return Err(FrameError::Idle(idle)),
@@ -52,9 +66,18 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max: max_size,
         });
     }
+    Ok(Some(size as usize))
+}
+
+/// Reads a frame body of `size` bytes (see [`INITIAL_FRAME_CAPACITY`] for how memory
+/// grows), each read making progress within `idle`.
+pub async fn read_frame_body<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    size: usize,
+    idle: Duration,
+) -> Result<Bytes, FrameError> {
     // Read straight into uninitialised capacity (no zero-fill of a buffer about to be
     // overwritten: that memset showed up in produce profiles).
-    let size = size as usize;
     let mut body = BytesMut::with_capacity(size.min(INITIAL_FRAME_CAPACITY));
     while body.len() < size {
         if body.len() == body.capacity() {
@@ -70,7 +93,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             return Err(FrameError::Truncated);
         }
     }
-    Ok(Some(body.freeze()))
+    Ok(body.freeze())
 }
 
 #[cfg(test)]

@@ -6,5 +6,5 @@ pub mod frame;
 pub mod header;
 pub mod splice;
 
-pub use frame::{read_frame, FrameError};
+pub use frame::{read_frame, read_frame_body, read_frame_size, FrameError};
 pub use header::{decode_request, encode_response, DecodedRequest, RequestError, ResponseFrame};
