@@ -9,6 +9,11 @@
 
 use std::time::Duration;
 
+/// The longest an acks=all produce waits for replication, whatever `timeout_ms` it sends
+/// (clients send `request.timeout.ms`, 30 s by default): REQUEST_TIMED_OUT after it, which
+/// producers retry.
+const MAX_REPLICATION_WAIT: Duration = Duration::from_secs(300);
+
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -201,8 +206,8 @@ pub async fn handle(
         return failed.then(|| ProduceResponse::default().with_responses(responses));
     }
     if !pending.is_empty() {
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
+        let wait = Duration::from_millis(req.timeout_ms.max(0) as u64).min(MAX_REPLICATION_WAIT);
+        let deadline = tokio::time::Instant::now() + wait;
         let waits = pending.iter().map(|p| {
             p.partition
                 .wait_for_replication(p.required_offset, p.epoch, deadline)

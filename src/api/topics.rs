@@ -38,8 +38,13 @@ fn msg(s: impl Into<String>) -> Option<StrBytes> {
     Some(StrBytes::from_string(s.into()))
 }
 
+/// The longest an admin request waits for the controller to carry it out, whatever
+/// `timeout_ms` it sends (i32::MAX would hold its connection for 24 days); past it the
+/// answer is REQUEST_TIMED_OUT and the work goes on, as after any timeout.
+const MAX_ADMIN_WAIT: Duration = Duration::from_secs(120);
+
 fn timeout(ms: i32) -> Duration {
-    Duration::from_millis(ms.max(0) as u64)
+    Duration::from_millis(ms.max(0) as u64).min(MAX_ADMIN_WAIT)
 }
 
 const TOO_MANY_PARTITIONS: &str = "Excessively large number of partitions per request.";

@@ -35,6 +35,70 @@ struct Kept {
     headers: Bytes,
 }
 
+/// Kafka's default `log.cleaner.dedupe.buffer.size`: the memory one cleaning pass may
+/// use for its key -> offset map.
+pub const DEDUPE_BUFFER_BYTES: usize = 128 * 1024 * 1024;
+
+/// The cleaner's key -> latest offset map (Kafka's `SkimpyOffsetMap`): keys are kept as
+/// 128-bit hashes, never as the records' bytes, so a pass holds neither payloads nor
+/// keys, and the map stops taking new keys at its capacity.
+pub struct OffsetMap {
+    offsets: HashMap<u128, i64>,
+    capacity: usize,
+}
+
+impl OffsetMap {
+    /// Bytes per entry of a `HashMap<u128, i64>` with its control bytes and load factor.
+    const ENTRY_BYTES: usize = 40;
+
+    pub fn with_capacity_bytes(bytes: usize) -> Self {
+        OffsetMap {
+            offsets: HashMap::new(),
+            capacity: (bytes / Self::ENTRY_BYTES).max(1),
+        }
+    }
+
+    /// Records `offset` as the latest for `key`. False if the map is full and does not
+    /// hold the key yet (it is then not recorded).
+    pub fn insert(&mut self, key: &[u8], offset: i64) -> bool {
+        let hash = key_hash(key);
+        if let Some(o) = self.offsets.get_mut(&hash) {
+            *o = (*o).max(offset);
+            return true;
+        }
+        if self.offsets.len() >= self.capacity {
+            return false;
+        }
+        self.offsets.insert(hash, offset);
+        true
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<i64> {
+        self.offsets.get(&key_hash(key)).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+}
+
+/// Two independent SipHash-1-3 runs (Rust's default hasher, fixed keys): 128 bits, as
+/// Kafka's MD5, so a collision between distinct keys is out of reach.
+fn key_hash(key: &[u8]) -> u128 {
+    use std::hash::Hasher;
+    let mut hi = std::collections::hash_map::DefaultHasher::new();
+    hi.write_u8(0);
+    hi.write(key);
+    let mut lo = std::collections::hash_map::DefaultHasher::new();
+    lo.write_u8(1);
+    lo.write(key);
+    (u128::from(hi.finish()) << 64) | u128::from(lo.finish())
+}
+
 fn cleaner_err(seg: &Segment, pos: u64, why: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!(
         "{} at position {pos}: {why}",
@@ -191,9 +255,9 @@ impl Log {
         }
         tracing::info!(partition = %self.tp, segments = eligible.len(), dirty_bytes = dirty, "cleaning log");
         let limit = self.decompress_limit();
-        // 1. key -> latest offset over everything eligible (the clean part too: cheap
-        //    enough here, and it keeps the map exact).
-        let mut latest: HashMap<Bytes, i64> = HashMap::new();
+        // 1. key -> latest offset over everything eligible, in a map of bounded size.
+        let mut latest = OffsetMap::with_capacity_bytes(DEDUPE_BUFFER_BYTES);
+        let mut filled_in: Option<i64> = None;
         for base in &eligible {
             let seg = &self.segments[base];
             let mut err = None;
@@ -206,7 +270,9 @@ impl Log {
                     Ok(Some(recs)) => {
                         for r in recs {
                             if let Some(k) = r.key {
-                                latest.insert(k, r.offset);
+                                if !latest.insert(&k, r.offset) && filled_in.is_none() {
+                                    filled_in = Some(*base);
+                                }
                             }
                         }
                         Ok(true)
@@ -224,6 +290,15 @@ impl Log {
                 return Err(cleaner_err(seg, pos, error));
             }
         }
+        // A full map still tracks the keys it holds to the end, so what it drops is
+        // superseded; keys it could not hold stay, and their segments stay dirty.
+        let end_offset = match filled_in {
+            Some(base) => {
+                tracing::info!(partition = %self.tp, base_offset = base, "cleaner offset map full; later segments stay dirty");
+                base.max(self.first_dirty_offset)
+            }
+            None => end_offset,
+        };
         // 2. rewrite each eligible segment
         for base in eligible {
             self.clean_segment(base, &latest, now_ms)?;
@@ -236,7 +311,7 @@ impl Log {
     fn clean_segment(
         &mut self,
         base: i64,
-        latest: &HashMap<Bytes, i64>,
+        latest: &OffsetMap,
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let seg = &self.segments[&base];
@@ -268,7 +343,7 @@ impl Log {
                 .into_iter()
                 .filter(|r| match &r.key {
                     Some(k) => {
-                        latest.get(k).is_none_or(|&o| o == r.offset)
+                        latest.get(k).is_none_or(|o| o <= r.offset)
                             && !(drop_tombstones && r.value.is_none())
                     }
                     None => true,
@@ -323,5 +398,40 @@ impl Log {
         tracing::info!(partition = %self.tp, base_offset = base, old_size, new_size, "cleaned segment");
         self.segments.insert(base, out);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OffsetMap;
+
+    #[test]
+    fn a_full_offset_map_keeps_tracking_the_keys_it_holds() {
+        let mut map = OffsetMap::with_capacity_bytes(2 * OffsetMap::ENTRY_BYTES);
+        assert!(map.insert(b"a", 0));
+        assert!(map.insert(b"b", 1));
+        assert!(!map.insert(b"c", 2), "full: a new key is refused");
+        assert!(map.insert(b"a", 3), "a held key still moves forward");
+        assert!(map.insert(b"a", 2), "and never backwards");
+        assert_eq!(
+            (map.get(b"a"), map.get(b"b"), map.get(b"c")),
+            (Some(3), Some(1), None)
+        );
+        assert_eq!(map.len(), 2);
+        // What the cleaner keeps: a record unless the map holds a newer offset for its key.
+        let keeps = |key: &[u8], offset: i64| map.get(key).is_none_or(|o| o <= offset);
+        assert!(!keeps(b"a", 0), "superseded");
+        assert!(keeps(b"a", 3), "latest");
+        assert!(keeps(b"c", 2), "unmapped keys are never dropped");
+    }
+
+    #[test]
+    fn the_map_holds_hashes_not_keys() {
+        let mut map = OffsetMap::with_capacity_bytes(1 << 20);
+        let big = vec![7u8; 1 << 20];
+        assert!(map.insert(&big, 9));
+        assert_eq!(map.get(&big), Some(9));
+        assert_eq!(map.get(&big[1..]), None);
+        assert!(std::mem::size_of::<(u128, i64)>() <= OffsetMap::ENTRY_BYTES);
     }
 }
