@@ -86,7 +86,9 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         if acks_zero {
             // The produce handler answers an acks=0 request only when it failed: Kafka
             // then closes the connection instead of answering (KafkaApis.handleProduceRequest).
-            tracing::info!(%peer, "closing connection after a failed acks=0 produce");
+            if BAD_INPUT_LOG.allow() {
+                tracing::info!(%peer, "closing connection after a failed acks=0 produce");
+            }
             break;
         }
         let bytes = match encode_response(
