@@ -499,3 +499,180 @@ fn create_topic_znode(
     rt.block_on(zk.create(&format!("/brokers/topics/{topic}"), &data, &options))
         .expect("create topic znode");
 }
+
+/// One acks=all produce of `value` to `topic`-`partition`.
+fn produce_to(c: &mut Client, topic: &str, partition: i32, value: &[u8]) -> Result<i64, i16> {
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch(&[value], Compression::None)))])]);
+    match c.send(&req, 9) {
+        Ok(resp) => {
+            let p = &resp.responses[0].partition_responses[0];
+            if p.error_code == 0 {
+                Ok(p.base_offset)
+            } else {
+                Err(p.error_code)
+            }
+        }
+        Err(_) => Err(-1),
+    }
+}
+
+/// (leader, isr) of `topic`-`partition` as `c` sees it.
+fn leader_and_isr(c: &mut Client, topic: &str, partition: i32) -> (i32, Vec<i32>) {
+    let Ok(md) = c.metadata(Some(&[topic])) else {
+        return (-1, Vec::new());
+    };
+    md.topics
+        .first()
+        .and_then(|t| t.partitions.iter().find(|p| p.partition_index == partition))
+        .map(|p| (p.leader_id.0, p.isr_nodes.iter().map(|b| b.0).collect()))
+        .unwrap_or((-1, Vec::new()))
+}
+
+#[test]
+fn failed_dir_of_a_multi_dir_broker_moves_only_its_partitions() {
+    std::env::set_var("GREGOR_TEST_STORAGE_FAULTS", "1");
+    let mut cluster = Cluster::start(Coordinator::Gregor, 0, &[]);
+    // Broker 1 with two log directories; brokers 2 and 3 with one each.
+    let root = cluster.dir.path().join("broker-1");
+    let dirs = [root.join("d0"), root.join("d1")];
+    let port = common::free_port();
+    let config = cluster.dir.path().join("broker-1.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "broker.id = 1\nlisteners = \"PLAINTEXT://127.0.0.1:{port}\"\nlog.dirs = \"{},{}\"\nzookeeper.connect = \"{}\"\nzookeeper.session.timeout.ms = 6000\noffsets.topic.replication.factor = 1\n\"min.insync.replicas\" = \"2\"\n",
+            dirs[0].display(),
+            dirs[1].display(),
+            cluster.zk.connect_string()
+        ),
+    )
+    .unwrap();
+    let process = common::Process::spawn(
+        "broker-1",
+        Path::new(common::GREGOR),
+        &[
+            "broker".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ],
+        cluster.dir.path().join("broker-1.log"),
+    );
+    cluster.brokers.push(common::Broker {
+        id: 1,
+        port,
+        process,
+        data: root.clone(),
+        config,
+    });
+    cluster.wait_for_broker(0);
+    for id in [2, 3] {
+        cluster.add_broker(id, &[("min.insync.replicas", "2")]);
+        cluster.wait_for_broker(id as usize - 1);
+    }
+    // Two partitions led by broker 1, every append fsynced.
+    let mut c = cluster.client(0);
+    let topic = kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+        .with_name(topic_name("multi"))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(
+            (0..2)
+                .map(|p| {
+                    kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
+                        .with_partition_index(p)
+                        .with_broker_ids(vec![1, 2, 3].into_iter().map(kafka_protocol::messages::BrokerId).collect())
+                })
+                .collect(),
+        )
+        .with_configs(vec![kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default()
+            .with_name(kafka_protocol::protocol::StrBytes::from_static_str("flush.messages"))
+            .with_value(Some(kafka_protocol::protocol::StrBytes::from_static_str("1")))]);
+    let req = kafka_protocol::messages::CreateTopicsRequest::default()
+        .with_topics(vec![topic])
+        .with_timeout_ms(30_000);
+    let resp = c.send(&req, 7).expect("CreateTopics");
+    assert_eq!(resp.topics[0].error_code, 0);
+    for p in 0..2 {
+        wait_until(
+            Duration::from_secs(30),
+            "led by broker 1 with a full ISR",
+            || {
+                let (leader, isr) = leader_and_isr(&mut c, "multi", p);
+                leader == 1 && isr.len() == 3
+            },
+        );
+    }
+    // The partitions live in different directories of broker 1.
+    let dir_of = |p: i32| {
+        dirs.iter()
+            .position(|d| d.join(format!("multi-{p}")).is_dir())
+            .expect("partition directory")
+    };
+    let (d_keep, d_fail) = (dir_of(0), dir_of(1));
+    assert_ne!(d_keep, d_fail, "one partition per directory");
+    let mut acked: Vec<Vec<(i64, String)>> = vec![Vec::new(), Vec::new()];
+    for i in 0..10 {
+        for (p, acked) in acked.iter_mut().enumerate() {
+            let v = format!("p{p}-before-{i}");
+            let o = produce_to(&mut c, "multi", p as i32, v.as_bytes()).expect("produce");
+            acked.push((o, v));
+        }
+    }
+
+    // Partition 1's directory fails its next fsync.
+    std::fs::write(dirs[d_fail].join("gregor-fail-fsync"), b"").unwrap();
+    let err = produce_to(&mut c, "multi", 1, b"p1-at-fault").unwrap_err();
+    assert_eq!(
+        err, KAFKA_STORAGE_ERROR,
+        "the failed fsync answers KAFKA_STORAGE_ERROR"
+    );
+    // Leadership of partition 1 moves away and broker 1 leaves its ISR; broker 1 stays up.
+    wait_until(Duration::from_secs(30), "partition 1 led elsewhere", || {
+        let (leader, isr) = leader_and_isr(&mut c, "multi", 1);
+        leader > 1 && !isr.contains(&1)
+    });
+    assert!(
+        cluster.brokers[0].process.is_running(),
+        "one healthy dir left: no halt"
+    );
+    assert_eq!(
+        produce_to(&mut c, "multi", 1, b"p1-to-offline").unwrap_err(),
+        KAFKA_STORAGE_ERROR,
+        "broker 1 answers KAFKA_STORAGE_ERROR for its offline replica"
+    );
+    let (new_leader, _) = leader_and_isr(&mut c, "multi", 1);
+    let mut nc = cluster.client(cluster.broker_index(new_leader));
+    for i in 0..10 {
+        let v = format!("p1-after-{i}");
+        let o = produce_to(&mut nc, "multi", 1, v.as_bytes()).expect("acks=all on the new leader");
+        acked[1].push((o, v));
+    }
+    // Partition 0, in the healthy directory, is still led and written by broker 1.
+    assert_eq!(leader_and_isr(&mut c, "multi", 0).0, 1);
+    for i in 0..10 {
+        let v = format!("p0-after-{i}");
+        let o = produce_to(&mut c, "multi", 0, v.as_bytes()).expect("acks=all on broker 1");
+        acked[0].push((o, v));
+    }
+    let read = |client: &mut Client, p: i32| -> Vec<(i64, String)> {
+        client
+            .read_all("multi", p, 0)
+            .into_iter()
+            .map(|(o, v)| {
+                (
+                    o,
+                    String::from_utf8(v.unwrap_or_default().to_vec()).unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_acked_once_in_order(&acked[0], &read(&mut c, 0));
+    assert_acked_once_in_order(&acked[1], &read(&mut nc, 1));
+}

@@ -194,6 +194,9 @@ impl ReplicaManager {
                     partition: p,
                 };
                 wanted.insert(tp.clone());
+                if self.logs.is_offline(&tp) {
+                    continue; // in a failed log directory (or unloadable): not served here
+                }
                 let partition = match self.get_or_create(&tp, topic.id, &config) {
                     Ok(p) => p,
                     Err(err) => {
