@@ -59,14 +59,14 @@ pub fn event_path(child: &str) -> String {
 }
 
 /// Writes a failure notification for `partitions` of this broker, retrying for a bounded
-/// time while ZooKeeper is unreachable.
-pub async fn announce(session: &ZkSession, broker_id: i32, partitions: &[TopicPartition]) {
+/// time while ZooKeeper is unreachable. Returns whether it was written.
+pub async fn announce(session: &ZkSession, broker_id: i32, partitions: &[TopicPartition]) -> bool {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         match try_announce(session, broker_id, partitions).await {
             Ok(path) => {
-                tracing::info!(%path, partitions = partitions.len(), "log directory failure announced to the controller");
-                return;
+                tracing::info!(%path, partitions = partitions.len(), "offline replicas announced to the controller");
+                return true;
             }
             Err(err) if tokio::time::Instant::now() < deadline => {
                 tracing::warn!(error = %err, "cannot write the log directory failure notification; retrying");
@@ -74,7 +74,7 @@ pub async fn announce(session: &ZkSession, broker_id: i32, partitions: &[TopicPa
             }
             Err(err) => {
                 tracing::error!(error = %err, "giving up on the log directory failure notification");
-                return;
+                return false;
             }
         }
     }

@@ -42,6 +42,11 @@ pub struct ReplicaManager {
     leadership: tokio::sync::broadcast::Sender<LeadershipChange>,
     /// The last image `apply_image` finished with.
     applied: watch::Sender<Arc<ClusterImage>>,
+    /// Assigned partitions whose log cannot be created here while a log directory that
+    /// failed to load is offline (Kafka's KafkaStorageException from `getOrCreateLog`).
+    unhostable: std::sync::Mutex<std::collections::BTreeSet<TopicPartition>>,
+    /// Wakes the offline-replica announcer.
+    offline_changed: tokio::sync::Notify,
 }
 
 const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
@@ -77,11 +82,14 @@ impl ReplicaManager {
             hw_checkpoints,
             leadership: tokio::sync::broadcast::channel(4096).0,
             applied: watch::channel(Arc::new(ClusterImage::default())).0,
+            unhostable: Default::default(),
+            offline_changed: tokio::sync::Notify::new(),
         });
         tokio::spawn(apply_loop(manager.clone()));
         tokio::spawn(isr_shrink_loop(manager.clone()));
         tokio::spawn(maintenance_loop(manager.clone()));
         tokio::spawn(log_dir_failure_loop(manager.clone()));
+        tokio::spawn(offline_replica_announcer(manager.clone()));
         manager
     }
 
@@ -116,7 +124,14 @@ impl ReplicaManager {
     /// True if this partition's log could not be recovered here (served as
     /// KAFKA_STORAGE_ERROR, like a replica in an offline log dir).
     pub fn is_offline(&self, topic: &str, partition: i32) -> bool {
-        self.logs.is_offline(&TopicPartition::new(topic, partition))
+        let tp = TopicPartition::new(topic, partition);
+        self.logs.is_offline(&tp) || self.unhostable_set().contains(&tp)
+    }
+
+    fn unhostable_set(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<TopicPartition>> {
+        self.unhostable.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Kafka's `ReplicaManager.handleLogDirFailure`: the partitions of a failed log
@@ -151,7 +166,7 @@ impl ReplicaManager {
             }
             std::process::exit(1);
         }
-        crate::coordination::log_dir_events::announce(&self.session, self.broker_id(), &tps).await;
+        self.offline_changed.notify_one();
     }
 
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
@@ -199,6 +214,13 @@ impl ReplicaManager {
                 }
                 let partition = match self.get_or_create(&tp, topic.id, &config) {
                     Ok(p) => p,
+                    Err(crate::storage::StorageError::LogDirOffline(why)) => {
+                        if self.unhostable_set().insert(tp.clone()) {
+                            tracing::error!(partition = %tp, %why, "replica offline here: a log directory is offline");
+                            self.offline_changed.notify_one();
+                        }
+                        continue;
+                    }
                     Err(err) => {
                         tracing::error!(partition = %tp, error = %err, "cannot open log; partition offline here");
                         continue;
@@ -456,6 +478,43 @@ async fn log_dir_failure_loop(manager: Arc<ReplicaManager>) {
         }
         if rx.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// Tells the controller which replicas are offline here (failed log directories,
+/// partitions that could not load or cannot be hosted), once per registration: a
+/// notification names the broker epoch it is valid for, so a new ZooKeeper session (a new
+/// registration) gets a fresh one.
+async fn offline_replica_announcer(m: Arc<ReplicaManager>) {
+    let mut sessions = m.session.subscribe();
+    let mut failures = m.logs.failure_channel().subscribe();
+    let mut last: Option<(u64, std::collections::BTreeSet<TopicPartition>)> = None;
+    loop {
+        let mut offline: std::collections::BTreeSet<TopicPartition> = m
+            .logs
+            .offline_partitions()
+            .into_iter()
+            .map(|(tp, _)| tp)
+            .collect();
+        offline.extend(m.unhostable_set().iter().cloned());
+        if let Some(generation) = m.session.try_current().map(|h| h.generation) {
+            let news = last
+                .as_ref()
+                .is_none_or(|(g, done)| *g != generation || !offline.is_subset(done));
+            if !offline.is_empty() && news {
+                let tps: Vec<TopicPartition> = offline.iter().cloned().collect();
+                if crate::coordination::log_dir_events::announce(&m.session, m.broker_id(), &tps)
+                    .await
+                {
+                    last = Some((generation, offline));
+                }
+            }
+        }
+        tokio::select! {
+            r = sessions.changed() => if r.is_err() { return },
+            r = failures.changed() => if r.is_err() { return },
+            _ = m.offline_changed.notified() => {}
         }
     }
 }

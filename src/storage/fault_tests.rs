@@ -362,3 +362,37 @@ fn log_without_topic_id_adopts_it() {
     assert_eq!(same.lock().unwrap().topic_id(), Some([9; 16]));
     assert_eq!(same.lock().unwrap().log_end_offset(), 2);
 }
+
+#[test]
+fn a_dir_failing_at_load_is_offline_and_blocks_new_logs() {
+    let root = tempfile::tempdir().unwrap();
+    let dirs = vec![root.path().join("d0"), root.path().join("d1")];
+    {
+        let mgr = LogManager::open(&dirs, 0).unwrap();
+        mgr.get_or_create(&tp(), config(), Some([1; 16]), 0)
+            .unwrap();
+        mgr.shutdown(1).unwrap();
+    }
+    // d1 cannot be loaded: its clean-shutdown marker cannot be removed (an I/O error).
+    let marker = dirs[1].join(super::checkpoint::CLEAN_SHUTDOWN_FILE);
+    let _ = std::fs::remove_file(&marker);
+    std::fs::create_dir_all(marker.join("x")).unwrap();
+    let mgr = LogManager::open(&dirs, 2).unwrap();
+    assert!(mgr.failure_channel().is_offline(1));
+    assert!(!mgr.failure_channel().is_offline(0));
+    assert_eq!(mgr.live_log_dirs(), vec![dirs[0].clone()]);
+    // The existing log in d0 is served; a log that might live in d1 is not re-created
+    // empty elsewhere (an empty stand-in could be elected leader and lose its data).
+    assert!(mgr.get(&tp()).is_some());
+    match mgr.get_or_create(&TopicPartition::new("other", 0), config(), None, 3) {
+        Err(StorageError::LogDirOffline(_)) => {}
+        other => panic!("expected LogDirOffline, got {other:?}"),
+    }
+    // With every directory failing to load the manager does not open (Kafka halts).
+    let marker0 = dirs[0].join(super::checkpoint::CLEAN_SHUTDOWN_FILE);
+    mgr.shutdown(4).unwrap();
+    drop(mgr);
+    let _ = std::fs::remove_file(&marker0);
+    std::fs::create_dir_all(marker0.join("x")).unwrap();
+    assert!(LogManager::open(&dirs, 5).is_err());
+}

@@ -51,6 +51,8 @@ pub struct LogManager {
     state: Mutex<State>,
     /// Directories taken offline by an I/O failure (Kafka's `LogDirFailureChannel`).
     failures: Arc<LogDirFailureChannel>,
+    /// Directories that failed while loading: which partitions they hold is unknown.
+    failed_at_load: Vec<bool>,
 }
 
 impl LogManager {
@@ -93,6 +95,7 @@ impl LogManager {
         }
         let mut state = State::default();
         let failures = LogDirFailureChannel::new(log_dirs);
+        let mut failed_at_load = vec![false; log_dirs.len()];
         for (idx, dir) in log_dirs.iter().enumerate() {
             if let Err(e) = load_dir(idx, dir, &config_for, now_ms, &mut state, &failures) {
                 // Kafka: a directory that cannot be loaded is offline; the broker starts
@@ -101,6 +104,7 @@ impl LogManager {
                     return Err(e);
                 }
                 failures.fail(idx, &e.to_string());
+                failed_at_load[idx] = true;
                 state.logs.retain(|_, entry| entry.dir_idx != idx);
             }
         }
@@ -114,6 +118,7 @@ impl LogManager {
             locks: Mutex::new(locks),
             state: Mutex::new(state),
             failures,
+            failed_at_load,
         })
     }
 
@@ -176,46 +181,62 @@ impl LogManager {
         topic_id: Option<[u8; 16]>,
         now_ms: i64,
     ) -> Result<Arc<Mutex<Log>>, StorageError> {
+        // Lock order: the manager's lock is never held while a log is locked, so the
+        // existing log is looked at with the manager's lock released.
+        let existing = {
+            let st = lock(&self.state);
+            if st.shut_down {
+                return Err(StorageError::Closed("log manager".into()));
+            }
+            st.logs.get(tp).map(|e| (e.dir_idx, e.log.clone()))
+        };
+        let mut replace = None;
+        if let Some((dir_idx, log)) = existing {
+            if self.failures.is_offline(dir_idx) {
+                return Err(StorageError::LogDirOffline(tp.to_string()));
+            }
+            let existing_id = lock(&log).topic_id();
+            match (existing_id, topic_id) {
+                (Some(old), Some(new)) if old != new => {
+                    self.rename_for_deletion(tp, dir_idx, &log)?;
+                    replace = Some((dir_idx, log));
+                }
+                (None, Some(new)) => {
+                    lock(&log).set_topic_id(new)?;
+                    return Ok(log);
+                }
+                _ => return Ok(log),
+            }
+        }
         let mut st = lock(&self.state);
         if st.shut_down {
             return Err(StorageError::Closed("log manager".into()));
         }
-        let mut stale = None;
-        if let Some(e) = st.logs.get(tp) {
-            if self.failures.is_offline(e.dir_idx) {
-                return Err(StorageError::LogDirOffline(tp.to_string()));
-            }
-            // Lock order: the manager's lock is never held while waiting for a log that
-            // someone else may hold, so look at the topic id without blocking.
-            let existing_id = match e.log.try_lock() {
-                Ok(log) => log.topic_id(),
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().topic_id(),
-                Err(std::sync::TryLockError::WouldBlock) => return Ok(e.log.clone()),
-            };
-            match (existing_id, topic_id) {
-                (Some(old), Some(new)) if old != new => stale = Some(e.dir_idx),
-                (None, Some(new)) => {
-                    let log = e.log.clone();
-                    drop(st);
-                    lock(&log).set_topic_id(new)?;
-                    return Ok(log);
+        let dir_idx = match replace {
+            Some((dir_idx, old)) => {
+                if st.logs.get(tp).is_some_and(|e| Arc::ptr_eq(&e.log, &old)) {
+                    st.logs.remove(tp);
                 }
-                _ => return Ok(e.log.clone()),
-            }
-        }
-        if let Some((_, why)) = st.offline.get(tp) {
-            return Err(StorageError::InvalidArgument(format!(
-                "partition {tp} is offline: {why}"
-            )));
-        }
-        let dir_idx = match stale {
-            Some(idx) => {
-                if let Some(old) = st.logs.remove(tp) {
-                    self.rename_for_deletion(tp, idx, &old.log)?;
-                }
-                idx
+                dir_idx
             }
             None => {
+                if let Some(e) = st.logs.get(tp) {
+                    return Ok(e.log.clone()); // created meanwhile
+                }
+                if let Some((_, why)) = st.offline.get(tp) {
+                    return Err(StorageError::InvalidArgument(format!(
+                        "partition {tp} is offline: {why}"
+                    )));
+                }
+                // Kafka's `getOrCreateLog`: while a directory whose contents are unknown
+                // (it failed to load) is offline, an existing replica may be in it, and an
+                // empty stand-in elsewhere could be elected leader and lose its data.
+                if let Some(idx) = self.failed_at_load.iter().position(|&f| f) {
+                    return Err(StorageError::LogDirOffline(format!(
+                        "{tp}: cannot create its log while {} (failed to load) is offline",
+                        self.dirs[idx].display()
+                    )));
+                }
                 let mut counts = vec![0usize; self.dirs.len()];
                 for e in st.logs.values() {
                     counts[e.dir_idx] += 1;
@@ -227,8 +248,7 @@ impl LogManager {
             }
         };
         let path = self.dirs[dir_idx].join(tp.dir_name());
-        let created = Log::create(&path, tp, config, topic_id, now_ms);
-        let mut log = match created {
+        let mut log = match Log::create(&path, tp, config, topic_id, now_ms) {
             Ok(log) => log,
             Err(e) => {
                 if let StorageError::Io(..) = e {
@@ -313,7 +333,13 @@ impl LogManager {
             (st.logs.remove(tp), st.offline.remove(tp))
         };
         if let Some(e) = entry {
-            lock(&e.log).delete_in_place()?;
+            if let Err(err) = lock(&e.log).delete_in_place() {
+                if let StorageError::Io(..) = err {
+                    self.failures
+                        .fail(e.dir_idx, &format!("deleting {tp}: {err}"));
+                }
+                return Err(err);
+            }
             tracing::info!(partition = %tp, "deleted log");
         } else if let Some((idx, _)) = offline {
             let path = self.dirs[idx].join(tp.dir_name());
