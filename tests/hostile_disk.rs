@@ -354,7 +354,10 @@ fn recreated_topic_is_never_served_from_the_old_log() {
     let mut cluster = Cluster::start(Coordinator::Gregor, 2, &[]);
     let mut c = cluster.client(0);
     let zk_addr = cluster.zk.connect_string();
-    let rt = tokio::runtime::Builder::new_current_thread()
+    // A runtime of its own thread, so the test's ZooKeeper session keeps pinging while
+    // the test waits.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
@@ -385,6 +388,14 @@ fn recreated_topic_is_never_served_from_the_old_log() {
         || dir_size(&b2_part_dir) > 0,
     );
     cluster.brokers[b2].process.kill();
+    wait_until(
+        Duration::from_secs(30),
+        "broker 2's session to expire",
+        || {
+            c.metadata(None)
+                .is_ok_and(|md| md.brokers.iter().all(|b| b.node_id.0 != 2))
+        },
+    );
     rt.block_on(zk.create(
         "/admin/delete_topics/reborn",
         &[],
