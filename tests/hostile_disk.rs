@@ -23,8 +23,12 @@ use std::time::{Duration, Instant};
 
 use common::kafka::{batch, topic_name, Client};
 use common::{wait_until, Cluster, Coordinator, ZooKeeper};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::ProduceRequest;
+use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, ProduceRequest};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
 const KAFKA_STORAGE_ERROR: i16 = 56;
@@ -105,6 +109,13 @@ fn assert_acked_once_in_order(acked: &[(i64, String)], got: &[(i64, String)]) {
         assert!(last.is_none_or(|l| l < pos), "{v} out of order");
         last = Some(pos);
     }
+}
+
+/// The first "log directory failed" line of a broker log (says what failed first).
+fn first_dir_failure(log: &str) -> &str {
+    log.lines()
+        .find(|l| l.contains("log directory failed; taking it offline"))
+        .unwrap_or("")
 }
 
 fn is_root() -> bool {
@@ -203,7 +214,17 @@ fn disk_full_during_acks_all_produce_loses_and_duplicates_nothing() {
     });
     let log = std::fs::read_to_string(&cluster.brokers[0].process.log).unwrap();
     assert!(
-        log.contains("log directory failed") && log.contains("all log directories have failed"),
+        first_dir_failure(&log).contains("partition full-0")
+            && first_dir_failure(&log).contains("No space left on device"),
+        "the full disk failed the partition's append first:\n{}",
+        first_dir_failure(&log)
+    );
+    assert!(
+        log.contains("rolled back a failed append"),
+        "the half-written append was rolled back"
+    );
+    assert!(
+        log.contains("all log directories have failed"),
         "the broker log tells why it stopped"
     );
 
@@ -290,8 +311,9 @@ fn failing_fsync_takes_the_dir_offline_and_leadership_moves() {
     });
     let log = std::fs::read_to_string(&cluster.brokers[li].process.log).unwrap();
     assert!(
-        log.contains("log directory failed"),
-        "the leader's log directory went offline:\n{}",
+        first_dir_failure(&log).contains("partition fsync-0")
+            && first_dir_failure(&log).contains("Input/output error"),
+        "the failed fsync of the partition's append took the directory offline:\n{}",
         cluster.brokers[li].process.log_tail(30)
     );
     // Another replica leads and acks=all writes continue there.
@@ -589,23 +611,29 @@ fn failed_dir_of_a_multi_dir_broker_moves_only_its_partitions() {
     }
     // Two partitions led by broker 1, every append fsynced.
     let mut c = cluster.client(0);
-    let topic = kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+    // Every broker must be in broker 1's image: a manual assignment names live brokers.
+    wait_until(
+        Duration::from_secs(30),
+        "three brokers in the metadata",
+        || c.metadata(None).is_ok_and(|md| md.brokers.len() == 3),
+    );
+    let assignments = (0..2)
+        .map(|p| {
+            CreatableReplicaAssignment::default()
+                .with_partition_index(p)
+                .with_broker_ids(vec![BrokerId(1), BrokerId(2), BrokerId(3)])
+        })
+        .collect();
+    let flush_every_append = CreatableTopicConfig::default()
+        .with_name(StrBytes::from_static_str("flush.messages"))
+        .with_value(Some(StrBytes::from_static_str("1")));
+    let topic = CreatableTopic::default()
         .with_name(topic_name("multi"))
         .with_num_partitions(-1)
         .with_replication_factor(-1)
-        .with_assignments(
-            (0..2)
-                .map(|p| {
-                    kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
-                        .with_partition_index(p)
-                        .with_broker_ids(vec![1, 2, 3].into_iter().map(kafka_protocol::messages::BrokerId).collect())
-                })
-                .collect(),
-        )
-        .with_configs(vec![kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default()
-            .with_name(kafka_protocol::protocol::StrBytes::from_static_str("flush.messages"))
-            .with_value(Some(kafka_protocol::protocol::StrBytes::from_static_str("1")))]);
-    let req = kafka_protocol::messages::CreateTopicsRequest::default()
+        .with_assignments(assignments)
+        .with_configs(vec![flush_every_append]);
+    let req = CreateTopicsRequest::default()
         .with_topics(vec![topic])
         .with_timeout_ms(30_000);
     let resp = c.send(&req, 7).expect("CreateTopics");
@@ -643,6 +671,21 @@ fn failed_dir_of_a_multi_dir_broker_moves_only_its_partitions() {
     assert_eq!(
         err, KAFKA_STORAGE_ERROR,
         "the failed fsync answers KAFKA_STORAGE_ERROR"
+    );
+    let broker_log = cluster.brokers[0].process.log.clone();
+    wait_until(
+        Duration::from_secs(10),
+        "the directory failure logged",
+        || {
+            let log = std::fs::read_to_string(&broker_log).unwrap_or_default();
+            !first_dir_failure(&log).is_empty()
+        },
+    );
+    let log = std::fs::read_to_string(&broker_log).unwrap();
+    assert!(
+        first_dir_failure(&log).contains("partition multi-1"),
+        "the append's failed fsync took the directory offline:\n{}",
+        first_dir_failure(&log)
     );
     // Leadership of partition 1 moves away and broker 1 leaves its ISR; broker 1 stays up.
     wait_until(Duration::from_secs(30), "partition 1 led elsewhere", || {
