@@ -388,6 +388,15 @@ fn a_dir_failing_at_load_is_offline_and_blocks_new_logs() {
         Err(StorageError::LogDirOffline(_)) => {}
         other => panic!("expected LogDirOffline, got {other:?}"),
     }
+    // A directory that cannot even be created is offline too (here: a file is in its way).
+    mgr.shutdown(4).unwrap();
+    drop(mgr);
+    let blocked = root.path().join("not-a-dir");
+    std::fs::write(&blocked, b"").unwrap();
+    let with_blocked = vec![dirs[0].clone(), blocked];
+    let mgr = LogManager::open(&with_blocked, 4).unwrap();
+    assert!(mgr.failure_channel().is_offline(1));
+    assert!(mgr.get(&tp()).is_some());
     // With every directory failing to load the manager does not open (Kafka halts).
     let marker0 = dirs[0].join(super::checkpoint::CLEAN_SHUTDOWN_FILE);
     mgr.shutdown(4).unwrap();

@@ -74,29 +74,32 @@ impl LogManager {
             ));
         }
         let mut locks = Vec::new();
+        let mut unusable: Vec<Option<StorageError>> = Vec::new();
         for dir in log_dirs {
-            fs::create_dir_all(dir).ctx(dir)?;
-            let lock_path = dir.join(LOCK_FILE);
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&lock_path)
-                .ctx(&lock_path)?;
-            match f.try_lock() {
-                Ok(()) => {}
-                Err(fs::TryLockError::WouldBlock) => {
-                    return Err(StorageError::DirLocked(dir.clone()))
+            match lock_dir(dir) {
+                Ok(f) => {
+                    locks.push(Some(f));
+                    unusable.push(None);
                 }
-                Err(fs::TryLockError::Error(e)) => return Err(StorageError::io(&lock_path, e)),
+                // Another broker owns it, or it is the only directory: do not start.
+                Err(e @ StorageError::DirLocked(_)) => return Err(e),
+                Err(e) if log_dirs.len() == 1 => return Err(e),
+                // Kafka: a directory that cannot be created or locked is offline.
+                Err(e) => {
+                    locks.push(None);
+                    unusable.push(Some(e));
+                }
             }
-            locks.push(Some(f));
         }
         let mut state = State::default();
         let failures = LogDirFailureChannel::new(log_dirs);
         let mut failed_at_load = vec![false; log_dirs.len()];
         for (idx, dir) in log_dirs.iter().enumerate() {
+            if let Some(e) = &unusable[idx] {
+                failures.fail(idx, &e.to_string());
+                failed_at_load[idx] = true;
+                continue;
+            }
             if let Err(e) = load_dir(idx, dir, &config_for, now_ms, &mut state, &failures) {
                 // Kafka: a directory that cannot be loaded is offline; the broker starts
                 // with the others and stops only if none is left.
@@ -520,6 +523,24 @@ impl LogManager {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+/// Creates (if missing) and locks a log directory.
+fn lock_dir(dir: &Path) -> Result<File, StorageError> {
+    fs::create_dir_all(dir).ctx(dir)?;
+    let lock_path = dir.join(LOCK_FILE);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .ctx(&lock_path)?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(fs::TryLockError::WouldBlock) => Err(StorageError::DirLocked(dir.to_path_buf())),
+        Err(fs::TryLockError::Error(e)) => Err(StorageError::io(&lock_path, e)),
     }
 }
 
