@@ -9,6 +9,7 @@
 //! `ReplicaManager.handleLogDirFailure`).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::error::StorageError;
@@ -18,6 +19,9 @@ pub struct LogDirFailureChannel {
     dirs: Vec<PathBuf>,
     /// Why each directory went offline (`None`: online).
     offline: Mutex<Vec<Option<String>>>,
+    /// The same as flags, for the check every log operation makes (no shared lock on the
+    /// append and fetch paths).
+    flags: Vec<AtomicBool>,
     /// Bumped on every newly failed directory.
     events: tokio::sync::watch::Sender<u64>,
 }
@@ -27,6 +31,7 @@ impl LogDirFailureChannel {
         Arc::new(LogDirFailureChannel {
             dirs: dirs.to_vec(),
             offline: Mutex::new(vec![None; dirs.len()]),
+            flags: dirs.iter().map(|_| AtomicBool::new(false)).collect(),
             events: tokio::sync::watch::channel(0).0,
         })
     }
@@ -44,6 +49,7 @@ impl LogDirFailureChannel {
                 Some(slot @ None) => *slot = Some(why.to_string()),
                 _ => return false,
             }
+            self.flags[idx].store(true, Ordering::Release);
         }
         tracing::error!(dir = %self.dirs[idx].display(), error = why, "log directory failed; taking it offline");
         self.events.send_modify(|n| *n += 1);
@@ -51,7 +57,9 @@ impl LogDirFailureChannel {
     }
 
     pub fn is_offline(&self, idx: usize) -> bool {
-        self.offline().get(idx).is_some_and(|s| s.is_some())
+        self.flags
+            .get(idx)
+            .is_some_and(|f| f.load(Ordering::Acquire))
     }
 
     /// Why directory `idx` is offline.
@@ -70,7 +78,7 @@ impl LogDirFailureChannel {
 
     /// True when every directory is offline (Kafka then halts the broker).
     pub fn all_offline(&self) -> bool {
-        self.offline().iter().all(|s| s.is_some())
+        self.flags.iter().all(|f| f.load(Ordering::Acquire))
     }
 
     pub fn dir_index(&self, dir: &Path) -> Option<usize> {
