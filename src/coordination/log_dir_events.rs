@@ -96,8 +96,10 @@ async fn try_announce(
         .await
         .map_err(bounded)??
     {
-        Some(stat) => stat.czxid,
-        None => return Err(zk::Error::NoNode), // not registered (yet): retry
+        // Only this session's own registration: a previous incarnation's may linger
+        // until its session expires, and its epoch would make the notification stale.
+        Some(stat) if stat.ephemeral_owner == client.session_id().0 => stat.czxid,
+        _ => return Err(zk::Error::NoNode), // not registered (yet): retry
     };
     let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     match tokio::time::timeout(
