@@ -2,8 +2,11 @@
 //! and recovers partition directories (a partition that cannot load is reported offline,
 //! the others load), creates logs in the directory with the fewest partitions, writes the
 //! log-dir level checkpoints and the clean-shutdown marker, and runs retention, flushing
-//! and cleaning when the broker's timers call it. Internally synchronized; share it in an
-//! `Arc`. Locking order: the manager's own lock is never held while a log is locked.
+//! and cleaning when the broker's timers call it. A directory with an I/O failure (at
+//! load, or later in any of its logs, reported through the [`LogDirFailureChannel`]) is
+//! offline until restart: its logs are no longer listed or served and nothing more is
+//! written there. Internally synchronized; share it in an `Arc`. Locking order: the
+//! manager's own lock is never held while a log is locked.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
