@@ -405,3 +405,55 @@ fn a_dir_failing_at_load_is_offline_and_blocks_new_logs() {
     std::fs::create_dir_all(marker0.join("x")).unwrap();
     assert!(LogManager::open(&dirs, 5).is_err());
 }
+
+#[test]
+fn random_append_failures_never_reuse_offsets_or_leave_half_batches() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("GREGOR_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("append fault seed {seed} (rerun with GREGOR_FAULT_SEED={seed})");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join(tp().dir_name());
+    let small = LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 64,
+        ..config()
+    };
+    let mut log = Log::create(&pdir, &tp(), small.clone(), Some([1; 16]), 0).unwrap();
+    let mut want: Vec<(i64, Vec<u8>)> = Vec::new();
+    for i in 0..300 {
+        let (break_log, break_index) = match rng.gen_range(0..6) {
+            0 => (true, false),
+            1 => (false, true),
+            _ => (false, false),
+        };
+        log.break_active_for_test(break_log, break_index);
+        let n = rng.gen_range(1..4);
+        let tag = format!("r{i}");
+        match log.append_as_leader(&client_batch(n, &tag), 0, i) {
+            Ok(a) => {
+                assert_eq!(a.base_offset, want.len() as i64, "offsets are contiguous");
+                want.extend(
+                    values(n, &tag)
+                        .into_iter()
+                        .enumerate()
+                        .map(|(j, v)| (a.base_offset + j as i64, v)),
+                );
+            }
+            Err(AppendError::Storage(_)) => {
+                assert!(break_log || break_index, "only injected failures");
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+        assert_eq!(log.log_end_offset(), want.len() as i64);
+        log.break_active_for_test(false, false);
+    }
+    assert_eq!(contents(&log), want);
+    drop(log);
+    // A crash-restart recovers exactly the acknowledged records.
+    let log = Log::open(&pdir, &tp(), small, 0, 0, false, 1_000).unwrap();
+    assert_eq!(contents(&log), want);
+}
