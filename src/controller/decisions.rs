@@ -81,7 +81,11 @@ pub fn reconcile(
         for (&p, info) in &topic.partitions {
             let key = (topic.name.clone(), p);
             let state = current_state(info.state.as_ref(), overlay.get(&key));
-            let usable = |b: i32| exclusions.usable(image, b);
+            // A replica in a failed log directory counts as offline (Kafka's
+            // `ReplicaStateMachine` OfflineReplica): no leadership, out of the ISR.
+            let usable = |b: i32| {
+                exclusions.usable(image, b) && !image.is_replica_offline(b, &topic.name, p)
+            };
             let t = match state {
                 None => init(&info.replicas, usable),
                 Some(s) => next_state(&info.replicas, s, usable, unclean_for(&topic.name)),
@@ -185,6 +189,7 @@ pub fn preferred_elections(
             if s.leader != preferred
                 && s.isr.contains(&preferred)
                 && exclusions.usable(image, preferred)
+                && !image.is_replica_offline(preferred, &topic.name, p)
             {
                 candidates.entry(preferred).or_default().push(Transition {
                     topic: topic.name.clone(),
@@ -258,6 +263,49 @@ mod tests {
 
     fn run(img: &ClusterImage) -> Vec<Transition> {
         reconcile(img, &Overlay::new(), &Exclusions::default(), |_| false)
+    }
+
+    #[test]
+    fn replicas_in_a_failed_log_dir_lose_leadership_and_leave_the_isr() {
+        use crate::coordination::log_dir_events::{LogDirEventZnode, OfflinePartition};
+        let mut img = image(
+            &[1, 2, 3],
+            &[
+                (vec![1, 2, 3], Some((1, vec![1, 2, 3]))),
+                (vec![2, 1, 3], Some((2, vec![2, 1, 3]))),
+                (vec![1, 2, 3], Some((1, vec![1, 2, 3]))),
+            ],
+        );
+        let offline = |p: i32| OfflinePartition {
+            topic: "t".into(),
+            partition: p,
+        };
+        img.log_dir_events.insert(
+            "log_dir_event_0000000000".into(),
+            LogDirEventZnode {
+                version: 1,
+                broker: 1,
+                event: 1,
+                broker_epoch: 1,
+                offline_partitions: vec![offline(0), offline(1)],
+            },
+        );
+        let t = run(&img);
+        let by_partition: BTreeMap<i32, (i32, Vec<i32>)> = t
+            .iter()
+            .map(|t| (t.partition, (t.leader, t.isr.clone())))
+            .collect();
+        // Led from the failed directory: another ISR member leads.
+        assert_eq!(by_partition[&0], (2, vec![2, 3]));
+        // Followed from it: out of the ISR.
+        assert_eq!(by_partition[&1], (2, vec![2, 3]));
+        // Partition 2 lives in the broker's healthy directory: untouched.
+        assert!(!by_partition.contains_key(&2));
+        assert!(img.stale_log_dir_events().is_empty());
+        // After a restart (new broker epoch) the notification is stale and ignored.
+        img.brokers.get_mut(&1).unwrap().epoch = 2;
+        assert!(run(&img).is_empty());
+        assert_eq!(img.stale_log_dir_events(), vec!["log_dir_event_0000000000"]);
     }
 
     #[test]

@@ -266,6 +266,12 @@ impl ControllerRole {
         };
         let transitions = reconcile(image, &self.overlay, &self.exclusions, unclean_for);
         self.apply(transitions).await?;
+        // Failure notifications of brokers that re-registered since are void (their
+        // directories were recovered at the restart, or failed again and re-announced).
+        for child in image.stale_log_dir_events() {
+            let path = crate::coordination::log_dir_events::event_path(&child);
+            let _ = self.handle.client.delete(&path, None).await;
+        }
         // A bounced broker has been re-elected away from (or re-elected itself); from now
         // on it is an ordinary live broker again.
         self.exclusions.bounced.clear();

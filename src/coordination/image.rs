@@ -61,6 +61,9 @@ pub struct ClusterImage {
     pub topic_names_by_id: HashMap<Uuid, String>,
     /// Brokers in controlled shutdown (`/admin/controlled_shutdown/<id>`).
     pub shutting_down: BTreeSet<i32>,
+    /// Log directory failure notifications (`/log_dir_event_notification/*`), by child
+    /// name: which replicas a broker lost with a failed log directory.
+    pub log_dir_events: BTreeMap<String, crate::coordination::log_dir_events::LogDirEventZnode>,
     /// True once the first full load from ZooKeeper finished.
     pub loaded: bool,
 }
@@ -82,6 +85,35 @@ impl ClusterImage {
 
     pub fn is_alive(&self, broker: i32) -> bool {
         self.brokers.contains_key(&broker)
+    }
+
+    /// True if `broker`'s replica of `topic`-`partition` is in a log directory that failed
+    /// during the broker's current registration (Kafka's offline replicas): it may neither
+    /// lead nor stay in the ISR. A notification of an earlier broker epoch is stale.
+    pub fn is_replica_offline(&self, broker: i32, topic: &str, partition: i32) -> bool {
+        let Some(info) = self.brokers.get(&broker) else {
+            return false;
+        };
+        self.log_dir_events.values().any(|e| {
+            e.broker == broker
+                && e.broker_epoch == info.epoch
+                && e.offline_partitions
+                    .iter()
+                    .any(|p| p.partition == partition && p.topic == topic)
+        })
+    }
+
+    /// Notifications of a broker that re-registered since (stale: delete them).
+    pub fn stale_log_dir_events(&self) -> Vec<String> {
+        self.log_dir_events
+            .iter()
+            .filter(|(_, e)| {
+                self.brokers
+                    .get(&e.broker)
+                    .is_some_and(|b| b.epoch != e.broker_epoch)
+            })
+            .map(|(child, _)| child.clone())
+            .collect()
     }
 
     /// Partitions whose ISR is smaller than their replica set.

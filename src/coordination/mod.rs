@@ -3,6 +3,7 @@
 //! ZooKeeper by watches (`image`, `watcher`).
 
 pub mod image;
+pub mod log_dir_events;
 pub mod producer_ids;
 pub mod session;
 pub mod watcher;

@@ -27,6 +27,7 @@ enum Reload {
     TopicConfig(String),
     Deletions,
     ShuttingDown,
+    LogDirEvents,
 }
 
 /// Starts the watcher; the returned receiver always holds the latest image.
@@ -49,6 +50,7 @@ async fn run(session: ZkSession, publish: watch::Sender<Arc<ClusterImage>>) {
             Reload::Topics,
             Reload::Deletions,
             Reload::ShuttingDown,
+            Reload::LogDirEvents,
         ] {
             state.pending.insert(key);
         }
@@ -131,9 +133,11 @@ impl WatchState {
         while !self.pending.is_empty() {
             let mut keys: Vec<Reload> = self.pending.drain().collect();
             keys.sort_by_key(|k| match k {
-                Reload::Brokers | Reload::Controller | Reload::Deletions | Reload::ShuttingDown => {
-                    0
-                }
+                Reload::Brokers
+                | Reload::Controller
+                | Reload::Deletions
+                | Reload::ShuttingDown
+                | Reload::LogDirEvents => 0,
                 Reload::Topics => 1,
                 Reload::Topic(_) => 2,
                 _ => 3,
@@ -244,6 +248,7 @@ impl WatchState {
                 self.image.shutting_down = ids.iter().filter_map(|c| c.parse().ok()).collect();
                 Ok(())
             }
+            Reload::LogDirEvents => self.reload_log_dir_events().await,
             Reload::Deletions => {
                 let names: HashSet<String> = self
                     .children(key.clone(), DELETE_TOPICS)
@@ -256,6 +261,62 @@ impl WatchState {
                 Ok(())
             }
         }
+    }
+
+    /// Log directory failure notifications. They are never modified once written, so
+    /// only the children are watched; a cluster created before the parent existed gets
+    /// an exists-watch on it.
+    async fn reload_log_dir_events(&mut self) -> ZkResult<()> {
+        use super::log_dir_events::{event_path, LogDirEventZnode, LOG_DIR_EVENT_NOTIFICATION};
+        let client = self.handle.client.clone();
+        let children = if self.armed.contains(&Reload::LogDirEvents) {
+            match client.list_children(LOG_DIR_EVENT_NOTIFICATION).await {
+                Ok(c) => c,
+                Err(zk::Error::NoNode) => Vec::new(),
+                Err(err) => return Err(err),
+            }
+        } else {
+            match client
+                .get_and_watch_children(LOG_DIR_EVENT_NOTIFICATION)
+                .await
+            {
+                Ok((children, _, watcher)) => {
+                    self.arm(Reload::LogDirEvents, watcher);
+                    children
+                }
+                Err(zk::Error::NoNode) => {
+                    let (stat, watcher) = client
+                        .check_and_watch_stat(LOG_DIR_EVENT_NOTIFICATION)
+                        .await?;
+                    self.arm(Reload::LogDirEvents, watcher);
+                    if stat.is_some() {
+                        // Created in between: read it on the watch's reload.
+                        self.pending.insert(Reload::LogDirEvents);
+                    }
+                    Vec::new()
+                }
+                Err(err) => return Err(err),
+            }
+        };
+        let mut events = BTreeMap::new();
+        for child in children {
+            if let Some(known) = self.image.log_dir_events.get(&child) {
+                events.insert(child, known.clone());
+                continue;
+            }
+            match client.get_data(&event_path(&child)).await {
+                Ok((data, _)) => match LogDirEventZnode::decode(&data) {
+                    Some(z) => {
+                        events.insert(child, z);
+                    }
+                    None => tracing::warn!(%child, "ignoring unreadable log dir event"),
+                },
+                Err(zk::Error::NoNode) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        self.image.log_dir_events = events;
+        Ok(())
     }
 
     async fn reload_brokers(&mut self) -> ZkResult<()> {

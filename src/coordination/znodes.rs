@@ -39,6 +39,7 @@ pub const PERSISTENT_PATHS: &[&str] = &[
     "/admin",
     DELETE_TOPICS,
     CONTROLLED_SHUTDOWN,
+    super::log_dir_events::LOG_DIR_EVENT_NOTIFICATION,
 ];
 
 pub fn broker_path(id: i32) -> String {

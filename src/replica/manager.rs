@@ -42,6 +42,11 @@ pub struct ReplicaManager {
     leadership: tokio::sync::broadcast::Sender<LeadershipChange>,
     /// The last image `apply_image` finished with.
     applied: watch::Sender<Arc<ClusterImage>>,
+    /// Assigned partitions whose log cannot be created here while a log directory that
+    /// failed to load is offline (Kafka's KafkaStorageException from `getOrCreateLog`).
+    unhostable: std::sync::Mutex<std::collections::BTreeSet<TopicPartition>>,
+    /// Wakes the offline-replica announcer.
+    offline_changed: tokio::sync::Notify,
 }
 
 const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
@@ -77,10 +82,14 @@ impl ReplicaManager {
             hw_checkpoints,
             leadership: tokio::sync::broadcast::channel(4096).0,
             applied: watch::channel(Arc::new(ClusterImage::default())).0,
+            unhostable: Default::default(),
+            offline_changed: tokio::sync::Notify::new(),
         });
         tokio::spawn(apply_loop(manager.clone()));
         tokio::spawn(isr_shrink_loop(manager.clone()));
         tokio::spawn(maintenance_loop(manager.clone()));
+        tokio::spawn(log_dir_failure_loop(manager.clone()));
+        tokio::spawn(offline_replica_announcer(manager.clone()));
         manager
     }
 
@@ -115,10 +124,49 @@ impl ReplicaManager {
     /// True if this partition's log could not be recovered here (served as
     /// KAFKA_STORAGE_ERROR, like a replica in an offline log dir).
     pub fn is_offline(&self, topic: &str, partition: i32) -> bool {
-        self.logs
-            .offline_partitions()
-            .iter()
-            .any(|(tp, _)| tp.topic == topic && tp.partition == partition)
+        let tp = TopicPartition::new(topic, partition);
+        self.logs.is_offline(&tp) || self.unhostable_set().contains(&tp)
+    }
+
+    fn unhostable_set(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<TopicPartition>> {
+        self.unhostable.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Kafka's `ReplicaManager.handleLogDirFailure`: the partitions of a failed log
+    /// directory stop being served here (their requests get KAFKA_STORAGE_ERROR, as
+    /// `is_offline` now says), fetchers for them stop, leaderships end locally, and the
+    /// controller is told so it elects other leaders and drops these replicas from ISRs.
+    /// When no log directory is left Kafka halts the broker: so do we, after removing
+    /// the registration so the controller moves leadership at once instead of after the
+    /// session timeout.
+    async fn handle_log_dir_failure(self: &Arc<Self>, dir: PathBuf, why: String) {
+        let tps = self.logs.partitions_in(&dir);
+        tracing::error!(dir = %dir.display(), partitions = tps.len(), error = %why, "log directory offline: its partitions are no longer served here");
+        for tp in &tps {
+            self.fetchers.remove(tp);
+            if let Some(p) = self.write_partitions().remove(tp) {
+                // Epoch i32::MAX: waiting acks=all produces and fetches end (NotLeader).
+                p.make_follower(-1, i32::MAX, Vec::new(), Vec::new(), -1);
+                let _ = self.leadership.send(LeadershipChange {
+                    tp: tp.clone(),
+                    is_leader: false,
+                    leader_epoch: i32::MAX,
+                });
+            }
+        }
+        if self.logs.failure_channel().all_offline() {
+            tracing::error!(broker = self.broker_id(), "all log directories have failed; halting the broker (Kafka: \"Shutdown broker because all log dirs have failed\")");
+            if let Some(handle) = self.session.try_current() {
+                let path = crate::coordination::znodes::broker_path(self.broker_id());
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(3), handle.client.delete(&path, None))
+                        .await;
+            }
+            std::process::exit(1);
+        }
+        self.offline_changed.notify_one();
     }
 
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
@@ -161,8 +209,18 @@ impl ReplicaManager {
                     partition: p,
                 };
                 wanted.insert(tp.clone());
+                if self.logs.is_offline(&tp) {
+                    continue; // in a failed log directory (or unloadable): not served here
+                }
                 let partition = match self.get_or_create(&tp, topic.id, &config) {
                     Ok(p) => p,
+                    Err(crate::storage::StorageError::LogDirOffline(why)) => {
+                        if self.unhostable_set().insert(tp.clone()) {
+                            tracing::error!(partition = %tp, %why, "replica offline here: a log directory is offline");
+                            self.offline_changed.notify_one();
+                        }
+                        continue;
+                    }
                     Err(err) => {
                         tracing::error!(partition = %tp, error = %err, "cannot open log; partition offline here");
                         continue;
@@ -351,21 +409,28 @@ impl ReplicaManager {
 
     fn checkpoint_high_watermarks(&self) {
         let mut per_dir: BTreeMap<PathBuf, BTreeMap<TopicPartition, i64>> = BTreeMap::new();
+        for dir in self.logs.live_log_dirs() {
+            per_dir.entry(dir).or_default();
+        }
         for p in self.all_partitions() {
             let dir = self
                 .logs
                 .log_dir_of(&p.tp)
                 .unwrap_or_else(|| self.config.log_dirs[0].clone());
-            per_dir
-                .entry(dir)
-                .or_default()
-                .insert(p.tp.clone(), p.high_watermark());
+            if let Some(entries) = per_dir.get_mut(&dir) {
+                entries.insert(p.tp.clone(), p.high_watermark());
+            }
         }
+        // Only live directories (nothing more is written to a failed one); a failed write
+        // takes the directory offline, as Kafka's checkpoint failures do.
         for (dir, entries) in per_dir {
             if let Err(err) =
                 OffsetCheckpointFile::new(dir.join(HW_CHECKPOINT_FILE)).write(&entries)
             {
                 tracing::warn!(dir = %dir.display(), error = %err, "cannot checkpoint high watermarks");
+                if matches!(err, crate::storage::StorageError::Io(..)) {
+                    self.logs.fail_dir(&dir, &err.to_string());
+                }
             }
         }
     }
@@ -395,6 +460,61 @@ async fn apply_loop(manager: Arc<ReplicaManager>) {
         manager.applied.send_replace(image);
         if rx.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// Follows the log directories' failure channel.
+async fn log_dir_failure_loop(manager: Arc<ReplicaManager>) {
+    let channel = manager.logs.failure_channel().clone();
+    let mut rx = channel.subscribe();
+    let mut handled = std::collections::HashSet::new();
+    loop {
+        rx.borrow_and_update();
+        for (dir, why) in channel.offline_dirs() {
+            if handled.insert(dir.clone()) {
+                manager.handle_log_dir_failure(dir, why).await;
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Tells the controller which replicas are offline here (failed log directories,
+/// partitions that could not load or cannot be hosted), once per registration: a
+/// notification names the broker epoch it is valid for, so a new ZooKeeper session (a new
+/// registration) gets a fresh one.
+async fn offline_replica_announcer(m: Arc<ReplicaManager>) {
+    let mut sessions = m.session.subscribe();
+    let mut failures = m.logs.failure_channel().subscribe();
+    let mut last: Option<(u64, std::collections::BTreeSet<TopicPartition>)> = None;
+    loop {
+        let mut offline: std::collections::BTreeSet<TopicPartition> = m
+            .logs
+            .offline_partitions()
+            .into_iter()
+            .map(|(tp, _)| tp)
+            .collect();
+        offline.extend(m.unhostable_set().iter().cloned());
+        if let Some(generation) = m.session.try_current().map(|h| h.generation) {
+            let news = last
+                .as_ref()
+                .is_none_or(|(g, done)| *g != generation || !offline.is_subset(done));
+            if !offline.is_empty() && news {
+                let tps: Vec<TopicPartition> = offline.iter().cloned().collect();
+                if crate::coordination::log_dir_events::announce(&m.session, m.broker_id(), &tps)
+                    .await
+                {
+                    last = Some((generation, offline));
+                }
+            }
+        }
+        tokio::select! {
+            r = sessions.changed() => if r.is_err() { return },
+            r = failures.changed() => if r.is_err() { return },
+            _ = m.offline_changed.notified() => {}
         }
     }
 }

@@ -208,7 +208,9 @@ fn compress(codec: u8, body: &[u8]) -> Result<Vec<u8>, String> {
 impl Log {
     /// Fraction of inactive bytes written since the last cleaning.
     pub fn dirty_ratio(&self) -> f64 {
-        let active = self.active().base_offset();
+        let Ok(active) = self.active().map(|s| s.base_offset()) else {
+            return 0.0;
+        };
         let (mut clean, mut dirty) = (0u64, 0u64);
         for (&base, seg) in self.segments.range(..active) {
             if base < self.first_dirty_offset {
@@ -229,6 +231,18 @@ impl Log {
     /// segment and `max_cleanable_offset` (pass the high watermark: unreplicated data must
     /// not be cleaned). Returns whether anything was rewritten.
     pub fn clean(&mut self, now_ms: i64, max_cleanable_offset: i64) -> Result<bool, StorageError> {
+        let r = self.clean_unguarded(now_ms, max_cleanable_offset);
+        self.guarded(r)
+    }
+
+    fn clean_unguarded(
+        &mut self,
+        now_ms: i64,
+        max_cleanable_offset: i64,
+    ) -> Result<bool, StorageError> {
+        if self.is_dir_offline() {
+            return Err(StorageError::LogDirOffline(self.tp.to_string()));
+        }
         if self.closed || !self.config.cleanup_policy.compacts() {
             return Ok(false);
         }
@@ -386,17 +400,21 @@ impl Log {
         out.flush()?;
         out.change_suffix(SWAP_SUFFIX)?;
         super::checkpoint::fsync_dir(&self.dir)?;
-        // Swap in: drop the old files, rename the swap into place.
-        let old = self
-            .segments
-            .remove(&base)
-            .expect("segment being cleaned exists");
-        let (old_size, new_size) = (old.size(), out.size());
-        old.delete_files()?;
-        out.change_suffix("")?;
+        // Kafka's `replaceSegments`: the new segment (already `.swap`) replaces the old one
+        // in the map first, then the old files go, then the swap is renamed into place. An
+        // I/O error (or a crash) at any step leaves the `.swap` file that recovery
+        // completes, and the log always keeps its segments.
+        let new_size = out.size();
+        let old = self.segments.insert(base, out);
+        let old_size = old.as_ref().map_or(0, |s| s.size());
+        if let Some(old) = old {
+            old.delete_files()?;
+        }
+        if let Some(seg) = self.segments.get_mut(&base) {
+            seg.change_suffix("")?;
+        }
         super::checkpoint::fsync_dir(&self.dir)?;
         tracing::info!(partition = %self.tp, base_offset = base, old_size, new_size, "cleaned segment");
-        self.segments.insert(base, out);
         Ok(())
     }
 }

@@ -25,6 +25,10 @@ pub enum StorageError {
     /// The log was closed or deleted; no further operations are accepted.
     #[error("log {0} is closed")]
     Closed(String),
+    /// The log directory failed earlier (an I/O error or a failed fsync) and is offline
+    /// until the broker restarts: KAFKA_STORAGE_ERROR.
+    #[error("log directory of {0} is offline after an I/O failure")]
+    LogDirOffline(String),
     /// Another process holds the log directory's lock file.
     #[error("log directory {} is locked by another process", .0.display())]
     DirLocked(PathBuf),

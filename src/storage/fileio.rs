@@ -90,3 +90,46 @@ pub fn write_all_vectored_at(
     }
     Ok(())
 }
+
+/// Name of the marker file of the fsync fault hook (see [`sync`]).
+pub const FAIL_FSYNC_MARKER: &str = "gregor-fail-fsync";
+/// Environment variable enabling the storage fault hooks (tests only).
+pub const FAULTS_ENV: &str = "GREGOR_TEST_STORAGE_FAULTS";
+
+fn faults_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os(FAULTS_ENV).is_some_and(|v| v == "1"))
+}
+
+/// Test-only fault hook, compiled into every build so `cargo test --release` exercises
+/// the real binary: when the process runs with `GREGOR_TEST_STORAGE_FAULTS=1` and a file
+/// named [`FAIL_FSYNC_MARKER`] exists in the directory of `path` or in one of its two
+/// parents (the partition directory or the log directory), the fsync fails with EIO, as
+/// a failing disk's would. Without the variable this costs one cached bool check.
+fn injected_fsync_failure(path: &std::path::Path) -> Option<std::io::Error> {
+    if !faults_enabled() {
+        return None;
+    }
+    let mut dir = path.parent();
+    for _ in 0..3 {
+        let d = dir?;
+        if d.join(FAIL_FSYNC_MARKER).exists() {
+            return Some(std::io::Error::from_raw_os_error(libc::EIO));
+        }
+        dir = d.parent();
+    }
+    None
+}
+
+/// `fsync` (`data_only`: `fdatasync`) of `file`, which lives at `path`; every fsync of the
+/// storage layer goes through here (so the fault hook sees them all).
+pub fn sync(file: &std::fs::File, path: &std::path::Path, data_only: bool) -> std::io::Result<()> {
+    if let Some(e) = injected_fsync_failure(path) {
+        return Err(e);
+    }
+    if data_only {
+        file.sync_data()
+    } else {
+        file.sync_all()
+    }
+}

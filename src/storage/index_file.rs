@@ -100,6 +100,29 @@ impl<E: IndexEntry> IndexFile<E> {
         Ok(())
     }
 
+    /// Rolls back to the first `n` entries after a failed append: unlike
+    /// `truncate_entries` it always resets the file length, which a partial write of the
+    /// entry that failed may have extended.
+    pub fn rollback_to(&mut self, n: usize) -> Result<(), StorageError> {
+        self.entries.truncate(n);
+        self.file.set_len((n * E::SIZE) as u64).ctx(&self.path)?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn reopen_read_only_for_test(&mut self) {
+        self.file = OpenOptions::new().read(true).open(&self.path).unwrap();
+    }
+    #[cfg(test)]
+    pub(crate) fn reopen_for_test(&mut self) {
+        self.file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .unwrap();
+    }
+
     /// Replaces all entries (index rebuild) with one write.
     pub fn replace_all(&mut self, entries: Vec<E>) -> Result<(), StorageError> {
         let mut buf = Vec::with_capacity(entries.len() * E::SIZE);
@@ -116,7 +139,7 @@ impl<E: IndexEntry> IndexFile<E> {
     /// fsyncs the file if it changed since the last flush.
     pub fn flush(&mut self) -> Result<(), StorageError> {
         if self.dirty {
-            self.file.sync_data().ctx(&self.path)?;
+            super::fileio::sync(&self.file, &self.path, true).ctx(&self.path)?;
             self.dirty = false;
         }
         Ok(())

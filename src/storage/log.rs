@@ -13,6 +13,7 @@ use bytes::Bytes;
 use super::batch::{patch, BatchError, BatchHeader, BatchIter, HeaderFields, BATCH_HEADER_SIZE};
 use super::checkpoint::{fsync_dir, write_partition_metadata};
 use super::config::{LogConfig, TimestampType};
+use super::dir_failure::{DirFailureHook, DiskFailure};
 use super::error::{AppendError, IoContext, ReadError, StorageError};
 use super::index_file::remove_if_exists;
 use super::leader_epoch::LeaderEpochCache;
@@ -93,6 +94,9 @@ pub struct Log {
     /// Offsets below this were compacted by the last cleaning (in memory only: after a
     /// restart the whole log counts as dirty, which only costs one extra cleaning).
     pub(super) first_dirty_offset: i64,
+    /// The log directory's failure channel (set by the `LogManager`): any I/O failure of
+    /// this log takes the whole directory offline, after which every operation fails.
+    pub(super) failure: Option<DirFailureHook>,
 }
 
 impl Log {
@@ -149,6 +153,7 @@ impl Log {
             dir_dirty: false,
             closed: false,
             first_dirty_offset: 0,
+            failure: None,
         })
     }
 
@@ -193,6 +198,11 @@ impl Log {
     }
     /// Records the topic id in `partition.metadata`.
     pub fn set_topic_id(&mut self, id: [u8; 16]) -> Result<(), StorageError> {
+        let r = self.set_topic_id_unguarded(id);
+        self.guarded(r)
+    }
+
+    fn set_topic_id_unguarded(&mut self, id: [u8; 16]) -> Result<(), StorageError> {
         write_partition_metadata(&self.dir, &id)?;
         self.topic_id = Some(id);
         Ok(())
@@ -238,27 +248,69 @@ impl Log {
         self.producers.summary(producer_id)
     }
 
-    pub(super) fn active(&self) -> &Segment {
-        // Invariant: a log always has at least one segment (created/loaded with one,
-        // deletions roll a fresh one before removing the last).
+    /// The active (last) segment. Every operation keeps at least one segment in the map
+    /// (replacements insert the new segment before removing the old one, Kafka's
+    /// `replaceSegments`), so this fails only for a deleted log, but a state reachable by
+    /// an I/O fault half-way through an operation is answered with an error, not a panic.
+    pub(super) fn active(&self) -> Result<&Segment, StorageError> {
         self.segments
             .values()
             .next_back()
-            .expect("log has an active segment")
+            .ok_or_else(|| StorageError::Closed(format!("{} (no active segment)", self.tp)))
     }
-    pub(super) fn active_mut(&mut self) -> &mut Segment {
+    pub(super) fn active_mut(&mut self) -> Result<&mut Segment, StorageError> {
+        let tp = &self.tp;
         self.segments
             .values_mut()
             .next_back()
-            .expect("log has an active segment")
+            .ok_or_else(|| StorageError::Closed(format!("{tp} (no active segment)")))
     }
 
     fn check_open(&self) -> Result<(), StorageError> {
         if self.closed {
             Err(StorageError::Closed(self.tp.to_string()))
+        } else if self.is_dir_offline() {
+            Err(StorageError::LogDirOffline(self.tp.to_string()))
         } else {
             Ok(())
         }
+    }
+
+    /// Refuses every further operation without touching the files (the directory was
+    /// renamed for deletion).
+    pub(super) fn mark_closed(&mut self) {
+        self.closed = true;
+    }
+
+    /// Test hook: replaces the active segment's log file (`log`) or offset index
+    /// (`index`) handle by a read-only one, so the next write to it fails.
+    #[cfg(test)]
+    pub(crate) fn break_active_for_test(&mut self, log: bool, index: bool) {
+        if let Some(seg) = self.segments.values_mut().next_back() {
+            seg.break_files_for_test(log, index);
+        }
+    }
+
+    /// Links the log to its directory's failure channel.
+    pub fn set_failure_hook(&mut self, hook: DirFailureHook) {
+        self.failure = Some(hook);
+    }
+
+    /// True once the log's directory went offline.
+    pub fn is_dir_offline(&self) -> bool {
+        self.failure.as_ref().is_some_and(|h| h.is_offline())
+    }
+
+    /// Reports a disk failure in `r` to the directory's failure channel (Kafka's
+    /// `LogDirFailureChannel.maybeAddOfflineLogDir`, called wherever an `IOException` is
+    /// caught): the directory goes offline, this log with it.
+    pub(super) fn guarded<T, E: DiskFailure>(&self, r: Result<T, E>) -> Result<T, E> {
+        if let (Err(e), Some(hook)) = (&r, &self.failure) {
+            if let Some(why) = e.disk_failure() {
+                hook.fail(&format!("partition {}: {why}", self.tp));
+            }
+        }
+        r
     }
 
     fn touch(&mut self, now_ms: i64) {
@@ -279,6 +331,16 @@ impl Log {
     /// checks producer sequences, assigns offsets and the leader epoch in place (and the
     /// LogAppendTime timestamp if configured), then writes the bytes.
     pub fn append_as_leader(
+        &mut self,
+        records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LeaderAppend, AppendError> {
+        let r = self.append_as_leader_unguarded(records, leader_epoch, now_ms);
+        self.guarded(r)
+    }
+
+    fn append_as_leader_unguarded(
         &mut self,
         records: &[u8],
         leader_epoch: i32,
@@ -377,7 +439,7 @@ impl Log {
             now_ms,
         )?;
         self.epochs.assign(leader_epoch, base_offset)?;
-        self.active_mut().append_parts(&parts, now_ms)?;
+        self.active_mut()?.append_parts(&parts, now_ms)?;
         self.producers.apply(update, next);
         self.next_offset = next;
         self.after_append(record_count, now_ms)?;
@@ -396,6 +458,15 @@ impl Log {
     /// is allowed, as after compaction on the leader); the epoch cache learns each batch's
     /// partitionLeaderEpoch and producer state is updated without sequence checks.
     pub fn append_as_follower(
+        &mut self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<FollowerAppend, AppendError> {
+        let r = self.append_as_follower_unguarded(records, now_ms);
+        self.guarded(r)
+    }
+
+    fn append_as_follower_unguarded(
         &mut self,
         records: &[u8],
         now_ms: i64,
@@ -458,7 +529,7 @@ impl Log {
                 self.epochs.assign(epoch, start)?;
             }
         }
-        self.active_mut().append(records, now_ms)?;
+        self.active_mut()?.append(records, now_ms)?;
         for pb in &producer_batches {
             self.producers.apply_replicated(pb);
         }
@@ -489,7 +560,7 @@ impl Log {
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let reason = self
-            .active()
+            .active()?
             .should_roll(&self.config, size, max_ts, last_offset, now_ms);
         if let Some(reason) = reason {
             tracing::info!(partition = %self.tp, reason, "rolling segment");
@@ -501,14 +572,19 @@ impl Log {
     /// Starts a new active segment at `base` (default: the log end offset), snapshotting
     /// producer state there (Kafka's `roll`).
     pub fn roll(&mut self, base: Option<i64>, now_ms: i64) -> Result<(), StorageError> {
+        let r = self.roll_unguarded(base, now_ms);
+        self.guarded(r)
+    }
+
+    fn roll_unguarded(&mut self, base: Option<i64>, now_ms: i64) -> Result<(), StorageError> {
         self.check_open()?;
         let base = base.unwrap_or(self.next_offset).max(self.next_offset);
-        if self.active().base_offset() == base {
+        if self.active()?.base_offset() == base {
             // Nothing was written to the active segment since it was created.
-            debug_assert!(self.active().is_empty());
+            debug_assert!(self.active()?.is_empty());
             return Ok(());
         }
-        self.active_mut().on_become_inactive()?;
+        self.active_mut()?.on_become_inactive()?;
         self.producers.update_map_end_offset(base);
         self.producers.take_snapshot()?;
         let seg = Segment::create(&self.dir, base, &self.config, "", now_ms)?;
@@ -528,13 +604,22 @@ impl Log {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<ReadResult, ReadError> {
+        let r = self.read_unguarded(fetch_offset, max_bytes, max_offset, min_one_batch);
+        self.guarded(r)
+    }
+
+    fn read_unguarded(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadResult, ReadError> {
         let oor = || ReadError::OffsetOutOfRange {
             log_start_offset: self.log_start_offset,
             log_end_offset: self.next_offset,
         };
-        if self.closed {
-            return Err(StorageError::Closed(self.tp.to_string()).into());
-        }
+        self.check_open()?;
         if fetch_offset < self.log_start_offset || fetch_offset > self.next_offset {
             return Err(oor());
         }
@@ -587,6 +672,14 @@ impl Log {
     /// (earliest local), -1 (latest: the log end offset; the caller caps it at the high
     /// watermark / LSO) and -3 (max timestamp).
     pub fn fetch_offset_by_timestamp(
+        &self,
+        target_ts: i64,
+    ) -> Result<Option<TimestampAndOffset>, StorageError> {
+        let r = self.fetch_offset_by_timestamp_unguarded(target_ts);
+        self.guarded(r)
+    }
+
+    fn fetch_offset_by_timestamp_unguarded(
         &self,
         target_ts: i64,
     ) -> Result<Option<TimestampAndOffset>, StorageError> {
@@ -668,6 +761,11 @@ impl Log {
     /// Kafka's `truncateTo`: removes everything at or above `offset` (the batch containing
     /// it included). The log end offset becomes `offset`. Followers use this.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
+        let r = self.truncate_to_unguarded(offset);
+        self.guarded(r)
+    }
+
+    fn truncate_to_unguarded(&mut self, offset: i64) -> Result<(), StorageError> {
         self.check_open()?;
         if offset < 0 {
             return Err(StorageError::InvalidArgument(format!(
@@ -682,7 +780,8 @@ impl Log {
             // always truncates the epoch cache for this reason).
             return self.epochs.truncate_from_end(self.next_offset);
         }
-        let first_base = *self.segments.keys().next().expect("log has segments");
+        let first_base = self.segments.keys().next().copied();
+        let first_base = first_base.ok_or_else(|| StorageError::Closed(self.tp.to_string()))?;
         if first_base > offset {
             return self.truncate_fully_and_start_at(offset);
         }
@@ -694,7 +793,7 @@ impl Log {
                 seg.delete_files()?;
             }
         }
-        self.active_mut().truncate_to(offset, now)?;
+        self.active_mut()?.truncate_to(offset, now)?;
         self.next_offset = offset;
         self.log_start_offset = self.log_start_offset.min(offset);
         self.recovery_point = self.recovery_point.min(offset);
@@ -706,6 +805,11 @@ impl Log {
 
     /// Deletes all data and restarts the log empty at `offset` (log start = end = offset).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
+        let r = self.truncate_fully_and_start_at_unguarded(offset);
+        self.guarded(r)
+    }
+
+    fn truncate_fully_and_start_at_unguarded(&mut self, offset: i64) -> Result<(), StorageError> {
         self.check_open()?;
         if offset < 0 {
             return Err(StorageError::InvalidArgument(format!(
@@ -713,18 +817,29 @@ impl Log {
             )));
         }
         tracing::info!(partition = %self.tp, offset, "truncating log fully");
-        for (_, seg) in std::mem::take(&mut self.segments) {
-            seg.delete_files()?;
-        }
-        let seg = Segment::create(&self.dir, offset, &self.config, "", self.last_now_ms)?;
-        self.segments.insert(offset, seg);
+        // Kafka's `truncateFullyAndStartAt` / `replaceSegments` order: the new segment
+        // exists (as `.cleaned`, which recovery discards) and is in the map before the old
+        // ones are removed, so an I/O error at any step leaves a log with an active
+        // segment; the error takes the directory offline and recovery repairs the rest.
+        let fresh = Segment::create(
+            &self.dir,
+            offset,
+            &self.config,
+            super::segment::CLEANED_SUFFIX,
+            self.last_now_ms,
+        )?;
+        let old = std::mem::replace(&mut self.segments, BTreeMap::from([(offset, fresh)]));
         self.next_offset = offset;
         self.log_start_offset = offset;
         self.recovery_point = offset;
-        self.epochs.clear()?;
-        self.producers.truncate_fully_and_start_at(offset)?;
         self.unflushed_messages = 0;
         self.dir_dirty = true;
+        for (_, seg) in old {
+            seg.delete_files()?;
+        }
+        self.active_mut()?.change_suffix("")?;
+        self.epochs.clear()?;
+        self.producers.truncate_fully_and_start_at(offset)?;
         Ok(())
     }
 
@@ -771,6 +886,11 @@ impl Log {
     /// DeleteRecords: moves the log start offset forward (never beyond the log end
     /// offset; the caller checks the high watermark) and deletes segments wholly below it.
     pub fn increment_log_start_offset(&mut self, new_start: i64) -> Result<(), StorageError> {
+        let r = self.increment_log_start_offset_unguarded(new_start);
+        self.guarded(r)
+    }
+
+    fn increment_log_start_offset_unguarded(&mut self, new_start: i64) -> Result<(), StorageError> {
         self.check_open()?;
         if new_start > self.next_offset {
             return Err(StorageError::OffsetOutOfRange {
@@ -797,6 +917,15 @@ impl Log {
         epoch: i32,
         start_offset: i64,
     ) -> Result<(), StorageError> {
+        let r = self.assign_epoch_start_offset_unguarded(epoch, start_offset);
+        self.guarded(r)
+    }
+
+    fn assign_epoch_start_offset_unguarded(
+        &mut self,
+        epoch: i32,
+        start_offset: i64,
+    ) -> Result<(), StorageError> {
         self.check_open()?;
         if epoch < 0 || start_offset < 0 || start_offset > self.next_offset {
             return Err(StorageError::InvalidArgument(format!(
@@ -819,6 +948,11 @@ impl Log {
     /// fsyncs all segments with unflushed data (and the directory when files were created
     /// or removed) and advances the recovery point to the log end offset.
     pub fn flush(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        let r = self.flush_unguarded(now_ms);
+        self.guarded(r)
+    }
+
+    fn flush_unguarded(&mut self, now_ms: i64) -> Result<(), StorageError> {
         self.check_open()?;
         self.touch(now_ms);
         for seg in self.segments.values_mut() {
@@ -840,6 +974,11 @@ impl Log {
     /// flushed (Kafka flushes a segment when it is rolled) and removes files whose
     /// file.delete.delay.ms has passed.
     pub fn maybe_flush(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        let r = self.maybe_flush_unguarded(now_ms);
+        self.guarded(r)
+    }
+
+    fn maybe_flush_unguarded(&mut self, now_ms: i64) -> Result<(), StorageError> {
         self.check_open()?;
         self.touch(now_ms);
         self.process_pending_deletes(now_ms, false)?;
@@ -849,7 +988,7 @@ impl Log {
         if dirty && (by_count || by_time) {
             return self.flush(now_ms);
         }
-        let active_base = self.active().base_offset();
+        let active_base = self.active()?.base_offset();
         if self.recovery_point < active_base {
             for seg in self.segments.range_mut(..active_base).map(|(_, s)| s) {
                 seg.flush()?;
@@ -890,10 +1029,15 @@ impl Log {
     /// Clean shutdown of this log, usable through a `Mutex`: flush, final time-index
     /// entry, producer snapshot at the log end offset, epoch checkpoint, pending deletes.
     pub fn close_in_place(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        let r = self.close_in_place_unguarded(now_ms);
+        self.guarded(r)
+    }
+
+    fn close_in_place_unguarded(&mut self, now_ms: i64) -> Result<(), StorageError> {
         if self.closed {
             return Ok(());
         }
-        self.active_mut().on_become_inactive()?;
+        self.active_mut()?.on_become_inactive()?;
         self.flush(now_ms)?;
         self.producers.update_map_end_offset(self.next_offset);
         self.producers.take_snapshot()?;

@@ -14,6 +14,7 @@
 //! - [`leader_epoch`]: the leader-epoch cache.
 //! - [`checkpoint`]: Kafka's checkpoint text files and `partition.metadata`.
 //! - [`manager`]: [`LogManager`], the log directories.
+//! - [`dir_failure`]: the log-dir failure channel (I/O failure takes a directory offline).
 //! - [`config`], [`error`].
 //!
 //! `storage` knows nothing of sockets or protocol messages; time is always passed in.
@@ -23,6 +24,7 @@ pub mod checkpoint;
 pub mod cleaner;
 pub mod codec;
 pub mod config;
+pub mod dir_failure;
 pub mod error;
 pub mod fileio;
 pub mod index_file;
@@ -37,10 +39,14 @@ pub mod segment;
 pub mod time_index;
 pub mod validate;
 
+#[cfg(test)]
+mod fault_tests;
+
 use std::fmt;
 
 pub use checkpoint::{CheckpointFile, CheckpointFormat, OffsetCheckpointFile};
 pub use config::{CleanupPolicy, LogConfig, TimestampType};
+pub use dir_failure::LogDirFailureChannel;
 pub use error::{AppendError, ReadError, StorageError};
 pub use log::{FollowerAppend, LeaderAppend, Log, ReadResult, TimestampAndOffset};
 pub use manager::LogManager;

@@ -199,8 +199,14 @@ pub fn load_log(
         segments.insert(base, Segment::create(dir, base, &config, "", now_ms)?);
         prev_next = base;
     }
-    let first_base = *segments.keys().next().expect("non-empty");
-    let last = segments.values().next_back().expect("non-empty");
+    let (Some(&first_base), Some(last)) = (segments.keys().next(), segments.values().next_back())
+    else {
+        // Unreachable: an empty map got a segment just above.
+        return Err(StorageError::Corrupt(format!(
+            "{}: no segment",
+            dir.display()
+        )));
+    };
     let mut next_offset = if last.is_empty() {
         last.base_offset().max(prev_next)
     } else {
@@ -227,6 +233,7 @@ pub fn load_log(
         dir_dirty: false,
         closed: false,
         first_dirty_offset: log_start,
+        failure: None,
     };
     if log_start > next_offset {
         // The data up to the (checkpointed) log start offset is gone: start empty there.

@@ -17,8 +17,20 @@ impl Log {
         now_ms: i64,
         max_deletable_offset: i64,
     ) -> Result<usize, StorageError> {
+        let r = self.delete_expired_segments_unguarded(now_ms, max_deletable_offset);
+        self.guarded(r)
+    }
+
+    fn delete_expired_segments_unguarded(
+        &mut self,
+        now_ms: i64,
+        max_deletable_offset: i64,
+    ) -> Result<usize, StorageError> {
         if self.closed {
             return Err(StorageError::Closed(self.tp.to_string()));
+        }
+        if self.is_dir_offline() {
+            return Err(StorageError::LogDirOffline(self.tp.to_string()));
         }
         self.last_now_ms = self.last_now_ms.max(now_ms);
         self.process_pending_deletes(now_ms, false)?;
@@ -107,7 +119,14 @@ impl Log {
             }
         }
         self.dir_dirty = true;
-        let first_base = *self.segments.keys().next().expect("a segment remains");
+        // The active segment is never deletable (an empty one stops the prefix, a
+        // non-empty one was rolled away from above), so a segment remains.
+        let Some(&first_base) = self.segments.keys().next() else {
+            return Err(StorageError::Closed(format!(
+                "{} (no segment left)",
+                self.tp
+            )));
+        };
         if first_base > self.log_start_offset {
             self.log_start_offset = first_base;
             self.epochs.truncate_from_start(first_base)?;

@@ -478,23 +478,77 @@ impl Segment {
             slices.push(std::io::IoSlice::new(&h.0));
             slices.push(std::io::IoSlice::new(body));
         }
-        super::fileio::write_all_vectored_at(&self.file, &mut slices, self.size)
-            .map_err(|e| StorageError::io(self.log_path(), e))?;
+        // Any failure from here on (ENOSPC on the data or on an index entry, EIO) rolls
+        // the segment back to the last good position: the file and both indexes are cut
+        // back and no in-memory state moves, so offsets are never handed out twice and a
+        // half-written batch never stays (Kafka takes the directory offline on any
+        // IOException here; the caller does that too, this keeps the files clean for the
+        // next start).
+        let (old_size, old_offset_entries, old_time_entries) =
+            (self.size, self.offset_index.len(), self.time_index.len());
+        let written = super::fileio::write_all_vectored_at(&self.file, &mut slices, self.size)
+            .map_err(|e| StorageError::io(self.log_path(), e))
+            .and_then(|()| {
+                for &(o, p) in &offset_entries {
+                    self.offset_index.append(o, p)?;
+                }
+                for &(t, o) in &time_entries {
+                    self.time_index.maybe_append(t, o, false)?;
+                }
+                Ok(())
+            });
+        if let Err(e) = written {
+            if let Err(rollback) =
+                self.rollback_append(old_size, old_offset_entries, old_time_entries)
+            {
+                tracing::error!(segment = %self.log_path().display(), error = %rollback, "cannot roll back a failed append");
+            }
+            return Err(e);
+        }
         self.size = physical;
         self.dirty = true;
         self.last_modified_ms = now_ms;
-        for (o, p) in offset_entries {
-            self.offset_index.append(o, p)?;
-        }
-        for (t, o) in time_entries {
-            self.time_index.maybe_append(t, o, false)?;
-        }
         self.max_timestamp = max_ts;
         self.offset_of_max_timestamp = off_max;
         self.bytes_since_last_index_entry = since;
         self.rolling_based_timestamp = rolling;
         self.next_offset = next;
         Ok(())
+    }
+
+    /// Cuts the log file and both indexes back to the state before a failed append.
+    fn rollback_append(
+        &mut self,
+        size: u64,
+        offset_entries: usize,
+        time_entries: usize,
+    ) -> Result<(), StorageError> {
+        self.dirty = true;
+        let path = self.log_path();
+        self.file.set_len(size).ctx(&path)?;
+        self.offset_index.file_mut().rollback_to(offset_entries)?;
+        self.time_index.file_mut().rollback_to(time_entries)?;
+        tracing::warn!(segment = %path.display(), size, "rolled back a failed append");
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn break_files_for_test(&mut self, log: bool, index: bool) {
+        let path = self.log_path();
+        self.file = if log {
+            OpenOptions::new().read(true).open(&path).unwrap()
+        } else {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap()
+        };
+        if index {
+            self.offset_index.file_mut().reopen_read_only_for_test();
+        } else {
+            self.offset_index.file_mut().reopen_for_test();
+        }
     }
 
     /// Walks every complete batch of the segment (see [`walk_batches`]).
@@ -891,7 +945,8 @@ impl Segment {
     /// fsyncs the log and both indexes.
     pub fn flush(&mut self) -> Result<(), StorageError> {
         if self.dirty {
-            self.file.sync_data().ctx(&self.log_path())?;
+            let path = self.log_path();
+            super::fileio::sync(&self.file, &path, true).ctx(&path)?;
             self.dirty = false;
         }
         self.offset_index.file_mut().flush()?;
@@ -901,6 +956,14 @@ impl Segment {
     /// Renames the three files from the current suffix to `new_suffix`.
     pub fn change_suffix(&mut self, new_suffix: &str) -> Result<(), StorageError> {
         let old_log = self.log_path();
+        #[cfg(test)]
+        if RENAME_FAULT.with(|f| f.replace(f.get().map(|n| n.wrapping_sub(1))) == Some(0)) {
+            RENAME_FAULT.with(|f| f.set(None));
+            return Err(StorageError::io(
+                &old_log,
+                std::io::Error::from_raw_os_error(libc::EIO),
+            ));
+        }
         let new_log = Self::log_path_for(&self.dir, self.base_offset, new_suffix);
         fs::rename(&old_log, &new_log).ctx(&old_log)?;
         self.offset_index.file_mut().rename_to(&segment_file(
@@ -942,6 +1005,19 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Renames still allowed before `change_suffix` fails once with EIO.
+    static RENAME_FAULT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Test hook: after `allowed` successful renames on this thread, the next
+/// `change_suffix` fails with EIO.
+#[cfg(test)]
+pub(crate) fn fail_next_rename_for_test(allowed: usize) {
+    RENAME_FAULT.with(|f| f.set(Some(allowed)));
 }
 
 /// A header scanner borrowing a segment (see [`Segment::headers_from`]).
