@@ -53,7 +53,7 @@ fn contents(log: &Log) -> Vec<(i64, Vec<u8>)> {
     let bytes = &r.records[..];
     while pos < bytes.len() {
         let b = super::batch::Batch::parse(&bytes[pos..]).expect("batch");
-        for rec in super::batch::decode_records(&b).expect("records") {
+        for rec in super::batch::decode_records(&b, 64 << 20).expect("records") {
             out.push((
                 rec.offset,
                 rec.value.map(|v| v.to_vec()).unwrap_or_default(),
