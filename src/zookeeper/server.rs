@@ -15,8 +15,8 @@ use super::acl;
 use super::jute::Writer;
 use super::prep::{self, Caller};
 use super::proto::{
-    encode_connect_response, encode_notification, encode_reply, op, Acl, Code, ConnectRequest, Id,
-    MultiOp, ReadOp, Request, SetWatches, Stat, PING_XID,
+    encode_connect_response, encode_notification, encode_reply, op, perms, Acl, Code,
+    ConnectRequest, EventType, Id, MultiOp, ReadOp, Request, SetWatches, Stat, PING_XID,
 };
 use super::session::{ConnId, SessionTable};
 use super::tree::{Change, DataTree, Undo};
@@ -38,6 +38,27 @@ pub struct Settings {
     pub min_session_timeout: i32,
     pub max_session_timeout: i32,
     pub enforce_acl: bool,
+    /// The largest txn record a request may produce (`Config::max_txn_bytes`): a write
+    /// that would produce more fails with BADARGUMENTS and changes nothing, so no record
+    /// ever exceeds what recovery reads.
+    pub max_txn_bytes: usize,
+    /// The largest reply frame (`Config::max_reply_bytes`). A client drops a larger
+    /// packet and closes the connection ("Packet len is out of range"); the server closes
+    /// it instead of building the reply.
+    pub max_reply_bytes: usize,
+}
+
+/// Why a read produced no normal reply.
+enum ReadFail {
+    Code(Code),
+    /// The reply would pass `max_reply_bytes` (at least this many bytes).
+    TooLarge(usize),
+}
+
+impl From<Code> for ReadFail {
+    fn from(c: Code) -> Self {
+        ReadFail::Code(c)
+    }
 }
 
 /// What a connection task sends in.
@@ -183,11 +204,28 @@ impl Core {
     }
 
     fn reply(&mut self, conn: ConnId, xid: i32, err: i32, body: &[u8]) {
+        if REPLY_HEADER_LEN + body.len() > self.settings.max_reply_bytes {
+            self.refuse_reply(conn, xid, REPLY_HEADER_LEN + body.len());
+            return;
+        }
         let zxid = self.zxid;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.last_zxid = zxid;
         }
         self.send(conn, Outbound::Response(encode_reply(xid, zxid, err, body)));
+    }
+
+    /// A reply too large to send: the connection is closed, as the client would do on
+    /// receiving it.
+    fn refuse_reply(&mut self, conn: ConnId, xid: i32, len: usize) {
+        warn!(
+            conn,
+            xid,
+            len,
+            max = self.settings.max_reply_bytes,
+            "reply larger than jute.maxbuffer; closing the connection"
+        );
+        self.close_conn(conn);
     }
 
     fn close_conn(&mut self, conn: ConnId) {
@@ -215,12 +253,47 @@ impl Core {
         }
     }
 
-    fn notify(&mut self, changes: &[Change]) {
+    /// Sends the watch events `changes` cause. Each goes only to a watcher whose
+    /// connection may READ the node the event names (for a child event, the parent), as
+    /// ZooKeeper does since CVE-2024-23944 (`ServerCnxn.process(event, znodeAcl)`): a
+    /// persistent recursive watch on `/` must not reveal paths under protected nodes.
+    /// `undo` holds the nodes the same txn deleted, for their ACLs.
+    fn notify(&mut self, changes: &[Change], undo: &[Undo]) {
         let mut notes: Vec<Notification> = Vec::new();
         for c in changes {
             self.watches.on_change(c, &mut notes);
         }
+        if notes.is_empty() {
+            return;
+        }
+        let deleted: HashMap<&str, &[Acl]> = undo
+            .iter()
+            .filter_map(|u| match u {
+                Undo::Deleted { path, node, .. } => Some((path.as_str(), node.acl.as_slice())),
+                _ => None,
+            })
+            .collect();
         for n in notes {
+            if self.settings.enforce_acl {
+                // A deleted node's ACL as it was; otherwise the node's current one.
+                let acl = match (n.event, deleted.get(n.path.as_str())) {
+                    (EventType::NodeDeleted, Some(a)) => Some(*a),
+                    (_, d) => self
+                        .tree
+                        .get(&n.path)
+                        .map(|x| x.acl.as_slice())
+                        .or(d.copied()),
+                };
+                let auth = self.conns.get(&n.conn).map(|c| c.auth.as_slice());
+                let allowed = match (acl, auth) {
+                    (Some(acl), Some(auth)) => acl::check(acl, perms::READ, auth).is_ok(),
+                    (None, Some(_)) => true,
+                    (_, None) => false,
+                };
+                if !allowed {
+                    continue;
+                }
+            }
             let frame = encode_notification(n.event, &n.path);
             self.send(n.conn, Outbound::Notification(frame));
         }
@@ -472,7 +545,8 @@ impl Core {
                 let body = w.into_inner();
                 self.reply(conn, xid, 0, &body);
             }
-            Err(code) => self.reply(conn, xid, code.as_i32(), &[]),
+            Err(ReadFail::Code(code)) => self.reply(conn, xid, code.as_i32(), &[]),
+            Err(ReadFail::TooLarge(len)) => self.refuse_reply(conn, xid, len),
         }
     }
 
@@ -484,13 +558,14 @@ impl Core {
         req: Request,
         auth: &[Id],
         w: &mut Writer,
-    ) -> Result<(), Code> {
+    ) -> Result<(), ReadFail> {
         use super::proto::perms::{ADMIN, READ};
         let enforce = self.settings.enforce_acl;
+        let max_reply = self.settings.max_reply_bytes;
         match req {
             Request::Exists { path, watch } => {
                 if path.contains('\0') {
-                    return Err(Code::BadArguments);
+                    return Err(Code::BadArguments.into());
                 }
                 if let Some(n) = self.tree.get(&path) {
                     check_acl(enforce, &n.acl, READ, auth)?;
@@ -518,6 +593,11 @@ impl Core {
             } => {
                 let n = self.tree.get(&path).ok_or(Code::NoNode)?;
                 check_acl(enforce, &n.acl, READ, auth)?;
+                // Sized before it is built: a node may have any number of children.
+                let len = children_len(n);
+                if REPLY_HEADER_LEN + len > max_reply {
+                    return Err(ReadFail::TooLarge(REPLY_HEADER_LEN + len));
+                }
                 let children: Vec<&String> = n.children.iter().collect();
                 w.write_string_vec(&children);
                 if with_stat {
@@ -579,7 +659,7 @@ impl Core {
                 let recursive = match mode {
                     0 => false,
                     1 => true,
-                    _ => return Err(Code::MarshallingError),
+                    _ => return Err(Code::MarshallingError.into()),
                 };
                 self.watches.add_persistent(&path, conn, recursive);
                 w.write_i32(0);
@@ -587,17 +667,22 @@ impl Core {
             Request::CheckWatches { path, kind } => {
                 let t = WatcherType::from_i32(kind).ok_or(Code::MarshallingError)?;
                 if !self.watches.contains(&path, conn, t) {
-                    return Err(Code::NoWatcher);
+                    return Err(Code::NoWatcher.into());
                 }
             }
             Request::RemoveWatches { path, kind } => {
                 let t = WatcherType::from_i32(kind).ok_or(Code::MarshallingError)?;
                 if !self.watches.remove(&path, conn, t) {
-                    return Err(Code::NoWatcher);
+                    return Err(Code::NoWatcher.into());
                 }
             }
             Request::MultiRead(ops) => {
+                // A multiRead of many large reads could build a reply of any size: stop
+                // as soon as it passes the limit (the connection is then closed).
                 for op_ in ops {
+                    if REPLY_HEADER_LEN + w.len() > max_reply {
+                        return Err(ReadFail::TooLarge(REPLY_HEADER_LEN + w.len()));
+                    }
                     let (ty, path) = match &op_ {
                         ReadOp::GetData { path } => (op::GET_DATA, path),
                         ReadOp::GetChildren { path } => (op::GET_CHILDREN, path),
@@ -610,6 +695,14 @@ impl Core {
                         multi_error(w, code.as_i32());
                         continue;
                     }
+                    let len = if ty == op::GET_DATA {
+                        4 + n.data.as_ref().map_or(0, Vec::len) + STAT_LEN
+                    } else {
+                        children_len(n)
+                    };
+                    if REPLY_HEADER_LEN + w.len() + len > max_reply {
+                        return Err(ReadFail::TooLarge(REPLY_HEADER_LEN + w.len() + len));
+                    }
                     multi_header(w, ty, 0);
                     if ty == op::GET_DATA {
                         w.write_buffer(n.data.as_deref());
@@ -621,7 +714,7 @@ impl Core {
                 }
                 multi_done(w);
             }
-            _ => return Err(Code::Unimplemented),
+            _ => return Err(Code::Unimplemented.into()),
         }
         Ok(())
     }
@@ -661,8 +754,17 @@ impl Core {
         for p in &sw.persistent_recursive {
             self.watches.add_persistent(p, conn, true);
         }
+        let auth = self.caller_auth(conn);
         for (event, p) in fire {
-            self.send(conn, Outbound::Notification(encode_notification(event, &p)));
+            // The same READ check as for live events (a deleted node has no ACL left).
+            let denied = self.settings.enforce_acl
+                && self
+                    .tree
+                    .get(&p)
+                    .is_some_and(|n| acl::check(&n.acl, perms::READ, &auth).is_err());
+            if !denied {
+                self.send(conn, Outbound::Notification(encode_notification(event, &p)));
+            }
         }
     }
 
@@ -674,6 +776,7 @@ impl Core {
         op_: &MultiOp,
         changes: &mut Vec<Change>,
         undo: &mut Vec<Undo>,
+        txn_bytes: &mut usize,
     ) -> Result<(Txn, OpResult), Code> {
         let txn = match op_ {
             MultiOp::Create(c) => prep::create(&self.tree, caller, c)?,
@@ -681,6 +784,7 @@ impl Core {
             MultiOp::SetData(s) => prep::set_data(&self.tree, caller, &s.path, &s.data, s.version)?,
             MultiOp::Check { path, version } => prep::check(&self.tree, caller, path, *version)?,
         };
+        self.charge(txn_bytes, &txn)?;
         txn::apply(&mut self.tree, &mut self.sessions, hdr, &txn, changes, undo)?;
         let stat_of = |tree: &DataTree, p: &str| tree.get(p).map(|n| n.stat()).unwrap_or_default();
         let result = match (&txn, op_) {
@@ -696,6 +800,22 @@ impl Core {
         Ok((txn, result))
     }
 
+    /// Adds `txn` to the size of the record being prepared; fails if it would pass
+    /// `max_txn_bytes` (an `auth` ACL expands to every id of the caller, a sequential
+    /// create adds a suffix: a request within jute.maxbuffer can still make a bigger txn).
+    fn charge(&self, txn_bytes: &mut usize, txn: &Txn) -> Result<(), Code> {
+        *txn_bytes = txn_bytes.saturating_add(txn.encoded_len());
+        if *txn_bytes > self.settings.max_txn_bytes {
+            warn!(
+                bytes = *txn_bytes,
+                max = self.settings.max_txn_bytes,
+                "write refused: its txn would exceed the txn size limit"
+            );
+            return Err(Code::BadArguments);
+        }
+        Ok(())
+    }
+
     fn write(&mut self, conn: ConnId, sid: i64, xid: i32, req: Request, now: Now) {
         let hdr = self.next_header(sid, xid, now);
         let auth = self.caller_auth(conn);
@@ -707,13 +827,15 @@ impl Core {
         let mut changes = Vec::new();
         let mut undo = Vec::new();
         let mut w = Writer::new();
+        // The record header and a multi's type and count.
+        let mut txn_bytes = txn::RECORD_HEADER_LEN + 8;
         let (txn, err) = match req {
             Request::Multi(ops) => {
                 let mut txns = Vec::new();
                 let mut results = Vec::new();
                 let mut failed = None;
                 for (i, o) in ops.iter().enumerate() {
-                    match self.exec(&hdr, &caller, o, &mut changes, &mut undo) {
+                    match self.exec(&hdr, &caller, o, &mut changes, &mut undo, &mut txn_bytes) {
                         Ok((t, r)) => {
                             txns.push(t);
                             results.push(r);
@@ -762,8 +884,9 @@ impl Core {
                 Code::ReconfigDisabled.as_i32(),
             ),
             Request::SetAcl { path, acl, version } => {
-                match prep::set_acl(&self.tree, &caller, &path, acl.as_deref(), version).and_then(
-                    |t| {
+                match prep::set_acl(&self.tree, &caller, &path, acl.as_deref(), version)
+                    .and_then(|t| self.charge(&mut txn_bytes, &t).map(|()| t))
+                    .and_then(|t| {
                         txn::apply(
                             &mut self.tree,
                             &mut self.sessions,
@@ -773,8 +896,7 @@ impl Core {
                             &mut undo,
                         )
                         .map(|()| t)
-                    },
-                ) {
+                    }) {
                     Ok(t) => {
                         if let Some(n) = self.tree.get(&path) {
                             n.stat().write(&mut w);
@@ -799,7 +921,7 @@ impl Core {
                         version: -1,
                     },
                 };
-                match self.exec(&hdr, &caller, &op_, &mut changes, &mut undo) {
+                match self.exec(&hdr, &caller, &op_, &mut changes, &mut undo, &mut txn_bytes) {
                     Ok((t, r)) => {
                         match r {
                             OpResult::Create { op, path, stat } => {
@@ -823,24 +945,26 @@ impl Core {
             }
         };
         self.txns.push((hdr, txn));
-        self.notify(&changes);
+        self.notify(&changes, &undo);
         let body = if err == 0 { w.into_inner() } else { Vec::new() };
         self.reply(conn, xid, err, &body);
     }
 
     /// Closes a session as a txn: its ephemerals go (firing their watches), then it does.
+    /// The txn lists no paths: apply and replay derive them from the tree, so its size
+    /// does not grow with the session's ephemerals (see [`Txn::CloseSession`]).
     fn close_session(&mut self, sid: i64, cxid: i32, now: Now, why: &str) {
-        let paths = self.tree.ephemerals(sid);
         let hdr = self.next_header(sid, cxid, now);
-        let txn = Txn::CloseSession { paths };
+        let txn = Txn::CloseSession { paths: Vec::new() };
         let mut changes = Vec::new();
+        let mut undo = Vec::new();
         let _ = txn::apply(
             &mut self.tree,
             &mut self.sessions,
             &hdr,
             &txn,
             &mut changes,
-            &mut Vec::new(),
+            &mut undo,
         );
         info!(
             session = format!("{sid:#x}"),
@@ -848,7 +972,7 @@ impl Core {
             "session {why}"
         );
         self.txns.push((hdr, txn));
-        self.notify(&changes);
+        self.notify(&changes, &undo);
     }
 
     /// Expires every session whose deadline passed, closing its connection.
@@ -874,9 +998,9 @@ impl Core {
             let hdr = self.next_header(0, 0, now);
             let mut changes = Vec::new();
             match self.tree.delete(&path, hdr.zxid, &mut changes) {
-                Ok(_) => {
+                Ok(u) => {
                     self.txns.push((hdr, Txn::Delete { path }));
-                    self.notify(&changes);
+                    self.notify(&changes, &[u]);
                 }
                 Err(_) => {
                     self.txns.push((
@@ -889,6 +1013,16 @@ impl Core {
             }
         }
     }
+}
+
+/// `ReplyHeader`: xid, zxid, err (the frame length not counted).
+const REPLY_HEADER_LEN: usize = 16;
+/// An encoded `Stat`.
+const STAT_LEN: usize = 68;
+
+/// Encoded size of a node's children list.
+fn children_len(n: &super::tree::Node) -> usize {
+    4 + n.children.iter().map(|c| 4 + c.len()).sum::<usize>()
 }
 
 fn check_acl(enforce: bool, acl_: &[Acl], perm: i32, auth: &[Id]) -> Result<(), Code> {
