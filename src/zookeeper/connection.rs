@@ -66,7 +66,7 @@ impl Outlet {
     pub fn push(&self, out: Outbound) -> bool {
         let n = match &out {
             Outbound::Response(f) | Outbound::Notification(f) => f.len(),
-            Outbound::Close => 0,
+            Outbound::Close | Outbound::Abort => 0,
         };
         let before = self.queued.fetch_add(n, Ordering::SeqCst);
         if before + n > self.max {
@@ -75,6 +75,11 @@ impl Outlet {
         }
         let _ = self.tx.send(out);
         true
+    }
+
+    /// Closes the connection now, dropping what is queued.
+    pub fn abort(&self) {
+        self.kill.notify_one();
     }
 
     /// Bytes queued and not yet written to the socket.
@@ -287,6 +292,7 @@ async fn serve_inner(
                             close = true;
                             break;
                         }
+                        Outbound::Abort => bail!(OVERFLOW),
                     }
                     next = out_rx.try_recv().ok();
                 }

@@ -46,6 +46,10 @@ pub struct Settings {
     /// packet and closes the connection ("Packet len is out of range"); the server closes
     /// it instead of building the reply.
     pub max_reply_bytes: usize,
+    /// Bytes the core may queue for one connection within one batch
+    /// (`connection_outbound_max_bytes`); past it the connection is aborted. The owner
+    /// bounds what is queued across batches the same way.
+    pub max_outbound_bytes: usize,
 }
 
 /// Why a read produced no normal reply.
@@ -88,6 +92,9 @@ pub enum Outbound {
     Notification(Vec<u8>),
     /// Close the connection once everything before this is written.
     Close,
+    /// Close the connection now, dropping whatever is still queued for it (a client
+    /// that does not read its replies).
+    Abort,
 }
 
 #[derive(Debug)]
@@ -124,6 +131,8 @@ pub struct Core {
     zxid: i64,
     txns: Vec<(TxnHeader, Txn)>,
     outbox: Vec<(ConnId, Outbound)>,
+    /// Bytes in `outbox` per connection.
+    outbox_bytes: HashMap<ConnId, usize>,
     rng: StdRng,
     counters: Counters,
 }
@@ -146,6 +155,7 @@ impl Core {
             zxid,
             txns: Vec::new(),
             outbox: Vec::new(),
+            outbox_bytes: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
             counters: Counters::default(),
         }
@@ -190,10 +200,20 @@ impl Core {
 
     /// Frames to send, in order.
     pub fn take_outbox(&mut self) -> Vec<(ConnId, Outbound)> {
+        self.outbox_bytes.clear();
         std::mem::take(&mut self.outbox)
     }
 
     fn send(&mut self, conn: ConnId, out: Outbound) {
+        if let Outbound::Response(f) | Outbound::Notification(f) = &out {
+            let queued = self.outbox_bytes.entry(conn).or_default();
+            *queued += f.len();
+            if *queued > self.settings.max_outbound_bytes {
+                let queued = *queued;
+                self.abort_conn(conn, queued);
+                return;
+            }
+        }
         if let Some(c) = self.conns.get_mut(&conn) {
             if !matches!(out, Outbound::Close) {
                 c.sent += 1;
@@ -226,6 +246,33 @@ impl Core {
             "reply larger than jute.maxbuffer; closing the connection"
         );
         self.close_conn(conn);
+    }
+
+    /// Drops a connection that lets its replies pile up: what is queued for it goes, and
+    /// so do its watches; its session lives on until it expires, as after a disconnect.
+    fn abort_conn(&mut self, conn: ConnId, queued: usize) {
+        warn!(
+            conn,
+            queued,
+            max = self.settings.max_outbound_bytes,
+            "client does not read its replies: outbound queue full; disconnecting it"
+        );
+        self.outbox.retain(|(c, _)| *c != conn);
+        self.outbox_bytes.remove(&conn);
+        self.forget_conn(conn);
+        self.outbox.push((conn, Outbound::Abort));
+    }
+
+    /// Removes a connection's watches and detaches it from its session.
+    fn forget_conn(&mut self, conn: ConnId) {
+        self.watches.remove_conn(conn);
+        if let Some(c) = self.conns.remove(&conn) {
+            if let Some(s) = c.session.and_then(|sid| self.sessions.get_mut(sid)) {
+                if s.conn == Some(conn) {
+                    s.conn = None;
+                }
+            }
+        }
     }
 
     fn close_conn(&mut self, conn: ConnId) {
@@ -304,18 +351,7 @@ impl Core {
         match input {
             Input::Connect { conn, addr, req } => self.connect(conn, addr, req, now),
             Input::Request { conn, xid, req } => self.request(conn, xid, req, now),
-            Input::Disconnected { conn } => {
-                if self.conns.contains_key(&conn) {
-                    self.watches.remove_conn(conn);
-                    if let Some(c) = self.conns.remove(&conn) {
-                        if let Some(s) = c.session.and_then(|sid| self.sessions.get_mut(sid)) {
-                            if s.conn == Some(conn) {
-                                s.conn = None;
-                            }
-                        }
-                    }
-                }
-            }
+            Input::Disconnected { conn } => self.forget_conn(conn),
         }
     }
 

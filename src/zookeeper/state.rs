@@ -123,6 +123,7 @@ pub fn recover(cfg: &Config) -> anyhow::Result<Recovered> {
         enforce_acl: cfg.enforce_acl,
         max_txn_bytes: cfg.max_txn_bytes(),
         max_reply_bytes: cfg.max_reply_bytes(),
+        max_outbound_bytes: cfg.connection_outbound_max_bytes,
     };
     let seed = wall_ms() as u64 ^ u64::from(std::process::id()).rotate_left(32);
     let core = Core::new(settings, tree, sessions, zxid, seed);
@@ -245,6 +246,12 @@ pub fn run(rec: Recovered, cfg: Config, rx: Receiver<Msg>) -> anyhow::Result<()>
         let mut overflowed = Vec::new();
         for (conn, out) in core.take_outbox() {
             let close = out == Outbound::Close;
+            if out == Outbound::Abort {
+                if let Some(outlet) = senders.remove(&conn) {
+                    outlet.abort();
+                }
+                continue;
+            }
             if let Some(outlet) = senders.get(&conn) {
                 if !outlet.push(out) {
                     warn!(
