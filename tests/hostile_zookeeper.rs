@@ -138,17 +138,6 @@ fn close_session_of_70_huge_ephemerals_loses_no_later_write() {
     let before = assert_memory_below(&zk, 512, "70 x 1 MiB ephemerals");
 
     zk.restart();
-    let log = zk.log();
-    assert!(!log.contains("corrupt"), "{log}");
-    assert!(!log.contains("truncating"), "nothing was torn: {log}");
-    // The replay went through every big record (session, 70 creates, close, ...).
-    let replayed: u64 = log
-        .rsplit("replayed=")
-        .next()
-        .and_then(|t| t.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("recovery line");
-    assert!(replayed >= 83, "replayed {replayed} txns");
     let mut c = RawClient::connect(zk.port);
     for i in 0..10 {
         assert_eq!(
@@ -160,6 +149,17 @@ fn close_session_of_70_huge_ephemerals_loses_no_later_write() {
     for (i, p) in paths.iter().enumerate().step_by(23) {
         assert_eq!(exists(&mut c, 100 + i as i32, p), NO_NODE, "ephemeral {i}");
     }
+    let log = zk.log();
+    assert!(!log.contains("corrupt"), "{log}");
+    assert!(!log.contains("truncating"), "nothing was torn: {log}");
+    // The replay went through every big record (session, 70 creates, close, ...).
+    let replayed: u64 = log
+        .rsplit("replayed=")
+        .next()
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("recovery line");
+    assert!(replayed >= 83, "replayed {replayed} txns");
     let after = assert_memory_below(&zk, 512, "recovery of 70 MiB of ephemerals");
     eprintln!("VmHWM before crash {before} KiB, after recovery {after} KiB");
     assert_served(&zk, "ephemerals");
@@ -271,12 +271,12 @@ fn client_that_never_reads_its_replies_is_disconnected() {
         frames.extend_from_slice(&w.finish_frame());
     }
     hog.send_raw(&frames);
-    // Without reading a byte: the server drops the connection.
-    wait_for(
-        Duration::from_secs(20),
-        "the hog to be disconnected",
-        || (!four_letter(port, "cons").ok()?.contains(&sid)).then_some(()),
-    );
+    // Without reading a byte: the server drops the connection, well within the hog's
+    // 10 s session timeout (so not because its session expired).
+    assert_eq!(hog.timeout, 10_000);
+    wait_for(Duration::from_secs(5), "the hog to be disconnected", || {
+        (!four_letter(port, "cons").ok()?.contains(&sid)).then_some(())
+    });
     assert!(zk.log().contains("does not read its replies"));
     assert!(closed_by_server(&mut hog.stream, Duration::from_secs(10)));
     assert!(zk.is_running());

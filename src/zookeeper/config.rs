@@ -258,6 +258,16 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_config_states_the_defaults() {
+        let shipped = FileConfig::parse(include_str!("../../config/zookeeper.toml"))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let d = FileConfig::default().resolve().unwrap();
+        assert_eq!(format!("{shipped:?}"), format!("{d:?}"));
+    }
+
+    #[test]
     fn zookeeper_spellings_are_accepted() {
         for text in [
             "jute_maxbuffer = 4096",

@@ -1102,3 +1102,416 @@ fn multi_done(w: &mut Writer) {
     w.write_bool(true);
     w.write_i32(-1);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zookeeper::proto::{CreateRequest, EventType, NOTIFICATION_XID};
+
+    fn settings() -> Settings {
+        Settings {
+            min_session_timeout: 1000,
+            max_session_timeout: 10_000,
+            enforce_acl: true,
+            max_txn_bytes: 4096,
+            max_reply_bytes: 4096,
+            max_outbound_bytes: 64 * 1024,
+        }
+    }
+
+    fn now() -> Now {
+        Now { mono: 0, wall: 0 }
+    }
+
+    fn core(s: Settings) -> Core {
+        Core::new(s, DataTree::new(), SessionTable::new(10), 0, 7)
+    }
+
+    /// Connects `conn` with a new session and drops the connect response.
+    fn connect(c: &mut Core, conn: ConnId) {
+        c.handle(
+            Input::Connect {
+                conn,
+                addr: format!("127.0.0.1:{}", 1000 + conn),
+                req: ConnectRequest {
+                    protocol_version: 0,
+                    last_zxid_seen: 0,
+                    timeout: 5000,
+                    session_id: 0,
+                    password: vec![0; 16],
+                    read_only: false,
+                },
+            },
+            now(),
+        );
+        c.take_outbox();
+        c.take_txns();
+    }
+
+    fn req(c: &mut Core, conn: ConnId, xid: i32, req: Request) {
+        c.handle(Input::Request { conn, xid, req }, now());
+    }
+
+    fn create(path: &str, data: usize, flags: i32, acl: Vec<Acl>) -> CreateRequest {
+        CreateRequest {
+            op: op::CREATE,
+            path: path.into(),
+            data: Some(vec![1; data]),
+            acl: Some(acl),
+            flags,
+            ttl: -1,
+        }
+    }
+
+    fn auth_acl() -> Vec<Acl> {
+        vec![Acl {
+            perms: perms::ALL,
+            id: Id {
+                scheme: "auth".into(),
+                id: String::new(),
+            },
+        }]
+    }
+
+    /// (xid, err) of every reply in the outbox for `conn`; notification paths apart.
+    fn replies(out: &[(ConnId, Outbound)], conn: ConnId) -> Vec<(i32, i32)> {
+        out.iter()
+            .filter(|(c, _)| *c == conn)
+            .filter_map(|(_, o)| match o {
+                Outbound::Response(f) => Some((
+                    i32::from_be_bytes(f[4..8].try_into().unwrap()),
+                    i32::from_be_bytes(f[16..20].try_into().unwrap()),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn notified_paths(out: &[(ConnId, Outbound)], conn: ConnId) -> Vec<(i32, String)> {
+        out.iter()
+            .filter(|(c, _)| *c == conn)
+            .filter_map(|(_, o)| match o {
+                Outbound::Notification(f) => {
+                    let mut r = super::super::jute::Reader::new(&f[4..]);
+                    assert_eq!(r.read_i32().unwrap(), NOTIFICATION_XID);
+                    r.read_i64().unwrap();
+                    r.read_i32().unwrap();
+                    let ty = r.read_i32().unwrap();
+                    r.read_i32().unwrap();
+                    Some((ty, r.read_string().unwrap().unwrap()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_write_whose_txn_would_pass_the_limit_is_refused_and_changes_nothing() {
+        let mut c = core(settings());
+        connect(&mut c, 1);
+        // 80 digest ids: an `auth` ACL expands to all of them (~4 KiB of ACL).
+        for i in 0..80 {
+            let auth = format!("user{i}:pw").into_bytes();
+            req(
+                &mut c,
+                1,
+                -4,
+                Request::Auth {
+                    scheme: "digest".into(),
+                    auth,
+                },
+            );
+        }
+        c.take_outbox();
+        req(
+            &mut c,
+            1,
+            1,
+            Request::Create(create("/a", 10, 0, auth_acl())),
+        );
+        assert_eq!(
+            replies(&c.take_outbox(), 1),
+            vec![(1, Code::BadArguments.as_i32())]
+        );
+        let txns = c.take_txns();
+        assert_eq!(txns.len(), 1);
+        assert!(matches!(txns[0].1, Txn::Error { .. }), "{:?}", txns[0].1);
+        assert!(c.tree().get("/a").is_none());
+        // The same create with an open ACL fits.
+        req(
+            &mut c,
+            1,
+            2,
+            Request::Create(create("/a", 10, 0, vec![Acl::world(31)])),
+        );
+        assert_eq!(replies(&c.take_outbox(), 1), vec![(2, 0)]);
+        assert!(c.tree().get("/a").is_some());
+    }
+
+    #[test]
+    fn a_multi_is_charged_op_by_op_and_rolled_back_when_over() {
+        let mut c = core(settings());
+        connect(&mut c, 1);
+        let ops = (0..5)
+            .map(|i| MultiOp::Create(create(&format!("/m{i}"), 1000, 0, vec![Acl::world(31)])))
+            .collect();
+        req(&mut c, 1, 1, Request::Multi(ops));
+        let out = c.take_outbox();
+        // A failed multi's header says OK; the ops carry the codes.
+        assert_eq!(replies(&out, 1), vec![(1, 0)]);
+        let txns = c.take_txns();
+        match &txns[0].1 {
+            Txn::Multi(t) => {
+                assert_eq!(t.len(), 5);
+                assert!(t.iter().all(|t| matches!(t, Txn::Error { .. })));
+                // The fourth op passes the 4 KiB limit; the fifth is never tried.
+                assert_eq!(
+                    t[3],
+                    Txn::Error {
+                        code: Code::BadArguments.as_i32()
+                    }
+                );
+                assert_eq!(
+                    t[4],
+                    Txn::Error {
+                        code: Code::RuntimeInconsistency.as_i32()
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        for i in 0..5 {
+            assert!(c.tree().get(&format!("/m{i}")).is_none());
+        }
+    }
+
+    #[test]
+    fn close_session_txn_does_not_list_the_ephemerals() {
+        let mut c = core(Settings {
+            max_txn_bytes: 64 * 1024,
+            ..settings()
+        });
+        connect(&mut c, 1);
+        for i in 0..200 {
+            let path = format!("/e{i}-{}", "x".repeat(2000));
+            req(
+                &mut c,
+                1,
+                i,
+                Request::Create(create(&path, 0, 1, vec![Acl::world(31)])),
+            );
+            assert_eq!(replies(&c.take_outbox(), 1), vec![(i, 0)]);
+        }
+        assert_eq!(c.tree().ephemeral_count(), 200);
+        c.take_txns();
+        c.take_outbox();
+        req(&mut c, 1, 999, Request::CloseSession);
+        let txns = c.take_txns();
+        assert_eq!(txns.len(), 1);
+        assert_eq!(txns[0].1, Txn::CloseSession { paths: vec![] });
+        assert!(txns[0].1.encoded_len() < 16);
+        assert_eq!(c.tree().ephemeral_count(), 0);
+        assert_eq!(c.tree().node_count(), DataTree::new().node_count());
+    }
+
+    #[test]
+    fn replies_over_the_limit_close_the_connection_instead() {
+        let mut c = core(Settings {
+            max_txn_bytes: 64 * 1024,
+            ..settings()
+        });
+        connect(&mut c, 1);
+        req(
+            &mut c,
+            1,
+            1,
+            Request::Create(create("/big", 3000, 0, vec![Acl::world(31)])),
+        );
+        c.take_outbox();
+        // One read fits; a multiRead of two does not and is never built.
+        req(
+            &mut c,
+            1,
+            2,
+            Request::GetData {
+                path: "/big".into(),
+                watch: false,
+            },
+        );
+        assert_eq!(replies(&c.take_outbox(), 1), vec![(2, 0)]);
+        let two = vec![
+            ReadOp::GetData {
+                path: "/big".into(),
+            },
+            ReadOp::GetData {
+                path: "/big".into(),
+            },
+        ];
+        req(&mut c, 1, 3, Request::MultiRead(two));
+        assert_eq!(c.take_outbox(), vec![(1, Outbound::Close)]);
+        // The connection is gone: what it pipelined after is dropped.
+        req(
+            &mut c,
+            1,
+            4,
+            Request::GetData {
+                path: "/big".into(),
+                watch: false,
+            },
+        );
+        assert!(c.take_outbox().is_empty());
+        // So does a getChildren whose list would be too long.
+        connect(&mut c, 2);
+        for i in 0..100 {
+            let p = format!("/big/{i:040}");
+            req(
+                &mut c,
+                2,
+                i,
+                Request::Create(create(&p, 0, 0, vec![Acl::world(31)])),
+            );
+        }
+        c.take_outbox();
+        req(
+            &mut c,
+            2,
+            200,
+            Request::GetChildren {
+                path: "/big".into(),
+                watch: false,
+                with_stat: false,
+            },
+        );
+        assert_eq!(c.take_outbox(), vec![(2, Outbound::Close)]);
+    }
+
+    #[test]
+    fn what_one_connection_may_queue_in_a_batch_is_bounded() {
+        let mut c = core(Settings {
+            max_txn_bytes: 64 * 1024,
+            max_outbound_bytes: 10_000,
+            ..settings()
+        });
+        connect(&mut c, 1);
+        connect(&mut c, 2);
+        req(
+            &mut c,
+            1,
+            1,
+            Request::Create(create("/d", 3000, 0, vec![Acl::world(31)])),
+        );
+        c.take_outbox();
+        for xid in 0..100 {
+            req(
+                &mut c,
+                1,
+                xid,
+                Request::GetData {
+                    path: "/d".into(),
+                    watch: false,
+                },
+            );
+        }
+        req(
+            &mut c,
+            2,
+            1,
+            Request::GetData {
+                path: "/d".into(),
+                watch: false,
+            },
+        );
+        let out = c.take_outbox();
+        let for_1: Vec<_> = out.iter().filter(|(c, _)| *c == 1).collect();
+        assert_eq!(for_1, vec![&(1, Outbound::Abort)], "queued replies dropped");
+        assert_eq!(replies(&out, 2), vec![(1, 0)], "the other client is served");
+        assert_eq!(c.connections().len(), 1);
+    }
+
+    #[test]
+    fn watch_events_go_only_to_watchers_that_may_read_the_node() {
+        let mut c = core(settings());
+        for conn in 1..=3 {
+            connect(&mut c, conn);
+        }
+        for conn in [1, 3] {
+            req(
+                &mut c,
+                conn,
+                -4,
+                Request::Auth {
+                    scheme: "digest".into(),
+                    auth: b"alice:pw".to_vec(),
+                },
+            );
+        }
+        req(
+            &mut c,
+            1,
+            1,
+            Request::Create(create("/s", 0, 0, auth_acl())),
+        );
+        req(
+            &mut c,
+            1,
+            2,
+            Request::Create(create("/o", 0, 0, vec![Acl::world(31)])),
+        );
+        for conn in [2, 3] {
+            req(
+                &mut c,
+                conn,
+                1,
+                Request::AddWatch {
+                    path: "/".into(),
+                    mode: 1,
+                },
+            );
+        }
+        // A child watch on /s by the stranger is refused with the read itself; an
+        // exists watch on a path that does not exist yet is set.
+        req(
+            &mut c,
+            2,
+            2,
+            Request::Exists {
+                path: "/s/x".into(),
+                watch: true,
+            },
+        );
+        c.take_outbox();
+        req(
+            &mut c,
+            1,
+            3,
+            Request::Create(create("/s/x", 0, 0, auth_acl())),
+        );
+        req(
+            &mut c,
+            1,
+            4,
+            Request::Delete {
+                path: "/s/x".into(),
+                version: -1,
+            },
+        );
+        req(
+            &mut c,
+            1,
+            5,
+            Request::Create(create("/o/x", 0, 0, vec![Acl::world(31)])),
+        );
+        let out = c.take_outbox();
+        let created = EventType::NodeCreated as i32;
+        let deleted = EventType::NodeDeleted as i32;
+        assert_eq!(notified_paths(&out, 2), vec![(created, "/o/x".to_string())]);
+        assert_eq!(
+            notified_paths(&out, 3),
+            vec![
+                (created, "/s/x".to_string()),
+                (deleted, "/s/x".to_string()),
+                (created, "/o/x".to_string())
+            ]
+        );
+    }
+}
