@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub sessionless_cnxn_timeout_ms: Option<u64>,
     /// ZooKeeper: `zookeeper.snapSizeLimitInKb`.
     pub snap_size_limit_kb: Option<u64>,
+    pub max_watch_bytes_per_connection: Option<usize>,
+    pub max_auth_ids_per_connection: Option<usize>,
     pub enforce_acl: Option<bool>,
     pub container_check_interval_ms: Option<u64>,
 }
@@ -87,6 +89,13 @@ pub struct Config {
     /// A log file larger than this triggers a snapshot and a new log file, like
     /// `snapshot_interval_txns` (ZooKeeper: `zookeeper.snapSizeLimitInKb`, 4 GiB).
     pub snap_size_limit_kb: u64,
+    /// Bytes of watched paths one connection may register (a watch on a path that does
+    /// not exist costs memory too); past it the connection is closed. ZooKeeper has no
+    /// such limit.
+    pub max_watch_bytes_per_connection: usize,
+    /// Distinct `addauth` identities one connection may hold; one more fails with
+    /// AUTHFAILED and closes it, as a failed addauth does. ZooKeeper has no such limit.
+    pub max_auth_ids_per_connection: usize,
     pub enforce_acl: bool,
     pub container_check_interval_ms: u64,
 }
@@ -191,6 +200,15 @@ impl FileConfig {
                 "sessionless_cnxn_timeout_ms",
                 self.sessionless_cnxn_timeout_ms.unwrap_or(10_000),
             )?,
+            max_watch_bytes_per_connection: positive(
+                "max_watch_bytes_per_connection",
+                self.max_watch_bytes_per_connection
+                    .unwrap_or(32 * 1024 * 1024) as u64,
+            )? as usize,
+            max_auth_ids_per_connection: positive(
+                "max_auth_ids_per_connection",
+                self.max_auth_ids_per_connection.unwrap_or(32) as u64,
+            )? as usize,
             snap_size_limit_kb: positive(
                 "snap_size_limit_kb",
                 self.snap_size_limit_kb.unwrap_or(4 * 1024 * 1024),

@@ -50,6 +50,10 @@ pub struct Settings {
     /// (`connection_outbound_max_bytes`); past it the connection is aborted. The owner
     /// bounds what is queued across batches the same way.
     pub max_outbound_bytes: usize,
+    /// Bytes of watched paths per connection; past it the connection is closed.
+    pub max_watch_bytes: usize,
+    /// Distinct auth ids per connection; one more fails the addauth (and closes).
+    pub max_auth_ids: usize,
 }
 
 /// Why a read produced no normal reply.
@@ -57,6 +61,8 @@ enum ReadFail {
     Code(Code),
     /// The reply would pass `max_reply_bytes` (at least this many bytes).
     TooLarge(usize),
+    /// The watch would take the connection past `max_watch_bytes`.
+    WatchLimit,
 }
 
 impl From<Code> for ReadFail {
@@ -244,6 +250,21 @@ impl Core {
             len,
             max = self.settings.max_reply_bytes,
             "reply larger than jute.maxbuffer; closing the connection"
+        );
+        self.close_conn(conn);
+    }
+
+    /// Whether `conn` may register watches on `extra` more bytes of paths.
+    fn may_watch(&self, conn: ConnId, extra: usize) -> bool {
+        self.watches.conn_bytes(conn).saturating_add(extra) <= self.settings.max_watch_bytes
+    }
+
+    fn watch_limit(&mut self, conn: ConnId) {
+        warn!(
+            conn,
+            watched = self.watches.conn_bytes(conn),
+            max = self.settings.max_watch_bytes,
+            "connection watches too many paths (max_watch_bytes_per_connection); closing it"
         );
         self.close_conn(conn);
     }
@@ -548,10 +569,26 @@ impl Core {
             .unwrap_or_default();
         match acl::authenticate(scheme, auth, &ip) {
             Some(id) => {
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    if !c.auth.contains(&id) {
-                        c.auth.push(id);
+                let max = self.settings.max_auth_ids;
+                let full = self.conns.get_mut(&conn).is_some_and(|c| {
+                    if c.auth.contains(&id) {
+                        return false;
                     }
+                    // The implicit `ip` id does not count.
+                    if c.auth.len() > max {
+                        return true;
+                    }
+                    c.auth.push(id);
+                    false
+                });
+                if full {
+                    warn!(conn, max, "too many auth ids on one connection; closing it");
+                    self.send(
+                        conn,
+                        Outbound::Response(encode_reply(xid, 0, Code::AuthFailed.as_i32(), &[])),
+                    );
+                    self.close_conn(conn);
+                    return;
                 }
                 self.send(conn, Outbound::Response(encode_reply(xid, 0, 0, &[])));
             }
@@ -583,6 +620,7 @@ impl Core {
             }
             Err(ReadFail::Code(code)) => self.reply(conn, xid, code.as_i32(), &[]),
             Err(ReadFail::TooLarge(len)) => self.refuse_reply(conn, xid, len),
+            Err(ReadFail::WatchLimit) => self.watch_limit(conn),
         }
     }
 
@@ -608,6 +646,9 @@ impl Core {
                 }
                 // The watch is set whether or not the node exists (that is the point).
                 if watch {
+                    if !self.may_watch(conn, path.len()) {
+                        return Err(ReadFail::WatchLimit);
+                    }
                     self.watches.add_data(&path, conn);
                 }
                 let n = self.tree.get(&path).ok_or(Code::NoNode)?;
@@ -619,6 +660,9 @@ impl Core {
                 w.write_buffer(n.data.as_deref());
                 n.stat().write(w);
                 if watch {
+                    if !self.may_watch(conn, path.len()) {
+                        return Err(ReadFail::WatchLimit);
+                    }
                     self.watches.add_data(&path, conn);
                 }
             }
@@ -640,6 +684,9 @@ impl Core {
                     n.stat().write(w);
                 }
                 if watch {
+                    if !self.may_watch(conn, path.len()) {
+                        return Err(ReadFail::WatchLimit);
+                    }
                     self.watches.add_child(&path, conn);
                 }
             }
@@ -690,13 +737,28 @@ impl Core {
                     w.write_string(&id.id);
                 }
             }
-            Request::SetWatches(sw) => self.set_watches(conn, sw),
+            Request::SetWatches(sw) => {
+                let lists = [&sw.data, &sw.exist, &sw.child];
+                let mut bytes: usize = lists.iter().flat_map(|l| l.iter()).map(String::len).sum();
+                bytes += [&sw.persistent, &sw.persistent_recursive]
+                    .iter()
+                    .flat_map(|l| l.iter())
+                    .map(|p| 2 * p.len())
+                    .sum::<usize>();
+                if !self.may_watch(conn, bytes) {
+                    return Err(ReadFail::WatchLimit);
+                }
+                self.set_watches(conn, sw)
+            }
             Request::AddWatch { path, mode } => {
                 let recursive = match mode {
                     0 => false,
                     1 => true,
                     _ => return Err(Code::MarshallingError.into()),
                 };
+                if !self.may_watch(conn, 2 * path.len()) {
+                    return Err(ReadFail::WatchLimit);
+                }
                 self.watches.add_persistent(&path, conn, recursive);
                 w.write_i32(0);
             }
@@ -1116,6 +1178,8 @@ mod tests {
             max_txn_bytes: 4096,
             max_reply_bytes: 4096,
             max_outbound_bytes: 64 * 1024,
+            max_watch_bytes: 1000,
+            max_auth_ids: 100,
         }
     }
 
@@ -1513,5 +1577,56 @@ mod tests {
                 (created, "/o/x".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn watches_and_auth_ids_per_connection_are_bounded() {
+        let mut c = core(Settings {
+            max_auth_ids: 3,
+            ..settings()
+        });
+        connect(&mut c, 1);
+        // exists-watches on paths that do not exist, 100 bytes each: the 11th passes
+        // the 1000-byte budget and closes the connection.
+        for i in 0..10 {
+            let path = format!("/{i:099}");
+            req(&mut c, 1, i, Request::Exists { path, watch: true });
+        }
+        assert!(c.take_outbox().iter().all(|(_, o)| *o != Outbound::Close));
+        assert_eq!(c.watch_count(), 10);
+        let path = format!("/{:099}", 10);
+        req(&mut c, 1, 10, Request::Exists { path, watch: true });
+        assert_eq!(c.take_outbox(), vec![(1, Outbound::Close)]);
+        assert_eq!(c.watch_count(), 0, "its watches went with it");
+
+        connect(&mut c, 2);
+        for (i, user) in ["a", "b", "c", "a"].iter().enumerate() {
+            let auth = format!("{user}:pw").into_bytes();
+            req(
+                &mut c,
+                2,
+                i as i32,
+                Request::Auth {
+                    scheme: "digest".into(),
+                    auth,
+                },
+            );
+        }
+        assert_eq!(
+            replies(&c.take_outbox(), 2),
+            vec![(0, 0), (1, 0), (2, 0), (3, 0)]
+        );
+        req(
+            &mut c,
+            2,
+            9,
+            Request::Auth {
+                scheme: "digest".into(),
+                auth: b"d:pw".to_vec(),
+            },
+        );
+        let out = c.take_outbox();
+        assert_eq!(replies(&out, 2), vec![(9, Code::AuthFailed.as_i32())]);
+        assert_eq!(out.last(), Some(&(2, Outbound::Close)));
     }
 }

@@ -124,6 +124,8 @@ pub fn recover(cfg: &Config) -> anyhow::Result<Recovered> {
         max_txn_bytes: cfg.max_txn_bytes(),
         max_reply_bytes: cfg.max_reply_bytes(),
         max_outbound_bytes: cfg.connection_outbound_max_bytes,
+        max_watch_bytes: cfg.max_watch_bytes_per_connection,
+        max_auth_ids: cfg.max_auth_ids_per_connection,
     };
     let seed = wall_ms() as u64 ^ u64::from(std::process::id()).rotate_left(32);
     let core = Core::new(settings, tree, sessions, zxid, seed);
