@@ -604,3 +604,41 @@ fn logs_roll_by_size() {
     assert_eq!(get_data(&mut c, 1, "/v"), (0, vec![199u8; 1_000_000]));
     assert!(zk.is_running());
 }
+
+/// 1000 setData of 1 MB pipelined in one burst: the server takes in at most
+/// max_outstanding_request_bytes (4 x jute.maxbuffer) of them at a time (not 1000 in
+/// flight, as max_outstanding_requests alone allowed), so memory stays far below the
+/// 1 GB sent, and every write is acknowledged in order. (The ceiling leaves room for the
+/// allocator's per-thread segments, which large buffers on three threads commit.)
+#[test]
+fn pipelined_large_writes_are_taken_in_a_few_at_a_time() {
+    let mut zk = ZkServer::start(&[]);
+    let mut c = RawClient::connect(zk.port);
+    assert_eq!(
+        c.call(1, op::CREATE, create_body("/p", b"", 0, open())).err,
+        0
+    );
+    let mut out = c.stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        for i in 0..1000 {
+            let mut w = Writer::framed();
+            w.write_i32(100 + i);
+            w.write_i32(op::SET_DATA);
+            w.write_string("/p");
+            w.write_buffer(Some(&vec![i as u8; 1_000_000]));
+            w.write_i32(-1);
+            out.write_all(&w.finish_frame()).unwrap();
+        }
+    });
+    for i in 0..1000 {
+        let r = c.recv().expect("a reply");
+        assert_eq!((r.xid, r.err), (100 + i, 0), "reply {i}");
+    }
+    sender.join().unwrap();
+    assert_eq!(
+        get_data(&mut c, 2, "/p"),
+        (0, vec![(999 % 256) as u8; 1_000_000])
+    );
+    assert!(zk.is_running());
+    assert_memory_below(&zk, 320, "1000 pipelined 1 MB writes");
+}

@@ -261,10 +261,11 @@ async fn serve_inner(
             inflight.push_back(len);
             inflight_bytes += len;
         }
-        // Read only while there is room for another request (a frame being assembled
-        // is bounded by jute.maxbuffer).
-        let can_read = inflight.len() < shared.max_outstanding
-            && (inflight_bytes < shared.max_outstanding_bytes || inflight.is_empty());
+        // Read only while there is room for another request and no complete frame is
+        // waiting for one: what is buffered stays below one frame (jute.maxbuffer) plus
+        // a read.
+        let waiting = matches!(frame_len(&buf, shared.max_request_bytes), Ok(Some(len)) if buf.len() >= 4 + len);
+        let can_read = inflight.len() < shared.max_outstanding && !waiting;
         tokio::select! {
             _ = kill.notified() => bail!(OVERFLOW),
             r = rd.read_buf(&mut buf), if can_read => {
