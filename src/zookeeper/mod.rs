@@ -14,6 +14,16 @@
 //! - [`txnlog`]: the CRC'd, group-committed log; [`snapshot`]: snapshot files.
 //! - [`state`]: the thread that owns the core, the log and snapshots (recovery too).
 //! - [`connection`]: one task per TCP connection; [`fourlw`]: four-letter words.
+//!
+//! Hostile input (no single client takes the server down, nothing acknowledged is lost),
+//! every limit in [`config`] with ZooKeeper's name and default where it has one:
+//! connections per address (`maxClientCnxns`) and in all, a handshake deadline
+//! (`zookeeper.nio.sessionlessCnxnTimeout`), request frames and replies bounded by
+//! `jute.maxbuffer`, txns bounded when prepared (so the log never holds a record recovery
+//! would refuse), requests in flight and replies queued per connection (a client that
+//! does not read is disconnected), watched paths and auth ids per connection, and watch
+//! events delivered only to watchers that may READ the node (CVE-2024-23944). Recovery
+//! streams the log and refuses to start on corruption; only a torn tail is cut.
 
 pub mod acl;
 pub mod config;
