@@ -640,5 +640,57 @@ fn pipelined_large_writes_are_taken_in_a_few_at_a_time() {
         (0, vec![(999 % 256) as u8; 1_000_000])
     );
     assert!(zk.is_running());
-    assert_memory_below(&zk, 320, "1000 pipelined 1 MB writes");
+    assert_memory_below(&zk, 384, "1000 pipelined 1 MB writes");
+}
+
+/// Four clients pipelining 100 writes of 1 MB each at once, with the server-wide
+/// in-flight pool lowered to two requests' worth: they take turns (no deadlock), every
+/// write is acknowledged in order, memory stays bounded.
+#[test]
+fn the_global_in_flight_pool_is_shared_without_deadlock() {
+    let (_dir, cfg) = config(&format!(
+        "global_outstanding_request_bytes = {}\nmax_outstanding_request_bytes = {}\n",
+        2 * JUTE_MAXBUFFER,
+        2 * JUTE_MAXBUFFER
+    ));
+    let mut zk = ZkServer::start(&["--config", cfg.to_str().unwrap()]);
+    let port = zk.port;
+    let workers: Vec<_> = (0..4)
+        .map(|k| {
+            std::thread::spawn(move || {
+                let mut c = RawClient::connect(port);
+                let path = format!("/g{k}");
+                assert_eq!(
+                    c.call(1, op::CREATE, create_body(&path, b"", 0, open()))
+                        .err,
+                    0
+                );
+                let mut out = c.stream.try_clone().unwrap();
+                let p = path.clone();
+                let sender = std::thread::spawn(move || {
+                    for i in 0..100 {
+                        let mut w = Writer::framed();
+                        w.write_i32(100 + i);
+                        w.write_i32(op::SET_DATA);
+                        w.write_string(&p);
+                        w.write_buffer(Some(&vec![i as u8; 1_000_000]));
+                        w.write_i32(-1);
+                        out.write_all(&w.finish_frame()).unwrap();
+                    }
+                });
+                for i in 0..100 {
+                    let r = c.recv().expect("a reply");
+                    assert_eq!((r.xid, r.err), (100 + i, 0), "client {k} reply {i}");
+                }
+                sender.join().unwrap();
+                assert_eq!(get_data(&mut c, 2, &path), (0, vec![99u8; 1_000_000]));
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert!(zk.is_running());
+    assert_served(&zk, "global");
+    assert_memory_below(&zk, 320, "4 x 100 pipelined 1 MB writes, shared pool");
 }

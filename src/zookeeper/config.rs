@@ -30,6 +30,7 @@ pub struct FileConfig {
     pub jute: Option<JuteTable>,
     pub max_outstanding_requests: Option<usize>,
     pub max_outstanding_request_bytes: Option<usize>,
+    pub global_outstanding_request_bytes: Option<usize>,
     pub connection_outbound_max_bytes: Option<usize>,
     /// ZooKeeper: `zookeeper.nio.sessionlessCnxnTimeout`.
     pub sessionless_cnxn_timeout_ms: Option<u64>,
@@ -80,6 +81,10 @@ pub struct Config {
     pub max_outstanding_requests: usize,
     /// Bytes of requests in flight per connection (one request is always let through).
     pub max_outstanding_request_bytes: usize,
+    /// Bytes of requests in flight over all connections (the role of ZooKeeper's
+    /// server-wide `globalOutstandingLimit`, in bytes): past it connections wait to hand
+    /// over more.
+    pub global_outstanding_request_bytes: usize,
     /// Bytes of replies and notifications queued for one connection; a client that lets
     /// more pile up (it does not read) is disconnected.
     pub connection_outbound_max_bytes: usize,
@@ -193,6 +198,9 @@ impl FileConfig {
                 self.max_outstanding_request_bytes
                     .unwrap_or(4 * jute_maxbuffer) as u64,
             )? as usize,
+            global_outstanding_request_bytes: self
+                .global_outstanding_request_bytes
+                .unwrap_or((64 * 1024 * 1024).max(16 * jute_maxbuffer)),
             connection_outbound_max_bytes: self
                 .connection_outbound_max_bytes
                 .unwrap_or((16 * 1024 * 1024).max(4 * jute_maxbuffer)),
@@ -223,6 +231,14 @@ impl FileConfig {
             bail!(
                 "snapshot_retain_count must be at least 2 (got {})",
                 cfg.snapshot_retain_count
+            );
+        }
+        if cfg.global_outstanding_request_bytes
+            < cfg.max_outstanding_request_bytes.max(cfg.jute_maxbuffer)
+        {
+            bail!(
+                "global_outstanding_request_bytes ({}) must be at least max_outstanding_request_bytes and jute.maxbuffer",
+                cfg.global_outstanding_request_bytes
             );
         }
         if cfg.connection_outbound_max_bytes < cfg.max_reply_bytes() {

@@ -6,7 +6,8 @@
 //! - a frame larger than `jute.maxbuffer` (or with a negative length) closes the
 //!   connection, as ZooKeeper's `NIOServerCnxn.readLength` does ("Len error");
 //! - at most `max_outstanding_requests` requests, and `max_outstanding_request_bytes` of
-//!   them, are in flight per connection: the task stops reading until replies go out;
+//!   them, are in flight per connection, and `global_outstanding_request_bytes` over all
+//!   connections: the task stops reading until replies go out;
 //! - the handshake (a ConnectRequest or a four-letter word) must arrive within
 //!   `sessionless_cnxn_timeout_ms` (ZooKeeper: `zookeeper.nio.sessionlessCnxnTimeout`);
 //! - replies and notifications waiting to be written are bounded per connection
@@ -26,7 +27,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 
 use super::fourlw;
@@ -43,6 +44,9 @@ pub struct Shared {
     pub max_request_bytes: usize,
     pub max_outstanding: usize,
     pub max_outstanding_bytes: usize,
+    /// Request bytes in flight over all connections (`global_outstanding_request_bytes`
+    /// permits).
+    pub global_outstanding: Arc<Semaphore>,
     pub max_outbound_bytes: usize,
     pub handshake_timeout: Duration,
     /// A write that makes no progress for this long closes the connection.
@@ -232,9 +236,13 @@ async fn serve_inner(
         addr: peer.to_string(),
         req,
     }))?;
-    // The connect response counts as one outstanding reply (of no request bytes).
-    let mut inflight: VecDeque<usize> = VecDeque::from([0]);
+    // The connect response counts as one outstanding reply (of no request bytes). Each
+    // request holds its bytes of the global pool until its reply is taken.
+    let mut inflight: VecDeque<(usize, Option<OwnedSemaphorePermit>)> = VecDeque::from([(0, None)]);
     let mut inflight_bytes: usize = 0;
+    // A frame waiting for the global pool, and the permit once granted.
+    let mut need_global: Option<usize> = None;
+    let mut granted: Option<OwnedSemaphorePermit> = None;
     let mut out_buf: Vec<u8> = Vec::with_capacity(8192);
     loop {
         // Hand every complete frame to the state machine, within the in-flight limits
@@ -249,6 +257,21 @@ async fn serve_inner(
             if buf.len() < 4 + len {
                 break;
             }
+            let permit = match granted.take() {
+                Some(p) => p,
+                None => match shared
+                    .global_outstanding
+                    .clone()
+                    .try_acquire_many_owned(len as u32)
+                {
+                    Ok(p) => p,
+                    Err(_) => {
+                        need_global = Some(len);
+                        break;
+                    }
+                },
+            };
+            need_global = None;
             let frame = buf.split_to(4 + len);
             let mut r = Reader::new(&frame[4..]);
             let (Ok(xid), Ok(op)) = (r.read_i32(), r.read_i32()) else {
@@ -258,7 +281,7 @@ async fn serve_inner(
             shared
                 .tx
                 .send(Msg::Input(Input::Request { conn, xid, req }))?;
-            inflight.push_back(len);
+            inflight.push_back((len, Some(permit)));
             inflight_bytes += len;
         }
         // Read only while there is room for another request and no complete frame is
@@ -266,8 +289,14 @@ async fn serve_inner(
         // a read.
         let waiting = matches!(frame_len(&buf, shared.max_request_bytes), Ok(Some(len)) if buf.len() >= 4 + len);
         let can_read = inflight.len() < shared.max_outstanding && !waiting;
+        let global = shared.global_outstanding.clone();
+        let want = need_global.unwrap_or(0) as u32;
         tokio::select! {
             _ = kill.notified() => bail!(OVERFLOW),
+            p = global.acquire_many_owned(want), if need_global.is_some() => {
+                // The semaphore is never closed.
+                granted = p.ok();
+            }
             r = rd.read_buf(&mut buf), if can_read => {
                 if r? == 0 {
                     return Ok(());
@@ -283,7 +312,7 @@ async fn serve_inner(
                 while let Some(o) = next {
                     match o {
                         Outbound::Response(f) => {
-                            if let Some(n) = inflight.pop_front() {
+                            if let Some((n, _permit)) = inflight.pop_front() {
                                 inflight_bytes -= n;
                             }
                             out_buf.extend_from_slice(&f);

@@ -200,6 +200,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         max_request_bytes: cfg.jute_maxbuffer,
         max_outstanding: cfg.max_outstanding_requests,
         max_outstanding_bytes: cfg.max_outstanding_request_bytes,
+        global_outstanding: Arc::new(Semaphore::new(cfg.global_outstanding_request_bytes)),
         max_outbound_bytes: cfg.connection_outbound_max_bytes,
         handshake_timeout: Duration::from_millis(cfg.sessionless_cnxn_timeout_ms),
         write_stall_timeout: Duration::from_millis(cfg.max_session_timeout_ms),
