@@ -694,3 +694,27 @@ fn the_global_in_flight_pool_is_shared_without_deadlock() {
     assert_served(&zk, "global");
     assert_memory_below(&zk, 320, "4 x 100 pipelined 1 MB writes, shared pool");
 }
+
+/// `max_reply_bytes` raised to 4 MiB (as for Kafka's ZooKeeper client, whose
+/// jute.maxbuffer is 4 MiB): a 3 MB multiRead goes through, the 65 GB one is still
+/// refused.
+#[test]
+fn raised_max_reply_bytes_lets_bigger_replies_through() {
+    let (_dir, cfg) = config("max_reply_bytes = 4194304\n");
+    let mut zk = ZkServer::start(&["--config", cfg.to_str().unwrap()]);
+    let mut c = RawClient::connect(zk.port);
+    let data = vec![9u8; 1_000_000];
+    assert_eq!(
+        c.call(1, op::CREATE, create_body("/b", &data, 0, open()))
+            .err,
+        0
+    );
+    let three = c.call(2, op::MULTI_READ, multi_read(3, "/b"));
+    assert_eq!(three.err, 0);
+    assert!(three.body.len() > 3_000_000);
+    let mut hostile = RawClient::connect(zk.port);
+    hostile.send(3, op::MULTI_READ, multi_read(65_000, "/b"));
+    assert!(hostile.recv().is_err(), "the 65 GB multiRead is refused");
+    assert!(zk.is_running());
+    assert_eq!(get_data(&mut c, 4, "/b"), (0, data));
+}

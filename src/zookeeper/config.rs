@@ -29,6 +29,7 @@ pub struct FileConfig {
     pub jute_maxbuffer: Option<usize>,
     pub jute: Option<JuteTable>,
     pub max_outstanding_requests: Option<usize>,
+    pub max_reply_bytes: Option<usize>,
     pub max_outstanding_request_bytes: Option<usize>,
     pub global_outstanding_request_bytes: Option<usize>,
     pub connection_outbound_max_bytes: Option<usize>,
@@ -74,9 +75,12 @@ pub struct Config {
     /// Connections per client IP, 0 = unlimited (ZooKeeper: `maxClientCnxns`, 60).
     pub max_client_cnxns: usize,
     /// Largest request frame (ZooKeeper: `jute.maxbuffer`, 0xfffff): a bigger one closes
-    /// the connection. Replies are bounded by it too (plus [`REPLY_SLACK`]): a client
-    /// drops a larger packet anyway ("Packet len is out of range").
+    /// the connection, as ZooKeeper's `NIOServerCnxn.readLength` does.
     pub jute_maxbuffer: usize,
+    /// Largest reply frame (default `jute.maxbuffer` + [`REPLY_SLACK`]). ZooKeeper
+    /// has no server-side bound: a client drops a packet over its own `jute.maxbuffer`
+    /// (Kafka's ZooKeeper client uses 4 MiB), so raise this with the clients'.
+    pub max_reply_bytes: usize,
     /// Requests in flight per connection (ZooKeeper: `globalOutstandingLimit`, 1000).
     pub max_outstanding_requests: usize,
     /// Bytes of requests in flight per connection (one request is always let through).
@@ -111,11 +115,6 @@ impl Config {
     /// suffixes, and stays far below what recovery reads.
     pub fn max_txn_bytes(&self) -> usize {
         2 * self.jute_maxbuffer + REPLY_SLACK
-    }
-
-    /// The largest reply frame the server builds.
-    pub fn max_reply_bytes(&self) -> usize {
-        self.jute_maxbuffer + REPLY_SLACK
     }
 }
 
@@ -188,6 +187,7 @@ impl FileConfig {
                 self.max_client_connections.unwrap_or(1024) as u64,
             )? as usize,
             max_client_cnxns: self.max_client_cnxns.unwrap_or(60),
+            max_reply_bytes: self.max_reply_bytes.unwrap_or(jute_maxbuffer + REPLY_SLACK),
             jute_maxbuffer,
             max_outstanding_requests: positive(
                 "max_outstanding_requests",
@@ -241,11 +241,18 @@ impl FileConfig {
                 cfg.global_outstanding_request_bytes
             );
         }
-        if cfg.connection_outbound_max_bytes < cfg.max_reply_bytes() {
+        if cfg.max_reply_bytes < 1024 || cfg.max_reply_bytes > i32::MAX as usize {
             bail!(
-                "connection_outbound_max_bytes ({}) must hold at least one reply (jute.maxbuffer + {REPLY_SLACK} = {})",
+                "max_reply_bytes ({}) must be between 1024 and {}",
+                cfg.max_reply_bytes,
+                i32::MAX
+            );
+        }
+        if cfg.connection_outbound_max_bytes < cfg.max_reply_bytes {
+            bail!(
+                "connection_outbound_max_bytes ({}) must hold at least one reply (max_reply_bytes = {})",
                 cfg.connection_outbound_max_bytes,
-                cfg.max_reply_bytes()
+                cfg.max_reply_bytes
             );
         }
         if cfg.data_dir.as_os_str().is_empty() {
@@ -280,6 +287,7 @@ mod tests {
         assert_eq!(c.max_client_cnxns, 60);
         assert_eq!(c.sessionless_cnxn_timeout_ms, 10_000);
         assert_eq!(c.snap_size_limit_kb, 4 * 1024 * 1024);
+        assert_eq!(c.max_reply_bytes, 0xfffff + REPLY_SLACK);
         assert!(c.max_txn_bytes() < crate::zookeeper::txnlog::MAX_RECORD);
         let c = FileConfig::parse("tick_time_ms = 500")
             .unwrap()

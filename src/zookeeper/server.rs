@@ -42,7 +42,7 @@ pub struct Settings {
     /// that would produce more fails with BADARGUMENTS and changes nothing, so no record
     /// ever exceeds what recovery reads.
     pub max_txn_bytes: usize,
-    /// The largest reply frame (`Config::max_reply_bytes`). A client drops a larger
+    /// The largest reply frame (`max_reply_bytes`). A client drops a larger
     /// packet and closes the connection ("Packet len is out of range"); the server closes
     /// it instead of building the reply.
     pub max_reply_bytes: usize,

@@ -122,7 +122,7 @@ pub fn recover(cfg: &Config) -> anyhow::Result<Recovered> {
         max_session_timeout: cfg.max_session_timeout_ms as i32,
         enforce_acl: cfg.enforce_acl,
         max_txn_bytes: cfg.max_txn_bytes(),
-        max_reply_bytes: cfg.max_reply_bytes(),
+        max_reply_bytes: cfg.max_reply_bytes,
         max_outbound_bytes: cfg.connection_outbound_max_bytes,
         max_watch_bytes: cfg.max_watch_bytes_per_connection,
         max_auth_ids: cfg.max_auth_ids_per_connection,
