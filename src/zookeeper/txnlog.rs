@@ -111,8 +111,10 @@ pub struct Scan {
     pub damage: Option<Damage>,
 }
 
-/// How many zxids past the damaged one the search for a later valid record covers.
-const RESYNC_ZXIDS: i64 = 1024;
+/// How many zxids past the damaged one the search for a later valid record covers
+/// (a candidate is an 8-byte value in that range at a record's zxid offset, then its
+/// length and checksum are verified).
+const RESYNC_ZXIDS: i64 = 1 << 20;
 
 /// Smallest possible record payload: the 28-byte header and a txn type.
 const MIN_PAYLOAD: u64 = 32;
@@ -589,6 +591,35 @@ mod tests {
         f.set_len(bytes.len() as u64 + 100).unwrap();
         drop(f);
         assert_eq!(recover_all(dir.path(), 0).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn several_destroyed_records_before_valid_ones_are_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_log(dir.path(), 1, 1..=20);
+        let mut bytes = fs::read(&path).unwrap();
+        // A lost run of sectors: records 5 to 8 zeroed, 9..=20 intact after them.
+        let (from, to) = (record_offset(&path, 4), record_offset(&path, 8));
+        bytes[from..to].fill(0);
+        fs::write(&path, &bytes).unwrap();
+        let e = recover_all(dir.path(), 0).unwrap_err().to_string();
+        assert!(e.contains("corrupt"), "{e}");
+        assert_eq!(fs::read(&path).unwrap(), bytes, "nothing was cut");
+    }
+
+    #[test]
+    fn garbage_after_the_last_record_is_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_log(dir.path(), 1, 1..=3);
+        let mut bytes = fs::read(&path).unwrap();
+        let good = bytes.len() as u64;
+        // A half-written group commit: a plausible header, then noise.
+        bytes.extend_from_slice(&200u32.to_be_bytes());
+        bytes.extend_from_slice(&7u32.to_be_bytes());
+        bytes.extend((0..150u32).map(|i| (i * 37 % 251) as u8));
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(recover_all(dir.path(), 0).unwrap().len(), 3);
+        assert_eq!(fs::metadata(&path).unwrap().len(), good);
     }
 
     #[test]
