@@ -20,11 +20,44 @@ pub struct FileConfig {
     pub snapshot_interval_txns: Option<u64>,
     pub snapshot_retain_count: Option<usize>,
     pub max_client_connections: Option<usize>,
-    pub max_request_bytes: Option<usize>,
+    /// ZooKeeper: `maxClientCnxns` (also accepted under that name).
+    #[serde(alias = "maxClientCnxns")]
+    pub max_client_cnxns: Option<usize>,
+    /// ZooKeeper: `jute.maxbuffer` (also accepted as `"jute.maxbuffer"`, a `[jute]`
+    /// table with `maxbuffer`, or the older `max_request_bytes`).
+    #[serde(alias = "jute.maxbuffer", alias = "max_request_bytes")]
+    pub jute_maxbuffer: Option<usize>,
+    pub jute: Option<JuteTable>,
     pub max_outstanding_requests: Option<usize>,
+    pub max_reply_bytes: Option<usize>,
+    pub max_outstanding_request_bytes: Option<usize>,
+    pub global_outstanding_request_bytes: Option<usize>,
+    pub connection_outbound_max_bytes: Option<usize>,
+    /// ZooKeeper: `zookeeper.nio.sessionlessCnxnTimeout`.
+    pub sessionless_cnxn_timeout_ms: Option<u64>,
+    /// ZooKeeper: `zookeeper.snapSizeLimitInKb`.
+    pub snap_size_limit_kb: Option<u64>,
+    pub max_watch_bytes_per_connection: Option<usize>,
+    pub max_auth_ids_per_connection: Option<usize>,
     pub enforce_acl: Option<bool>,
     pub container_check_interval_ms: Option<u64>,
 }
+
+/// `jute.maxbuffer = N` written as a TOML dotted key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JuteTable {
+    pub maxbuffer: Option<usize>,
+}
+
+/// The largest `jute.maxbuffer` accepted: every txn (at most
+/// [`Config::max_txn_bytes`]) must stay below what recovery reads
+/// ([`super::txnlog::MAX_RECORD`]).
+pub const MAX_JUTE_MAXBUFFER: usize = 32 * 1024 * 1024;
+
+/// How much a reply may exceed `jute.maxbuffer`: a getData of a node written by a
+/// maximal request carries the reply header and a stat on top of the data.
+pub const REPLY_SLACK: usize = 1024;
 
 /// The effective configuration.
 #[derive(Debug, Clone)]
@@ -37,11 +70,52 @@ pub struct Config {
     pub max_session_timeout_ms: u64,
     pub snapshot_interval_txns: u64,
     pub snapshot_retain_count: usize,
+    /// All client connections (a server-wide cap on top of `max_client_cnxns`).
     pub max_client_connections: usize,
-    pub max_request_bytes: usize,
+    /// Connections per client IP, 0 = unlimited (ZooKeeper: `maxClientCnxns`, 60).
+    pub max_client_cnxns: usize,
+    /// Largest request frame (ZooKeeper: `jute.maxbuffer`, 0xfffff): a bigger one closes
+    /// the connection, as ZooKeeper's `NIOServerCnxn.readLength` does.
+    pub jute_maxbuffer: usize,
+    /// Largest reply frame (default `jute.maxbuffer` + [`REPLY_SLACK`]). ZooKeeper
+    /// has no server-side bound: a client drops a packet over its own `jute.maxbuffer`
+    /// (Kafka's ZooKeeper client uses 4 MiB), so raise this with the clients'.
+    pub max_reply_bytes: usize,
+    /// Requests in flight per connection (ZooKeeper: `globalOutstandingLimit`, 1000).
     pub max_outstanding_requests: usize,
+    /// Bytes of requests in flight per connection (one request is always let through).
+    pub max_outstanding_request_bytes: usize,
+    /// Bytes of requests in flight over all connections (the role of ZooKeeper's
+    /// server-wide `globalOutstandingLimit`, in bytes): past it connections wait to hand
+    /// over more.
+    pub global_outstanding_request_bytes: usize,
+    /// Bytes of replies and notifications queued for one connection; a client that lets
+    /// more pile up (it does not read) is disconnected.
+    pub connection_outbound_max_bytes: usize,
+    /// A connection must complete its handshake within this (ZooKeeper:
+    /// `zookeeper.nio.sessionlessCnxnTimeout`, 10 s).
+    pub sessionless_cnxn_timeout_ms: u64,
+    /// A log file larger than this triggers a snapshot and a new log file, like
+    /// `snapshot_interval_txns` (ZooKeeper: `zookeeper.snapSizeLimitInKb`, 4 GiB).
+    pub snap_size_limit_kb: u64,
+    /// Bytes of watched paths one connection may register (a watch on a path that does
+    /// not exist costs memory too); past it the connection is closed. ZooKeeper has no
+    /// such limit.
+    pub max_watch_bytes_per_connection: usize,
+    /// Distinct `addauth` identities one connection may hold; one more fails with
+    /// AUTHFAILED and closes it, as a failed addauth does. ZooKeeper has no such limit.
+    pub max_auth_ids_per_connection: usize,
     pub enforce_acl: bool,
     pub container_check_interval_ms: u64,
+}
+
+impl Config {
+    /// The largest txn record a request may produce (checked when it is prepared):
+    /// twice `jute.maxbuffer` leaves room for expanded `auth` ACLs and sequential
+    /// suffixes, and stays far below what recovery reads.
+    pub fn max_txn_bytes(&self) -> usize {
+        2 * self.jute_maxbuffer + REPLY_SLACK
+    }
 }
 
 impl FileConfig {
@@ -87,6 +161,13 @@ impl FileConfig {
             }
             Ok(v)
         };
+        let jute_maxbuffer = match (self.jute_maxbuffer, self.jute.and_then(|j| j.maxbuffer)) {
+            (Some(_), Some(_)) => bail!("jute.maxbuffer is given twice"),
+            (a, b) => a.or(b).unwrap_or(0xfffff),
+        };
+        if jute_maxbuffer == 0 || jute_maxbuffer > MAX_JUTE_MAXBUFFER {
+            bail!("jute.maxbuffer ({jute_maxbuffer}) must be between 1 and {MAX_JUTE_MAXBUFFER}");
+        }
         let cfg = Config {
             client_port: self.client_port.unwrap_or(2181),
             client_address,
@@ -105,14 +186,41 @@ impl FileConfig {
                 "max_client_connections",
                 self.max_client_connections.unwrap_or(1024) as u64,
             )? as usize,
-            max_request_bytes: positive(
-                "max_request_bytes",
-                self.max_request_bytes.unwrap_or(0xfffff) as u64,
-            )? as usize,
+            max_client_cnxns: self.max_client_cnxns.unwrap_or(60),
+            max_reply_bytes: self.max_reply_bytes.unwrap_or(jute_maxbuffer + REPLY_SLACK),
+            jute_maxbuffer,
             max_outstanding_requests: positive(
                 "max_outstanding_requests",
                 self.max_outstanding_requests.unwrap_or(1000) as u64,
             )? as usize,
+            max_outstanding_request_bytes: positive(
+                "max_outstanding_request_bytes",
+                self.max_outstanding_request_bytes
+                    .unwrap_or(4 * jute_maxbuffer) as u64,
+            )? as usize,
+            global_outstanding_request_bytes: self
+                .global_outstanding_request_bytes
+                .unwrap_or((64 * 1024 * 1024).max(16 * jute_maxbuffer)),
+            connection_outbound_max_bytes: self
+                .connection_outbound_max_bytes
+                .unwrap_or((16 * 1024 * 1024).max(4 * jute_maxbuffer)),
+            sessionless_cnxn_timeout_ms: positive(
+                "sessionless_cnxn_timeout_ms",
+                self.sessionless_cnxn_timeout_ms.unwrap_or(10_000),
+            )?,
+            max_watch_bytes_per_connection: positive(
+                "max_watch_bytes_per_connection",
+                self.max_watch_bytes_per_connection
+                    .unwrap_or(32 * 1024 * 1024) as u64,
+            )? as usize,
+            max_auth_ids_per_connection: positive(
+                "max_auth_ids_per_connection",
+                self.max_auth_ids_per_connection.unwrap_or(32) as u64,
+            )? as usize,
+            snap_size_limit_kb: positive(
+                "snap_size_limit_kb",
+                self.snap_size_limit_kb.unwrap_or(4 * 1024 * 1024),
+            )?,
             enforce_acl: self.enforce_acl.unwrap_or(true),
             container_check_interval_ms: positive(
                 "container_check_interval_ms",
@@ -125,8 +233,27 @@ impl FileConfig {
                 cfg.snapshot_retain_count
             );
         }
-        if cfg.max_request_bytes > i32::MAX as usize {
-            bail!("max_request_bytes is too large");
+        if cfg.global_outstanding_request_bytes
+            < cfg.max_outstanding_request_bytes.max(cfg.jute_maxbuffer)
+        {
+            bail!(
+                "global_outstanding_request_bytes ({}) must be at least max_outstanding_request_bytes and jute.maxbuffer",
+                cfg.global_outstanding_request_bytes
+            );
+        }
+        if cfg.max_reply_bytes < 1024 || cfg.max_reply_bytes > i32::MAX as usize {
+            bail!(
+                "max_reply_bytes ({}) must be between 1024 and {}",
+                cfg.max_reply_bytes,
+                i32::MAX
+            );
+        }
+        if cfg.connection_outbound_max_bytes < cfg.max_reply_bytes {
+            bail!(
+                "connection_outbound_max_bytes ({}) must hold at least one reply (max_reply_bytes = {})",
+                cfg.connection_outbound_max_bytes,
+                cfg.max_reply_bytes
+            );
         }
         if cfg.data_dir.as_os_str().is_empty() {
             bail!("data_dir must not be empty");
@@ -156,7 +283,12 @@ mod tests {
         assert_eq!(c.tick_time_ms, 2000);
         assert_eq!(c.min_session_timeout_ms, 4000);
         assert_eq!(c.max_session_timeout_ms, 40000);
-        assert_eq!(c.max_request_bytes, 0xfffff);
+        assert_eq!(c.jute_maxbuffer, 0xfffff);
+        assert_eq!(c.max_client_cnxns, 60);
+        assert_eq!(c.sessionless_cnxn_timeout_ms, 10_000);
+        assert_eq!(c.snap_size_limit_kb, 4 * 1024 * 1024);
+        assert_eq!(c.max_reply_bytes, 0xfffff + REPLY_SLACK);
+        assert!(c.max_txn_bytes() < crate::zookeeper::txnlog::MAX_RECORD);
         let c = FileConfig::parse("tick_time_ms = 500")
             .unwrap()
             .resolve()
@@ -165,6 +297,52 @@ mod tests {
             (c.min_session_timeout_ms, c.max_session_timeout_ms),
             (1000, 10000)
         );
+    }
+
+    #[test]
+    fn the_shipped_config_states_the_defaults() {
+        let shipped = FileConfig::parse(include_str!("../../config/zookeeper.toml"))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let d = FileConfig::default().resolve().unwrap();
+        assert_eq!(format!("{shipped:?}"), format!("{d:?}"));
+    }
+
+    #[test]
+    fn zookeeper_spellings_are_accepted() {
+        for text in [
+            "jute_maxbuffer = 4096",
+            "\"jute.maxbuffer\" = 4096",
+            "jute.maxbuffer = 4096",
+            "max_request_bytes = 4096",
+        ] {
+            let c = FileConfig::parse(text).unwrap().resolve().unwrap();
+            assert_eq!(c.jute_maxbuffer, 4096, "{text}");
+        }
+        let c = FileConfig::parse("maxClientCnxns = 0")
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(c.max_client_cnxns, 0);
+        let e = FileConfig::parse("jute.maxbuffer = 4096\njute_maxbuffer = 4096")
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("jute.maxbuffer"), "{e}");
+        let e = FileConfig::parse("jute_maxbuffer = 1000000000")
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("jute.maxbuffer"), "{e}");
+        let e = FileConfig::parse("connection_outbound_max_bytes = 10")
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("connection_outbound_max_bytes"), "{e}");
     }
 
     #[test]

@@ -2,12 +2,22 @@
 //! handshake, four-letter words, decoding requests for the state machine and writing
 //! back what it sends, in order.
 //!
-//! Limits: a frame larger than `max_request_bytes` (or with a negative length) closes the
-//! connection, as ZooKeeper does; at most `max_outstanding_requests` requests are in
-//! flight per connection (the task stops reading until replies go out); a connection
-//! that does not complete its handshake in time is closed.
+//! Limits (each in `config.rs`):
+//! - a frame larger than `jute.maxbuffer` (or with a negative length) closes the
+//!   connection, as ZooKeeper's `NIOServerCnxn.readLength` does ("Len error");
+//! - at most `max_outstanding_requests` requests, and `max_outstanding_request_bytes` of
+//!   them, are in flight per connection, and `global_outstanding_request_bytes` over all
+//!   connections: the task stops reading until replies go out;
+//! - the handshake (a ConnectRequest or a four-letter word) must arrive within
+//!   `sessionless_cnxn_timeout_ms` (ZooKeeper: `zookeeper.nio.sessionlessCnxnTimeout`);
+//! - replies and notifications waiting to be written are bounded per connection
+//!   (`connection_outbound_max_bytes`, see [`Outlet`]); a client that lets more pile up
+//!   is disconnected, and so is one that accepts no byte for `max_session_timeout_ms`
+//!   (ZooKeeper closes a connection idle that long). Other connections are unaffected.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +25,9 @@ use std::time::Duration;
 use anyhow::bail;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 
 use super::fourlw;
@@ -30,10 +40,105 @@ use super::state::Msg;
 /// What every connection task shares.
 pub struct Shared {
     pub tx: Sender<Msg>,
+    /// `jute.maxbuffer`.
     pub max_request_bytes: usize,
     pub max_outstanding: usize,
+    pub max_outstanding_bytes: usize,
+    /// Request bytes in flight over all connections (`global_outstanding_request_bytes`
+    /// permits).
+    pub global_outstanding: Arc<Semaphore>,
+    pub max_outbound_bytes: usize,
     pub handshake_timeout: Duration,
+    /// A write that makes no progress for this long closes the connection.
+    pub write_stall_timeout: Duration,
 }
+
+/// The state thread's end of a connection's outbound queue. The queue is a channel
+/// (the state thread never blocks on a client) whose queued bytes are counted: a push
+/// that would take them past the limit is refused and the connection is told to close
+/// at once, dropping what it had queued.
+#[derive(Debug)]
+pub struct Outlet {
+    tx: mpsc::UnboundedSender<Outbound>,
+    queued: Arc<AtomicUsize>,
+    kill: Arc<Notify>,
+    max: usize,
+}
+
+impl Outlet {
+    /// Queues `out`; false (and the connection is being closed) if over the limit.
+    pub fn push(&self, out: Outbound) -> bool {
+        let n = match &out {
+            Outbound::Response(f) | Outbound::Notification(f) => f.len(),
+            Outbound::Close | Outbound::Abort => 0,
+        };
+        let before = self.queued.fetch_add(n, Ordering::SeqCst);
+        if before + n > self.max {
+            self.kill.notify_one();
+            return false;
+        }
+        let _ = self.tx.send(out);
+        true
+    }
+
+    /// Closes the connection now, dropping what is queued.
+    pub fn abort(&self) {
+        self.kill.notify_one();
+    }
+
+    /// Bytes queued and not yet written to the socket.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+}
+
+/// The connection task's end.
+struct Inlet {
+    rx: mpsc::UnboundedReceiver<Outbound>,
+    queued: Arc<AtomicUsize>,
+    kill: Arc<Notify>,
+}
+
+fn outbound_queue(max: usize) -> (Outlet, Inlet) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let kill = Arc::new(Notify::new());
+    (
+        Outlet {
+            tx,
+            queued: queued.clone(),
+            kill: kill.clone(),
+            max,
+        },
+        Inlet { rx, queued, kill },
+    )
+}
+
+/// Writes `buf`, failing if the peer accepts no byte for `stall` or the connection is
+/// killed meanwhile.
+async fn write_bounded(
+    wr: &mut OwnedWriteHalf,
+    buf: &[u8],
+    stall: Duration,
+    kill: &Notify,
+) -> anyhow::Result<()> {
+    let mut pos = 0;
+    while pos < buf.len() {
+        tokio::select! {
+            r = tokio::time::timeout(stall, wr.write(&buf[pos..])) => match r {
+                Err(_) => bail!("the client accepted no bytes for {stall:?}; closing"),
+                Ok(Ok(0)) => bail!("the socket accepts no more bytes"),
+                Ok(Ok(n)) => pos += n,
+                Ok(Err(e)) => return Err(e.into()),
+            },
+            _ = kill.notified() => bail!(OVERFLOW),
+        }
+    }
+    Ok(())
+}
+
+const OVERFLOW: &str =
+    "the client does not read its replies (outbound queue over connection_outbound_max_bytes)";
 
 pub async fn serve(stream: TcpStream, conn: ConnId, peer: SocketAddr, shared: Arc<Shared>) {
     match serve_inner(stream, conn, peer, &shared).await {
@@ -105,33 +210,68 @@ async fn serve_inner(
                     reply,
                 })?;
                 let text = answer.await?;
-                wr.write_all(text.as_bytes()).await?;
-                wr.shutdown().await?;
+                tokio::time::timeout(shared.write_stall_timeout, async {
+                    wr.write_all(text.as_bytes()).await?;
+                    wr.shutdown().await
+                })
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!("the client does not read the four-letter answer")
+                })??;
                 return Ok(());
             }
             Some(Ok(req)) => req,
         },
     };
 
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
-    shared.tx.send(Msg::Register { conn, tx: out_tx })?;
+    let (outlet, inlet) = outbound_queue(shared.max_outbound_bytes);
+    let Inlet {
+        rx: mut out_rx,
+        queued,
+        kill,
+    } = inlet;
+    shared.tx.send(Msg::Register { conn, outlet })?;
     shared.tx.send(Msg::Input(Input::Connect {
         conn,
         addr: peer.to_string(),
         req,
     }))?;
-    // The connect response counts as one outstanding reply.
-    let mut outstanding: usize = 1;
+    // The connect response counts as one outstanding reply (of no request bytes). Each
+    // request holds its bytes of the global pool until its reply is taken.
+    let mut inflight: VecDeque<(usize, Option<OwnedSemaphorePermit>)> = VecDeque::from([(0, None)]);
+    let mut inflight_bytes: usize = 0;
+    // A frame waiting for the global pool, and the permit once granted.
+    let mut need_global: Option<usize> = None;
+    let mut granted: Option<OwnedSemaphorePermit> = None;
     let mut out_buf: Vec<u8> = Vec::with_capacity(8192);
     loop {
-        // Hand every complete frame to the state machine, within the in-flight limit.
-        while outstanding < shared.max_outstanding {
+        // Hand every complete frame to the state machine, within the in-flight limits
+        // (one request always goes, whatever its size).
+        while inflight.len() < shared.max_outstanding {
             let Some(len) = frame_len(&buf, shared.max_request_bytes)? else {
                 break;
             };
+            if !inflight.is_empty() && inflight_bytes + len > shared.max_outstanding_bytes {
+                break;
+            }
             if buf.len() < 4 + len {
                 break;
             }
+            let permit = match granted.take() {
+                Some(p) => p,
+                None => match shared
+                    .global_outstanding
+                    .clone()
+                    .try_acquire_many_owned(len as u32)
+                {
+                    Ok(p) => p,
+                    Err(_) => {
+                        need_global = Some(len);
+                        break;
+                    }
+                },
+            };
+            need_global = None;
             let frame = buf.split_to(4 + len);
             let mut r = Reader::new(&frame[4..]);
             let (Ok(xid), Ok(op)) = (r.read_i32(), r.read_i32()) else {
@@ -141,10 +281,22 @@ async fn serve_inner(
             shared
                 .tx
                 .send(Msg::Input(Input::Request { conn, xid, req }))?;
-            outstanding += 1;
+            inflight.push_back((len, Some(permit)));
+            inflight_bytes += len;
         }
-        let can_read = outstanding < shared.max_outstanding;
+        // Read only while there is room for another request and no complete frame is
+        // waiting for one: what is buffered stays below one frame (jute.maxbuffer) plus
+        // a read.
+        let waiting = matches!(frame_len(&buf, shared.max_request_bytes), Ok(Some(len)) if buf.len() >= 4 + len);
+        let can_read = inflight.len() < shared.max_outstanding && !waiting;
+        let global = shared.global_outstanding.clone();
+        let want = need_global.unwrap_or(0) as u32;
         tokio::select! {
+            _ = kill.notified() => bail!(OVERFLOW),
+            p = global.acquire_many_owned(want), if need_global.is_some() => {
+                // The semaphore is never closed.
+                granted = p.ok();
+            }
             r = rd.read_buf(&mut buf), if can_read => {
                 if r? == 0 {
                     return Ok(());
@@ -160,7 +312,9 @@ async fn serve_inner(
                 while let Some(o) = next {
                     match o {
                         Outbound::Response(f) => {
-                            outstanding = outstanding.saturating_sub(1);
+                            if let Some((n, _permit)) = inflight.pop_front() {
+                                inflight_bytes -= n;
+                            }
                             out_buf.extend_from_slice(&f);
                         }
                         Outbound::Notification(f) => out_buf.extend_from_slice(&f),
@@ -168,11 +322,13 @@ async fn serve_inner(
                             close = true;
                             break;
                         }
+                        Outbound::Abort => bail!(OVERFLOW),
                     }
                     next = out_rx.try_recv().ok();
                 }
                 if !out_buf.is_empty() {
-                    wr.write_all(&out_buf).await?;
+                    write_bounded(&mut wr, &out_buf, shared.write_stall_timeout, &kill).await?;
+                    queued.fetch_sub(out_buf.len(), Ordering::SeqCst);
                     out_buf.clear();
                 }
                 if close {

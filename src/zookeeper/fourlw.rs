@@ -78,7 +78,8 @@ pub fn render(cmd: &str, core: &Core, stats: &Stats, cfg: &Config) -> String {
             cfg.data_dir.display(),
             cfg.data_dir.display(),
             cfg.tick_time_ms,
-            cfg.max_client_connections,
+            // ZooKeeper's maxClientCnxns is the per-address limit.
+            cfg.max_client_cnxns,
             cfg.min_session_timeout_ms,
             cfg.max_session_timeout_ms
         ),

@@ -143,7 +143,10 @@ impl Writer {
         }
     }
 
+    /// Callers bound what they frame (server replies by `max_reply_bytes`, far below
+    /// 2 GiB), so the length never wraps; a debug build checks it.
     pub fn finish_frame(mut self) -> Vec<u8> {
+        debug_assert!(self.buf.len() - 4 <= i32::MAX as usize, "frame over 2 GiB");
         let len = (self.buf.len() - 4) as i32;
         self.buf[..4].copy_from_slice(&len.to_be_bytes());
         self.buf

@@ -14,6 +14,16 @@
 //! - [`txnlog`]: the CRC'd, group-committed log; [`snapshot`]: snapshot files.
 //! - [`state`]: the thread that owns the core, the log and snapshots (recovery too).
 //! - [`connection`]: one task per TCP connection; [`fourlw`]: four-letter words.
+//!
+//! Hostile input (no single client takes the server down, nothing acknowledged is lost),
+//! every limit in [`config`] with ZooKeeper's name and default where it has one:
+//! connections per address (`maxClientCnxns`) and in all, a handshake deadline
+//! (`zookeeper.nio.sessionlessCnxnTimeout`), request frames and replies bounded by
+//! `jute.maxbuffer`, txns bounded when prepared (so the log never holds a record recovery
+//! would refuse), requests in flight and replies queued per connection (a client that
+//! does not read is disconnected), watched paths and auth ids per connection, and watch
+//! events delivered only to watchers that may READ the node (CVE-2024-23944). Recovery
+//! streams the log and refuses to start on corruption; only a torn tail is cut.
 
 pub mod acl;
 pub mod config;
@@ -32,9 +42,10 @@ pub mod txn;
 pub mod txnlog;
 pub mod watch;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -104,6 +115,54 @@ impl ServerArgs {
     }
 }
 
+/// Connections per client IP (`maxClientCnxns`, 0 = unlimited, as in ZooKeeper).
+#[derive(Clone)]
+struct PerIp {
+    max: usize,
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One connection's place in the per-IP count; given back on drop.
+struct IpSlot {
+    ip: IpAddr,
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PerIp {
+    fn new(max: usize) -> PerIp {
+        PerIp {
+            max,
+            counts: Arc::default(),
+        }
+    }
+
+    fn acquire(&self, ip: IpAddr) -> Option<IpSlot> {
+        // A poisoned lock only means another task panicked mid-update of a counter.
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if self.max > 0 && *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            ip,
+            counts: self.counts.clone(),
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// `gregor zookeeper`: recover the data dir, then serve until killed.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let cfg = args.resolve()?;
@@ -138,11 +197,16 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     let shared = Arc::new(connection::Shared {
         tx,
-        max_request_bytes: cfg.max_request_bytes,
+        max_request_bytes: cfg.jute_maxbuffer,
         max_outstanding: cfg.max_outstanding_requests,
-        handshake_timeout: Duration::from_millis(cfg.max_session_timeout_ms.max(10_000)),
+        max_outstanding_bytes: cfg.max_outstanding_request_bytes,
+        global_outstanding: Arc::new(Semaphore::new(cfg.global_outstanding_request_bytes)),
+        max_outbound_bytes: cfg.connection_outbound_max_bytes,
+        handshake_timeout: Duration::from_millis(cfg.sessionless_cnxn_timeout_ms),
+        write_stall_timeout: Duration::from_millis(cfg.max_session_timeout_ms),
     });
     let limit = Arc::new(Semaphore::new(cfg.max_client_connections));
+    let per_ip = PerIp::new(cfg.max_client_cnxns);
     let accept = async move {
         let mut next_conn: u64 = 1;
         loop {
@@ -153,6 +217,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
+            };
+            // ZooKeeper: "Too many connections from <ip> - max is <maxClientCnxns>".
+            let Some(ip_slot) = per_ip.acquire(peer.ip()) else {
+                warn!(%peer, max = per_ip.max, "too many connections from {} (maxClientCnxns); closing", peer.ip());
+                drop(stream);
+                continue;
             };
             let Ok(permit) = limit.clone().try_acquire_owned() else {
                 warn!(%peer, "too many connections (max_client_connections); closing");
@@ -165,6 +235,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             tokio::spawn(async move {
                 connection::serve(stream, conn, peer, shared).await;
                 drop(permit);
+                drop(ip_slot);
             });
         }
     };

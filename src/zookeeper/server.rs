@@ -15,8 +15,8 @@ use super::acl;
 use super::jute::Writer;
 use super::prep::{self, Caller};
 use super::proto::{
-    encode_connect_response, encode_notification, encode_reply, op, Acl, Code, ConnectRequest, Id,
-    MultiOp, ReadOp, Request, SetWatches, Stat, PING_XID,
+    encode_connect_response, encode_notification, encode_reply, op, perms, Acl, Code,
+    ConnectRequest, EventType, Id, MultiOp, ReadOp, Request, SetWatches, Stat, PING_XID,
 };
 use super::session::{ConnId, SessionTable};
 use super::tree::{Change, DataTree, Undo};
@@ -38,6 +38,37 @@ pub struct Settings {
     pub min_session_timeout: i32,
     pub max_session_timeout: i32,
     pub enforce_acl: bool,
+    /// The largest txn record a request may produce (`Config::max_txn_bytes`): a write
+    /// that would produce more fails with BADARGUMENTS and changes nothing, so no record
+    /// ever exceeds what recovery reads.
+    pub max_txn_bytes: usize,
+    /// The largest reply frame (`max_reply_bytes`). A client drops a larger
+    /// packet and closes the connection ("Packet len is out of range"); the server closes
+    /// it instead of building the reply.
+    pub max_reply_bytes: usize,
+    /// Bytes the core may queue for one connection within one batch
+    /// (`connection_outbound_max_bytes`); past it the connection is aborted. The owner
+    /// bounds what is queued across batches the same way.
+    pub max_outbound_bytes: usize,
+    /// Bytes of watched paths per connection; past it the connection is closed.
+    pub max_watch_bytes: usize,
+    /// Distinct auth ids per connection; one more fails the addauth (and closes).
+    pub max_auth_ids: usize,
+}
+
+/// Why a read produced no normal reply.
+enum ReadFail {
+    Code(Code),
+    /// The reply would pass `max_reply_bytes` (at least this many bytes).
+    TooLarge(usize),
+    /// The watch would take the connection past `max_watch_bytes`.
+    WatchLimit,
+}
+
+impl From<Code> for ReadFail {
+    fn from(c: Code) -> Self {
+        ReadFail::Code(c)
+    }
 }
 
 /// What a connection task sends in.
@@ -67,6 +98,9 @@ pub enum Outbound {
     Notification(Vec<u8>),
     /// Close the connection once everything before this is written.
     Close,
+    /// Close the connection now, dropping whatever is still queued for it (a client
+    /// that does not read its replies).
+    Abort,
 }
 
 #[derive(Debug)]
@@ -103,6 +137,8 @@ pub struct Core {
     zxid: i64,
     txns: Vec<(TxnHeader, Txn)>,
     outbox: Vec<(ConnId, Outbound)>,
+    /// Bytes in `outbox` per connection.
+    outbox_bytes: HashMap<ConnId, usize>,
     rng: StdRng,
     counters: Counters,
 }
@@ -125,6 +161,7 @@ impl Core {
             zxid,
             txns: Vec::new(),
             outbox: Vec::new(),
+            outbox_bytes: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
             counters: Counters::default(),
         }
@@ -169,10 +206,20 @@ impl Core {
 
     /// Frames to send, in order.
     pub fn take_outbox(&mut self) -> Vec<(ConnId, Outbound)> {
+        self.outbox_bytes.clear();
         std::mem::take(&mut self.outbox)
     }
 
     fn send(&mut self, conn: ConnId, out: Outbound) {
+        if let Outbound::Response(f) | Outbound::Notification(f) = &out {
+            let queued = self.outbox_bytes.entry(conn).or_default();
+            *queued += f.len();
+            if *queued > self.settings.max_outbound_bytes {
+                let queued = *queued;
+                self.abort_conn(conn, queued);
+                return;
+            }
+        }
         if let Some(c) = self.conns.get_mut(&conn) {
             if !matches!(out, Outbound::Close) {
                 c.sent += 1;
@@ -183,11 +230,70 @@ impl Core {
     }
 
     fn reply(&mut self, conn: ConnId, xid: i32, err: i32, body: &[u8]) {
+        if REPLY_HEADER_LEN + body.len() > self.settings.max_reply_bytes {
+            self.refuse_reply(conn, xid, REPLY_HEADER_LEN + body.len());
+            return;
+        }
         let zxid = self.zxid;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.last_zxid = zxid;
         }
         self.send(conn, Outbound::Response(encode_reply(xid, zxid, err, body)));
+    }
+
+    /// A reply too large to send: the connection is closed, as the client would do on
+    /// receiving it.
+    fn refuse_reply(&mut self, conn: ConnId, xid: i32, len: usize) {
+        warn!(
+            conn,
+            xid,
+            len,
+            max = self.settings.max_reply_bytes,
+            "reply larger than jute.maxbuffer; closing the connection"
+        );
+        self.close_conn(conn);
+    }
+
+    /// Whether `conn` may register watches on `extra` more bytes of paths.
+    fn may_watch(&self, conn: ConnId, extra: usize) -> bool {
+        self.watches.conn_bytes(conn).saturating_add(extra) <= self.settings.max_watch_bytes
+    }
+
+    fn watch_limit(&mut self, conn: ConnId) {
+        warn!(
+            conn,
+            watched = self.watches.conn_bytes(conn),
+            max = self.settings.max_watch_bytes,
+            "connection watches too many paths (max_watch_bytes_per_connection); closing it"
+        );
+        self.close_conn(conn);
+    }
+
+    /// Drops a connection that lets its replies pile up: what is queued for it goes, and
+    /// so do its watches; its session lives on until it expires, as after a disconnect.
+    fn abort_conn(&mut self, conn: ConnId, queued: usize) {
+        warn!(
+            conn,
+            queued,
+            max = self.settings.max_outbound_bytes,
+            "client does not read its replies: outbound queue full; disconnecting it"
+        );
+        self.outbox.retain(|(c, _)| *c != conn);
+        self.outbox_bytes.remove(&conn);
+        self.forget_conn(conn);
+        self.outbox.push((conn, Outbound::Abort));
+    }
+
+    /// Removes a connection's watches and detaches it from its session.
+    fn forget_conn(&mut self, conn: ConnId) {
+        self.watches.remove_conn(conn);
+        if let Some(c) = self.conns.remove(&conn) {
+            if let Some(s) = c.session.and_then(|sid| self.sessions.get_mut(sid)) {
+                if s.conn == Some(conn) {
+                    s.conn = None;
+                }
+            }
+        }
     }
 
     fn close_conn(&mut self, conn: ConnId) {
@@ -215,12 +321,47 @@ impl Core {
         }
     }
 
-    fn notify(&mut self, changes: &[Change]) {
+    /// Sends the watch events `changes` cause. Each goes only to a watcher whose
+    /// connection may READ the node the event names (for a child event, the parent), as
+    /// ZooKeeper does since CVE-2024-23944 (`ServerCnxn.process(event, znodeAcl)`): a
+    /// persistent recursive watch on `/` must not reveal paths under protected nodes.
+    /// `undo` holds the nodes the same txn deleted, for their ACLs.
+    fn notify(&mut self, changes: &[Change], undo: &[Undo]) {
         let mut notes: Vec<Notification> = Vec::new();
         for c in changes {
             self.watches.on_change(c, &mut notes);
         }
+        if notes.is_empty() {
+            return;
+        }
+        let deleted: HashMap<&str, &[Acl]> = undo
+            .iter()
+            .filter_map(|u| match u {
+                Undo::Deleted { path, node, .. } => Some((path.as_str(), node.acl.as_slice())),
+                _ => None,
+            })
+            .collect();
         for n in notes {
+            if self.settings.enforce_acl {
+                // A deleted node's ACL as it was; otherwise the node's current one.
+                let acl = match (n.event, deleted.get(n.path.as_str())) {
+                    (EventType::NodeDeleted, Some(a)) => Some(*a),
+                    (_, d) => self
+                        .tree
+                        .get(&n.path)
+                        .map(|x| x.acl.as_slice())
+                        .or(d.copied()),
+                };
+                let auth = self.conns.get(&n.conn).map(|c| c.auth.as_slice());
+                let allowed = match (acl, auth) {
+                    (Some(acl), Some(auth)) => acl::check(acl, perms::READ, auth).is_ok(),
+                    (None, Some(_)) => true,
+                    (_, None) => false,
+                };
+                if !allowed {
+                    continue;
+                }
+            }
             let frame = encode_notification(n.event, &n.path);
             self.send(n.conn, Outbound::Notification(frame));
         }
@@ -231,18 +372,7 @@ impl Core {
         match input {
             Input::Connect { conn, addr, req } => self.connect(conn, addr, req, now),
             Input::Request { conn, xid, req } => self.request(conn, xid, req, now),
-            Input::Disconnected { conn } => {
-                if self.conns.contains_key(&conn) {
-                    self.watches.remove_conn(conn);
-                    if let Some(c) = self.conns.remove(&conn) {
-                        if let Some(s) = c.session.and_then(|sid| self.sessions.get_mut(sid)) {
-                            if s.conn == Some(conn) {
-                                s.conn = None;
-                            }
-                        }
-                    }
-                }
-            }
+            Input::Disconnected { conn } => self.forget_conn(conn),
         }
     }
 
@@ -439,10 +569,26 @@ impl Core {
             .unwrap_or_default();
         match acl::authenticate(scheme, auth, &ip) {
             Some(id) => {
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    if !c.auth.contains(&id) {
-                        c.auth.push(id);
+                let max = self.settings.max_auth_ids;
+                let full = self.conns.get_mut(&conn).is_some_and(|c| {
+                    if c.auth.contains(&id) {
+                        return false;
                     }
+                    // The implicit `ip` id does not count.
+                    if c.auth.len() > max {
+                        return true;
+                    }
+                    c.auth.push(id);
+                    false
+                });
+                if full {
+                    warn!(conn, max, "too many auth ids on one connection; closing it");
+                    self.send(
+                        conn,
+                        Outbound::Response(encode_reply(xid, 0, Code::AuthFailed.as_i32(), &[])),
+                    );
+                    self.close_conn(conn);
+                    return;
                 }
                 self.send(conn, Outbound::Response(encode_reply(xid, 0, 0, &[])));
             }
@@ -472,7 +618,9 @@ impl Core {
                 let body = w.into_inner();
                 self.reply(conn, xid, 0, &body);
             }
-            Err(code) => self.reply(conn, xid, code.as_i32(), &[]),
+            Err(ReadFail::Code(code)) => self.reply(conn, xid, code.as_i32(), &[]),
+            Err(ReadFail::TooLarge(len)) => self.refuse_reply(conn, xid, len),
+            Err(ReadFail::WatchLimit) => self.watch_limit(conn),
         }
     }
 
@@ -484,19 +632,23 @@ impl Core {
         req: Request,
         auth: &[Id],
         w: &mut Writer,
-    ) -> Result<(), Code> {
+    ) -> Result<(), ReadFail> {
         use super::proto::perms::{ADMIN, READ};
         let enforce = self.settings.enforce_acl;
+        let max_reply = self.settings.max_reply_bytes;
         match req {
             Request::Exists { path, watch } => {
                 if path.contains('\0') {
-                    return Err(Code::BadArguments);
+                    return Err(Code::BadArguments.into());
                 }
                 if let Some(n) = self.tree.get(&path) {
                     check_acl(enforce, &n.acl, READ, auth)?;
                 }
                 // The watch is set whether or not the node exists (that is the point).
                 if watch {
+                    if !self.may_watch(conn, path.len()) {
+                        return Err(ReadFail::WatchLimit);
+                    }
                     self.watches.add_data(&path, conn);
                 }
                 let n = self.tree.get(&path).ok_or(Code::NoNode)?;
@@ -508,6 +660,9 @@ impl Core {
                 w.write_buffer(n.data.as_deref());
                 n.stat().write(w);
                 if watch {
+                    if !self.may_watch(conn, path.len()) {
+                        return Err(ReadFail::WatchLimit);
+                    }
                     self.watches.add_data(&path, conn);
                 }
             }
@@ -518,12 +673,20 @@ impl Core {
             } => {
                 let n = self.tree.get(&path).ok_or(Code::NoNode)?;
                 check_acl(enforce, &n.acl, READ, auth)?;
+                // Sized before it is built: a node may have any number of children.
+                let len = children_len(n);
+                if REPLY_HEADER_LEN + len > max_reply {
+                    return Err(ReadFail::TooLarge(REPLY_HEADER_LEN + len));
+                }
                 let children: Vec<&String> = n.children.iter().collect();
                 w.write_string_vec(&children);
                 if with_stat {
                     n.stat().write(w);
                 }
                 if watch {
+                    if !self.may_watch(conn, path.len()) {
+                        return Err(ReadFail::WatchLimit);
+                    }
                     self.watches.add_child(&path, conn);
                 }
             }
@@ -574,30 +737,50 @@ impl Core {
                     w.write_string(&id.id);
                 }
             }
-            Request::SetWatches(sw) => self.set_watches(conn, sw),
+            Request::SetWatches(sw) => {
+                let lists = [&sw.data, &sw.exist, &sw.child];
+                let mut bytes: usize = lists.iter().flat_map(|l| l.iter()).map(String::len).sum();
+                bytes += [&sw.persistent, &sw.persistent_recursive]
+                    .iter()
+                    .flat_map(|l| l.iter())
+                    .map(|p| 2 * p.len())
+                    .sum::<usize>();
+                if !self.may_watch(conn, bytes) {
+                    return Err(ReadFail::WatchLimit);
+                }
+                self.set_watches(conn, sw)
+            }
             Request::AddWatch { path, mode } => {
                 let recursive = match mode {
                     0 => false,
                     1 => true,
-                    _ => return Err(Code::MarshallingError),
+                    _ => return Err(Code::MarshallingError.into()),
                 };
+                if !self.may_watch(conn, 2 * path.len()) {
+                    return Err(ReadFail::WatchLimit);
+                }
                 self.watches.add_persistent(&path, conn, recursive);
                 w.write_i32(0);
             }
             Request::CheckWatches { path, kind } => {
                 let t = WatcherType::from_i32(kind).ok_or(Code::MarshallingError)?;
                 if !self.watches.contains(&path, conn, t) {
-                    return Err(Code::NoWatcher);
+                    return Err(Code::NoWatcher.into());
                 }
             }
             Request::RemoveWatches { path, kind } => {
                 let t = WatcherType::from_i32(kind).ok_or(Code::MarshallingError)?;
                 if !self.watches.remove(&path, conn, t) {
-                    return Err(Code::NoWatcher);
+                    return Err(Code::NoWatcher.into());
                 }
             }
             Request::MultiRead(ops) => {
+                // A multiRead of many large reads could build a reply of any size: stop
+                // as soon as it passes the limit (the connection is then closed).
                 for op_ in ops {
+                    if REPLY_HEADER_LEN + w.len() > max_reply {
+                        return Err(ReadFail::TooLarge(REPLY_HEADER_LEN + w.len()));
+                    }
                     let (ty, path) = match &op_ {
                         ReadOp::GetData { path } => (op::GET_DATA, path),
                         ReadOp::GetChildren { path } => (op::GET_CHILDREN, path),
@@ -610,6 +793,14 @@ impl Core {
                         multi_error(w, code.as_i32());
                         continue;
                     }
+                    let len = if ty == op::GET_DATA {
+                        4 + n.data.as_ref().map_or(0, Vec::len) + STAT_LEN
+                    } else {
+                        children_len(n)
+                    };
+                    if REPLY_HEADER_LEN + w.len() + len > max_reply {
+                        return Err(ReadFail::TooLarge(REPLY_HEADER_LEN + w.len() + len));
+                    }
                     multi_header(w, ty, 0);
                     if ty == op::GET_DATA {
                         w.write_buffer(n.data.as_deref());
@@ -621,7 +812,7 @@ impl Core {
                 }
                 multi_done(w);
             }
-            _ => return Err(Code::Unimplemented),
+            _ => return Err(Code::Unimplemented.into()),
         }
         Ok(())
     }
@@ -661,8 +852,17 @@ impl Core {
         for p in &sw.persistent_recursive {
             self.watches.add_persistent(p, conn, true);
         }
+        let auth = self.caller_auth(conn);
         for (event, p) in fire {
-            self.send(conn, Outbound::Notification(encode_notification(event, &p)));
+            // The same READ check as for live events (a deleted node has no ACL left).
+            let denied = self.settings.enforce_acl
+                && self
+                    .tree
+                    .get(&p)
+                    .is_some_and(|n| acl::check(&n.acl, perms::READ, &auth).is_err());
+            if !denied {
+                self.send(conn, Outbound::Notification(encode_notification(event, &p)));
+            }
         }
     }
 
@@ -674,6 +874,7 @@ impl Core {
         op_: &MultiOp,
         changes: &mut Vec<Change>,
         undo: &mut Vec<Undo>,
+        txn_bytes: &mut usize,
     ) -> Result<(Txn, OpResult), Code> {
         let txn = match op_ {
             MultiOp::Create(c) => prep::create(&self.tree, caller, c)?,
@@ -681,6 +882,7 @@ impl Core {
             MultiOp::SetData(s) => prep::set_data(&self.tree, caller, &s.path, &s.data, s.version)?,
             MultiOp::Check { path, version } => prep::check(&self.tree, caller, path, *version)?,
         };
+        self.charge(txn_bytes, &txn)?;
         txn::apply(&mut self.tree, &mut self.sessions, hdr, &txn, changes, undo)?;
         let stat_of = |tree: &DataTree, p: &str| tree.get(p).map(|n| n.stat()).unwrap_or_default();
         let result = match (&txn, op_) {
@@ -696,6 +898,22 @@ impl Core {
         Ok((txn, result))
     }
 
+    /// Adds `txn` to the size of the record being prepared; fails if it would pass
+    /// `max_txn_bytes` (an `auth` ACL expands to every id of the caller, a sequential
+    /// create adds a suffix: a request within jute.maxbuffer can still make a bigger txn).
+    fn charge(&self, txn_bytes: &mut usize, txn: &Txn) -> Result<(), Code> {
+        *txn_bytes = txn_bytes.saturating_add(txn.encoded_len());
+        if *txn_bytes > self.settings.max_txn_bytes {
+            warn!(
+                bytes = *txn_bytes,
+                max = self.settings.max_txn_bytes,
+                "write refused: its txn would exceed the txn size limit"
+            );
+            return Err(Code::BadArguments);
+        }
+        Ok(())
+    }
+
     fn write(&mut self, conn: ConnId, sid: i64, xid: i32, req: Request, now: Now) {
         let hdr = self.next_header(sid, xid, now);
         let auth = self.caller_auth(conn);
@@ -707,13 +925,15 @@ impl Core {
         let mut changes = Vec::new();
         let mut undo = Vec::new();
         let mut w = Writer::new();
+        // The record header and a multi's type and count.
+        let mut txn_bytes = txn::RECORD_HEADER_LEN + 8;
         let (txn, err) = match req {
             Request::Multi(ops) => {
                 let mut txns = Vec::new();
                 let mut results = Vec::new();
                 let mut failed = None;
                 for (i, o) in ops.iter().enumerate() {
-                    match self.exec(&hdr, &caller, o, &mut changes, &mut undo) {
+                    match self.exec(&hdr, &caller, o, &mut changes, &mut undo, &mut txn_bytes) {
                         Ok((t, r)) => {
                             txns.push(t);
                             results.push(r);
@@ -762,8 +982,9 @@ impl Core {
                 Code::ReconfigDisabled.as_i32(),
             ),
             Request::SetAcl { path, acl, version } => {
-                match prep::set_acl(&self.tree, &caller, &path, acl.as_deref(), version).and_then(
-                    |t| {
+                match prep::set_acl(&self.tree, &caller, &path, acl.as_deref(), version)
+                    .and_then(|t| self.charge(&mut txn_bytes, &t).map(|()| t))
+                    .and_then(|t| {
                         txn::apply(
                             &mut self.tree,
                             &mut self.sessions,
@@ -773,8 +994,7 @@ impl Core {
                             &mut undo,
                         )
                         .map(|()| t)
-                    },
-                ) {
+                    }) {
                     Ok(t) => {
                         if let Some(n) = self.tree.get(&path) {
                             n.stat().write(&mut w);
@@ -799,7 +1019,7 @@ impl Core {
                         version: -1,
                     },
                 };
-                match self.exec(&hdr, &caller, &op_, &mut changes, &mut undo) {
+                match self.exec(&hdr, &caller, &op_, &mut changes, &mut undo, &mut txn_bytes) {
                     Ok((t, r)) => {
                         match r {
                             OpResult::Create { op, path, stat } => {
@@ -823,24 +1043,26 @@ impl Core {
             }
         };
         self.txns.push((hdr, txn));
-        self.notify(&changes);
+        self.notify(&changes, &undo);
         let body = if err == 0 { w.into_inner() } else { Vec::new() };
         self.reply(conn, xid, err, &body);
     }
 
     /// Closes a session as a txn: its ephemerals go (firing their watches), then it does.
+    /// The txn lists no paths: apply and replay derive them from the tree, so its size
+    /// does not grow with the session's ephemerals (see [`Txn::CloseSession`]).
     fn close_session(&mut self, sid: i64, cxid: i32, now: Now, why: &str) {
-        let paths = self.tree.ephemerals(sid);
         let hdr = self.next_header(sid, cxid, now);
-        let txn = Txn::CloseSession { paths };
+        let txn = Txn::CloseSession { paths: Vec::new() };
         let mut changes = Vec::new();
+        let mut undo = Vec::new();
         let _ = txn::apply(
             &mut self.tree,
             &mut self.sessions,
             &hdr,
             &txn,
             &mut changes,
-            &mut Vec::new(),
+            &mut undo,
         );
         info!(
             session = format!("{sid:#x}"),
@@ -848,7 +1070,7 @@ impl Core {
             "session {why}"
         );
         self.txns.push((hdr, txn));
-        self.notify(&changes);
+        self.notify(&changes, &undo);
     }
 
     /// Expires every session whose deadline passed, closing its connection.
@@ -874,9 +1096,9 @@ impl Core {
             let hdr = self.next_header(0, 0, now);
             let mut changes = Vec::new();
             match self.tree.delete(&path, hdr.zxid, &mut changes) {
-                Ok(_) => {
+                Ok(u) => {
                     self.txns.push((hdr, Txn::Delete { path }));
-                    self.notify(&changes);
+                    self.notify(&changes, &[u]);
                 }
                 Err(_) => {
                     self.txns.push((
@@ -889,6 +1111,16 @@ impl Core {
             }
         }
     }
+}
+
+/// `ReplyHeader`: xid, zxid, err (the frame length not counted).
+const REPLY_HEADER_LEN: usize = 16;
+/// An encoded `Stat`.
+const STAT_LEN: usize = 68;
+
+/// Encoded size of a node's children list.
+fn children_len(n: &super::tree::Node) -> usize {
+    4 + n.children.iter().map(|c| 4 + c.len()).sum::<usize>()
 }
 
 fn check_acl(enforce: bool, acl_: &[Acl], perm: i32, auth: &[Id]) -> Result<(), Code> {
@@ -931,4 +1163,470 @@ fn multi_done(w: &mut Writer) {
     w.write_i32(-1);
     w.write_bool(true);
     w.write_i32(-1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zookeeper::proto::{CreateRequest, EventType, NOTIFICATION_XID};
+
+    fn settings() -> Settings {
+        Settings {
+            min_session_timeout: 1000,
+            max_session_timeout: 10_000,
+            enforce_acl: true,
+            max_txn_bytes: 4096,
+            max_reply_bytes: 4096,
+            max_outbound_bytes: 64 * 1024,
+            max_watch_bytes: 1000,
+            max_auth_ids: 100,
+        }
+    }
+
+    fn now() -> Now {
+        Now { mono: 0, wall: 0 }
+    }
+
+    fn core(s: Settings) -> Core {
+        Core::new(s, DataTree::new(), SessionTable::new(10), 0, 7)
+    }
+
+    /// Connects `conn` with a new session and drops the connect response.
+    fn connect(c: &mut Core, conn: ConnId) {
+        c.handle(
+            Input::Connect {
+                conn,
+                addr: format!("127.0.0.1:{}", 1000 + conn),
+                req: ConnectRequest {
+                    protocol_version: 0,
+                    last_zxid_seen: 0,
+                    timeout: 5000,
+                    session_id: 0,
+                    password: vec![0; 16],
+                    read_only: false,
+                },
+            },
+            now(),
+        );
+        c.take_outbox();
+        c.take_txns();
+    }
+
+    fn req(c: &mut Core, conn: ConnId, xid: i32, req: Request) {
+        c.handle(Input::Request { conn, xid, req }, now());
+    }
+
+    fn create(path: &str, data: usize, flags: i32, acl: Vec<Acl>) -> CreateRequest {
+        CreateRequest {
+            op: op::CREATE,
+            path: path.into(),
+            data: Some(vec![1; data]),
+            acl: Some(acl),
+            flags,
+            ttl: -1,
+        }
+    }
+
+    fn auth_acl() -> Vec<Acl> {
+        vec![Acl {
+            perms: perms::ALL,
+            id: Id {
+                scheme: "auth".into(),
+                id: String::new(),
+            },
+        }]
+    }
+
+    /// (xid, err) of every reply in the outbox for `conn`; notification paths apart.
+    fn replies(out: &[(ConnId, Outbound)], conn: ConnId) -> Vec<(i32, i32)> {
+        out.iter()
+            .filter(|(c, _)| *c == conn)
+            .filter_map(|(_, o)| match o {
+                Outbound::Response(f) => Some((
+                    i32::from_be_bytes(f[4..8].try_into().unwrap()),
+                    i32::from_be_bytes(f[16..20].try_into().unwrap()),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn notified_paths(out: &[(ConnId, Outbound)], conn: ConnId) -> Vec<(i32, String)> {
+        out.iter()
+            .filter(|(c, _)| *c == conn)
+            .filter_map(|(_, o)| match o {
+                Outbound::Notification(f) => {
+                    let mut r = super::super::jute::Reader::new(&f[4..]);
+                    assert_eq!(r.read_i32().unwrap(), NOTIFICATION_XID);
+                    r.read_i64().unwrap();
+                    r.read_i32().unwrap();
+                    let ty = r.read_i32().unwrap();
+                    r.read_i32().unwrap();
+                    Some((ty, r.read_string().unwrap().unwrap()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_write_whose_txn_would_pass_the_limit_is_refused_and_changes_nothing() {
+        let mut c = core(settings());
+        connect(&mut c, 1);
+        // 80 digest ids: an `auth` ACL expands to all of them (~4 KiB of ACL).
+        for i in 0..80 {
+            let auth = format!("user{i}:pw").into_bytes();
+            req(
+                &mut c,
+                1,
+                -4,
+                Request::Auth {
+                    scheme: "digest".into(),
+                    auth,
+                },
+            );
+        }
+        c.take_outbox();
+        req(
+            &mut c,
+            1,
+            1,
+            Request::Create(create("/a", 10, 0, auth_acl())),
+        );
+        assert_eq!(
+            replies(&c.take_outbox(), 1),
+            vec![(1, Code::BadArguments.as_i32())]
+        );
+        let txns = c.take_txns();
+        assert_eq!(txns.len(), 1);
+        assert!(matches!(txns[0].1, Txn::Error { .. }), "{:?}", txns[0].1);
+        assert!(c.tree().get("/a").is_none());
+        // The same create with an open ACL fits.
+        req(
+            &mut c,
+            1,
+            2,
+            Request::Create(create("/a", 10, 0, vec![Acl::world(31)])),
+        );
+        assert_eq!(replies(&c.take_outbox(), 1), vec![(2, 0)]);
+        assert!(c.tree().get("/a").is_some());
+    }
+
+    #[test]
+    fn a_multi_is_charged_op_by_op_and_rolled_back_when_over() {
+        let mut c = core(settings());
+        connect(&mut c, 1);
+        let ops = (0..5)
+            .map(|i| MultiOp::Create(create(&format!("/m{i}"), 1000, 0, vec![Acl::world(31)])))
+            .collect();
+        req(&mut c, 1, 1, Request::Multi(ops));
+        let out = c.take_outbox();
+        // A failed multi's header says OK; the ops carry the codes.
+        assert_eq!(replies(&out, 1), vec![(1, 0)]);
+        let txns = c.take_txns();
+        match &txns[0].1 {
+            Txn::Multi(t) => {
+                assert_eq!(t.len(), 5);
+                assert!(t.iter().all(|t| matches!(t, Txn::Error { .. })));
+                // The fourth op passes the 4 KiB limit; the fifth is never tried.
+                assert_eq!(
+                    t[3],
+                    Txn::Error {
+                        code: Code::BadArguments.as_i32()
+                    }
+                );
+                assert_eq!(
+                    t[4],
+                    Txn::Error {
+                        code: Code::RuntimeInconsistency.as_i32()
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        for i in 0..5 {
+            assert!(c.tree().get(&format!("/m{i}")).is_none());
+        }
+    }
+
+    #[test]
+    fn close_session_txn_does_not_list_the_ephemerals() {
+        let mut c = core(Settings {
+            max_txn_bytes: 64 * 1024,
+            ..settings()
+        });
+        connect(&mut c, 1);
+        for i in 0..200 {
+            let path = format!("/e{i}-{}", "x".repeat(2000));
+            req(
+                &mut c,
+                1,
+                i,
+                Request::Create(create(&path, 0, 1, vec![Acl::world(31)])),
+            );
+            assert_eq!(replies(&c.take_outbox(), 1), vec![(i, 0)]);
+        }
+        assert_eq!(c.tree().ephemeral_count(), 200);
+        c.take_txns();
+        c.take_outbox();
+        req(&mut c, 1, 999, Request::CloseSession);
+        let txns = c.take_txns();
+        assert_eq!(txns.len(), 1);
+        assert_eq!(txns[0].1, Txn::CloseSession { paths: vec![] });
+        assert!(txns[0].1.encoded_len() < 16);
+        assert_eq!(c.tree().ephemeral_count(), 0);
+        assert_eq!(c.tree().node_count(), DataTree::new().node_count());
+    }
+
+    #[test]
+    fn replies_over_the_limit_close_the_connection_instead() {
+        let mut c = core(Settings {
+            max_txn_bytes: 64 * 1024,
+            ..settings()
+        });
+        connect(&mut c, 1);
+        req(
+            &mut c,
+            1,
+            1,
+            Request::Create(create("/big", 3000, 0, vec![Acl::world(31)])),
+        );
+        c.take_outbox();
+        // One read fits; a multiRead of two does not and is never built.
+        req(
+            &mut c,
+            1,
+            2,
+            Request::GetData {
+                path: "/big".into(),
+                watch: false,
+            },
+        );
+        assert_eq!(replies(&c.take_outbox(), 1), vec![(2, 0)]);
+        let two = vec![
+            ReadOp::GetData {
+                path: "/big".into(),
+            },
+            ReadOp::GetData {
+                path: "/big".into(),
+            },
+        ];
+        req(&mut c, 1, 3, Request::MultiRead(two));
+        assert_eq!(c.take_outbox(), vec![(1, Outbound::Close)]);
+        // The connection is gone: what it pipelined after is dropped.
+        req(
+            &mut c,
+            1,
+            4,
+            Request::GetData {
+                path: "/big".into(),
+                watch: false,
+            },
+        );
+        assert!(c.take_outbox().is_empty());
+        // So does a getChildren whose list would be too long.
+        connect(&mut c, 2);
+        for i in 0..100 {
+            let p = format!("/big/{i:040}");
+            req(
+                &mut c,
+                2,
+                i,
+                Request::Create(create(&p, 0, 0, vec![Acl::world(31)])),
+            );
+        }
+        c.take_outbox();
+        req(
+            &mut c,
+            2,
+            200,
+            Request::GetChildren {
+                path: "/big".into(),
+                watch: false,
+                with_stat: false,
+            },
+        );
+        assert_eq!(c.take_outbox(), vec![(2, Outbound::Close)]);
+    }
+
+    #[test]
+    fn what_one_connection_may_queue_in_a_batch_is_bounded() {
+        let mut c = core(Settings {
+            max_txn_bytes: 64 * 1024,
+            max_outbound_bytes: 10_000,
+            ..settings()
+        });
+        connect(&mut c, 1);
+        connect(&mut c, 2);
+        req(
+            &mut c,
+            1,
+            1,
+            Request::Create(create("/d", 3000, 0, vec![Acl::world(31)])),
+        );
+        c.take_outbox();
+        for xid in 0..100 {
+            req(
+                &mut c,
+                1,
+                xid,
+                Request::GetData {
+                    path: "/d".into(),
+                    watch: false,
+                },
+            );
+        }
+        req(
+            &mut c,
+            2,
+            1,
+            Request::GetData {
+                path: "/d".into(),
+                watch: false,
+            },
+        );
+        let out = c.take_outbox();
+        let for_1: Vec<_> = out.iter().filter(|(c, _)| *c == 1).collect();
+        assert_eq!(for_1, vec![&(1, Outbound::Abort)], "queued replies dropped");
+        assert_eq!(replies(&out, 2), vec![(1, 0)], "the other client is served");
+        assert_eq!(c.connections().len(), 1);
+    }
+
+    #[test]
+    fn watch_events_go_only_to_watchers_that_may_read_the_node() {
+        let mut c = core(settings());
+        for conn in 1..=3 {
+            connect(&mut c, conn);
+        }
+        for conn in [1, 3] {
+            req(
+                &mut c,
+                conn,
+                -4,
+                Request::Auth {
+                    scheme: "digest".into(),
+                    auth: b"alice:pw".to_vec(),
+                },
+            );
+        }
+        req(
+            &mut c,
+            1,
+            1,
+            Request::Create(create("/s", 0, 0, auth_acl())),
+        );
+        req(
+            &mut c,
+            1,
+            2,
+            Request::Create(create("/o", 0, 0, vec![Acl::world(31)])),
+        );
+        for conn in [2, 3] {
+            req(
+                &mut c,
+                conn,
+                1,
+                Request::AddWatch {
+                    path: "/".into(),
+                    mode: 1,
+                },
+            );
+        }
+        // A child watch on /s by the stranger is refused with the read itself; an
+        // exists watch on a path that does not exist yet is set.
+        req(
+            &mut c,
+            2,
+            2,
+            Request::Exists {
+                path: "/s/x".into(),
+                watch: true,
+            },
+        );
+        c.take_outbox();
+        req(
+            &mut c,
+            1,
+            3,
+            Request::Create(create("/s/x", 0, 0, auth_acl())),
+        );
+        req(
+            &mut c,
+            1,
+            4,
+            Request::Delete {
+                path: "/s/x".into(),
+                version: -1,
+            },
+        );
+        req(
+            &mut c,
+            1,
+            5,
+            Request::Create(create("/o/x", 0, 0, vec![Acl::world(31)])),
+        );
+        let out = c.take_outbox();
+        let created = EventType::NodeCreated as i32;
+        let deleted = EventType::NodeDeleted as i32;
+        assert_eq!(notified_paths(&out, 2), vec![(created, "/o/x".to_string())]);
+        assert_eq!(
+            notified_paths(&out, 3),
+            vec![
+                (created, "/s/x".to_string()),
+                (deleted, "/s/x".to_string()),
+                (created, "/o/x".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn watches_and_auth_ids_per_connection_are_bounded() {
+        let mut c = core(Settings {
+            max_auth_ids: 3,
+            ..settings()
+        });
+        connect(&mut c, 1);
+        // exists-watches on paths that do not exist, 100 bytes each: the 11th passes
+        // the 1000-byte budget and closes the connection.
+        for i in 0..10 {
+            let path = format!("/{i:099}");
+            req(&mut c, 1, i, Request::Exists { path, watch: true });
+        }
+        assert!(c.take_outbox().iter().all(|(_, o)| *o != Outbound::Close));
+        assert_eq!(c.watch_count(), 10);
+        let path = format!("/{:099}", 10);
+        req(&mut c, 1, 10, Request::Exists { path, watch: true });
+        assert_eq!(c.take_outbox(), vec![(1, Outbound::Close)]);
+        assert_eq!(c.watch_count(), 0, "its watches went with it");
+
+        connect(&mut c, 2);
+        for (i, user) in ["a", "b", "c", "a"].iter().enumerate() {
+            let auth = format!("{user}:pw").into_bytes();
+            req(
+                &mut c,
+                2,
+                i as i32,
+                Request::Auth {
+                    scheme: "digest".into(),
+                    auth,
+                },
+            );
+        }
+        assert_eq!(
+            replies(&c.take_outbox(), 2),
+            vec![(0, 0), (1, 0), (2, 0), (3, 0)]
+        );
+        req(
+            &mut c,
+            2,
+            9,
+            Request::Auth {
+                scheme: "digest".into(),
+                auth: b"d:pw".to_vec(),
+            },
+        );
+        let out = c.take_outbox();
+        assert_eq!(replies(&out, 2), vec![(9, Code::AuthFailed.as_i32())]);
+        assert_eq!(out.last(), Some(&(2, Outbound::Close)));
+    }
 }

@@ -12,11 +12,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use super::config::Config;
+use super::connection::Outlet;
 use super::fourlw::{self, Stats};
 use super::server::{Core, Input, Now, Outbound, Settings};
 use super::session::{ConnId, SessionTable};
@@ -31,7 +31,7 @@ pub enum Msg {
     /// Where to send a connection's frames; sent before its `Connect`.
     Register {
         conn: ConnId,
-        tx: UnboundedSender<Outbound>,
+        outlet: Outlet,
     },
     Input(Input),
     FourLetter {
@@ -78,10 +78,9 @@ pub fn recover(cfg: &Config) -> anyhow::Result<Recovered> {
     for s in saved {
         sessions.restore(s.id, s.timeout, s.password);
     }
-    let txns = txnlog::recover(dir, snap_zxid)?;
-    let replayed = txns.len();
+    // Streamed: each record is applied as it is read, never all held at once.
     let mut zxid = snap_zxid;
-    for (hdr, t) in txns {
+    let replayed = txnlog::recover(dir, snap_zxid, |hdr, t| {
         if let Err(code) = txn::apply(
             &mut tree,
             &mut sessions,
@@ -96,7 +95,8 @@ pub fn recover(cfg: &Config) -> anyhow::Result<Recovered> {
             );
         }
         zxid = hdr.zxid;
-    }
+    })?
+    .count;
     // Sessions open at the crash get a full timeout to come back.
     sessions.set_now(0);
     sessions.touch_all(0);
@@ -121,6 +121,11 @@ pub fn recover(cfg: &Config) -> anyhow::Result<Recovered> {
         min_session_timeout: cfg.min_session_timeout_ms as i32,
         max_session_timeout: cfg.max_session_timeout_ms as i32,
         enforce_acl: cfg.enforce_acl,
+        max_txn_bytes: cfg.max_txn_bytes(),
+        max_reply_bytes: cfg.max_reply_bytes,
+        max_outbound_bytes: cfg.connection_outbound_max_bytes,
+        max_watch_bytes: cfg.max_watch_bytes_per_connection,
+        max_auth_ids: cfg.max_auth_ids_per_connection,
     };
     let seed = wall_ms() as u64 ^ u64::from(std::process::id()).rotate_left(32);
     let core = Core::new(settings, tree, sessions, zxid, seed);
@@ -161,7 +166,7 @@ pub fn run(rec: Recovered, cfg: Config, rx: Receiver<Msg>) -> anyhow::Result<()>
         wall: wall_ms(),
     };
     let started = Instant::now();
-    let mut senders: HashMap<ConnId, UnboundedSender<Outbound>> = HashMap::new();
+    let mut senders: HashMap<ConnId, Outlet> = HashMap::new();
     let mut since_snapshot: u64 = 0;
     let mut next_container_check = now().mono + cfg.container_check_interval_ms;
     let mut snapshotter: Option<JoinHandle<anyhow::Result<()>>> = None;
@@ -186,8 +191,8 @@ pub fn run(rec: Recovered, cfg: Config, rx: Receiver<Msg>) -> anyhow::Result<()>
         let mut taken = 0;
         while let Some(m) = msg {
             match m {
-                Msg::Register { conn, tx } => {
-                    senders.insert(conn, tx);
+                Msg::Register { conn, outlet } => {
+                    senders.insert(conn, outlet);
                 }
                 Msg::Input(input) => {
                     if matches!(input, Input::Request { .. }) {
@@ -230,23 +235,45 @@ pub fn run(rec: Recovered, cfg: Config, rx: Receiver<Msg>) -> anyhow::Result<()>
         }
         let txns = core.take_txns();
         if !txns.is_empty() {
+            let mut written = Ok(());
             for (hdr, t) in &txns {
-                log.append(hdr, t);
+                written = written.and_then(|()| log.append(hdr, t));
             }
-            if let Err(e) = log.commit() {
+            if let Err(e) = written.and_then(|()| log.commit()) {
                 error!("cannot write the transaction log: {e}; stopping");
                 return Err(e).context("writing the transaction log");
             }
             since_snapshot += txns.len() as u64;
         }
+        let mut overflowed = Vec::new();
         for (conn, out) in core.take_outbox() {
             let close = out == Outbound::Close;
-            if let Some(tx) = senders.get(&conn) {
-                let _ = tx.send(out);
+            if out == Outbound::Abort {
+                if let Some(outlet) = senders.remove(&conn) {
+                    outlet.abort();
+                }
+                continue;
+            }
+            if let Some(outlet) = senders.get(&conn) {
+                if !outlet.push(out) {
+                    warn!(
+                        conn,
+                        queued = outlet.queued(),
+                        max = cfg.connection_outbound_max_bytes,
+                        "client does not read its replies: outbound queue full; disconnecting it"
+                    );
+                    senders.remove(&conn);
+                    overflowed.push(conn);
+                    continue;
+                }
             }
             if close {
                 senders.remove(&conn);
             }
+        }
+        // Forget those connections now: nothing more is built or queued for them.
+        for conn in overflowed {
+            core.handle(Input::Disconnected { conn }, now());
         }
         if requests > 0 {
             let ms = batch_start.elapsed().as_millis() as u64;
@@ -254,7 +281,10 @@ pub fn run(rec: Recovered, cfg: Config, rx: Receiver<Msg>) -> anyhow::Result<()>
                 latency.add(ms);
             }
         }
-        if since_snapshot >= cfg.snapshot_interval_txns
+        // ZooKeeper rolls on snapCount txns or zookeeper.snapSizeLimitInKb of log.
+        let log_full = log.bytes >= cfg.snap_size_limit_kb.saturating_mul(1024);
+        if (since_snapshot >= cfg.snapshot_interval_txns || log_full)
+            && since_snapshot > 0
             && snapshotter.as_ref().is_none_or(|h| h.is_finished())
         {
             if let Some(h) = snapshotter.take() {

@@ -26,8 +26,12 @@ pub enum Txn {
         timeout: i32,
         password: Vec<u8>,
     },
-    /// Closes the header's session and deletes its ephemerals (listed, as ZooKeeper's
-    /// `CloseSessionTxn` does, so replay needs no session state).
+    /// Closes the header's session and deletes its ephemerals. The server writes `paths`
+    /// empty: every ephemeral records its owner, so apply (and replay, over the same
+    /// tree) derives them, as ZooKeeper's `DataTree.killSession` does. Listing them
+    /// made the record grow without bound (a session may own any number of ephemerals,
+    /// each with a path up to `jute.maxbuffer`). Older logs with listed paths replay the
+    /// same way.
     CloseSession {
         paths: Vec<String>,
     },
@@ -74,6 +78,37 @@ impl Txn {
             Txn::Check { .. } => op::CHECK,
             Txn::Multi(_) => op::MULTI,
             Txn::Error { .. } => op::ERROR,
+        }
+    }
+
+    /// The length of [`Txn::encode`]'s output, without encoding (limits are checked
+    /// before a txn is accepted).
+    pub fn encoded_len(&self) -> usize {
+        fn buf(b: Option<&[u8]>) -> usize {
+            4 + b.map_or(0, <[u8]>::len)
+        }
+        fn acls(acl: &[Acl]) -> usize {
+            4 + acl
+                .iter()
+                .map(|a| 4 + buf(Some(a.id.scheme.as_bytes())) + buf(Some(a.id.id.as_bytes())))
+                .sum::<usize>()
+        }
+        4 + match self {
+            Txn::CreateSession { password, .. } => 4 + buf(Some(password)),
+            Txn::CloseSession { paths } => {
+                4 + paths.iter().map(|p| buf(Some(p.as_bytes()))).sum::<usize>()
+            }
+            Txn::Create {
+                path, data, acl, ..
+            } => buf(Some(path.as_bytes())) + buf(data.as_deref()) + acls(acl) + 8 + 4,
+            Txn::Delete { path } => buf(Some(path.as_bytes())),
+            Txn::SetData { path, data, .. } => {
+                buf(Some(path.as_bytes())) + buf(data.as_deref()) + 4
+            }
+            Txn::SetAcl { path, acl, .. } => buf(Some(path.as_bytes())) + acls(acl) + 4,
+            Txn::Check { path, .. } => buf(Some(path.as_bytes())) + 4,
+            Txn::Multi(txns) => 4 + txns.iter().map(Txn::encoded_len).sum::<usize>(),
+            Txn::Error { .. } => 4,
         }
     }
 
@@ -194,8 +229,12 @@ pub fn apply(
             Ok(())
         }
         Txn::CloseSession { paths } => {
+            let mut paths = if paths.is_empty() {
+                tree.ephemerals(hdr.session_id)
+            } else {
+                paths.clone()
+            };
             // Delete deepest first so a (pathological) nested ephemeral cannot block.
-            let mut paths = paths.clone();
             paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
             for p in &paths {
                 if let Ok(u) = tree.delete(p, hdr.zxid, changes) {
@@ -254,6 +293,9 @@ pub fn apply(
         }
     }
 }
+
+/// Bytes of a txn record's header (zxid, session, cxid, time).
+pub const RECORD_HEADER_LEN: usize = 28;
 
 /// Encodes a txn record payload: header then txn.
 pub fn encode_record(hdr: &TxnHeader, txn: &Txn) -> Vec<u8> {
@@ -331,6 +373,7 @@ mod tests {
         for (i, t) in txns.iter().enumerate() {
             let h = hdr(i as i64 + 1);
             let bytes = encode_record(&h, t);
+            assert_eq!(bytes.len(), RECORD_HEADER_LEN + t.encoded_len(), "{t:?}");
             assert_eq!(decode_record(&bytes).unwrap(), (h, t.clone()));
         }
     }
@@ -386,13 +429,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(tree.get("/e").unwrap().stat().mzxid, 2);
+        // The server writes closeSession without paths: they come from the tree.
         run(
             &mut tree,
             &mut sessions,
             4,
-            Txn::CloseSession {
-                paths: vec!["/e".into()],
-            },
+            Txn::CloseSession { paths: vec![] },
             &mut ch,
             &mut undo,
         )

@@ -24,6 +24,8 @@ pub enum Mode {
 struct Table {
     by_path: HashMap<String, HashMap<ConnId, Mode>>,
     by_conn: HashMap<ConnId, HashSet<String>>,
+    /// Bytes of watched paths per connection (what its registrations cost).
+    bytes: HashMap<ConnId, usize>,
     recursive: usize,
 }
 
@@ -31,10 +33,13 @@ impl Table {
     fn add(&mut self, path: &str, conn: ConnId, mode: Mode) {
         let entry = self.by_path.entry(path.to_string()).or_default();
         // One mode per (connection, path): the latest wins, as in ZooKeeper 3.8.
-        if let Some(old) = entry.insert(conn, mode) {
-            if old == Mode::PersistentRecursive {
-                self.recursive -= 1;
+        match entry.insert(conn, mode) {
+            Some(old) => {
+                if old == Mode::PersistentRecursive {
+                    self.recursive -= 1;
+                }
             }
+            None => *self.bytes.entry(conn).or_default() += path.len(),
         }
         if mode == Mode::PersistentRecursive {
             self.recursive += 1;
@@ -55,7 +60,9 @@ impl Table {
         if mode == Mode::PersistentRecursive {
             self.recursive -= 1;
         }
-        if entry.is_empty() {
+        let empty = entry.is_empty();
+        self.uncount(conn, path.len());
+        if empty {
             self.by_path.remove(path);
         }
         if let Some(paths) = self.by_conn.get_mut(&conn) {
@@ -73,7 +80,17 @@ impl Table {
             .is_some_and(|e| e.contains_key(&conn))
     }
 
+    fn uncount(&mut self, conn: ConnId, n: usize) {
+        if let Some(b) = self.bytes.get_mut(&conn) {
+            *b = b.saturating_sub(n);
+            if *b == 0 {
+                self.bytes.remove(&conn);
+            }
+        }
+    }
+
     fn remove_conn(&mut self, conn: ConnId) {
+        self.bytes.remove(&conn);
         if let Some(paths) = self.by_conn.remove(&conn) {
             for p in paths {
                 if let Some(entry) = self.by_path.get_mut(&p) {
@@ -112,6 +129,12 @@ impl Table {
                 }
                 for conn in fired_once {
                     entry.remove(&conn);
+                    if let Some(b) = self.bytes.get_mut(&conn) {
+                        *b = b.saturating_sub(p.len());
+                        if *b == 0 {
+                            self.bytes.remove(&conn);
+                        }
+                    }
                     if let Some(paths) = self.by_conn.get_mut(&conn) {
                         paths.remove(&p);
                         if paths.is_empty() {
@@ -223,6 +246,13 @@ impl WatchManager {
         }
     }
 
+    /// Bytes of paths `conn` watches, over both tables (bounded by the server's
+    /// `max_watch_bytes_per_connection`).
+    pub fn conn_bytes(&self, conn: ConnId) -> usize {
+        self.data.bytes.get(&conn).copied().unwrap_or(0)
+            + self.child.bytes.get(&conn).copied().unwrap_or(0)
+    }
+
     /// Number of (connection, path) watch registrations.
     pub fn count(&self) -> usize {
         self.data.count() + self.child.count()
@@ -317,6 +347,8 @@ mod tests {
         );
         assert!(fire(&mut w, Change::DataChanged("/a".into())).is_empty());
         assert_eq!(w.count(), 0);
+        // Fired one-shot watches no longer count against their connection.
+        assert_eq!((w.conn_bytes(1), w.conn_bytes(2)), (0, 0));
     }
 
     #[test]
@@ -361,10 +393,13 @@ mod tests {
                 (2, EventType::NodeCreated, "/a/b".into())
             ]
         );
+        assert_eq!(w.conn_bytes(2), 4, "/a in both tables");
         assert!(w.remove("/a", 2, WatcherType::Any));
         assert!(!w.remove("/a", 2, WatcherType::Any));
+        assert_eq!(w.conn_bytes(2), 0);
         w.remove_conn(1);
         assert_eq!(w.count(), 0);
+        assert_eq!(w.conn_bytes(1), 0);
         assert!(fire(&mut w, Change::Created("/a/x".into())).is_empty());
     }
 
