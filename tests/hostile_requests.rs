@@ -573,25 +573,29 @@ fn queued_max_request_bytes_bounds_frames_in_memory() {
     let mut hog = TcpStream::connect(&addr).unwrap();
     hog.write_all(&999_990i32.to_be_bytes()).unwrap();
     hog.write_all(&[0; 100]).unwrap();
-    // ...so another client's request waits for room rather than being read.
-    let req = MetadataRequest::default().with_topics(Some(vec![
-        MetadataRequestTopic::default().with_name(Some(topic_name("acked")))
-    ]));
-    let mut waiting = TcpStream::connect(&addr).unwrap();
-    waiting
-        .write_all(&encode_request(
-            ApiKey::Metadata,
-            1,
-            &RequestKind::Metadata(req),
-        ))
-        .unwrap();
-    waiting
-        .set_read_timeout(Some(Duration::from_millis(1500)))
-        .unwrap();
-    assert!(
-        waiting.read(&mut buf).is_err(),
-        "no answer while the pool is held"
-    );
+    // ...so another client's request waits for room rather than being read. (Until the
+    // broker has read the hog's size a probe may still be answered: probe again.)
+    let metadata = || {
+        let req = MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name("acked"))),
+        ]));
+        encode_request(ApiKey::Metadata, 1, &RequestKind::Metadata(req))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut waiting = loop {
+        let mut probe = TcpStream::connect(&addr).unwrap();
+        probe.write_all(&metadata()).unwrap();
+        probe
+            .set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        if probe.read(&mut buf).is_err() {
+            break probe; // no answer while the pool is held
+        }
+        assert!(
+            Instant::now() < deadline,
+            "requests were answered while the pool was held"
+        );
+    };
     drop(hog);
     waiting
         .set_read_timeout(Some(Duration::from_secs(10)))

@@ -969,3 +969,56 @@ fn compaction_keeps_an_emptied_batch_that_is_a_producers_last() {
     .unwrap();
     assert_eq!(log.producer_state(5).unwrap().last_sequence, 0);
 }
+
+#[test]
+fn compaction_rewrites_without_the_log_and_swaps_only_an_unchanged_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = new_log(dir.path(), compacted_config());
+    let latest = fill_keyed(&mut log);
+    let size_before = log.size_bytes();
+    // Phase 1 under the caller's lock; phase 2 with the log free: the log keeps taking
+    // appends (the active segment) while the planned segments are rewritten.
+    let plan = log
+        .plan_clean(0, i64::MAX)
+        .unwrap()
+        .expect("something to clean");
+    let during = log.append_as_leader(&batch(1, 0), 0, 0).unwrap();
+    let rewritten = plan.rewrite(0);
+    assert!(log.finish_clean(rewritten).unwrap(), "swapped in");
+    assert!(log.size_bytes() < size_before);
+    let recs = decode(&read_all(&log));
+    for (key, (off, _)) in &latest {
+        assert!(recs.iter().any(|r| r.0 == *off), "latest record of {key}");
+    }
+    assert!(
+        recs.iter().any(|r| r.0 == during.base_offset),
+        "the append made during phase 2 is there"
+    );
+
+    // A truncation between plan and swap throws the pass away: the planned segments
+    // may hold other records now.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = new_log(dir.path(), compacted_config());
+    fill_keyed(&mut log);
+    let plan = log
+        .plan_clean(0, i64::MAX)
+        .unwrap()
+        .expect("something to clean");
+    let rewritten = plan.rewrite(0);
+    log.truncate_to(3).unwrap();
+    let after_truncation = read_all(&log);
+    assert!(!log.finish_clean(rewritten).unwrap(), "discarded");
+    assert_eq!(read_all(&log), after_truncation, "the log is as truncated");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            n.ends_with(".cleaned") || n.ends_with(".swap")
+        })
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "the discarded pass left {leftovers:?}"
+    );
+}

@@ -16,13 +16,15 @@
 //! and completes `.swap` renames, so a crash at any point leaves a consistent log.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::batch::{patch, put_varint, put_varlong, Batch, HeaderFields, RecordIter};
+use super::config::LogConfig;
 use super::error::StorageError;
 use super::log::Log;
-use super::segment::{Segment, WalkEnd, CLEANED_SUFFIX, SWAP_SUFFIX};
+use super::segment::{Segment, SegmentReader, WalkEnd, CLEANED_SUFFIX, SWAP_SUFFIX};
 
 /// One record kept by the cleaner.
 struct Kept {
@@ -99,11 +101,8 @@ fn key_hash(key: &[u8]) -> u128 {
     (u128::from(hi.finish()) << 64) | u128::from(lo.finish())
 }
 
-fn cleaner_err(seg: &Segment, pos: u64, why: impl std::fmt::Display) -> StorageError {
-    StorageError::Corrupt(format!(
-        "{} at position {pos}: {why}",
-        seg.log_path().display()
-    ))
+fn cleaner_err(path: &Path, pos: u64, why: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("{} at position {pos}: {why}", path.display()))
 }
 
 /// Records of a batch with raw timestamps; `None` for a batch that would expand past
@@ -229,22 +228,43 @@ impl Log {
     /// Compacts the log if it is compacted and its dirty ratio reaches
     /// min.cleanable.dirty.ratio, cleaning only segments wholly below both the active
     /// segment and `max_cleanable_offset` (pass the high watermark: unreplicated data must
-    /// not be cleaned). Returns whether anything was rewritten.
+    /// not be cleaned). Returns whether anything was rewritten. All three phases under the
+    /// caller's `&mut`; the `LogManager` runs them with the lock released in between
+    /// (see [`Log::plan_clean`]).
     pub fn clean(&mut self, now_ms: i64, max_cleanable_offset: i64) -> Result<bool, StorageError> {
-        let r = self.clean_unguarded(now_ms, max_cleanable_offset);
-        self.guarded(r)
+        let Some(plan) = self.plan_clean(now_ms, max_cleanable_offset)? else {
+            return Ok(false);
+        };
+        let rewritten = plan.rewrite(now_ms);
+        self.finish_clean(rewritten)
     }
 
-    fn clean_unguarded(
+    /// Phase 1 of a cleaning pass, under the log's lock and cheap: chooses the segments
+    /// and takes what the rewrite needs (its own file handles, the config, producers'
+    /// last offsets). `None` when there is nothing to clean. Phase 2,
+    /// [`CleanPlan::rewrite`], reads and writes without the lock, so appends, fetches and
+    /// the broker's other work go on; phase 3, [`Log::finish_clean`], swaps the result in
+    /// under the lock if the log did not change under it (Kafka's cleaner works on
+    /// inactive segments the same way and swaps with `replaceSegments`).
+    pub fn plan_clean(
         &mut self,
         now_ms: i64,
         max_cleanable_offset: i64,
-    ) -> Result<bool, StorageError> {
+    ) -> Result<Option<CleanPlan>, StorageError> {
+        let r = self.plan_clean_unguarded(now_ms, max_cleanable_offset);
+        self.guarded(r)
+    }
+
+    fn plan_clean_unguarded(
+        &mut self,
+        _now_ms: i64,
+        max_cleanable_offset: i64,
+    ) -> Result<Option<CleanPlan>, StorageError> {
         if self.is_dir_offline() {
             return Err(StorageError::LogDirOffline(self.tp.to_string()));
         }
         if self.closed || !self.config.cleanup_policy.compacts() {
-            return Ok(false);
+            return Ok(None);
         }
         // Segments eligible: inactive and ending at or below the bound.
         let bases: Vec<i64> = self.segments.keys().copied().collect();
@@ -255,7 +275,7 @@ impl Log {
             }
         }
         let Some(&last) = eligible.last() else {
-            return Ok(false);
+            return Ok(None);
         };
         let end_offset = bases[bases.iter().position(|&b| b == last).map_or(0, |i| i + 1)];
         let dirty: u64 = eligible
@@ -265,15 +285,169 @@ impl Log {
             .sum();
         let total: u64 = eligible.iter().map(|b| self.segments[b].size()).sum();
         if dirty == 0 || (dirty as f64) < self.config.min_cleanable_dirty_ratio * total as f64 {
-            return Ok(false);
+            return Ok(None);
         }
         tracing::info!(partition = %self.tp, segments = eligible.len(), dirty_bytes = dirty, "cleaning log");
-        let limit = self.decompress_limit();
-        // 1. key -> latest offset over everything eligible, in a map of bounded size.
+        let segments = eligible
+            .iter()
+            .map(|b| self.segments[b].reader())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(CleanPlan {
+            tp: self.tp.to_string(),
+            dir: self.dir.clone(),
+            config: self.config.clone(),
+            decompress_limit: self.decompress_limit(),
+            first_dirty_offset: self.first_dirty_offset,
+            end_offset,
+            truncations: self.truncations,
+            producer_last_offsets: self.producers.last_offsets(),
+            segments,
+        }))
+    }
+
+    /// Phase 3: swaps the rewritten segments in, if every planned segment is still there
+    /// unchanged (same base, same size, no truncation since the plan); otherwise the work
+    /// is thrown away and the next pass starts over. Errors of phase 2 are reported here,
+    /// where it is known whether the log still exists.
+    pub fn finish_clean(
+        &mut self,
+        rewritten: Result<Rewritten, StorageError>,
+    ) -> Result<bool, StorageError> {
+        let r = self.finish_clean_unguarded(rewritten);
+        self.guarded(r)
+    }
+
+    fn finish_clean_unguarded(
+        &mut self,
+        rewritten: Result<Rewritten, StorageError>,
+    ) -> Result<bool, StorageError> {
+        if self.closed {
+            // Deleted or closed meanwhile: whatever phase 2 made is discarded with it
+            // (recovery deletes `.cleaned` files, should any survive).
+            if let Ok(r) = rewritten {
+                r.discard();
+            }
+            return Ok(false);
+        }
+        let rewritten = rewritten?;
+        let unchanged = rewritten.truncations == self.truncations
+            && rewritten
+                .planned
+                .iter()
+                .all(|&(base, size)| self.segments.get(&base).is_some_and(|s| s.size() == size));
+        if !unchanged {
+            tracing::info!(partition = %self.tp, "log changed during cleaning; discarding the pass");
+            rewritten.discard();
+            return Ok(false);
+        }
+        let cleaned = !rewritten.segments.is_empty();
+        for out in rewritten.segments {
+            self.replace_segment(out)?;
+        }
+        self.first_dirty_offset = rewritten.end_offset;
+        self.dir_dirty = true;
+        Ok(cleaned)
+    }
+
+    /// Kafka's `replaceSegments` for one cleaned segment (written as `.cleaned`): renamed
+    /// `.swap`, put in the map in place of the old one, the old files deleted, the swap
+    /// renamed into place. An I/O error (or a crash) at any step leaves the `.swap` file
+    /// that recovery completes, and the log always keeps its segments.
+    fn replace_segment(&mut self, mut out: Segment) -> Result<(), StorageError> {
+        let base = out.base_offset();
+        out.change_suffix(SWAP_SUFFIX)?;
+        super::checkpoint::fsync_dir(&self.dir)?;
+        let new_size = out.size();
+        let old = self.segments.insert(base, out);
+        let old_size = old.as_ref().map_or(0, |s| s.size());
+        if let Some(old) = old {
+            old.delete_files()?;
+        }
+        if let Some(seg) = self.segments.get_mut(&base) {
+            seg.change_suffix("")?;
+        }
+        super::checkpoint::fsync_dir(&self.dir)?;
+        tracing::info!(partition = %self.tp, base_offset = base, old_size, new_size, "cleaned segment");
+        Ok(())
+    }
+}
+
+/// A cleaning pass planned under the log's lock (see [`Log::plan_clean`]).
+pub struct CleanPlan {
+    tp: String,
+    dir: PathBuf,
+    config: LogConfig,
+    decompress_limit: usize,
+    first_dirty_offset: i64,
+    end_offset: i64,
+    truncations: u64,
+    producer_last_offsets: HashMap<i64, i64>,
+    segments: Vec<SegmentReader>,
+}
+
+/// What phase 2 produced: cleaned segments (suffix `.cleaned`, flushed) waiting for
+/// [`Log::finish_clean`].
+pub struct Rewritten {
+    planned: Vec<(i64, u64)>,
+    truncations: u64,
+    end_offset: i64,
+    segments: Vec<Segment>,
+}
+
+impl Rewritten {
+    /// Deletes the cleaned files of a pass that will not be swapped in (best effort: a
+    /// leftover `.cleaned` file is deleted by recovery).
+    fn discard(self) {
+        for seg in self.segments {
+            let _ = seg.delete_files();
+        }
+    }
+}
+
+impl CleanPlan {
+    /// Phase 2, without the log's lock: builds the key -> offset map over the planned
+    /// segments and writes each segment that loses records as a `.cleaned` segment.
+    pub fn rewrite(self, now_ms: i64) -> Result<Rewritten, StorageError> {
+        let (latest, filled_in) = self.offset_map()?;
+        // A full map still tracks the keys it holds to the end, so what it drops is
+        // superseded; keys it could not hold stay, and their segments stay dirty.
+        let end_offset = match filled_in {
+            Some(base) => {
+                tracing::info!(partition = %self.tp, base_offset = base, "cleaner offset map full; later segments stay dirty");
+                base.max(self.first_dirty_offset)
+            }
+            None => self.end_offset,
+        };
+        let mut done = Rewritten {
+            planned: self
+                .segments
+                .iter()
+                .map(|s| (s.base_offset, s.size))
+                .collect(),
+            truncations: self.truncations,
+            end_offset,
+            segments: Vec::new(),
+        };
+        for seg in &self.segments {
+            match self.clean_segment(seg, &latest, now_ms) {
+                Ok(Some(out)) => done.segments.push(out),
+                Ok(None) => {}
+                Err(e) => {
+                    done.discard();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Key -> latest offset over every planned segment, in a map of bounded size; also
+    /// the base of the segment where the map filled, if it did.
+    fn offset_map(&self) -> Result<(OffsetMap, Option<i64>), StorageError> {
+        let limit = self.decompress_limit;
         let mut latest = OffsetMap::with_capacity_bytes(DEDUPE_BUFFER_BYTES);
         let mut filled_in: Option<i64> = None;
-        for base in &eligible {
-            let seg = &self.segments[base];
+        for seg in &self.segments {
             let mut err = None;
             let end = seg.walk(|pos, b| {
                 if b.is_control() {
@@ -285,14 +459,14 @@ impl Log {
                         for r in recs {
                             if let Some(k) = r.key {
                                 if !latest.insert(&k, r.offset) && filled_in.is_none() {
-                                    filled_in = Some(*base);
+                                    filled_in = Some(seg.base_offset);
                                 }
                             }
                         }
                         Ok(true)
                     }
                     Err(e) => {
-                        err = Some(cleaner_err(seg, pos, e));
+                        err = Some(cleaner_err(&seg.path, pos, e));
                         Ok(false)
                     }
                 }
@@ -301,39 +475,29 @@ impl Log {
                 return Err(e);
             }
             if let WalkEnd::Bad { pos, error } = end {
-                return Err(cleaner_err(seg, pos, error));
+                return Err(cleaner_err(&seg.path, pos, error));
             }
         }
-        // A full map still tracks the keys it holds to the end, so what it drops is
-        // superseded; keys it could not hold stay, and their segments stay dirty.
-        let end_offset = match filled_in {
-            Some(base) => {
-                tracing::info!(partition = %self.tp, base_offset = base, "cleaner offset map full; later segments stay dirty");
-                base.max(self.first_dirty_offset)
-            }
-            None => end_offset,
-        };
-        // 2. rewrite each eligible segment
-        for base in eligible {
-            self.clean_segment(base, &latest, now_ms)?;
-        }
-        self.first_dirty_offset = end_offset;
-        self.dir_dirty = true;
-        Ok(true)
+        Ok((latest, filled_in))
     }
 
+    /// Rewrites one segment as `.cleaned`; `None` if it would lose nothing.
     fn clean_segment(
-        &mut self,
-        base: i64,
+        &self,
+        seg: &SegmentReader,
         latest: &OffsetMap,
         now_ms: i64,
-    ) -> Result<(), StorageError> {
-        let seg = &self.segments[&base];
+    ) -> Result<Option<Segment>, StorageError> {
         let drop_tombstones =
-            now_ms.saturating_sub(seg.largest_timestamp()) > self.config.delete_retention_ms;
-        let mut out = Segment::create(&self.dir, base, &self.config, CLEANED_SUFFIX, now_ms)?;
-        let producers = &self.producers;
-        let limit = self.decompress_limit();
+            now_ms.saturating_sub(seg.largest_timestamp) > self.config.delete_retention_ms;
+        let mut out = Segment::create(
+            &self.dir,
+            seg.base_offset,
+            &self.config,
+            CLEANED_SUFFIX,
+            now_ms,
+        )?;
+        let limit = self.decompress_limit;
         let mut failure: Option<StorageError> = None;
         let mut changed = false;
         let end = seg.walk(|pos, b| {
@@ -348,7 +512,7 @@ impl Log {
                     return Ok(true);
                 }
                 Err(e) => {
-                    failure = Some(cleaner_err(seg, pos, e));
+                    failure = Some(cleaner_err(&seg.path, pos, e));
                     return Ok(false);
                 }
             };
@@ -369,23 +533,28 @@ impl Log {
             }
             changed = true;
             let keep_empty = b.has_producer_id()
-                && producers
-                    .summary(b.producer_id())
-                    .is_some_and(|s| s.last_offset == b.last_offset());
+                && self.producer_last_offsets.get(&b.producer_id()) == Some(&b.last_offset());
             if kept.is_empty() && !keep_empty {
                 return Ok(true);
             }
             match rebuild_batch(b, &kept) {
                 Ok(bytes) => out.append(&bytes, now_ms)?,
                 Err(e) => {
-                    failure = Some(cleaner_err(seg, pos, e));
+                    failure = Some(cleaner_err(&seg.path, pos, e));
                     return Ok(false);
                 }
             }
             Ok(true)
-        })?;
+        });
+        let end = match end {
+            Ok(end) => end,
+            Err(e) => {
+                let _ = out.delete_files();
+                return Err(e);
+            }
+        };
         let bad = match end {
-            WalkEnd::Bad { pos, error } => Some(cleaner_err(seg, pos, error)),
+            WalkEnd::Bad { pos, error } => Some(cleaner_err(&seg.path, pos, error)),
             _ => None,
         };
         if let Some(e) = failure.or(bad) {
@@ -394,28 +563,11 @@ impl Log {
         }
         if !changed {
             out.delete_files()?;
-            return Ok(());
+            return Ok(None);
         }
         out.on_become_inactive()?;
         out.flush()?;
-        out.change_suffix(SWAP_SUFFIX)?;
-        super::checkpoint::fsync_dir(&self.dir)?;
-        // Kafka's `replaceSegments`: the new segment (already `.swap`) replaces the old one
-        // in the map first, then the old files go, then the swap is renamed into place. An
-        // I/O error (or a crash) at any step leaves the `.swap` file that recovery
-        // completes, and the log always keeps its segments.
-        let new_size = out.size();
-        let old = self.segments.insert(base, out);
-        let old_size = old.as_ref().map_or(0, |s| s.size());
-        if let Some(old) = old {
-            old.delete_files()?;
-        }
-        if let Some(seg) = self.segments.get_mut(&base) {
-            seg.change_suffix("")?;
-        }
-        super::checkpoint::fsync_dir(&self.dir)?;
-        tracing::info!(partition = %self.tp, base_offset = base, old_size, new_size, "cleaned segment");
-        Ok(())
+        Ok(Some(out))
     }
 }
 

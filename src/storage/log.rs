@@ -94,6 +94,9 @@ pub struct Log {
     /// Offsets below this were compacted by the last cleaning (in memory only: after a
     /// restart the whole log counts as dirty, which only costs one extra cleaning).
     pub(super) first_dirty_offset: i64,
+    /// Bumped by every truncation: a cleaning pass planned before one is discarded (its
+    /// segments may hold other records now, even at the same size).
+    pub(super) truncations: u64,
     /// The log directory's failure channel (set by the `LogManager`): any I/O failure of
     /// this log takes the whole directory offline, after which every operation fails.
     pub(super) failure: Option<DirFailureHook>,
@@ -153,6 +156,7 @@ impl Log {
             dir_dirty: false,
             closed: false,
             first_dirty_offset: 0,
+            truncations: 0,
             failure: None,
         })
     }
@@ -786,6 +790,7 @@ impl Log {
             return self.truncate_fully_and_start_at(offset);
         }
         tracing::info!(partition = %self.tp, offset, log_end_offset = self.next_offset, "truncating log");
+        self.truncations += 1;
         let now = self.last_now_ms;
         let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(&b, _)| b).collect();
         for base in doomed {
@@ -817,6 +822,7 @@ impl Log {
             )));
         }
         tracing::info!(partition = %self.tp, offset, "truncating log fully");
+        self.truncations += 1;
         // Kafka's `truncateFullyAndStartAt` / `replaceSegments` order: the new segment
         // exists (as `.cleaned`, which recovery discards) and is in the map before the old
         // ones are removed, so an I/O error at any step leaves a log with an active

@@ -481,11 +481,24 @@ impl LogManager {
     /// watermark) are cleaned.
     pub fn run_cleaner_bounded(&self, now_ms: i64, max_cleanable: impl Fn(&TopicPartition) -> i64) {
         for (tp, log) in self.all() {
-            let mut log = lock(&log);
-            if log.is_closed() || !log.config().cleanup_policy.compacts() {
-                continue;
-            }
-            if let Err(e) = log.clean(now_ms, max_cleanable(&tp)) {
+            // The log's lock is held to plan and to swap, not while segments are read,
+            // rewritten and fsynced: appends and fetches of the partition go on.
+            let plan = {
+                let mut log = lock(&log);
+                if log.is_closed() || !log.config().cleanup_policy.compacts() {
+                    continue;
+                }
+                log.plan_clean(now_ms, max_cleanable(&tp))
+            };
+            let result = match plan {
+                Ok(None) => continue,
+                Ok(Some(plan)) => {
+                    let rewritten = plan.rewrite(now_ms);
+                    lock(&log).finish_clean(rewritten)
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
                 tracing::error!(partition = %tp, error = %e, "log cleaning failed");
             }
         }

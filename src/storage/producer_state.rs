@@ -225,6 +225,15 @@ impl ProducerStateManager {
         self.producers.len()
     }
 
+    /// Each producer's last offset (the cleaner keeps a producer's last batch even when
+    /// compaction empties it).
+    pub fn last_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .map(|(&id, e)| (id, e.last_offset()))
+            .collect()
+    }
+
     pub fn summary(&self, producer_id: i64) -> Option<ProducerEntrySummary> {
         self.producers
             .get(&producer_id)

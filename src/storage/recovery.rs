@@ -233,6 +233,7 @@ pub fn load_log(
         dir_dirty: false,
         closed: false,
         first_dirty_offset: log_start,
+        truncations: 0,
         failure: None,
     };
     if log_start > next_offset {

@@ -189,6 +189,26 @@ pub struct RecoverOutcome {
 }
 
 #[derive(Debug)]
+/// A segment's bytes as they were when the reader was taken: inactive segments never
+/// change in place, and a file deleted meanwhile stays readable through the handle.
+pub struct SegmentReader {
+    pub base_offset: i64,
+    file: File,
+    pub path: PathBuf,
+    pub size: u64,
+    pub largest_timestamp: i64,
+}
+
+impl SegmentReader {
+    pub fn walk(
+        &self,
+        f: impl FnMut(u64, &Batch<'_>) -> Result<bool, StorageError>,
+    ) -> Result<WalkEnd, StorageError> {
+        walk_batches(&self.file, &self.path, 0, self.size, f)
+    }
+}
+
+#[derive(Debug)]
 pub struct Segment {
     base_offset: i64,
     dir: PathBuf,
@@ -374,6 +394,18 @@ impl Segment {
         } else {
             self.last_modified_ms
         }
+    }
+
+    /// A read-only view of this segment with a handle of its own on the file, for work
+    /// done outside the log's lock (the cleaner).
+    pub fn reader(&self) -> Result<SegmentReader, StorageError> {
+        Ok(SegmentReader {
+            base_offset: self.base_offset,
+            file: self.file.try_clone().ctx(&self.log_path())?,
+            path: self.log_path(),
+            size: self.size,
+            largest_timestamp: self.largest_timestamp(),
+        })
     }
 
     /// Applies a new config (index interval and capacity).
