@@ -32,6 +32,20 @@ fn any_client(cluster: &Cluster) -> common::kafka::Client {
     panic!("no broker reachable");
 }
 
+/// Produces one acks=all record to `r`-0, retrying NOT_LEADER_OR_FOLLOWER (6) for a
+/// while: metadata from one broker can name a leader before that broker has applied its
+/// election, and Kafka answers (and clients retry) the same way.
+fn produce_once_applied(c: &mut common::kafka::Client, value: &[u8]) -> (i16, i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (err, base) = c.produce("r", 0, batch(&[value], Compression::None), -1);
+        if err != 6 || std::time::Instant::now() > deadline {
+            return (err, base);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn acks_all_survives_leader_kill_and_the_old_leader_rejoins() {
     let mut cluster = Cluster::start(Coordinator::Gregor, 3, &[("min.insync.replicas", "2")]);
@@ -46,8 +60,7 @@ fn acks_all_survives_leader_kill_and_the_old_leader_rejoins() {
     let mut acked = Vec::new();
     for i in 0..20 {
         let v = format!("before-{i}");
-        let (err, base) =
-            leader_client.produce("r", 0, batch(&[v.as_bytes()], Compression::None), -1);
+        let (err, base) = produce_once_applied(&mut leader_client, v.as_bytes());
         assert_eq!(err, 0);
         assert_eq!(base, i);
         acked.push(v);
@@ -65,7 +78,7 @@ fn acks_all_survives_leader_kill_and_the_old_leader_rejoins() {
     let mut nc = cluster.client(cluster.broker_index(new_leader));
     for i in 0..10 {
         let v = format!("after-{i}");
-        let (err, _) = nc.produce("r", 0, batch(&[v.as_bytes()], Compression::None), -1);
+        let (err, _) = produce_once_applied(&mut nc, v.as_bytes());
         assert_eq!(err, 0, "acks=all with 2 of 3 replicas alive");
         acked.push(v);
     }
