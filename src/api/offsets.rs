@@ -76,11 +76,14 @@ pub async fn list_offsets(
                     else {
                         return failed(missing(broker, &t.name, p.partition_index));
                     };
-                    match partition.offset_for_timestamp(
-                        p.timestamp,
-                        p.current_leader_epoch,
-                        from_replica,
-                    ) {
+                    let found = super::blocking(|| {
+                        partition.offset_for_timestamp(
+                            p.timestamp,
+                            p.current_leader_epoch,
+                            from_replica,
+                        )
+                    });
+                    match found {
                         Ok((timestamp, offset, epoch)) => base
                             .with_error_code(0)
                             .with_timestamp(timestamp)
@@ -180,7 +183,7 @@ pub async fn delete_records(
                             .with_error_code(code(missing(broker, &t.name, p.partition_index)))
                             .with_low_watermark(-1);
                     };
-                    match partition.delete_records_before(p.offset) {
+                    match super::blocking(|| partition.delete_records_before(p.offset)) {
                         Ok(low) => base.with_error_code(0).with_low_watermark(low),
                         Err(err) => base
                             .with_error_code(code(partition_error(&err)))
