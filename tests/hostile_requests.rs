@@ -472,25 +472,8 @@ fn a_failed_acks0_produce_closes_the_connection() {
     let leader = c.leader("zero", 0);
     let other = cluster.brokers.iter().find(|b| b.id != leader).unwrap();
     // Raw acks=0 Produce v9 to the broker that does not lead the partition.
-    let req = ProduceRequest::default()
-        .with_acks(0)
-        .with_timeout_ms(1000)
-        .with_topic_data(vec![
-            kafka_protocol::messages::produce_request::TopicProduceData::default()
-                .with_name(topic_name("zero"))
-                .with_partition_data(vec![
-                    kafka_protocol::messages::produce_request::PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(batch(&[b"lost?"], Compression::None))),
-                ]),
-        ]);
     let mut s = TcpStream::connect(other.addr()).unwrap();
-    s.write_all(&encode_request(
-        ApiKey::Produce,
-        9,
-        &RequestKind::Produce(req),
-    ))
-    .unwrap();
+    s.write_all(&acks0_produce("zero", b"lost?")).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut buf = [0u8; 1];
     assert_eq!(
@@ -500,25 +483,8 @@ fn a_failed_acks0_produce_closes_the_connection() {
     );
     // A successful acks=0 produce to the leader keeps its connection open.
     let mut to_leader = cluster.client(cluster.broker_index(leader));
-    let req = ProduceRequest::default()
-        .with_acks(0)
-        .with_timeout_ms(1000)
-        .with_topic_data(vec![
-            kafka_protocol::messages::produce_request::TopicProduceData::default()
-                .with_name(topic_name("zero"))
-                .with_partition_data(vec![
-                    kafka_protocol::messages::produce_request::PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(batch(&[b"kept"], Compression::None))),
-                ]),
-        ]);
     let mut s = TcpStream::connect(cluster.brokers[cluster.broker_index(leader)].addr()).unwrap();
-    s.write_all(&encode_request(
-        ApiKey::Produce,
-        9,
-        &RequestKind::Produce(req),
-    ))
-    .unwrap();
+    s.write_all(&acks0_produce("zero", b"kept")).unwrap();
     wait_until(Duration::from_secs(10), "the acks=0 record", || {
         to_leader.list_offset("zero", 0, -1) == (0, 1)
     });
@@ -535,6 +501,20 @@ fn a_failed_acks0_produce_closes_the_connection() {
             "{e}"
         ),
     }
+}
+
+/// A raw acks=0 Produce v9 frame of one record to partition 0 of `topic`.
+fn acks0_produce(topic: &str, value: &[u8]) -> Vec<u8> {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    let req = ProduceRequest::default()
+        .with_acks(0)
+        .with_timeout_ms(1000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch(&[value], Compression::None)))])]);
+    encode_request(ApiKey::Produce, 9, &RequestKind::Produce(req))
 }
 
 /// A request frame: size, header v1, body.

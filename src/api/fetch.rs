@@ -92,7 +92,7 @@ pub async fn handle(
     // later entry replacing the earlier): a request repeating one partition a million
     // times costs one read and answers one entry.
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
-    let mut topic_slots: HashMap<(String, uuid::Uuid), usize> = HashMap::new();
+    let mut topic_slots: HashMap<(&TopicName, uuid::Uuid), usize> = HashMap::new();
     let mut slot_of: HashMap<(usize, i32), usize> = HashMap::new();
     let mut slots: Vec<Slot> = Vec::new();
     for t in req.topics.iter() {
@@ -109,7 +109,8 @@ pub async fn handle(
                 .then_some(Error::UnknownTopicOrPartition);
             (name, unknown)
         };
-        let key = (t.topic.0.to_string(), t.topic_id);
+        // Borrowed from the request: no allocation per topic on the fetch path.
+        let key = (&t.topic, t.topic_id);
         let ti = *topic_slots.entry(key).or_insert_with(|| {
             let mut resp = FetchableTopicResponse::default();
             if version >= 13 {
