@@ -15,5 +15,6 @@ pub mod group;
 pub mod logging;
 pub mod protocol;
 pub mod replica;
+pub mod security;
 pub mod storage;
 pub mod zookeeper;

@@ -4,10 +4,12 @@
 //! broker never advertises a version it does not serve.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
 use crate::broker::Broker;
+use crate::security::KafkaPrincipal;
 
 pub mod api_versions;
 pub mod cluster;
@@ -30,6 +32,10 @@ pub struct RequestContext {
     pub client_id: String,
     pub peer: SocketAddr,
     pub connection_id: u64,
+    /// Who sent the request (`User:ANONYMOUS` until a listener authenticates).
+    pub principal: Arc<KafkaPrincipal>,
+    /// The listener the request arrived on, by name (`PLAINTEXT`, `SASL_SSL`, `INTERNAL`...).
+    pub listener_name: Arc<str>,
 }
 
 /// Runs storage work that may block for a while (segment scans, bounded decompression:

@@ -30,6 +30,8 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     let max_frame = broker.config.socket_request_max_bytes;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
+    let principal = Arc::new(crate::security::KafkaPrincipal::anonymous());
+    let listener_name: Arc<str> = Arc::from(broker.config.listeners[0].name.as_str());
     loop {
         let frame = read_frame_size(&mut reader, max_frame, idle).await;
         let (frame, _memory) = match frame {
@@ -72,6 +74,8 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                 .unwrap_or_default(),
             peer,
             connection_id,
+            principal: principal.clone(),
+            listener_name: listener_name.clone(),
         };
         // An ApiVersions request of a version we do not serve is answered in v0 (KIP-511).
         let response_version = if request.body.is_none() {
