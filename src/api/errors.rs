@@ -21,9 +21,10 @@ pub fn partition_error(err: &PartitionError) -> Error {
         PartitionError::Timeout => Error::RequestTimedOut,
         PartitionError::Append(e) => append_error(e),
         PartitionError::Read(ReadError::OffsetOutOfRange { .. }) => Error::OffsetOutOfRange,
-        PartitionError::Read(ReadError::Storage(_)) | PartitionError::Storage(_) => {
-            Error::KafkaStorageError
-        }
+        // WouldBlock is retried on an I/O thread before any answer; should one ever
+        // escape, the client retries a storage error.
+        PartitionError::Read(ReadError::Storage(_) | ReadError::WouldBlock)
+        | PartitionError::Storage(_) => Error::KafkaStorageError,
     }
 }
 

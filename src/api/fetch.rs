@@ -26,7 +26,9 @@ use super::errors::{code, partition_error, Error};
 use super::{RequestContext, Versions};
 use crate::broker::Broker;
 use crate::replica::manager::now_ms;
-use crate::replica::Partition;
+use crate::replica::{Partition, PartitionError};
+use crate::storage::fileio::ReadMode;
+use crate::storage::ReadError;
 
 pub const VERSIONS: Versions = Versions::new(4, 17);
 
@@ -162,13 +164,50 @@ pub async fn handle(
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_FETCH_WAIT);
     let deadline = tokio::time::Instant::now() + wait;
     // Subscribe before the first read so no append between read and wait is missed.
+    let slots = Arc::new(slots);
     let mut receivers: Vec<_> = slots
         .iter()
         .filter_map(|s| s.partition.as_ref().map(|p| p.subscribe()))
         .collect();
     loop {
-        let (results, bytes, any_error) =
-            read_all(broker, &slots, max_bytes, follower, req.isolation_level);
+        let isolation_level = req.isolation_level;
+        // What the page cache holds is read right here; a read that would wait for the
+        // disk goes to an I/O thread (see `storage::io_pool`).
+        let read = match read_all(
+            &slots,
+            max_bytes,
+            follower,
+            isolation_level,
+            ReadMode::NoWait,
+        ) {
+            Ok(read) => read,
+            Err(first_pass) => {
+                // The partitions read before the miss may have asked for an ISR expansion
+                // already (and marked it pending, so the second pass will not ask again).
+                for (partition, isr) in first_pass {
+                    broker.replicas.propose_isr(partition, isr);
+                }
+                let reading = slots.clone();
+                broker
+                    .replicas
+                    .io
+                    .run(move || {
+                        read_all(
+                            &reading,
+                            max_bytes,
+                            follower,
+                            isolation_level,
+                            ReadMode::Blocking,
+                        )
+                    })
+                    .await
+                    .unwrap_or_else(|_| unreachable!("a blocking read never would-block"))
+            }
+        };
+        for (partition, isr) in read.isr_expansions {
+            broker.replicas.propose_isr(partition, isr);
+        }
+        let (results, bytes, any_error) = (read.partitions, read.bytes, read.any_error);
         let expired = tokio::time::Instant::now() >= deadline;
         if bytes >= min_bytes
             || any_error
@@ -218,15 +257,30 @@ fn needs_catch_up(broker: &Broker, req: &FetchRequest, version: i16) -> bool {
     })
 }
 
-/// Reads every slot once. Returns the partition responses, the bytes gathered, and
-/// whether any partition failed (Kafka answers at once then).
+/// One pass over every partition of a fetch.
+struct ReadAll {
+    partitions: Vec<PartitionData>,
+    /// Record bytes gathered.
+    bytes: usize,
+    /// Some partition failed: Kafka answers at once then.
+    any_error: bool,
+    /// Followers that caught up, to propose into the ISR.
+    isr_expansions: IsrExpansions,
+}
+
+type IsrExpansions = Vec<(Arc<Partition>, Vec<i32>)>;
+
+/// Reads every slot once. `Err` if a `NoWait` read would have waited for the disk: the
+/// caller proposes the ISR expansions gathered so far and reads again on an I/O thread
+/// (what this pass recorded of a follower's progress is recorded again then, unchanged).
 fn read_all(
-    broker: &Broker,
     slots: &[Slot],
     max_bytes: usize,
     follower: Option<i32>,
     isolation_level: i8,
-) -> (Vec<PartitionData>, usize, bool) {
+    mode: ReadMode,
+) -> Result<ReadAll, IsrExpansions> {
+    let mut isr_expansions = Vec::new();
     let mut remaining = max_bytes;
     let mut gathered = 0usize;
     let mut any_error = false;
@@ -279,10 +333,12 @@ fn read_all(
             slot.current_leader_epoch,
             follower,
             now,
+            mode,
         ) {
+            Err(PartitionError::Read(ReadError::WouldBlock)) => return Err(isr_expansions),
             Ok((result, hw, update)) => {
                 if let Some(isr) = update.expand_isr_to {
-                    broker.replicas.propose_isr(partition.clone(), isr);
+                    isr_expansions.push((partition.clone(), isr));
                 }
                 let n = result.records.len();
                 gathered += n;
@@ -305,5 +361,10 @@ fn read_all(
             }
         }
     }
-    (out, gathered, any_error)
+    Ok(ReadAll {
+        partitions: out,
+        bytes: gathered,
+        any_error,
+        isr_expansions,
+    })
 }

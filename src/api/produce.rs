@@ -7,7 +7,10 @@
 //! (Kafka's DelayedProduce); acks=0 gets no response at all, and a failed acks=0 produce
 //! closes the connection.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 /// The longest an acks=all produce waits for replication, whatever `timeout_ms` it sends
 /// (clients send `request.timeout.ms`, 30 s by default): REQUEST_TIMED_OUT after it, which
@@ -24,7 +27,7 @@ use super::errors::{code, partition_error, Error};
 use super::{RequestContext, Versions};
 use crate::broker::Broker;
 use crate::replica::manager::now_ms;
-use crate::replica::PartitionError;
+use crate::replica::{Partition, PartitionError};
 
 pub const VERSIONS: Versions = Versions::new(3, 11);
 
@@ -86,7 +89,76 @@ struct Pending {
     partition_index: usize,
     required_offset: i64,
     epoch: i32,
-    partition: std::sync::Arc<crate::replica::Partition>,
+    partition: Arc<Partition>,
+}
+
+/// A partition's batches, checked and ready to append.
+struct Append {
+    topic_index: usize,
+    partition_index: usize,
+    partition: Arc<Partition>,
+    records: Bytes,
+}
+
+/// Appends every partition's batches in one job on the I/O pool (one hand-off per
+/// request, not per partition) and fills in their responses. Returns the acks=all
+/// appends still waiting for replication.
+async fn append_all(
+    broker: &Broker,
+    appends: Vec<Append>,
+    acks: i16,
+    now: i64,
+    api_version: i16,
+    responses: &mut [TopicProduceResponse],
+) -> Vec<Pending> {
+    if appends.is_empty() {
+        return Vec::new();
+    }
+    let (appends, outcomes) = broker
+        .replicas
+        .io
+        .run(move || {
+            let outcomes: Vec<_> = appends
+                .iter()
+                .map(|a| a.partition.append_as_leader(&a.records, acks, now))
+                .collect();
+            (appends, outcomes)
+        })
+        .await;
+    let mut pending = Vec::new();
+    for (a, outcome) in appends.into_iter().zip(outcomes) {
+        let r = &mut responses[a.topic_index].partition_responses[a.partition_index];
+        match outcome {
+            Ok((appended, epoch)) => {
+                r.error_code = 0;
+                r.base_offset = appended.base_offset;
+                r.log_append_time_ms = appended.log_append_time_ms;
+                r.log_start_offset = appended.log_start_offset;
+                if acks == -1 {
+                    pending.push(Pending {
+                        topic_index: a.topic_index,
+                        partition_index: a.partition_index,
+                        required_offset: appended.last_offset + 1,
+                        epoch,
+                        partition: a.partition,
+                    });
+                }
+            }
+            Err(err) => {
+                let error = partition_error(&err);
+                r.error_code = code(error);
+                r.error_message = Some(StrBytes::from_string(err.to_string()));
+                if error == Error::InvalidRecord && api_version >= 8 {
+                    r.record_errors = vec![BatchIndexAndErrorMessage::default()
+                        .with_batch_index(0)
+                        .with_batch_index_error_message(Some(StrBytes::from_string(
+                            err.to_string(),
+                        )))];
+                }
+            }
+        }
+    }
+    pending
 }
 
 pub async fn handle(
@@ -100,7 +172,7 @@ pub async fn handle(
     }
     let image = broker.image();
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
-    let mut pending = Vec::new();
+    let mut appends: Vec<Append> = Vec::new();
     let now = now_ms();
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
@@ -157,37 +229,13 @@ pub async fn handle(
                 ));
                 continue;
             }
-            match partition.append_as_leader(&records, acks, now) {
-                Ok((appended, epoch)) => {
-                    if acks == -1 {
-                        pending.push(Pending {
-                            topic_index: ti,
-                            partition_index: pi,
-                            required_offset: appended.last_offset + 1,
-                            epoch,
-                            partition: partition.clone(),
-                        });
-                    }
-                    partitions.push(
-                        base.with_error_code(0)
-                            .with_base_offset(appended.base_offset)
-                            .with_log_append_time_ms(appended.log_append_time_ms)
-                            .with_log_start_offset(appended.log_start_offset),
-                    );
-                }
-                Err(err) => {
-                    let error = partition_error(&err);
-                    let mut r = fail(base, error, Some(err.to_string()));
-                    if error == Error::InvalidRecord && ctx.api_version >= 8 {
-                        r.record_errors = vec![BatchIndexAndErrorMessage::default()
-                            .with_batch_index(0)
-                            .with_batch_index_error_message(Some(StrBytes::from_string(
-                                err.to_string(),
-                            )))];
-                    }
-                    partitions.push(r);
-                }
-            }
+            appends.push(Append {
+                topic_index: ti,
+                partition_index: pi,
+                partition: partition.clone(),
+                records,
+            });
+            partitions.push(base);
         }
         responses.push(
             TopicProduceResponse::default()
@@ -195,6 +243,7 @@ pub async fn handle(
                 .with_partition_responses(partitions),
         );
     }
+    let pending = append_all(broker, appends, acks, now, ctx.api_version, &mut responses).await;
     if acks == 0 {
         // No response for acks=0. A failure anywhere returns the response instead: the
         // connection then closes without sending it (as Kafka's KafkaApis does), so the

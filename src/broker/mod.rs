@@ -131,6 +131,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
     for (tp, err) in logs.offline_partitions() {
         tracing::error!(partition = %tp, error = %err, "partition offline: its log could not be recovered");
     }
+    logs.set_dedupe_buffer_bytes(config.log_cleaner_dedupe_buffer_size);
     let logs = Arc::new(logs);
     let session = ZkSession::start(
         config.zookeeper_connect.clone(),

@@ -135,6 +135,20 @@ pub const BROKER_KEYS: &[ConfigKey] = &[
         "Bytes of request frames held in memory at once across all connections (-1: unbounded); a connection waits for room before reading a frame's body.",
     ),
     ConfigKey::new(
+        "num.io.threads",
+        T::Int,
+        "8",
+        "Threads that run request storage work (produce appends, fetch reads) off the async workers.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "queued.max.requests",
+        T::Int,
+        "500",
+        "Requests that may wait for an I/O thread; when the queue is full, connections wait before their request is queued.",
+    )
+    .check(V::AtLeast(1)),
+    ConfigKey::new(
         "fetch.max.bytes",
         T::Int,
         "57671680",
@@ -262,6 +276,13 @@ pub const BROKER_KEYS: &[ConfigKey] = &[
         "Dirty ratio that triggers cleaning.",
     )
     .check(V::Ratio(0.0, 1.0)),
+    ConfigKey::new(
+        "log.cleaner.dedupe.buffer.size",
+        T::Long,
+        "134217728",
+        "Memory for the cleaner's key -> offset map in one pass; keys beyond it leave later segments dirty for the next pass.",
+    )
+    .check(V::AtLeast(1 << 20)),
     ConfigKey::new(
         "log.cleaner.backoff.ms",
         T::Long,
@@ -544,12 +565,15 @@ pub struct BrokerConfig {
     pub max_connections_per_ip_overrides: Vec<(String, usize)>,
     pub connections_max_idle_ms: u64,
     pub queued_max_request_bytes: i64,
+    pub num_io_threads: usize,
+    pub queued_max_requests: usize,
     pub fetch_max_bytes: i32,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
     pub log_flush_offset_checkpoint_interval_ms: u64,
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
+    pub log_cleaner_dedupe_buffer_size: usize,
     pub replica_lag_time_max_ms: u64,
     pub replica_fetch_max_bytes: i32,
     pub replica_fetch_wait_max_ms: i32,
@@ -637,6 +661,8 @@ impl BrokerConfig {
             max_connections_per_ip_overrides: r.ip_overrides("max.connections.per.ip.overrides")?,
             connections_max_idle_ms: r.int("connections.max.idle.ms")? as u64,
             queued_max_request_bytes: r.int("queued.max.request.bytes")?,
+            num_io_threads: r.int("num.io.threads")? as usize,
+            queued_max_requests: r.int("queued.max.requests")? as usize,
             fetch_max_bytes: r.int("fetch.max.bytes")? as i32,
             log_retention_check_interval_ms: r.int("log.retention.check.interval.ms")? as u64,
             log_flush_scheduler_interval_ms: r.int("log.flush.scheduler.interval.ms")? as u64,
@@ -645,6 +671,7 @@ impl BrokerConfig {
                 as u64,
             log_cleaner_enable: r.bool("log.cleaner.enable")?,
             log_cleaner_backoff_ms: r.int("log.cleaner.backoff.ms")? as u64,
+            log_cleaner_dedupe_buffer_size: r.int("log.cleaner.dedupe.buffer.size")? as usize,
             replica_lag_time_max_ms: r.int("replica.lag.time.max.ms")? as u64,
             replica_fetch_max_bytes: r.int("replica.fetch.max.bytes")? as i32,
             replica_fetch_wait_max_ms: r.int("replica.fetch.wait.max.ms")? as i32,

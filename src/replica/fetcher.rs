@@ -20,6 +20,7 @@ use crate::api::errors::Error;
 use crate::client::KafkaConnection;
 use crate::config::BrokerConfig;
 use crate::coordination::ClusterImage;
+use crate::storage::io_pool::IoPool;
 use crate::storage::TopicPartition;
 
 /// Fetch version followers use: v12 carries `last_fetched_epoch` / diverging epochs and
@@ -38,6 +39,8 @@ struct Followed {
 struct FetcherShared {
     partitions: Mutex<BTreeMap<TopicPartition, Followed>>,
     wake: Notify,
+    /// Follower appends are storage work: they run on the broker's I/O pool.
+    io: Arc<IoPool>,
 }
 
 pub struct FetcherManager {
@@ -45,13 +48,19 @@ pub struct FetcherManager {
     image: watch::Receiver<Arc<ClusterImage>>,
     fetchers: Mutex<HashMap<i32, Arc<FetcherShared>>>,
     shutdown: watch::Sender<bool>,
+    io: Arc<IoPool>,
 }
 
 impl FetcherManager {
-    pub fn new(config: Arc<BrokerConfig>, image: watch::Receiver<Arc<ClusterImage>>) -> Self {
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        image: watch::Receiver<Arc<ClusterImage>>,
+        io: Arc<IoPool>,
+    ) -> Self {
         FetcherManager {
             config,
             image,
+            io,
             fetchers: Mutex::new(HashMap::new()),
             shutdown: watch::channel(false).0,
         }
@@ -69,6 +78,7 @@ impl FetcherManager {
                 let shared = Arc::new(FetcherShared {
                     partitions: Mutex::new(BTreeMap::new()),
                     wake: Notify::new(),
+                    io: self.io.clone(),
                 });
                 tokio::spawn(fetch_loop(
                     self.config.clone(),
@@ -186,25 +196,41 @@ async fn fetch_loop(
             tokio::time::sleep(backoff).await;
             continue;
         }
-        let mut out_of_range = Vec::new();
+        let mut fetched = Vec::new();
         for topic in response.responses {
             for pd in topic.partitions {
                 let tp = TopicPartition {
                     topic: topic.topic.0.to_string(),
                     partition: pd.partition_index,
                 };
-                let Some(followed) = lock(&shared.partitions).get(&tp).cloned() else {
-                    continue;
-                };
-                match handle_partition(&followed, pd, backoff) {
-                    Outcome::Ok => {}
-                    Outcome::Delay(ms) => {
-                        if let Some(f) = lock(&shared.partitions).get_mut(&tp) {
-                            f.delayed_until_ms = now_ms() + ms;
-                        }
-                    }
-                    Outcome::OutOfRange => out_of_range.push(followed),
+                if let Some(followed) = lock(&shared.partitions).get(&tp).cloned() {
+                    fetched.push((followed, pd));
                 }
+            }
+        }
+        // One hand-off per response: every partition's append in one I/O-pool job.
+        let outcomes = shared
+            .io
+            .run(move || {
+                fetched
+                    .into_iter()
+                    .map(|(followed, pd)| {
+                        let outcome = handle_partition(&followed, pd, backoff);
+                        (followed, outcome)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await;
+        let mut out_of_range = Vec::new();
+        for (followed, outcome) in outcomes {
+            match outcome {
+                Outcome::Ok => {}
+                Outcome::Delay(ms) => {
+                    if let Some(f) = lock(&shared.partitions).get_mut(&followed.partition.tp) {
+                        f.delayed_until_ms = now_ms() + ms;
+                    }
+                }
+                Outcome::OutOfRange => out_of_range.push(followed),
             }
         }
         for followed in out_of_range {

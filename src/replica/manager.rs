@@ -19,6 +19,7 @@ use super::partition::{Partition, Role};
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::coordination::znodes::{partition_state_path, PartitionStateZnode};
 use crate::coordination::{ClusterImage, ZkSession};
+use crate::storage::io_pool::IoPool;
 use crate::storage::{LogManager, OffsetCheckpointFile, TopicPartition};
 
 /// A partition on this broker became leader or stopped being leader (new epoch). The
@@ -33,6 +34,8 @@ pub struct LeadershipChange {
 pub struct ReplicaManager {
     pub config: Arc<BrokerConfig>,
     pub logs: Arc<LogManager>,
+    /// Where produce appends, fetch reads and follower appends run (`num.io.threads`).
+    pub io: Arc<IoPool>,
     session: ZkSession,
     image: watch::Receiver<Arc<ClusterImage>>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
@@ -71,10 +74,15 @@ impl ReplicaManager {
                 }
             }
         }
-        let fetchers = FetcherManager::new(config.clone(), image.clone());
+        let io = Arc::new(IoPool::new(
+            config.num_io_threads,
+            config.queued_max_requests,
+        ));
+        let fetchers = FetcherManager::new(config.clone(), image.clone(), io.clone());
         let manager = Arc::new(ReplicaManager {
             config,
             logs,
+            io,
             session,
             image,
             partitions: RwLock::new(HashMap::new()),

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+use crate::storage::fileio::ReadMode;
+use crate::storage::read_view::LogReader;
 use crate::storage::{
     AppendError, LeaderAppend, Log, ReadError, ReadResult, StorageError, TopicPartition,
 };
@@ -94,6 +96,8 @@ pub struct Partition {
     pub topic_id: uuid::Uuid,
     broker_id: i32,
     log: Arc<Mutex<Log>>,
+    /// The log's read side: fetches read through it without the log's (append) lock.
+    reader: Arc<LogReader>,
     state: Mutex<ReplicaState>,
     progress: watch::Sender<u64>,
 }
@@ -112,7 +116,10 @@ impl Partition {
         log: Arc<Mutex<Log>>,
         hw_checkpoint: i64,
     ) -> Self {
-        let leo = lock(&log).log_end_offset();
+        let (leo, reader) = {
+            let log = lock(&log);
+            (log.log_end_offset(), log.reader())
+        };
         let state = ReplicaState {
             role: Role::NoLeader,
             leader_epoch: -1,
@@ -131,6 +138,7 @@ impl Partition {
             topic_id,
             broker_id,
             log,
+            reader,
             state: Mutex::new(state),
             progress: watch::channel(0).0,
         }
@@ -473,6 +481,13 @@ impl Partition {
 
     /// Reads for a consumer (up to the HW) or a follower (up to the LEO). For a follower,
     /// also records its progress; the caller acts on the returned ISR proposal.
+    ///
+    /// Neither lock is held while reading: the role and epoch are checked, the read goes
+    /// to the log's published view (appends continue meanwhile), and a follower's progress
+    /// is recorded only if the leader epoch is still the one the read was checked
+    /// against. With `ReadMode::NoWait` a read that needs the disk returns
+    /// `ReadError::WouldBlock` and changes nothing.
+    #[allow(clippy::too_many_arguments)]
     pub fn read(
         &self,
         fetch_offset: i64,
@@ -481,25 +496,33 @@ impl Partition {
         current_leader_epoch: i32,
         follower: Option<i32>,
         now_ms: i64,
+        mode: ReadMode,
     ) -> Result<(ReadResult, i64, FollowerUpdate), PartitionError> {
+        let (epoch, consumer_limit) = {
+            let st = lock(&self.state);
+            if st.role != Role::Leader {
+                return Err(PartitionError::NotLeader);
+            }
+            Self::check_leader_epoch(&st, current_leader_epoch)?;
+            (st.leader_epoch, st.high_watermark)
+        };
+        // Consumers read to the HW, followers to the log end.
+        let max_offset = follower.is_none().then_some(consumer_limit);
+        let result = self
+            .reader
+            .read(fetch_offset, max_bytes, max_offset, min_one_batch, mode);
+        let leo = match &result {
+            Ok(r) => Some(r.log_end_offset),
+            Err(ReadError::OffsetOutOfRange { log_end_offset, .. }) => Some(*log_end_offset),
+            Err(_) => None,
+        };
         let mut st = lock(&self.state);
-        if st.role != Role::Leader {
+        if st.role != Role::Leader || st.leader_epoch != epoch {
             return Err(PartitionError::NotLeader);
         }
-        Self::check_leader_epoch(&st, current_leader_epoch)?;
         let mut update = FollowerUpdate::default();
-        let log = lock(&self.log);
-        let leo = log.log_end_offset();
-        let max_offset = match follower {
-            Some(_) => leo,
-            None => st.high_watermark,
-        };
-        let result = log.read(fetch_offset, max_bytes, max_offset, min_one_batch);
-        drop(log);
-        if let Some(replica) = follower {
-            if let Ok(_) | Err(ReadError::OffsetOutOfRange { .. }) = &result {
-                update = self.record_follower_fetch(&mut st, replica, fetch_offset, leo, now_ms);
-            }
+        if let (Some(replica), Some(leo)) = (follower, leo) {
+            update = self.record_follower_fetch(&mut st, replica, fetch_offset, leo, now_ms);
         }
         let hw = st.high_watermark;
         drop(st);

@@ -252,6 +252,7 @@ impl Log {
         max_cleanable_offset: i64,
     ) -> Result<Option<CleanPlan>, StorageError> {
         let r = self.plan_clean_unguarded(now_ms, max_cleanable_offset);
+        self.publish();
         self.guarded(r)
     }
 
@@ -302,6 +303,7 @@ impl Log {
             truncations: self.truncations,
             producer_last_offsets: self.producers.last_offsets(),
             segments,
+            dedupe_buffer_bytes: DEDUPE_BUFFER_BYTES,
         }))
     }
 
@@ -314,6 +316,7 @@ impl Log {
         rewritten: Result<Rewritten, StorageError>,
     ) -> Result<bool, StorageError> {
         let r = self.finish_clean_unguarded(rewritten);
+        self.publish();
         self.guarded(r)
     }
 
@@ -383,6 +386,8 @@ pub struct CleanPlan {
     truncations: u64,
     producer_last_offsets: HashMap<i64, i64>,
     segments: Vec<SegmentReader>,
+    /// Memory for the key -> offset map (`log.cleaner.dedupe.buffer.size`).
+    dedupe_buffer_bytes: usize,
 }
 
 /// What phase 2 produced: cleaned segments (suffix `.cleaned`, flushed) waiting for
@@ -405,6 +410,12 @@ impl Rewritten {
 }
 
 impl CleanPlan {
+    /// Bounds the pass's key -> offset map to `bytes` (`log.cleaner.dedupe.buffer.size`).
+    pub fn with_dedupe_buffer(mut self, bytes: usize) -> CleanPlan {
+        self.dedupe_buffer_bytes = bytes;
+        self
+    }
+
     /// Phase 2, without the log's lock: builds the key -> offset map over the planned
     /// segments and writes each segment that loses records as a `.cleaned` segment.
     pub fn rewrite(self, now_ms: i64) -> Result<Rewritten, StorageError> {
@@ -445,7 +456,7 @@ impl CleanPlan {
     /// the base of the segment where the map filled, if it did.
     fn offset_map(&self) -> Result<(OffsetMap, Option<i64>), StorageError> {
         let limit = self.decompress_limit;
-        let mut latest = OffsetMap::with_capacity_bytes(DEDUPE_BUFFER_BYTES);
+        let mut latest = OffsetMap::with_capacity_bytes(self.dedupe_buffer_bytes);
         let mut filled_in: Option<i64> = None;
         for seg in &self.segments {
             let mut err = None;

@@ -130,6 +130,10 @@ pub enum ReadError {
     /// KAFKA_STORAGE_ERROR.
     #[error("storage error: {0}")]
     Storage(#[from] io::Error),
+    /// A `ReadMode::NoWait` read needs the disk: retry it on an I/O thread. Never sent
+    /// to a client.
+    #[error("the read would wait for the disk")]
+    WouldBlock,
 }
 
 impl From<StorageError> for ReadError {

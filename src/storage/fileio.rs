@@ -3,12 +3,34 @@
 //! positioned writes (a leader append writes patched header copies between the request's
 //! untouched record bytes). The only `unsafe` in storage, kept here and small.
 
+/// Whether a read may wait for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// An ordinary `pread`: for I/O threads, which may block.
+    Blocking,
+    /// `preadv2(RWF_NOWAIT)`: only what the page cache holds, else `WouldBlock` at once.
+    /// A fetch first reads this way on its async worker (almost always a hit: consumers
+    /// and followers read what was just written) and goes to an I/O thread only on a miss.
+    NoWait,
+}
+
 /// `pread` of exactly `len` bytes at `pos` into a fresh buffer, without initialising it
 /// first. Short reads are retried; end of file before `len` bytes is `UnexpectedEof`.
 pub fn read_exact_at_uninit(
     file: &std::fs::File,
     pos: u64,
     len: usize,
+) -> std::io::Result<Vec<u8>> {
+    read_exact_at_uninit_mode(file, pos, len, ReadMode::Blocking)
+}
+
+/// [`read_exact_at_uninit`] in the given mode. In `NoWait` mode any byte missing from the
+/// page cache (or a file system without `RWF_NOWAIT`) is `ErrorKind::WouldBlock`.
+pub fn read_exact_at_uninit_mode(
+    file: &std::fs::File,
+    pos: u64,
+    len: usize,
+    mode: ReadMode,
 ) -> std::io::Result<Vec<u8>> {
     use std::os::fd::AsRawFd;
     let mut buf: Vec<u8> = Vec::with_capacity(len);
@@ -23,12 +45,17 @@ pub fn read_exact_at_uninit(
         // SAFETY: the destination is the vector's spare capacity from `done` to `len`
         // (allocated above, not aliased), and pread writes at most `len - done` bytes there.
         let n = unsafe {
-            libc::pread(
-                file.as_raw_fd(),
-                buf.as_mut_ptr().add(done).cast::<libc::c_void>(),
-                len - done,
-                offset,
-            )
+            let dest = buf.as_mut_ptr().add(done).cast::<libc::c_void>();
+            match mode {
+                ReadMode::Blocking => libc::pread(file.as_raw_fd(), dest, len - done, offset),
+                ReadMode::NoWait => {
+                    let iov = libc::iovec {
+                        iov_base: dest,
+                        iov_len: len - done,
+                    };
+                    libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT)
+                }
+            }
         };
         match n {
             0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
@@ -36,6 +63,16 @@ pub fn read_exact_at_uninit(
                 let err = std::io::Error::last_os_error();
                 if err.kind() == std::io::ErrorKind::Interrupted {
                     continue;
+                }
+                if mode == ReadMode::NoWait
+                    && matches!(
+                        err.raw_os_error(),
+                        Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)
+                    )
+                {
+                    // No RWF_NOWAIT here (old kernel, some file systems): let an I/O
+                    // thread do it.
+                    return Err(std::io::ErrorKind::WouldBlock.into());
                 }
                 return Err(err);
             }
@@ -131,5 +168,23 @@ pub fn sync(file: &std::fs::File, path: &std::path::Path, data_only: bool) -> st
         file.sync_data()
     } else {
         file.sync_all()
+    }
+}
+
+/// Fills `buf` from `pos` in the given mode (see [`ReadMode`]); end of file first is
+/// `UnexpectedEof`.
+pub fn read_exact_at_mode(
+    file: &std::fs::File,
+    buf: &mut [u8],
+    pos: u64,
+    mode: ReadMode,
+) -> std::io::Result<()> {
+    match mode {
+        ReadMode::Blocking => std::os::unix::fs::FileExt::read_exact_at(file, buf, pos),
+        ReadMode::NoWait => {
+            let bytes = read_exact_at_uninit_mode(file, pos, buf.len(), mode)?;
+            buf.copy_from_slice(&bytes);
+            Ok(())
+        }
     }
 }

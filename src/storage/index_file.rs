@@ -1,11 +1,14 @@
 //! Shared plumbing of the sparse indexes: entries live in memory (a `Vec`) and in their
-//! file, appended with positioned writes. Unlike Kafka we neither pre-allocate nor mmap
+//! file, appended with positioned writes. The in-memory entries are shared with the log's
+//! read view (`storage::read_view`) behind a reader-writer lock held only for a push or a
+//! binary search, so fetches look up positions without the log's append lock. Unlike Kafka we neither pre-allocate nor mmap
 //! the file, so its length is always an exact multiple of the entry size and nothing
 //! needs trimming on close.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::error::{IoContext, StorageError};
 
@@ -16,12 +19,21 @@ pub trait IndexEntry: Copy {
     fn decode(b: &[u8]) -> Self;
 }
 
+/// An index's entries, shared between the index (the only writer) and read views.
+pub type SharedEntries<E> = Arc<RwLock<Vec<E>>>;
+
+/// Reads shared entries; a writer that panicked left them consistent (every mutation is
+/// one `Vec` call), so a poisoned lock is still readable.
+pub fn read_entries<E>(entries: &RwLock<Vec<E>>) -> RwLockReadGuard<'_, Vec<E>> {
+    entries.read().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The entries of one index plus its backing file.
 #[derive(Debug)]
 pub struct IndexFile<E> {
     path: PathBuf,
     file: File,
-    entries: Vec<E>,
+    entries: SharedEntries<E>,
     max_entries: usize,
     dirty: bool,
 }
@@ -46,7 +58,9 @@ impl<E: IndexEntry> IndexFile<E> {
                 E::SIZE
             )));
         }
-        let entries = bytes.chunks_exact(E::SIZE).map(E::decode).collect();
+        let entries = Arc::new(RwLock::new(
+            bytes.chunks_exact(E::SIZE).map(E::decode).collect(),
+        ));
         Ok(IndexFile {
             path: path.to_path_buf(),
             file,
@@ -59,20 +73,27 @@ impl<E: IndexEntry> IndexFile<E> {
     pub fn path(&self) -> &Path {
         &self.path
     }
-    pub fn entries(&self) -> &[E] {
-        &self.entries
+    pub fn entries(&self) -> RwLockReadGuard<'_, Vec<E>> {
+        read_entries(&self.entries)
     }
-    pub fn last(&self) -> Option<&E> {
-        self.entries.last()
+    /// The entries, for a read view to search without the log's lock.
+    pub fn shared_entries(&self) -> SharedEntries<E> {
+        self.entries.clone()
+    }
+    fn entries_mut(&self) -> RwLockWriteGuard<'_, Vec<E>> {
+        self.entries.write().unwrap_or_else(|e| e.into_inner())
+    }
+    pub fn last(&self) -> Option<E> {
+        self.entries().last().copied()
     }
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries().len()
     }
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries().is_empty()
     }
     pub fn is_full(&self) -> bool {
-        self.entries.len() >= self.max_entries
+        self.len() >= self.max_entries
     }
     pub fn set_max_entries(&mut self, max: usize) {
         self.max_entries = max;
@@ -82,19 +103,19 @@ impl<E: IndexEntry> IndexFile<E> {
     pub fn push(&mut self, e: E) -> Result<(), StorageError> {
         let mut buf = Vec::with_capacity(E::SIZE);
         e.encode(&mut buf);
-        let pos = (self.entries.len() * E::SIZE) as u64;
+        let pos = (self.len() * E::SIZE) as u64;
         self.file.write_all_at(&buf, pos).ctx(&self.path)?;
-        self.entries.push(e);
+        self.entries_mut().push(e);
         self.dirty = true;
         Ok(())
     }
 
     /// Keeps the first `n` entries.
     pub fn truncate_entries(&mut self, n: usize) -> Result<(), StorageError> {
-        if n >= self.entries.len() {
+        if n >= self.len() {
             return Ok(());
         }
-        self.entries.truncate(n);
+        self.entries_mut().truncate(n);
         self.file.set_len((n * E::SIZE) as u64).ctx(&self.path)?;
         self.dirty = true;
         Ok(())
@@ -104,7 +125,7 @@ impl<E: IndexEntry> IndexFile<E> {
     /// `truncate_entries` it always resets the file length, which a partial write of the
     /// entry that failed may have extended.
     pub fn rollback_to(&mut self, n: usize) -> Result<(), StorageError> {
-        self.entries.truncate(n);
+        self.entries_mut().truncate(n);
         self.file.set_len((n * E::SIZE) as u64).ctx(&self.path)?;
         self.dirty = true;
         Ok(())
@@ -131,7 +152,7 @@ impl<E: IndexEntry> IndexFile<E> {
         }
         self.file.set_len(0).ctx(&self.path)?;
         self.file.write_all_at(&buf, 0).ctx(&self.path)?;
-        self.entries = entries;
+        *self.entries_mut() = entries;
         self.dirty = true;
         Ok(())
     }

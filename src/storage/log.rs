@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -15,11 +16,13 @@ use super::checkpoint::{fsync_dir, write_partition_metadata};
 use super::config::{LogConfig, TimestampType};
 use super::dir_failure::{DirFailureHook, DiskFailure};
 use super::error::{AppendError, IoContext, ReadError, StorageError};
+use super::fileio::ReadMode;
 use super::index_file::remove_if_exists;
 use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{
     LeaderCheck, ProducerBatch, ProducerEntrySummary, ProducerStateManager,
 };
+use super::read_view::{LogReader, ReadView, ViewState};
 use super::segment::Segment;
 use super::validate::validate_client_batches;
 use super::TopicPartition;
@@ -100,6 +103,9 @@ pub struct Log {
     /// The log directory's failure channel (set by the `LogManager`): any I/O failure of
     /// this log takes the whole directory offline, after which every operation fails.
     pub(super) failure: Option<DirFailureHook>,
+    /// Where fetches read without this log's lock; every change readers can see is
+    /// published to it before the change's method returns.
+    pub(super) reader: Arc<LogReader>,
 }
 
 impl Log {
@@ -158,7 +164,9 @@ impl Log {
             first_dirty_offset: 0,
             truncations: 0,
             failure: None,
-        })
+            reader: Arc::new(LogReader::new(ReadView::unpublished(&tp.to_string()))),
+        }
+        .published())
     }
 
     /// Opens an existing log from the partition directory `dir`, recovering everything
@@ -284,6 +292,74 @@ impl Log {
     /// renamed for deletion).
     pub(super) fn mark_closed(&mut self) {
         self.closed = true;
+        self.publish();
+    }
+
+    /// Where fetches read this log without taking its lock (see `read_view`).
+    pub fn reader(&self) -> Arc<LogReader> {
+        self.reader.clone()
+    }
+
+    /// Publishes what readers may see now: the offsets, every segment at its current
+    /// size, the open state. The sealed segments' views are reused while they are
+    /// unchanged, so an append publishes in time independent of the segment count.
+    pub(super) fn publish(&self) {
+        let current = self.reader.view();
+        let n_sealed = self.segments.len().saturating_sub(1);
+        let sealed_now = || self.segments.values().take(n_sealed);
+        let unchanged = current.sealed.len() == n_sealed
+            && sealed_now()
+                .zip(current.sealed.iter())
+                .all(|(seg, view)| seg.is_shown_by(view));
+        let sealed = if unchanged {
+            current.sealed.clone()
+        } else {
+            sealed_now().map(Segment::view).collect()
+        };
+        self.reader.publish(ReadView {
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.next_offset,
+            state: if self.closed {
+                ViewState::Closed(self.tp.to_string())
+            } else {
+                ViewState::Open
+            },
+            sealed,
+            active: self.segments.values().next_back().map(Segment::view),
+            failure: self.failure.clone(),
+            partition: current.partition.clone(),
+        });
+    }
+
+    /// `self`, published (for constructors).
+    pub(super) fn published(self) -> Log {
+        self.publish();
+        self
+    }
+
+    /// The invariant every read relies on: the published view is the log as it is.
+    fn assert_view_published(&self) {
+        let view = self.reader.view();
+        assert_eq!(
+            (
+                view.log_start_offset,
+                view.log_end_offset,
+                view.state == ViewState::Open
+            ),
+            (self.log_start_offset, self.next_offset, !self.closed),
+            "{}: read view not published",
+            self.tp
+        );
+        assert!(
+            view.segments().count() == self.segments.len()
+                && self
+                    .segments
+                    .values()
+                    .zip(view.segments())
+                    .all(|(seg, v)| seg.is_shown_by(v)),
+            "{}: read view's segments not published",
+            self.tp
+        );
     }
 
     /// Test hook: replaces the active segment's log file (`log`) or offset index
@@ -293,11 +369,13 @@ impl Log {
         if let Some(seg) = self.segments.values_mut().next_back() {
             seg.break_files_for_test(log, index);
         }
+        self.publish();
     }
 
     /// Links the log to its directory's failure channel.
     pub fn set_failure_hook(&mut self, hook: DirFailureHook) {
         self.failure = Some(hook);
+        self.publish();
     }
 
     /// True once the log's directory went offline.
@@ -341,6 +419,7 @@ impl Log {
         now_ms: i64,
     ) -> Result<LeaderAppend, AppendError> {
         let r = self.append_as_leader_unguarded(records, leader_epoch, now_ms);
+        self.publish();
         self.guarded(r)
     }
 
@@ -467,6 +546,7 @@ impl Log {
         now_ms: i64,
     ) -> Result<FollowerAppend, AppendError> {
         let r = self.append_as_follower_unguarded(records, now_ms);
+        self.publish();
         self.guarded(r)
     }
 
@@ -577,6 +657,7 @@ impl Log {
     /// producer state there (Kafka's `roll`).
     pub fn roll(&mut self, base: Option<i64>, now_ms: i64) -> Result<(), StorageError> {
         let r = self.roll_unguarded(base, now_ms);
+        self.publish();
         self.guarded(r)
     }
 
@@ -608,67 +689,14 @@ impl Log {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<ReadResult, ReadError> {
-        let r = self.read_unguarded(fetch_offset, max_bytes, max_offset, min_one_batch);
-        self.guarded(r)
-    }
-
-    fn read_unguarded(
-        &self,
-        fetch_offset: i64,
-        max_bytes: usize,
-        max_offset: i64,
-        min_one_batch: bool,
-    ) -> Result<ReadResult, ReadError> {
-        let oor = || ReadError::OffsetOutOfRange {
-            log_start_offset: self.log_start_offset,
-            log_end_offset: self.next_offset,
-        };
-        self.check_open()?;
-        if fetch_offset < self.log_start_offset || fetch_offset > self.next_offset {
-            return Err(oor());
-        }
-        let result = |records: Bytes| ReadResult {
-            records,
-            log_start_offset: self.log_start_offset,
-            log_end_offset: self.next_offset,
-        };
-        if fetch_offset == self.next_offset || fetch_offset >= max_offset {
-            return Ok(result(Bytes::new()));
-        }
-        let Some((&start_base, _)) = self.segments.range(..=fetch_offset).next_back() else {
-            return Err(oor());
-        };
-        let mut parts: Vec<Vec<u8>> = Vec::new();
-        let mut remaining = max_bytes;
-        let mut first_segment = true;
-        for seg in self.segments.range(start_base..).map(|(_, s)| s) {
-            let pos = if first_segment {
-                first_segment = false;
-                match seg.translate_offset(fetch_offset)? {
-                    Some((pos, _)) => pos,
-                    None => continue,
-                }
-            } else {
-                0
-            };
-            let nothing_yet = parts.iter().all(|p| p.is_empty());
-            let r = seg.read(pos, remaining, max_offset, min_one_batch && nothing_yet)?;
-            remaining = remaining.saturating_sub(r.data.len());
-            let hit_limit = r.hit_limit;
-            if !r.data.is_empty() {
-                parts.push(r.data);
-            }
-            if hit_limit {
-                break;
-            }
-        }
-        // One segment (the common case) hands its buffer over without another copy.
-        let records = if parts.len() == 1 {
-            Bytes::from(parts.pop().unwrap_or_default())
-        } else {
-            Bytes::from(parts.concat())
-        };
-        Ok(result(records))
+        self.assert_view_published();
+        self.reader.read(
+            fetch_offset,
+            max_bytes,
+            Some(max_offset),
+            min_one_batch,
+            ReadMode::Blocking,
+        )
     }
 
     /// ListOffsets by timestamp: the first record with timestamp >= `target_ts` (decoding
@@ -765,7 +793,10 @@ impl Log {
     /// Kafka's `truncateTo`: removes everything at or above `offset` (the batch containing
     /// it included). The log end offset becomes `offset`. Followers use this.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
+        let reader = self.reader.clone();
+        let _no_reads = reader.lock_for_truncation();
         let r = self.truncate_to_unguarded(offset);
+        self.publish();
         self.guarded(r)
     }
 
@@ -787,7 +818,8 @@ impl Log {
         let first_base = self.segments.keys().next().copied();
         let first_base = first_base.ok_or_else(|| StorageError::Closed(self.tp.to_string()))?;
         if first_base > offset {
-            return self.truncate_fully_and_start_at(offset);
+            // The caller holds the truncation lock already.
+            return self.truncate_fully_and_start_at_unguarded(offset);
         }
         tracing::info!(partition = %self.tp, offset, log_end_offset = self.next_offset, "truncating log");
         self.truncations += 1;
@@ -810,7 +842,10 @@ impl Log {
 
     /// Deletes all data and restarts the log empty at `offset` (log start = end = offset).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
+        let reader = self.reader.clone();
+        let _no_reads = reader.lock_for_truncation();
         let r = self.truncate_fully_and_start_at_unguarded(offset);
+        self.publish();
         self.guarded(r)
     }
 
@@ -893,6 +928,7 @@ impl Log {
     /// offset; the caller checks the high watermark) and deletes segments wholly below it.
     pub fn increment_log_start_offset(&mut self, new_start: i64) -> Result<(), StorageError> {
         let r = self.increment_log_start_offset_unguarded(new_start);
+        self.publish();
         self.guarded(r)
     }
 
@@ -1036,6 +1072,7 @@ impl Log {
     /// entry, producer snapshot at the log end offset, epoch checkpoint, pending deletes.
     pub fn close_in_place(&mut self, now_ms: i64) -> Result<(), StorageError> {
         let r = self.close_in_place_unguarded(now_ms);
+        self.publish();
         self.guarded(r)
     }
 
@@ -1064,6 +1101,7 @@ impl Log {
         self.closed = true;
         self.segments.clear();
         self.pending_deletes.clear();
+        self.publish();
         match fs::remove_dir_all(&self.dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

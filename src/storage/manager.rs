@@ -56,6 +56,8 @@ pub struct LogManager {
     failures: Arc<LogDirFailureChannel>,
     /// Directories that failed while loading: which partitions they hold is unknown.
     failed_at_load: Vec<bool>,
+    /// `log.cleaner.dedupe.buffer.size`: memory of one cleaning pass's offset map.
+    dedupe_buffer_bytes: std::sync::atomic::AtomicUsize,
 }
 
 impl LogManager {
@@ -125,7 +127,16 @@ impl LogManager {
             state: Mutex::new(state),
             failures,
             failed_at_load,
+            dedupe_buffer_bytes: std::sync::atomic::AtomicUsize::new(
+                super::cleaner::DEDUPE_BUFFER_BYTES,
+            ),
         })
+    }
+
+    /// Sets `log.cleaner.dedupe.buffer.size` for the passes that follow.
+    pub fn set_dedupe_buffer_bytes(&self, bytes: usize) {
+        self.dedupe_buffer_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The failure channel of the log directories: subscribe to learn of failed ones.
@@ -493,7 +504,10 @@ impl LogManager {
             let result = match plan {
                 Ok(None) => continue,
                 Ok(Some(plan)) => {
-                    let rewritten = plan.rewrite(now_ms);
+                    let buffer = self
+                        .dedupe_buffer_bytes
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                    let rewritten = plan.with_dedupe_buffer(buffer).rewrite(now_ms);
                     lock(&log).finish_clean(rewritten)
                 }
                 Err(e) => Err(e),

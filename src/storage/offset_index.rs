@@ -73,7 +73,7 @@ impl OffsetIndex {
     }
 
     pub fn last_entry(&self) -> Option<OffsetPosition> {
-        self.file.last().map(|e| self.absolute(e))
+        self.file.last().map(|e| self.absolute(&e))
     }
 
     /// Largest entry with offset <= target, or (base offset, 0) (Kafka's `lookup`).
@@ -129,7 +129,7 @@ impl OffsetIndex {
     /// position inside the log file.
     pub fn sanity_check(&self, log_size: u64) -> Result<(), String> {
         let mut prev: Option<&OffsetEntry> = None;
-        for e in self.file.entries() {
+        for e in self.file.entries().iter() {
             if e.relative_offset > i32::MAX as u32 {
                 return Err(format!(
                     "relative offset {} out of range",

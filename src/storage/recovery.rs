@@ -235,6 +235,9 @@ pub fn load_log(
         first_dirty_offset: log_start,
         truncations: 0,
         failure: None,
+        reader: std::sync::Arc::new(super::read_view::LogReader::new(
+            super::read_view::ReadView::unpublished(&tp.to_string()),
+        )),
     };
     if log_start > next_offset {
         // The data up to the (checkpointed) log start offset is gone: start empty there.
@@ -263,7 +266,8 @@ pub fn load_log(
         log.flush(now_ms)?;
     }
     log.recovery_point = next_offset;
-    debug_assert!(log.log_start_offset <= log.next_offset);
+    assert!(log.log_start_offset <= log.next_offset);
+    log.publish();
     tracing::info!(
         partition = %tp,
         log_start_offset = log.log_start_offset,

@@ -18,6 +18,7 @@ impl Log {
         max_deletable_offset: i64,
     ) -> Result<usize, StorageError> {
         let r = self.delete_expired_segments_unguarded(now_ms, max_deletable_offset);
+        self.publish();
         self.guarded(r)
     }
 

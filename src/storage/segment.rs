@@ -5,15 +5,18 @@
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::batch::{
-    batch_size_from_prefix, last_offset_from_prefix, Batch, BatchError, BatchHeader, BatchIter,
-    HeaderFields, BATCH_HEADER_SIZE, LAST_OFFSET_PREFIX, LOG_OVERHEAD,
+    batch_size_from_prefix, Batch, BatchError, BatchHeader, BatchIter, HeaderFields,
+    BATCH_HEADER_SIZE, LOG_OVERHEAD,
 };
 use super::config::LogConfig;
 use super::error::{IoContext, StorageError};
+use super::fileio::{read_exact_at_mode, ReadMode};
 use super::index_file::remove_if_exists;
 use super::offset_index::OffsetIndex;
+use super::read_view::SegmentView;
 use super::time_index::TimeIndex;
 
 pub const LOG_EXT: &str = ".log";
@@ -122,10 +125,21 @@ pub struct HeaderScanner<'a> {
     pos: u64,
     buf: Vec<u8>,
     buf_start: u64,
+    mode: ReadMode,
 }
 
 impl<'a> HeaderScanner<'a> {
     fn new(file: &'a File, path: &'a Path, start: u64, end: u64) -> Self {
+        Self::with_mode(file, path, start, end, ReadMode::Blocking)
+    }
+
+    pub(super) fn with_mode(
+        file: &'a File,
+        path: &'a Path,
+        start: u64,
+        end: u64,
+        mode: ReadMode,
+    ) -> Self {
         HeaderScanner {
             file,
             path,
@@ -133,6 +147,7 @@ impl<'a> HeaderScanner<'a> {
             pos: start,
             buf: Vec::new(),
             buf_start: start,
+            mode,
         }
     }
 
@@ -147,9 +162,7 @@ impl<'a> HeaderScanner<'a> {
         if self.pos < self.buf_start || self.pos + need > buf_end {
             let n = (HEADER_CHUNK as u64).min(avail) as usize;
             self.buf.resize(n, 0);
-            self.file
-                .read_exact_at(&mut self.buf, self.pos)
-                .ctx(self.path)?;
+            read_exact_at_mode(self.file, &mut self.buf, self.pos, self.mode).ctx(self.path)?;
             self.buf_start = self.pos;
         }
         let off = (self.pos - self.buf_start) as usize;
@@ -213,7 +226,10 @@ pub struct Segment {
     base_offset: i64,
     dir: PathBuf,
     suffix: String,
-    file: File,
+    /// Shared with read views, which read through it without the log's lock.
+    file: Arc<File>,
+    /// `log_path()`, kept for read views.
+    path: Arc<Path>,
     size: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
@@ -339,7 +355,8 @@ impl Segment {
             base_offset,
             dir: dir.to_path_buf(),
             suffix: suffix.to_string(),
-            file,
+            file: Arc::new(file),
+            path: Arc::from(Self::log_path_for(dir, base_offset, suffix)),
             size,
             offset_index,
             time_index,
@@ -374,7 +391,23 @@ impl Segment {
         self.offset_of_max_timestamp
     }
     pub fn log_path(&self) -> PathBuf {
-        Self::log_path_for(&self.dir, self.base_offset, &self.suffix)
+        self.path.to_path_buf()
+    }
+
+    /// Whether `view` shows this segment as it is now.
+    pub fn is_shown_by(&self, view: &SegmentView) -> bool {
+        view.shows(self.base_offset, self.size, &self.file)
+    }
+
+    /// This segment as a fetch reads it now: its file, its current size and its index.
+    pub fn view(&self) -> SegmentView {
+        SegmentView::new(
+            self.base_offset,
+            self.file.clone(),
+            self.path.clone(),
+            self.size,
+            self.offset_index.file().shared_entries(),
+        )
     }
     pub fn offset_index(&self) -> &OffsetIndex {
         &self.offset_index
@@ -567,7 +600,7 @@ impl Segment {
     #[cfg(test)]
     pub(crate) fn break_files_for_test(&mut self, log: bool, index: bool) {
         let path = self.log_path();
-        self.file = if log {
+        self.file = Arc::new(if log {
             OpenOptions::new().read(true).open(&path).unwrap()
         } else {
             OpenOptions::new()
@@ -575,7 +608,7 @@ impl Segment {
                 .write(true)
                 .open(&path)
                 .unwrap()
-        };
+        });
         if index {
             self.offset_index.file_mut().reopen_read_only_for_test();
         } else {
@@ -607,26 +640,15 @@ impl Segment {
         }
     }
 
-    /// Kafka's `translateOffset`: the first batch whose last offset >= `target`, searched
-    /// from the index's floor entry. `None` if no such batch is in this segment.
+    /// Kafka's `translateOffset` (see [`SegmentView::translate_offset`]).
     pub fn translate_offset(
         &self,
         target: i64,
     ) -> Result<Option<(u64, BatchHeader)>, StorageError> {
-        let start = self.offset_index.lookup(target).position as u64;
-        let path = self.log_path();
-        let mut scan = HeaderScanner::new(&self.file, &path, start, self.size);
-        while let Some((pos, hdr)) = scan.next_header()? {
-            if hdr.last_offset() >= target {
-                return Ok(Some((pos, hdr)));
-            }
-        }
-        Ok(None)
+        self.view().translate_offset(target, ReadMode::Blocking)
     }
 
-    /// Reads whole batches from `start_pos`: stops before a batch whose last offset is >=
-    /// `max_offset` or that would exceed `max_bytes` (unless it is the first and
-    /// `min_one` is set, KIP-74).
+    /// Reads whole batches from `start_pos` (see [`SegmentView::read`]).
     pub fn read(
         &self,
         start_pos: u64,
@@ -634,61 +656,13 @@ impl Segment {
         max_offset: i64,
         min_one: bool,
     ) -> Result<SegmentRead, StorageError> {
-        let path = self.log_path();
-        if start_pos >= self.size {
-            return Ok(SegmentRead {
-                data: Vec::new(),
-                hit_limit: false,
-            });
-        }
-        let avail = self.size - start_pos;
-        let want = (max_bytes as u64).min(avail) as usize;
-        let mut data = self.read_bytes(start_pos, want)?;
-        let mut pos = 0usize;
-        let hit_limit;
-        loop {
-            if pos == data.len() {
-                hit_limit = (pos as u64) < avail;
-                break;
-            }
-            let abs = start_pos + pos as u64;
-            let first = pos == 0 && min_one;
-            // The header prefix of the batch at `pos` (may need a separate read).
-            let prefix: Vec<u8> = if data.len() - pos >= LAST_OFFSET_PREFIX {
-                data[pos..pos + LAST_OFFSET_PREFIX].to_vec()
-            } else if first && avail >= LAST_OFFSET_PREFIX as u64 {
-                self.read_bytes(abs, LAST_OFFSET_PREFIX)?
-            } else if avail - (pos as u64) < LAST_OFFSET_PREFIX as u64 {
-                return Err(corrupt(&path, abs, "truncated batch header"));
-            } else {
-                hit_limit = true;
-                break;
-            };
-            let size = batch_size_from_prefix(&prefix).map_err(|e| corrupt(&path, abs, e))?;
-            let last = last_offset_from_prefix(&prefix).unwrap_or(i64::MAX);
-            if abs + size as u64 > self.size {
-                return Err(corrupt(
-                    &path,
-                    abs,
-                    "batch runs past the end of the segment",
-                ));
-            }
-            if last >= max_offset {
-                hit_limit = true;
-                break;
-            }
-            if pos + size > data.len() {
-                if first {
-                    data = self.read_bytes(start_pos, size)?;
-                    pos = size;
-                }
-                hit_limit = true;
-                break;
-            }
-            pos += size;
-        }
-        data.truncate(pos);
-        Ok(SegmentRead { data, hit_limit })
+        self.view().read(
+            start_pos,
+            max_bytes,
+            max_offset,
+            min_one,
+            ReadMode::Blocking,
+        )
     }
 
     /// Reads and parses the complete batch at `pos` (header already known).
@@ -1011,6 +985,7 @@ impl Segment {
             new_suffix,
         ))?;
         self.suffix = new_suffix.to_string();
+        self.path = Arc::from(new_log);
         Ok(())
     }
 
@@ -1143,7 +1118,7 @@ mod tests {
         let out = seg.recover(0, &mut |_| n += 1).unwrap();
         assert_eq!(n, 20);
         assert_eq!(out.truncated_bytes, 0);
-        assert_eq!(seg.offset_index().file().entries(), &before[..]);
+        assert_eq!(&seg.offset_index().file().entries()[..], &before[..]);
         // corrupt the last batch: recovery truncates it
         let mut last = batch_at(160, 2000, 3);
         patch::set_base_offset(&mut last, 160);

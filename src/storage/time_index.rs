@@ -74,7 +74,7 @@ impl TimeIndex {
     }
 
     pub fn last_entry(&self) -> Option<TimestampOffset> {
-        self.file.last().map(|e| self.absolute(e))
+        self.file.last().map(|e| self.absolute(&e))
     }
 
     /// Appends (timestamp, offset) if the timestamp is larger than the last entry's
@@ -140,7 +140,7 @@ impl TimeIndex {
     /// Timestamps strictly increasing, offsets non-decreasing and below `next_offset`.
     pub fn sanity_check(&self, next_offset: i64) -> Result<(), String> {
         let mut prev: Option<&TimeEntry> = None;
-        for e in self.file.entries() {
+        for e in self.file.entries().iter() {
             if e.relative_offset > i32::MAX as u32
                 || self.base_offset + e.relative_offset as i64
                     >= next_offset.max(self.base_offset + 1)
