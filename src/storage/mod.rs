@@ -37,6 +37,7 @@ pub mod producer_state;
 pub mod read_view;
 pub mod recovery;
 pub mod retention;
+pub mod scan;
 pub mod segment;
 pub mod time_index;
 pub mod validate;

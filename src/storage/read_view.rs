@@ -27,11 +27,8 @@ use super::fileio::{read_exact_at_uninit_mode, ReadMode};
 use super::index_file::{read_entries, SharedEntries};
 use super::log::ReadResult;
 use super::offset_index::OffsetEntry;
-use super::segment::{HeaderScanner, SegmentRead};
-
-fn corrupt(path: &Path, pos: u64, e: impl std::fmt::Display) -> StorageError {
-    StorageError::Corrupt(format!("{} at position {pos}: {e}", path.display()))
-}
+use super::scan::{corrupt, HeaderScanner};
+use super::segment::SegmentRead;
 
 /// One segment as a view sees it.
 #[derive(Debug, Clone)]
