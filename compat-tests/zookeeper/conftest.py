@@ -82,7 +82,7 @@ def start_gregor():
     log = open(os.path.join(workdir, "server.log"), "wb")
     proc = subprocess.Popen(
         [GREGOR_BIN, "zookeeper", "--port", str(port), "--data-dir", os.path.join(workdir, "data"),
-         "--tick-time-ms", str(TICK_MS)],
+         "--tick-time-ms", str(TICK_MS), "--4lw-commands-whitelist", "*"],
         stdout=subprocess.DEVNULL, stderr=log)
     server = Server("gregor", port, proc, workdir)
     wait_until("gregor zookeeper to answer ruok", lambda: four_letter(port, "ruok") == "imok")
