@@ -132,9 +132,14 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         tracing::error!(partition = %tp, error = %err, "partition offline: its log could not be recovered");
     }
     let logs = Arc::new(logs);
+    let security = crate::coordination::ZkSecurity::load(
+        config.zookeeper_set_acl,
+        config.zookeeper_digest_credentials_file.as_deref(),
+    )?;
     let session = ZkSession::start(
         config.zookeeper_connect.clone(),
         Duration::from_millis(config.zookeeper_session_timeout_ms),
+        security,
     );
     let first = tokio::time::timeout(
         Duration::from_millis(config.zookeeper_connection_timeout_ms),
@@ -147,7 +152,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
             config.zookeeper_connect
         )
     })?;
-    registration::ensure_cluster_layout(&first.client).await?;
+    registration::ensure_cluster_layout(&first).await?;
     let image = watcher::start(session.clone());
     let replicas = ReplicaManager::start(config.clone(), logs, session.clone(), image.clone());
     let groups = GroupCoordinator::start(config.clone(), replicas.clone(), image.clone());
@@ -218,9 +223,8 @@ impl Broker {
             tracing::warn!("no ZooKeeper session: shutting down without moving leadership");
             return;
         };
-        let options =
-            zookeeper_client::CreateMode::Ephemeral.with_acls(zookeeper_client::Acls::anyone_all());
         let path = crate::coordination::znodes::controlled_shutdown_path(id);
+        let options = handle.create_options(zookeeper_client::CreateMode::Ephemeral, &path);
         match tokio::time::timeout(
             Duration::from_secs(5),
             handle.client.create(&path, &[], &options),
