@@ -132,6 +132,12 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         tracing::error!(partition = %tp, error = %err, "partition offline: its log could not be recovered");
     }
     let logs = Arc::new(logs);
+    if config.zookeeper_set_acl && !config.zookeeper_connect.contains('/') {
+        // ZooKeeper's root is world:anyone ALL: without a chroot (whose znode the brokers
+        // create with their ACL) anyone may delete an empty top-level znode such as
+        // /controller, whatever the znode's own ACL.
+        tracing::warn!(connect = %config.zookeeper_connect, "zookeeper.set.acl=true without a chroot in zookeeper.connect: the top-level znodes stay deletable by anyone; use host:port/kafka");
+    }
     let security = crate::coordination::ZkSecurity::load(
         config.zookeeper_set_acl,
         config.zookeeper_digest_credentials_file.as_deref(),
