@@ -6,7 +6,6 @@
 //! four-letter words over raw sockets: off unless whitelisted.
 
 mod common;
-#[allow(dead_code)]
 mod common_zk;
 
 use std::path::Path;
