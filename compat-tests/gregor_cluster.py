@@ -46,7 +46,12 @@ def port_open(port):
 
 
 class GregorCluster:
-    def __init__(self, brokers=1, broker_config=None, session_timeout_ms=6000, keep_dir=False):
+    def __init__(self, brokers=1, broker_config=None, session_timeout_ms=6000, keep_dir=False,
+                 zookeeper_hosts=None, chroot=""):
+        """`zookeeper_hosts`: an already running ZooKeeper (e.g. Apache ZooKeeper) to use
+        instead of starting `gregor zookeeper`; `chroot`: the brokers' chroot in it."""
+        self.external_zookeeper = zookeeper_hosts
+        self.chroot = chroot
         self.n = brokers
         self.extra = dict(broker_config or {})
         self.session_timeout_ms = session_timeout_ms
@@ -58,7 +63,8 @@ class GregorCluster:
 
     # ---- lifecycle ----
     def __enter__(self):
-        self.start_zookeeper()
+        if self.external_zookeeper is None:
+            self.start_zookeeper()
         for i in self.ports:
             self.start(i, wait=False)
         for i in self.ports:
@@ -76,7 +82,8 @@ class GregorCluster:
 
     @property
     def zookeeper(self):
-        return f"127.0.0.1:{self.zk_port}"
+        hosts = self.external_zookeeper or f"127.0.0.1:{self.zk_port}"
+        return hosts + self.chroot
 
     def addr(self, broker_id):
         return f"127.0.0.1:{self.ports[broker_id]}"

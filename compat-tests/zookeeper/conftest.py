@@ -74,7 +74,8 @@ class Server:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_gregor():
+def start_gregor(four_letter_words="*"):
+    """`four_letter_words`: the 4lw.commands.whitelist (None: the server's default)."""
     if not os.path.exists(GREGOR_BIN):
         pytest.fail(f"gregor binary not found at {GREGOR_BIN}; run `cargo build --release` first")
     port = free_port()
@@ -82,15 +83,18 @@ def start_gregor():
     log = open(os.path.join(workdir, "server.log"), "wb")
     proc = subprocess.Popen(
         [GREGOR_BIN, "zookeeper", "--port", str(port), "--data-dir", os.path.join(workdir, "data"),
-         "--tick-time-ms", str(TICK_MS)],
+         "--tick-time-ms", str(TICK_MS)]
+        + ([] if four_letter_words is None else ["--4lw-commands-whitelist", four_letter_words]),
         stdout=subprocess.DEVNULL, stderr=log)
     server = Server("gregor", port, proc, workdir)
-    wait_until("gregor zookeeper to answer ruok", lambda: four_letter(port, "ruok") == "imok")
+    # srvr answers whatever the whitelist.
+    wait_until("gregor zookeeper to answer srvr",
+               lambda: four_letter(port, "srvr").startswith("Zookeeper version"))
     wait_until("gregor zookeeper to accept sessions", lambda: Raw(port).close() or True)
     return server
 
 
-def start_real_zookeeper():
+def start_real_zookeeper(four_letter_words="*"):
     if not os.path.exists(ZK_JAR):
         pytest.fail(f"{ZK_JAR} missing; run compat-tests/zookeeper/install.sh")
     port = free_port()
@@ -101,7 +105,9 @@ def start_real_zookeeper():
     with open(cfg, "w") as f:
         f.write(f"tickTime={TICK_MS}\ndataDir={data}\nclientPort={port}\n"
                 "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
-                "4lw.commands.whitelist=*\nmaxClientCnxns=0\n")
+                "maxClientCnxns=0\n")
+        if four_letter_words is not None:
+            f.write(f"4lw.commands.whitelist={four_letter_words}\n")
     log = open(os.path.join(workdir, "server.log"), "wb")
     proc = subprocess.Popen(
         ["java", "-Xmx256m", "-cp", f"{ZK_CONF_DIR}:{ZK_JAR}",
@@ -109,8 +115,9 @@ def start_real_zookeeper():
          "org.apache.zookeeper.server.ZooKeeperServerMain", cfg],
         stdout=log, stderr=subprocess.STDOUT)
     server = Server("zookeeper", port, proc, workdir)
-    wait_until("ZooKeeper to answer ruok", lambda: four_letter(port, "ruok") == "imok", timeout=60)
-    # `ruok` answers before the database is loaded; wait until sessions are accepted.
+    wait_until("ZooKeeper to answer srvr",
+               lambda: four_letter(port, "srvr").startswith("Zookeeper version"), timeout=60)
+    # It answers before the database is loaded; wait until sessions are accepted.
     wait_until("ZooKeeper to accept sessions", lambda: Raw(port).close() or True, timeout=60)
     return server
 

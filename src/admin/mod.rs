@@ -201,14 +201,17 @@ impl Admin<'_> {
         assignment: &BTreeMap<i32, Vec<i32>>,
         configs: &BTreeMap<String, String>,
     ) -> Result<(), AdminError> {
-        let client = self.session.current().await.client;
-        let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let handle = self.session.current().await;
+        let client = handle.client.clone();
+        let config_options =
+            handle.create_options(zk::CreateMode::Persistent, &topic_config_path(name));
+        let topic_options = handle.create_options(zk::CreateMode::Persistent, &topic_path(name));
         let config_data = TopicConfigZnode::new(configs.clone()).encode();
         let topic_data = TopicZnode::new(topic_id, assignment).encode();
         for attempt in 0..2 {
             let mut multi = client.new_multi_writer();
-            multi.add_create(&topic_config_path(name), &config_data, &options)?;
-            multi.add_create(&topic_path(name), &topic_data, &options)?;
+            multi.add_create(&topic_config_path(name), &config_data, &config_options)?;
+            multi.add_create(&topic_path(name), &topic_data, &topic_options)?;
             match multi.commit().await {
                 Ok(_) => return Ok(()),
                 Err(zk::MultiWriteError::OperationFailed {
@@ -260,9 +263,10 @@ impl Admin<'_> {
                 "This server does not host this topic-partition.",
             ));
         };
-        let client = self.session.current().await.client;
-        let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-        match client.create(&delete_topic_path(name), &[], &options).await {
+        let handle = self.session.current().await;
+        let path = delete_topic_path(name);
+        let options = handle.create_options(zk::CreateMode::Persistent, &path);
+        match handle.client.create(&path, &[], &options).await {
             Ok(_) | Err(zk::Error::NodeExists) => Ok(topic.id),
             Err(err) => Err(err.into()),
         }
@@ -414,13 +418,14 @@ impl Admin<'_> {
         if validate_only {
             return Ok(());
         }
-        let client = self.session.current().await.client;
+        let handle = self.session.current().await;
+        let client = &handle.client;
         let data = TopicConfigZnode::new(overrides).encode();
         let path = topic_config_path(name);
         match client.set_data(&path, &data, None).await {
             Ok(_) => Ok(()),
             Err(zk::Error::NoNode) => {
-                let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+                let options = handle.create_options(zk::CreateMode::Persistent, &path);
                 client.create(&path, &data, &options).await?;
                 Ok(())
             }

@@ -133,9 +133,20 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
     }
     logs.set_dedupe_buffer_bytes(config.log_cleaner_dedupe_buffer_size);
     let logs = Arc::new(logs);
+    if config.zookeeper_set_acl && !config.zookeeper_connect.contains('/') {
+        // ZooKeeper's root is world:anyone ALL: without a chroot (whose znode the brokers
+        // create with their ACL) anyone may delete an empty top-level znode such as
+        // /controller, whatever the znode's own ACL.
+        tracing::warn!(connect = %config.zookeeper_connect, "zookeeper.set.acl=true without a chroot in zookeeper.connect: the top-level znodes stay deletable by anyone; use host:port/kafka");
+    }
+    let security = crate::coordination::ZkSecurity::load(
+        config.zookeeper_set_acl,
+        config.zookeeper_digest_credentials_file.as_deref(),
+    )?;
     let session = ZkSession::start(
         config.zookeeper_connect.clone(),
         Duration::from_millis(config.zookeeper_session_timeout_ms),
+        security,
     );
     let first = tokio::time::timeout(
         Duration::from_millis(config.zookeeper_connection_timeout_ms),
@@ -148,7 +159,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
             config.zookeeper_connect
         )
     })?;
-    registration::ensure_cluster_layout(&first.client).await?;
+    registration::ensure_cluster_layout(&first).await?;
     let image = watcher::start(session.clone());
     let replicas = ReplicaManager::start(config.clone(), logs, session.clone(), image.clone());
     let groups = GroupCoordinator::start(config.clone(), replicas.clone(), image.clone());
@@ -219,9 +230,8 @@ impl Broker {
             tracing::warn!("no ZooKeeper session: shutting down without moving leadership");
             return;
         };
-        let options =
-            zookeeper_client::CreateMode::Ephemeral.with_acls(zookeeper_client::Acls::anyone_all());
         let path = crate::coordination::znodes::controlled_shutdown_path(id);
+        let options = handle.create_options(zookeeper_client::CreateMode::Ephemeral, &path);
         match tokio::time::timeout(
             Duration::from_secs(5),
             handle.client.create(&path, &[], &options),

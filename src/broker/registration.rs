@@ -9,12 +9,13 @@ use zookeeper_client as zk;
 
 use crate::config::BrokerConfig;
 use crate::coordination::znodes::*;
-use crate::coordination::ZkSession;
+use crate::coordination::{SessionHandle, ZkSession};
 
 /// Creates the persistent parents and `/cluster/id` if missing. Idempotent.
-pub async fn ensure_cluster_layout(client: &zk::Client) -> anyhow::Result<String> {
-    let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+pub async fn ensure_cluster_layout(handle: &SessionHandle) -> anyhow::Result<String> {
+    let client = &handle.client;
     for path in PERSISTENT_PATHS {
+        let options = handle.create_options(zk::CreateMode::Persistent, path);
         match client.create(path, &[], &options).await {
             Ok(_) | Err(zk::Error::NodeExists) => {}
             Err(err) => anyhow::bail!("cannot create {path} in ZooKeeper: {err}"),
@@ -24,6 +25,7 @@ pub async fn ensure_cluster_layout(client: &zk::Client) -> anyhow::Result<String
         version: "1".into(),
         id: new_cluster_id(),
     };
+    let options = handle.create_options(zk::CreateMode::Persistent, CLUSTER_ID);
     match client.create(CLUSTER_ID, &fresh.encode(), &options).await {
         Ok(_) => {
             tracing::info!(cluster_id = %fresh.id, "new cluster id");
@@ -57,7 +59,7 @@ pub async fn keep_registered(session: ZkSession, config: Arc<BrokerConfig>) {
             now_ms(),
         );
         let path = broker_path(config.broker_id);
-        let options = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+        let options = handle.create_options(zk::CreateMode::Ephemeral, &path);
         let mut warned = false;
         loop {
             match handle.client.create(&path, &znode.encode(), &options).await {

@@ -56,6 +56,22 @@ pub const BROKER_KEYS: &[ConfigKey] = &[
         "Max wait to establish the ZooKeeper connection.",
     )
     .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "zookeeper.set.acl",
+        T::Bool,
+        "false",
+        "Create every znode with secure ACLs, as Kafka's ZkData.defaultAcls: the brokers' \
+         ZooKeeper identity has ALL, everyone else READ, and nothing at all under \
+         /config/users, /config/brokers and /delegation_token. Needs \
+         zookeeper.digest.credentials.file.",
+    ),
+    ConfigKey::optional(
+        "zookeeper.digest.credentials.file",
+        T::String,
+        "A file holding `user:password` (one line): every ZooKeeper session of the broker \
+         authenticates with `addauth digest user:password`. gregor's replacement for \
+         the JAAS `Client` section (SASL) Kafka uses; all brokers of a cluster share it.",
+    ),
     ConfigKey::optional(
         "broker.rack",
         T::String,
@@ -552,6 +568,10 @@ pub struct BrokerConfig {
     pub zookeeper_connect: String,
     pub zookeeper_session_timeout_ms: u64,
     pub zookeeper_connection_timeout_ms: u64,
+    /// `zookeeper.set.acl`.
+    pub zookeeper_set_acl: bool,
+    /// `zookeeper.digest.credentials.file`.
+    pub zookeeper_digest_credentials_file: Option<PathBuf>,
     pub rack: Option<String>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -649,6 +669,10 @@ impl BrokerConfig {
             zookeeper_connect: r.string("zookeeper.connect")?,
             zookeeper_session_timeout_ms: r.int("zookeeper.session.timeout.ms")? as u64,
             zookeeper_connection_timeout_ms: r.int("zookeeper.connection.timeout.ms")? as u64,
+            zookeeper_set_acl: r.bool("zookeeper.set.acl")?,
+            zookeeper_digest_credentials_file: values
+                .get("zookeeper.digest.credentials.file")
+                .map(PathBuf::from),
             rack: values.get("broker.rack").cloned(),
             num_partitions: r.int("num.partitions")? as i32,
             default_replication_factor: r.int("default.replication.factor")? as i16,
@@ -724,6 +748,16 @@ impl BrokerConfig {
                 key: "log.dirs".into(),
                 value: String::new(),
                 reason: "at least one log directory is required".into(),
+            });
+        }
+        if self.zookeeper_set_acl && self.zookeeper_digest_credentials_file.is_none() {
+            // Kafka refuses the same: secure ACLs without a ZooKeeper identity would lock
+            // the brokers out of their own znodes.
+            return Err(ConfigError::Invalid {
+                key: "zookeeper.set.acl".into(),
+                value: "true".into(),
+                reason: "needs zookeeper.digest.credentials.file (the brokers' ZooKeeper identity)"
+                    .into(),
             });
         }
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
@@ -845,6 +879,29 @@ mod tests {
         assert_eq!(c.listeners[0].port, 9092);
         assert_eq!(c.topic_defaults["retention.ms"], "604800000");
         assert_eq!(c.topic_defaults["segment.ms"], "604800000");
+    }
+
+    #[test]
+    fn zookeeper_set_acl_needs_credentials() {
+        let c = BrokerConfig::from_values(minimal()).unwrap();
+        assert!(!c.zookeeper_set_acl);
+        assert_eq!(c.zookeeper_digest_credentials_file, None);
+        let mut v = minimal();
+        v.insert("zookeeper.set.acl".into(), "true".into());
+        let err = BrokerConfig::from_values(v.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("zookeeper.digest.credentials.file"), "{err}");
+        v.insert(
+            "zookeeper.digest.credentials.file".into(),
+            "/etc/gregor/zk-digest".into(),
+        );
+        let c = BrokerConfig::from_values(v).unwrap();
+        assert!(c.zookeeper_set_acl);
+        assert_eq!(
+            c.zookeeper_digest_credentials_file,
+            Some(PathBuf::from("/etc/gregor/zk-digest"))
+        );
     }
 
     #[test]

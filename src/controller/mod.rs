@@ -42,7 +42,7 @@ async fn run(
 ) {
     loop {
         let handle = session.current().await;
-        match try_elect(&handle.client, config.broker_id).await {
+        match try_elect(&handle, config.broker_id).await {
             Ok(Some(fence)) => {
                 tracing::info!(
                     broker = config.broker_id,
@@ -78,9 +78,10 @@ struct Fence {
     zk_version: i32,
 }
 
-async fn try_elect(client: &zk::Client, broker_id: i32) -> Result<Option<Fence>, zk::Error> {
-    let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-    let ephemeral = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+async fn try_elect(handle: &SessionHandle, broker_id: i32) -> Result<Option<Fence>, zk::Error> {
+    let client = &handle.client;
+    let persistent = handle.create_options(zk::CreateMode::Persistent, CONTROLLER_EPOCH);
+    let ephemeral = handle.create_options(zk::CreateMode::Ephemeral, CONTROLLER);
     loop {
         if client.check_stat(CONTROLLER).await?.is_some() {
             return Ok(None);
@@ -291,11 +292,11 @@ impl ControllerRole {
     }
 
     async fn apply(&mut self, transitions: Vec<Transition>) -> Result<(), Resigned> {
-        let client = self.handle.client.clone();
+        let handle = self.handle.clone();
         let fence = self.fence;
         let writes = transitions
             .iter()
-            .map(|t| write_transition(&client, fence, t));
+            .map(|t| write_transition(&handle, fence, t));
         let outcomes = futures::future::join_all(writes).await;
         for (t, outcome) in transitions.iter().zip(outcomes) {
             match outcome {
@@ -380,7 +381,8 @@ async fn existing_partition_paths(client: &zk::Client, topic: &str) -> Vec<Strin
     out
 }
 
-async fn write_transition(client: &zk::Client, fence: Fence, t: &Transition) -> WriteOutcome {
+async fn write_transition(handle: &SessionHandle, fence: Fence, t: &Transition) -> WriteOutcome {
+    let client = &handle.client;
     let znode = PartitionStateZnode {
         version: 1,
         leader: t.leader,
@@ -391,11 +393,11 @@ async fn write_transition(client: &zk::Client, fence: Fence, t: &Transition) -> 
     let path = partition_state_path(&t.topic, t.partition);
     if t.expected_version.is_none() {
         // New partition: its parents may not exist yet.
-        let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
         for parent in [
             partitions_path(&t.topic),
             partition_path(&t.topic, t.partition),
         ] {
+            let options = handle.create_options(zk::CreateMode::Persistent, &parent);
             match client.create(&parent, &[], &options).await {
                 Ok(_) | Err(zk::Error::NodeExists) => {}
                 Err(_) => return WriteOutcome::Conflict,
@@ -403,7 +405,7 @@ async fn write_transition(client: &zk::Client, fence: Fence, t: &Transition) -> 
         }
     }
     let mut multi = client.new_multi_writer();
-    let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    let options = handle.create_options(zk::CreateMode::Persistent, &path);
     let built = (|| -> Result<(), zk::Error> {
         multi.add_check_version(CONTROLLER_EPOCH, fence.zk_version)?;
         match t.expected_version {

@@ -101,7 +101,7 @@ async fn try_announce(
         Some(stat) if stat.ephemeral_owner == client.session_id().0 => stat.czxid,
         _ => return Err(zk::Error::NoNode), // not registered (yet): retry
     };
-    let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    let persistent = handle.create_options(zk::CreateMode::Persistent, LOG_DIR_EVENT_NOTIFICATION);
     match tokio::time::timeout(
         timeout,
         client.create(LOG_DIR_EVENT_NOTIFICATION, &[], &persistent),
@@ -125,18 +125,15 @@ async fn try_announce(
             })
             .collect(),
     };
-    let sequential = zk::CreateMode::PersistentSequential.with_acls(zk::Acls::anyone_all());
+    let prefix = event_path(LOG_DIR_EVENT_PREFIX);
+    let sequential = handle.create_options(zk::CreateMode::PersistentSequential, &prefix);
     let (_, seq) = tokio::time::timeout(
         timeout,
-        client.create(
-            &event_path(LOG_DIR_EVENT_PREFIX),
-            &znode.encode(),
-            &sequential,
-        ),
+        client.create(&prefix, &znode.encode(), &sequential),
     )
     .await
     .map_err(bounded)??;
-    Ok(format!("{}{seq}", event_path(LOG_DIR_EVENT_PREFIX)))
+    Ok(format!("{prefix}{seq}"))
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The broker's side of coordination: its ZooKeeper session (`session`), the znode
 //! layout and codecs (`znodes`), and the cluster metadata image kept in step with
-//! ZooKeeper by watches (`image`, `watcher`).
+//! ZooKeeper by watches (`image`, `watcher`), and the ACL of every znode the brokers
+//! create (`acls`).
 
+pub mod acls;
 pub mod image;
 pub mod log_dir_events;
 pub mod producer_ids;
@@ -9,8 +11,9 @@ pub mod session;
 pub mod watcher;
 pub mod znodes;
 
+pub use acls::ZnodeAcls;
 pub use image::{BrokerInfo, ClusterImage, PartitionInfo, PartitionState, TopicInfo};
-pub use session::{SessionHandle, ZkSession};
+pub use session::{SessionHandle, ZkSecurity, ZkSession};
 
 /// The internal topic holding consumer group metadata and committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

@@ -81,8 +81,9 @@ impl ProducerIdManager {
     }
 
     async fn claim_block(&self) -> Result<(i64, i64), ProducerIdError> {
-        let client = self.session.current().await.client;
-        let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let handle = self.session.current().await;
+        let client = &handle.client;
+        let options = handle.create_options(zk::CreateMode::Persistent, PRODUCER_ID_BLOCK);
         loop {
             let current = match client.get_data(PRODUCER_ID_BLOCK).await {
                 Ok((data, stat)) => Some((data, stat.version)),

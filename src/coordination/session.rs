@@ -3,17 +3,107 @@
 //! expires it publishes `None`, connects again and publishes the new client with a higher
 //! generation. Everything built on the session (broker registration, watches, the
 //! controller role) reacts to the generation change by starting over.
+//!
+//! With credentials (`zookeeper.digest.credentials.file`) every session, the first and
+//! each one after an expiry, is authenticated with `addauth digest user:password` before
+//! it is published, so every znode it creates carries the brokers' digest id; the client
+//! crate also replays the auth on every reconnect of the same session.
 
+use std::path::Path;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use tokio::sync::watch;
 use zookeeper_client as zk;
+
+use super::acls::ZnodeAcls;
 
 /// A live session's client, tagged with a generation that increases per new session.
 #[derive(Clone)]
 pub struct SessionHandle {
     pub generation: u64,
     pub client: zk::Client,
+    /// The ACL policy for every znode created through this session.
+    pub acls: ZnodeAcls,
+}
+
+impl SessionHandle {
+    /// Create options for a znode at `path` with the ACL its path calls for.
+    pub fn create_options(&self, mode: zk::CreateMode, path: &str) -> zk::CreateOptions<'static> {
+        self.acls.options(mode, path)
+    }
+}
+
+/// How the broker authenticates to ZooKeeper and protects what it creates.
+#[derive(Clone, Default)]
+pub struct ZkSecurity {
+    /// `zookeeper.set.acl`.
+    pub acls: ZnodeAcls,
+    /// `user:password` for the `digest` scheme, if configured.
+    pub digest: Option<String>,
+}
+
+impl std::fmt::Debug for ZkSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password.
+        let user = self
+            .digest
+            .as_deref()
+            .map(|d| d.split(':').next().unwrap_or_default());
+        f.debug_struct("ZkSecurity")
+            .field("acls", &self.acls)
+            .field("digest_user", &user)
+            .finish()
+    }
+}
+
+impl ZkSecurity {
+    /// From `zookeeper.set.acl` and `zookeeper.digest.credentials.file` (read here).
+    pub fn load(set_acl: bool, credentials_file: Option<&Path>) -> anyhow::Result<ZkSecurity> {
+        let digest = match credentials_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!(
+                        "cannot read zookeeper.digest.credentials.file {}",
+                        path.display()
+                    )
+                })?;
+                Some(parse_digest_credentials(&text).with_context(|| {
+                    format!("in zookeeper.digest.credentials.file {}", path.display())
+                })?)
+            }
+            None => None,
+        };
+        Ok(ZkSecurity {
+            acls: ZnodeAcls::new(set_acl),
+            digest,
+        })
+    }
+
+    /// A connector with the session timeout and the digest auth (if any).
+    fn connector(&self, session_timeout: Duration) -> zk::Connector {
+        let connector = zk::Client::connector().with_session_timeout(session_timeout);
+        match &self.digest {
+            Some(digest) => connector.with_auth("digest", digest.as_bytes()),
+            None => connector,
+        }
+    }
+}
+
+/// The `user:password` of a credentials file: its first non-empty line, trimmed. The
+/// digest id ZooKeeper derives is `user:base64(sha1(user:password))`, so the user may not
+/// hold a `:` and neither part may be empty.
+pub fn parse_digest_credentials(text: &str) -> anyhow::Result<String> {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .ok_or_else(|| anyhow::anyhow!("no `user:password` line"))?;
+    match line.split_once(':') {
+        Some((user, password)) if !user.is_empty() && !password.is_empty() => Ok(line.to_string()),
+        _ => anyhow::bail!("expected `user:password`"),
+    }
 }
 
 #[derive(Clone)]
@@ -28,7 +118,7 @@ impl ZkSession {
     /// thread of its own, like the ZooKeeper client threads of a Kafka broker: however
     /// busy or stuck the request workers are, pings keep going and the broker is not
     /// declared dead. Requests from any runtime reach it through the client's channels.
-    pub fn start(connect: String, session_timeout: Duration) -> ZkSession {
+    pub fn start(connect: String, session_timeout: Duration, security: ZkSecurity) -> ZkSession {
         let (tx, rx) = watch::channel(None);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -37,7 +127,9 @@ impl ZkSession {
             Ok(runtime) => {
                 let spawned = std::thread::Builder::new()
                     .name("gregor-zk-session".into())
-                    .spawn(move || runtime.block_on(supervise(connect, session_timeout, tx)));
+                    .spawn(move || {
+                        runtime.block_on(supervise(connect, session_timeout, security, tx))
+                    });
                 if let Err(err) = spawned {
                     // No session will come: start-up then fails on
                     // zookeeper.connection.timeout.ms with a clear message.
@@ -46,7 +138,7 @@ impl ZkSession {
             }
             Err(err) => {
                 tracing::error!(error = %err, "cannot build the ZooKeeper session runtime");
-                tokio::spawn(supervise(connect, session_timeout, tx));
+                tokio::spawn(supervise(connect, session_timeout, security, tx));
             }
         }
         ZkSession { current: rx }
@@ -80,13 +172,13 @@ impl ZkSession {
 async fn supervise(
     connect: String,
     session_timeout: Duration,
+    security: ZkSecurity,
     tx: watch::Sender<Option<SessionHandle>>,
 ) {
     let mut generation = 0u64;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let connector = zk::Client::connector().with_session_timeout(session_timeout);
-        let client = match ensure_chroot_and_connect(connector, &connect).await {
+        let client = match ensure_chroot_and_connect(&security, session_timeout, &connect).await {
             Ok(client) => client,
             Err(err) => {
                 tracing::warn!(%connect, error = %err, "cannot reach ZooKeeper; retrying");
@@ -106,6 +198,7 @@ async fn supervise(
         tx.send_replace(Some(SessionHandle {
             generation,
             client: client.clone(),
+            acls: security.acls,
         }));
         loop {
             match states.changed().await {
@@ -125,24 +218,68 @@ async fn supervise(
 }
 
 /// Connects; if the connect string has a chroot (`host:port/kafka`) that does not exist
-/// yet, creates it first, as Kafka does.
+/// yet, creates it first (with the ACL of its path, as Kafka's
+/// `makeSurePersistentPathExists` does).
 async fn ensure_chroot_and_connect(
-    connector: zk::Connector,
+    security: &ZkSecurity,
+    session_timeout: Duration,
     connect: &str,
 ) -> Result<zk::Client, zk::Error> {
     if let Some(slash) = connect.find('/') {
         let (hosts, chroot) = connect.split_at(slash);
-        if chroot.len() > 1 {
-            let root = zk::Client::connector()
-                .with_session_timeout(Duration::from_secs(6))
+        let chroot = chroot.trim_end_matches('/');
+        if !chroot.is_empty() {
+            let root = security
+                .connector(Duration::from_secs(6))
                 .connect(hosts)
                 .await?;
-            let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-            match root.mkdir(chroot.trim_end_matches('/'), &options).await {
+            let options = security.acls.options(zk::CreateMode::Persistent, chroot);
+            match root.mkdir(chroot, &options).await {
                 Ok(()) | Err(zk::Error::NodeExists) => {}
                 Err(err) => return Err(err),
             }
         }
     }
-    connector.connect(connect).await
+    security.connector(session_timeout).connect(connect).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_file_holds_user_and_password() {
+        assert_eq!(
+            parse_digest_credentials("# brokers\n\n  kafka:s3cr:et \n").unwrap(),
+            "kafka:s3cr:et"
+        );
+        for bad in ["", "# only a comment\n", "kafka", "kafka:", ":secret"] {
+            assert!(parse_digest_credentials(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let s = ZkSecurity {
+            acls: ZnodeAcls::new(true),
+            digest: Some("kafka:hunter2".into()),
+        };
+        let shown = format!("{s:?}");
+        assert!(
+            shown.contains("kafka") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn load_reads_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zk-digest");
+        std::fs::write(&path, "kafka:pw\n").unwrap();
+        let s = ZkSecurity::load(true, Some(&path)).unwrap();
+        assert_eq!(s.digest.as_deref(), Some("kafka:pw"));
+        assert!(s.acls.is_secure());
+        let err = ZkSecurity::load(true, Some(&dir.path().join("missing"))).unwrap_err();
+        assert!(format!("{err:#}").contains("zookeeper.digest.credentials.file"));
+    }
 }

@@ -40,6 +40,18 @@ pub const PERSISTENT_PATHS: &[&str] = &[
     DELETE_TOPICS,
     CONTROLLED_SHUTDOWN,
     super::log_dir_events::LOG_DIR_EVENT_NOTIFICATION,
+    // Kafka's `ZkData.PersistentZkPaths` (every config entity type) and the ACL store's
+    // roots: created by the brokers, with the brokers' ACLs, before anyone else can
+    // create them world-writable and plant credentials or ACLs beneath.
+    "/config/changes",
+    "/config/users",
+    "/config/brokers",
+    "/config/clients",
+    "/config/ips",
+    "/kafka-acl",
+    "/kafka-acl-changes",
+    "/kafka-acl-extended",
+    "/kafka-acl-extended-changes",
 ];
 
 pub fn broker_path(id: i32) -> String {

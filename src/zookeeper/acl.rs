@@ -123,22 +123,38 @@ pub fn check(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), Code> {
     Err(Code::NoAuth)
 }
 
-/// The id an `addauth` packet authenticates, or `None` for an unknown scheme.
-pub fn authenticate(scheme: &str, auth: &[u8], remote_ip: &str) -> Option<Id> {
+/// The ids an `addauth` packet authenticates, or `None` for an unknown scheme. A digest
+/// equal to `super_digest` also gets the `super` id, which passes every ACL check
+/// (`DigestAuthenticationProvider.handleAuthentication`).
+pub fn authenticate(
+    scheme: &str,
+    auth: &[u8],
+    remote_ip: &str,
+    super_digest: Option<&str>,
+) -> Option<Vec<Id>> {
     match scheme {
         "digest" => {
             let id_password = String::from_utf8_lossy(auth);
             let user = id_password.split(':').next().unwrap_or_default();
             let digest = base64(&sha1(id_password.as_bytes()));
-            Some(Id {
+            let id = Id {
                 scheme: "digest".into(),
                 id: format!("{user}:{digest}"),
-            })
+            };
+            let mut ids = Vec::with_capacity(2);
+            if super_digest == Some(id.id.as_str()) {
+                ids.push(Id {
+                    scheme: "super".into(),
+                    id: String::new(),
+                });
+            }
+            ids.push(id);
+            Some(ids)
         }
-        "ip" => Some(Id {
+        "ip" => Some(vec![Id {
             scheme: "ip".into(),
             id: remote_ip.to_string(),
-        }),
+        }]),
         _ => None,
     }
 }
@@ -233,8 +249,44 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         // The digest ZooKeeper documents for super:test.
         assert_eq!(
-            authenticate("digest", b"super:test", "").unwrap().id,
-            "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
+            authenticate("digest", b"super:test", "", None).unwrap(),
+            vec![id("digest", "super:D/InIHSb7yEEbrWz8b9l71RjZJU=")]
+        );
+    }
+
+    #[test]
+    fn super_digest_adds_the_super_id() {
+        let sup = Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+        let ids = authenticate("digest", b"super:test", "", sup).unwrap();
+        assert_eq!(
+            ids,
+            vec![
+                id("super", ""),
+                id("digest", "super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+            ]
+        );
+        // Passes any ACL, even one that grants nothing to anyone it names.
+        let locked = [Acl {
+            perms: perms::READ,
+            id: id("digest", "other:x"),
+        }];
+        assert!(check(&locked, perms::ADMIN, &ids).is_ok());
+        // A wrong password is a plain digest id, without super.
+        let ids = authenticate("digest", b"super:wrong", "", sup).unwrap();
+        assert_eq!(ids.len(), 1);
+        assert_eq!(check(&locked, perms::READ, &ids), Err(Code::NoAuth));
+        // `auth` never expands to the super id (it has no authenticating provider).
+        let ids = authenticate("digest", b"super:test", "", sup).unwrap();
+        let auth = Acl {
+            perms: perms::ALL,
+            id: id("auth", ""),
+        };
+        assert_eq!(
+            fixup(Some(&[auth]), &ids),
+            Ok(vec![Acl {
+                perms: perms::ALL,
+                id: id("digest", "super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+            }])
         );
     }
 

@@ -41,6 +41,13 @@ pub struct FileConfig {
     pub max_auth_ids_per_connection: Option<usize>,
     pub enforce_acl: Option<bool>,
     pub container_check_interval_ms: Option<u64>,
+    /// ZooKeeper: `4lw.commands.whitelist` (also accepted under that name).
+    #[serde(alias = "4lw.commands.whitelist")]
+    pub four_letter_word_whitelist: Option<String>,
+    /// ZooKeeper: `zookeeper.DigestAuthenticationProvider.superDigest` (also accepted
+    /// under that name).
+    #[serde(alias = "zookeeper.DigestAuthenticationProvider.superDigest")]
+    pub super_digest: Option<String>,
 }
 
 /// `jute.maxbuffer = N` written as a TOML dotted key.
@@ -107,6 +114,12 @@ pub struct Config {
     pub max_auth_ids_per_connection: usize,
     pub enforce_acl: bool,
     pub container_check_interval_ms: u64,
+    /// The four-letter words that answer (ZooKeeper: `4lw.commands.whitelist`, `srvr`).
+    pub four_letter_words: super::fourlw::Whitelist,
+    /// A digest id (`super:base64(sha1(super:password))`, what ZooKeeper's
+    /// `DigestAuthenticationProvider` prints): a connection that authenticates as it
+    /// passes every ACL check (ZooKeeper: `zookeeper.DigestAuthenticationProvider.superDigest`).
+    pub super_digest: Option<String>,
 }
 
 impl Config {
@@ -168,6 +181,25 @@ impl FileConfig {
         if jute_maxbuffer == 0 || jute_maxbuffer > MAX_JUTE_MAXBUFFER {
             bail!("jute.maxbuffer ({jute_maxbuffer}) must be between 1 and {MAX_JUTE_MAXBUFFER}");
         }
+        let four_letter_words = match &self.four_letter_word_whitelist {
+            Some(list) => super::fourlw::Whitelist::parse(list)
+                .map_err(|e| anyhow::anyhow!("4lw.commands.whitelist: {e}"))?,
+            None => super::fourlw::Whitelist::default(),
+        };
+        let super_digest = match self.super_digest {
+            Some(d) if d.trim().is_empty() => None,
+            Some(d) => {
+                let d = d.trim().to_string();
+                // ZooKeeper compares the whole id; the `user:` part must be there.
+                match d.split_once(':') {
+                    Some((user, hash)) if !user.is_empty() && !hash.is_empty() => Some(d),
+                    _ => bail!(
+                        "zookeeper.DigestAuthenticationProvider.superDigest must be user:base64(sha1(user:password))"
+                    ),
+                }
+            }
+            None => None,
+        };
         let cfg = Config {
             client_port: self.client_port.unwrap_or(2181),
             client_address,
@@ -226,6 +258,8 @@ impl FileConfig {
                 "container_check_interval_ms",
                 self.container_check_interval_ms.unwrap_or(60_000),
             )?,
+            four_letter_words,
+            super_digest,
         };
         if cfg.snapshot_retain_count < 2 {
             bail!(
@@ -337,6 +371,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("jute.maxbuffer"), "{e}");
+        let c = FileConfig::parse(
+            "\"4lw.commands.whitelist\" = \"ruok, mntr\"\n\"zookeeper.DigestAuthenticationProvider.superDigest\" = \"super:D/InIHSb7yEEbrWz8b9l71RjZJU=\"",
+        )
+        .unwrap()
+        .resolve()
+        .unwrap();
+        assert!(c.four_letter_words.allows("mntr") && !c.four_letter_words.allows("cons"));
+        assert_eq!(
+            c.super_digest.as_deref(),
+            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+        );
+        let e = FileConfig::parse("four_letter_word_whitelist = \"ruok,bogus\"")
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("4lw.commands.whitelist") && e.contains("bogus"),
+            "{e}"
+        );
+        let e = FileConfig::parse("super_digest = \"nocolon\"")
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("superDigest"), "{e}");
         let e = FileConfig::parse("connection_outbound_max_bytes = 10")
             .unwrap()
             .resolve()

@@ -2,6 +2,12 @@
 //! text answer and is closed, as in ZooKeeper (`ruok`, `srvr`, `stat`, `mntr`, `isro`,
 //! `cons`, `conf`, `envi`, `wchs`, `dirs`). The other commands ZooKeeper knows get its
 //! "not in the whitelist" answer.
+//!
+//! Most of them tell a stranger who is connected (`cons`, `stat` list every client
+//! address and session id), how the server is set up (`conf`, `envi`) or what is
+//! watched, so, as in ZooKeeper 3.5+ (`FourLetterCommands.isEnabled`), only those in
+//! `4lw.commands.whitelist` answer; the default is `srvr` alone, `*` enables all, and
+//! `srvr` is always enabled (ZooKeeper's scripts depend on it).
 
 use super::config::Config;
 use super::server::Core;
@@ -13,6 +19,48 @@ const KNOWN: &[&str] = &[
     "conf", "cons", "crst", "dump", "envi", "gtmk", "ruok", "stmk", "srvr", "srst", "stat", "wchc",
     "wchp", "wchs", "mntr", "isro", "hash", "dirs",
 ];
+
+/// The commands that answer (`4lw.commands.whitelist`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Whitelist {
+    enabled: Vec<&'static str>,
+}
+
+impl Default for Whitelist {
+    fn default() -> Self {
+        Whitelist {
+            enabled: vec!["srvr"],
+        }
+    }
+}
+
+impl Whitelist {
+    /// A comma-separated list as ZooKeeper reads it (blanks ignored, `*` = all). An
+    /// unknown command is an error rather than silently ignored, so a typo shows.
+    pub fn parse(list: &str) -> Result<Whitelist, String> {
+        let mut w = Whitelist::default();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if item == "*" {
+                w.enabled = KNOWN.to_vec();
+                return Ok(w);
+            }
+            let cmd = KNOWN
+                .iter()
+                .copied()
+                .find(|c| *c == item)
+                .ok_or_else(|| format!("unknown four-letter word {item:?}"))?;
+            if !w.enabled.contains(&cmd) {
+                w.enabled.push(cmd);
+            }
+        }
+        w.enabled.sort_unstable();
+        Ok(w)
+    }
+
+    pub fn allows(&self, cmd: &str) -> bool {
+        self.enabled.contains(&cmd)
+    }
+}
 
 /// The command, if the first four bytes of a connection are one.
 pub fn command(first: [u8; 4]) -> Option<&'static str> {
@@ -60,7 +108,15 @@ fn connections(core: &Core, stats: &Stats) -> String {
     out
 }
 
+/// ZooKeeper's answer to a command that is not enabled (`NopCommand`, println).
+pub fn refusal(cmd: &str) -> String {
+    format!("{cmd} is not executed because it is not in the whitelist.\n")
+}
+
 pub fn render(cmd: &str, core: &Core, stats: &Stats, cfg: &Config) -> String {
+    if !cfg.four_letter_words.allows(cmd) {
+        return refusal(cmd);
+    }
     match cmd {
         "ruok" => "imok".to_string(),
         "isro" => "rw".to_string(),
@@ -120,7 +176,7 @@ pub fn render(cmd: &str, core: &Core, stats: &Stats, cfg: &Config) -> String {
                 .map(|(k, v)| format!("zk_{k}\t{v}\n"))
                 .collect()
         }
-        other => format!("{other} is not executed because it is not in the whitelist.\n"),
+        other => refusal(other),
     }
 }
 
@@ -133,5 +189,29 @@ mod tests {
         assert_eq!(command(*b"ruok"), Some("ruok"));
         assert_eq!(command(*b"mntr"), Some("mntr"));
         assert_eq!(command([0, 0, 0, 45]), None);
+    }
+
+    #[test]
+    fn whitelist_defaults_to_srvr_and_parses_like_zookeeper() {
+        let d = Whitelist::default();
+        assert!(d.allows("srvr"));
+        for cmd in [
+            "ruok", "stat", "cons", "dump", "wchc", "wchp", "envi", "conf", "mntr",
+        ] {
+            assert!(!d.allows(cmd), "{cmd}");
+        }
+        let w = Whitelist::parse(" ruok, mntr ,,").unwrap();
+        assert!(w.allows("ruok") && w.allows("mntr") && w.allows("srvr"));
+        assert!(!w.allows("cons"));
+        let all = Whitelist::parse("ruok,*").unwrap();
+        assert!(KNOWN.iter().all(|c| all.allows(c)));
+        assert_eq!(Whitelist::parse("").unwrap(), d);
+        assert!(Whitelist::parse("ruok,sttat")
+            .unwrap_err()
+            .contains("sttat"));
+        assert_eq!(
+            refusal("cons"),
+            "cons is not executed because it is not in the whitelist.\n"
+        );
     }
 }

@@ -81,6 +81,10 @@ pub struct ServerArgs {
     /// Override `snapshot_interval_txns`.
     #[arg(long)]
     pub snapshot_interval_txns: Option<u64>,
+    /// Override `four_letter_word_whitelist` (ZooKeeper's `4lw.commands.whitelist`:
+    /// comma-separated, `*` for all; default `srvr`).
+    #[arg(long = "4lw-commands-whitelist")]
+    pub four_letter_word_whitelist: Option<String>,
 }
 
 impl ServerArgs {
@@ -110,6 +114,9 @@ impl ServerArgs {
         }
         if let Some(v) = self.snapshot_interval_txns {
             file.snapshot_interval_txns = Some(v);
+        }
+        if let Some(v) = &self.four_letter_word_whitelist {
+            file.four_letter_word_whitelist = Some(v.clone());
         }
         file.resolve()
     }

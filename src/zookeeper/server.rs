@@ -7,8 +7,7 @@
 
 use std::collections::HashMap;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::RngCore;
 use tracing::{info, warn};
 
 use super::acl;
@@ -54,6 +53,8 @@ pub struct Settings {
     pub max_watch_bytes: usize,
     /// Distinct auth ids per connection; one more fails the addauth (and closes).
     pub max_auth_ids: usize,
+    /// `zookeeper.DigestAuthenticationProvider.superDigest`.
+    pub super_digest: Option<String>,
 }
 
 /// Why a read produced no normal reply.
@@ -139,7 +140,10 @@ pub struct Core {
     outbox: Vec<(ConnId, Outbound)>,
     /// Bytes in `outbox` per connection.
     outbox_bytes: HashMap<ConnId, usize>,
-    rng: StdRng,
+    /// Session passwords. The OS random source in the server (`state::recover`): a
+    /// password is all that stands between a stranger and someone else's session
+    /// (ephemerals, watches and `addauth` identities), so it must not be predictable.
+    rng: Box<dyn RngCore + Send>,
     counters: Counters,
 }
 
@@ -150,7 +154,7 @@ impl Core {
         tree: DataTree,
         sessions: SessionTable,
         zxid: i64,
-        seed: u64,
+        rng: Box<dyn RngCore + Send>,
     ) -> Core {
         Core {
             settings,
@@ -162,7 +166,7 @@ impl Core {
             txns: Vec::new(),
             outbox: Vec::new(),
             outbox_bytes: HashMap::new(),
-            rng: StdRng::seed_from_u64(seed),
+            rng,
             counters: Counters::default(),
         }
     }
@@ -413,7 +417,12 @@ impl Core {
         if req.session_id == 0 {
             let id = self.sessions.allocate_id();
             let mut password = vec![0u8; 16];
-            self.rng.fill(&mut password[..]);
+            if let Err(err) = self.rng.try_fill_bytes(&mut password[..]) {
+                // No password that is not guessable: no session.
+                warn!(client = %addr, error = %err, "the OS random source failed; refusing the session");
+                self.close_conn(conn);
+                return;
+            }
             let hdr = self.next_header(id, 0, now);
             let txn = Txn::CreateSession {
                 timeout,
@@ -567,18 +576,20 @@ impl Core {
             .and_then(|c| c.auth.iter().find(|i| i.scheme == "ip"))
             .map(|i| i.id.clone())
             .unwrap_or_default();
-        match acl::authenticate(scheme, auth, &ip) {
-            Some(id) => {
+        match acl::authenticate(scheme, auth, &ip, self.settings.super_digest.as_deref()) {
+            Some(ids) => {
                 let max = self.settings.max_auth_ids;
                 let full = self.conns.get_mut(&conn).is_some_and(|c| {
-                    if c.auth.contains(&id) {
-                        return false;
+                    for id in ids {
+                        if c.auth.contains(&id) {
+                            continue;
+                        }
+                        // The implicit `ip` id does not count.
+                        if c.auth.len() > max {
+                            return true;
+                        }
+                        c.auth.push(id);
                     }
-                    // The implicit `ip` id does not count.
-                    if c.auth.len() > max {
-                        return true;
-                    }
-                    c.auth.push(id);
                     false
                 });
                 if full {
@@ -1168,7 +1179,7 @@ fn multi_done(w: &mut Writer) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zookeeper::proto::{CreateRequest, EventType, NOTIFICATION_XID};
+    use crate::zookeeper::proto::{CreateRequest, EventType, SetDataRequest, NOTIFICATION_XID};
 
     fn settings() -> Settings {
         Settings {
@@ -1180,6 +1191,7 @@ mod tests {
             max_outbound_bytes: 64 * 1024,
             max_watch_bytes: 1000,
             max_auth_ids: 100,
+            super_digest: None,
         }
     }
 
@@ -1188,7 +1200,9 @@ mod tests {
     }
 
     fn core(s: Settings) -> Core {
-        Core::new(s, DataTree::new(), SessionTable::new(10), 0, 7)
+        use rand::SeedableRng;
+        let rng = rand::rngs::StdRng::seed_from_u64(7);
+        Core::new(s, DataTree::new(), SessionTable::new(10), 0, Box::new(rng))
     }
 
     /// Connects `conn` with a new session and drops the connect response.
@@ -1490,6 +1504,291 @@ mod tests {
         assert_eq!(for_1, vec![&(1, Outbound::Abort)], "queued replies dropped");
         assert_eq!(replies(&out, 2), vec![(1, 0)], "the other client is served");
         assert_eq!(c.connections().len(), 1);
+    }
+
+    fn digest(user_pw: &str) -> Request {
+        Request::Auth {
+            scheme: "digest".into(),
+            auth: user_pw.as_bytes().to_vec(),
+        }
+    }
+
+    /// The ACL list in the body of the last reply to `conn` (a getACL reply).
+    fn acl_reply(out: &[(ConnId, Outbound)], conn: ConnId) -> Vec<(i32, String, String)> {
+        let f = out
+            .iter()
+            .rev()
+            .find_map(|(c, o)| match o {
+                Outbound::Response(f) if *c == conn => Some(f),
+                _ => None,
+            })
+            .expect("a reply");
+        let mut r = super::super::jute::Reader::new(&f[20..]);
+        let n = r.read_i32().unwrap();
+        (0..n)
+            .map(|_| {
+                let perms = r.read_i32().unwrap();
+                let scheme = r.read_string().unwrap().unwrap();
+                let id = r.read_string().unwrap().unwrap();
+                (perms, scheme, id)
+            })
+            .collect()
+    }
+
+    /// The first non-zero error among the results of the multi reply `xid`.
+    fn first_multi_error(out: &[(ConnId, Outbound)], conn: ConnId, xid: i32) -> i32 {
+        let f = out
+            .iter()
+            .find_map(|(c, o)| match o {
+                Outbound::Response(f)
+                    if *c == conn && i32::from_be_bytes(f[4..8].try_into().unwrap()) == xid =>
+                {
+                    Some(f)
+                }
+                _ => None,
+            })
+            .expect("the multi reply");
+        let mut r = super::super::jute::Reader::new(&f[20..]);
+        loop {
+            let ty = r.read_i32().unwrap();
+            let done = r.read_bool().unwrap();
+            let err = r.read_i32().unwrap();
+            if done {
+                return 0;
+            }
+            if ty == op::ERROR {
+                let code = r.read_i32().unwrap();
+                if code != 0 {
+                    return code;
+                }
+            } else if ty == op::SET_DATA {
+                for _ in 0..STAT_LEN {
+                    r.read_u8().unwrap();
+                }
+            } else if ty != op::CHECK {
+                panic!("unexpected result type {ty} (err {err})");
+            }
+        }
+    }
+
+    /// What ZooKeeper-mode Kafka relies on with `zookeeper.set.acl=true`: znodes created
+    /// `auth` ALL + `world` READ by the brokers' digest, and `auth` ALL alone for secrets.
+    /// Every op checks what ZooKeeper 3.8 checks (CREATE / DELETE on the parent, WRITE,
+    /// ADMIN, READ), inside a multi too, and the super digest passes every check.
+    #[test]
+    fn secured_znodes_as_kafka_creates_them() {
+        let mut s = settings();
+        // super:test (the example in ZooKeeper's admin guide).
+        s.super_digest = Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=".into());
+        let mut c = core(s);
+        let (broker, stranger, other_broker, admin, wrong) = (1, 2, 3, 4, 5);
+        for conn in 1..=5 {
+            connect(&mut c, conn);
+        }
+        req(&mut c, broker, -4, digest("kafka:secret"));
+        req(&mut c, other_broker, -4, digest("kafka:secret"));
+        req(&mut c, admin, -4, digest("super:test"));
+        req(&mut c, wrong, -4, digest("kafka:guess"));
+        let secure = vec![auth_acl()[0].clone(), Acl::world(perms::READ)];
+        req(
+            &mut c,
+            broker,
+            1,
+            Request::Create(create("/brokers", 1, 0, secure.clone())),
+        );
+        req(
+            &mut c,
+            broker,
+            2,
+            Request::Create(create("/brokers/ids", 1, 0, secure.clone())),
+        );
+        req(
+            &mut c,
+            broker,
+            3,
+            Request::Create(create("/brokers/ids/1", 1, 1, secure.clone())),
+        );
+        req(
+            &mut c,
+            broker,
+            4,
+            Request::Create(create("/users", 1, 0, auth_acl())),
+        );
+        assert_eq!(
+            replies(&c.take_outbox(), broker),
+            vec![(-4, 0), (1, 0), (2, 0), (3, 0), (4, 0)]
+        );
+        // `auth` became the brokers' digest id.
+        req(
+            &mut c,
+            broker,
+            5,
+            Request::GetAcl {
+                path: "/brokers".into(),
+            },
+        );
+        let kafka_id = "kafka:".to_string() + &acl::base64(&acl::sha1(b"kafka:secret"));
+        assert_eq!(
+            acl_reply(&c.take_outbox(), broker),
+            vec![
+                (perms::ALL, "digest".into(), kafka_id.clone()),
+                (perms::READ, "world".into(), "anyone".into())
+            ]
+        );
+
+        let set = |path: &str| {
+            Request::SetData(SetDataRequest {
+                path: path.into(),
+                data: Some(b"x".to_vec()),
+                version: -1,
+            })
+        };
+        let attempts = |c: &mut Core, conn: ConnId| -> Vec<(i32, i32)> {
+            let ops = vec![
+                // Reads of a world-readable znode.
+                Request::GetData {
+                    path: "/brokers/ids/1".into(),
+                    watch: false,
+                },
+                Request::GetChildren {
+                    path: "/brokers/ids".into(),
+                    watch: true,
+                    with_stat: false,
+                },
+                Request::Sync {
+                    path: "/brokers".into(),
+                },
+                // Writes: WRITE on the node, CREATE / DELETE on the parent, ADMIN.
+                set("/brokers/ids/1"),
+                Request::Create(create("/brokers/ids/9", 1, 1, vec![Acl::world(perms::ALL)])),
+                Request::Delete {
+                    path: "/brokers/ids/1".into(),
+                    version: -1,
+                },
+                Request::SetAcl {
+                    path: "/brokers".into(),
+                    acl: Some(vec![Acl::world(perms::ALL)]),
+                    version: -1,
+                },
+                Request::Multi(vec![
+                    MultiOp::Check {
+                        path: "/brokers".into(),
+                        version: 0,
+                    },
+                    MultiOp::SetData(SetDataRequest {
+                        path: "/brokers/ids".into(),
+                        data: None,
+                        version: -1,
+                    }),
+                ]),
+                // The secret: not even its existence.
+                Request::GetData {
+                    path: "/users".into(),
+                    watch: false,
+                },
+                Request::Exists {
+                    path: "/users".into(),
+                    watch: false,
+                },
+                Request::GetChildren {
+                    path: "/users".into(),
+                    watch: false,
+                    with_stat: false,
+                },
+                Request::GetAcl {
+                    path: "/users".into(),
+                },
+            ];
+            for (i, op_) in ops.into_iter().enumerate() {
+                req(c, conn, 100 + i as i32, op_);
+            }
+            let out = c.take_outbox();
+            replies(&out, conn)
+                .into_iter()
+                .filter(|(xid, _)| *xid >= 100)
+                // The multi (xid 107) answers per op: its first error counts.
+                .map(|(xid, err)| match xid {
+                    107 => (xid, first_multi_error(&out, conn, xid)),
+                    _ => (xid, err),
+                })
+                .collect()
+        };
+        let no_auth = Code::NoAuth.as_i32();
+        let expected_stranger: Vec<(i32, i32)> = [
+            0, 0, 0, no_auth, no_auth, no_auth, no_auth, no_auth, no_auth, no_auth, no_auth,
+            no_auth,
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| (100 + i as i32, e))
+        .collect();
+        assert_eq!(attempts(&mut c, stranger), expected_stranger);
+        // A wrong password is just another identity.
+        assert_eq!(attempts(&mut c, wrong), expected_stranger);
+        // The stranger sees who may write, not the digest (no ADMIN: masked).
+        req(
+            &mut c,
+            stranger,
+            200,
+            Request::GetAcl {
+                path: "/brokers".into(),
+            },
+        );
+        assert_eq!(
+            acl_reply(&c.take_outbox(), stranger),
+            vec![
+                (perms::ALL, "digest".into(), "kafka:x".into()),
+                (perms::READ, "world".into(), "anyone".into())
+            ]
+        );
+        // An `auth` ACL without an authenticated id is INVALIDACL (before the parent's
+        // CREATE check).
+        req(
+            &mut c,
+            stranger,
+            201,
+            Request::Create(create("/mine", 0, 0, auth_acl())),
+        );
+        assert_eq!(
+            replies(&c.take_outbox(), stranger),
+            vec![(201, Code::InvalidAcl.as_i32())]
+        );
+        // Nothing changed.
+        assert_eq!(
+            c.tree().get("/brokers/ids/1").unwrap().data.as_deref(),
+            Some(&[1u8][..])
+        );
+        assert!(c.tree().get("/brokers/ids/9").is_none());
+
+        // Another session with the brokers' digest, and the super user, may do it all
+        // (the delete of /brokers/ids/1 and the ACL change go last).
+        let ok: Vec<(i32, i32)> = (0..12).map(|i| (100 + i, 0)).collect();
+        let got = attempts(&mut c, other_broker);
+        assert_eq!(got, ok);
+        assert_eq!(
+            c.tree().get("/brokers").unwrap().acl,
+            vec![Acl::world(perms::ALL)]
+        );
+        req(
+            &mut c,
+            admin,
+            300,
+            Request::SetAcl {
+                path: "/users".into(),
+                acl: Some(vec![Acl::world(perms::READ)]),
+                version: -1,
+            },
+        );
+        req(
+            &mut c,
+            admin,
+            301,
+            Request::GetData {
+                path: "/users".into(),
+                watch: false,
+            },
+        );
+        assert_eq!(replies(&c.take_outbox(), admin), vec![(300, 0), (301, 0)]);
     }
 
     #[test]

@@ -126,9 +126,9 @@ pub fn recover(cfg: &Config) -> anyhow::Result<Recovered> {
         max_outbound_bytes: cfg.connection_outbound_max_bytes,
         max_watch_bytes: cfg.max_watch_bytes_per_connection,
         max_auth_ids: cfg.max_auth_ids_per_connection,
+        super_digest: cfg.super_digest.clone(),
     };
-    let seed = wall_ms() as u64 ^ u64::from(std::process::id()).rotate_left(32);
-    let core = Core::new(settings, tree, sessions, zxid, seed);
+    let core = Core::new(settings, tree, sessions, zxid, Box::new(rand::rngs::OsRng));
     Ok(Recovered { core, log, clock })
 }
 

@@ -176,6 +176,8 @@ pub enum Coordinator {
 pub struct ZooKeeper {
     pub port: u16,
     pub process: Process,
+    /// The brokers' chroot (`host:port/chroot`), empty for none.
+    pub chroot: String,
 }
 
 impl ZooKeeper {
@@ -222,7 +224,11 @@ impl ZooKeeper {
                 )
             }
         };
-        let zk = ZooKeeper { port, process };
+        let zk = ZooKeeper {
+            port,
+            process,
+            chroot: String::new(),
+        };
         wait_until(
             Duration::from_secs(30),
             "zookeeper to accept connections",
@@ -231,7 +237,13 @@ impl ZooKeeper {
         zk
     }
 
+    /// The brokers' `zookeeper.connect` (with the chroot, if any).
     pub fn connect_string(&self) -> String {
+        format!("127.0.0.1:{}{}", self.port, self.chroot)
+    }
+
+    /// The server itself, without the chroot.
+    pub fn server_address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 }
@@ -261,11 +273,22 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(kind: Coordinator, n: usize, extra: &[(&str, &str)]) -> Cluster {
+        Self::start_chrooted(kind, n, "", extra)
+    }
+
+    /// As [`Cluster::start`], the brokers under `chroot` (e.g. `/kafka`) in ZooKeeper.
+    pub fn start_chrooted(
+        kind: Coordinator,
+        n: usize,
+        chroot: &str,
+        extra: &[(&str, &str)],
+    ) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("gregor-test-")
             .tempdir()
             .unwrap();
-        let zk = ZooKeeper::start(kind, dir.path());
+        let mut zk = ZooKeeper::start(kind, dir.path());
+        zk.chroot = chroot.to_string();
         let mut cluster = Cluster {
             dir,
             zk,
