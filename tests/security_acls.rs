@@ -668,3 +668,51 @@ fn acl_apis_answer_security_disabled_without_an_authorizer() {
     assert_eq!(c.create_topic("free", 1, 1, &[]), 0);
     assert_eq!(produce_code(&mut c, "free"), 0);
 }
+
+fn gregor_acls(bootstrap: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(common::GREGOR)
+        .args(["acls", "--bootstrap-server", bootstrap])
+        .args(args)
+        .output()
+        .expect("run gregor acls");
+    assert!(
+        out.status.success(),
+        "gregor acls {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn gregor_acls_cli_adds_lists_and_removes() {
+    let cluster = secured_cluster(1);
+    let b = cluster.brokers[0].addr();
+    let mut admin = cluster.client(0);
+    assert_eq!(admin.create_topic("cli-t", 1, 1, &[]), 0);
+    let mut a = Client::connect_from(&b, ALICE).unwrap();
+    assert_eq!(produce_code(&mut a, "cli-t"), TOPIC_AUTHZ);
+    let add = [
+        "add",
+        "--principal",
+        "User:ANONYMOUS",
+        "--host",
+        ALICE,
+        "--operation",
+        "Write",
+        "--topic",
+        "cli-",
+        "--prefixed",
+    ];
+    gregor_acls(&b, &add);
+    let listed = gregor_acls(&b, &["list", "--topic", "cli-", "--prefixed"]);
+    assert!(
+        listed.contains("Topic:Prefixed:cli-")
+            && listed.contains("User:ANONYMOUS Allow Write from host 127.0.0.2"),
+        "{listed}"
+    );
+    assert_eq!(produce_code(&mut a, "cli-t"), 0);
+    let mut remove = add;
+    remove[0] = "remove";
+    assert!(gregor_acls(&b, &remove).contains("Removed 1 ACL(s)"));
+    assert_eq!(produce_code(&mut a, "cli-t"), TOPIC_AUTHZ);
+}
