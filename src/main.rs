@@ -34,6 +34,8 @@ enum Command {
     Consume(gregor::cli::consume::ConsumeArgs),
     /// List and describe consumer groups (like kafka-consumer-groups).
     Groups(gregor::cli::groups::GroupsArgs),
+    /// Add, list and remove ACLs (like kafka-acls).
+    Acls(gregor::cli::acls::AclsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Produce(args) => gregor::cli::produce::run(args),
         Command::Consume(args) => gregor::cli::consume::run(args),
         Command::Groups(args) => gregor::cli::groups::run(args),
+        Command::Acls(args) => gregor::cli::acls::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors::{code, Error};
 use super::{RequestContext, Versions};
 use crate::broker::Broker;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 
 pub mod describe_cluster {
     pub const VERSIONS: super::Versions = super::Versions::new(0, 1);
@@ -17,15 +18,29 @@ const ENDPOINT_TYPE_BROKERS: i8 = 1;
 
 pub async fn describe_cluster(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeClusterRequest,
 ) -> Option<DescribeClusterResponse> {
+    // Cluster DESCRIBE, request-wide (KafkaApis.handleDescribeCluster).
+    if !broker.authorize_cluster(ctx, AclOperation::Describe) {
+        return Some(
+            DescribeClusterResponse::default()
+                .with_error_code(code(Error::ClusterAuthorizationFailed))
+                .with_cluster_authorized_operations(i32::MIN),
+        );
+    }
     let image = broker.image();
+    let ops = broker.authorized_operations(
+        ctx,
+        req.include_cluster_authorized_operations,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_TYPE_BROKERS)
         .with_cluster_id(StrBytes::from_string(image.cluster_id.clone()))
         .with_controller_id(BrokerId(image.controller_id.unwrap_or(-1)))
-        .with_cluster_authorized_operations(i32::MIN);
+        .with_cluster_authorized_operations(ops);
     if req.endpoint_type != ENDPOINT_TYPE_BROKERS {
         return Some(
             response

@@ -26,6 +26,7 @@ use crate::broker::Broker;
 use crate::config::keys::split_list;
 use crate::config::topic::{topic_key_def, TOPIC_KEYS};
 use crate::config::{ConfigSource, TopicConfig};
+use crate::security::acl::AclOperation;
 
 pub mod describe_configs {
     pub const VERSIONS: super::Versions = super::Versions::new(1, 4);
@@ -40,6 +41,29 @@ pub mod incremental_alter_configs {
 /// Kafka's `ConfigResource.Type` codes.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+
+/// Kafka's config-resource check: Topic or Cluster DESCRIBE_CONFIGS / ALTER_CONFIGS,
+/// answered per resource (`KafkaApis.authorizeConfigResource`). Other resource types
+/// are left to the handlers' own INVALID_REQUEST.
+fn config_refusal(
+    broker: &Broker,
+    ctx: &RequestContext,
+    resource_type: i8,
+    name: &str,
+    op: AclOperation,
+) -> Option<AdminError> {
+    match resource_type {
+        RESOURCE_TOPIC if !broker.authorize_topic(ctx, op, name) => Some(AdminError::new(
+            Error::TopicAuthorizationFailed,
+            format!("Topic {op} on {name} is not authorized."),
+        )),
+        RESOURCE_BROKER if !broker.authorize_cluster(ctx, op) => Some(AdminError::new(
+            Error::ClusterAuthorizationFailed,
+            format!("Cluster {op} is not authorized."),
+        )),
+        _ => None,
+    }
+}
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
@@ -71,6 +95,19 @@ pub async fn describe_configs(
         let base = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
+        if let Some(refused) = config_refusal(
+            broker,
+            ctx,
+            resource.resource_type,
+            &resource.resource_name,
+            AclOperation::DescribeConfigs,
+        ) {
+            results.push(
+                base.with_error_code(code(refused.error))
+                    .with_error_message(Some(s(refused.message))),
+            );
+            continue;
+        }
         let result = match resource.resource_type {
             RESOURCE_TOPIC => match image.topic(&resource.resource_name) {
                 None => base
@@ -236,12 +273,20 @@ fn broker_not_alterable() -> AdminError {
 
 pub async fn alter_configs(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: AlterConfigsRequest,
 ) -> Option<AlterConfigsResponse> {
     let mut responses = Vec::new();
     for resource in &req.resources {
+        let refused = config_refusal(
+            broker,
+            ctx,
+            resource.resource_type,
+            &resource.resource_name,
+            AclOperation::AlterConfigs,
+        );
         let result = match resource.resource_type {
+            _ if refused.is_some() => Err(refused.unwrap_or_else(broker_not_alterable)),
             RESOURCE_TOPIC => {
                 // AlterConfigs replaces the whole override set.
                 let overrides: BTreeMap<String, String> = resource
@@ -284,13 +329,21 @@ const OP_SUBTRACT: i8 = 3;
 
 pub async fn incremental_alter_configs(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> Option<IncrementalAlterConfigsResponse> {
     let image = broker.image();
     let mut responses = Vec::new();
     for resource in &req.resources {
+        let refused = config_refusal(
+            broker,
+            ctx,
+            resource.resource_type,
+            &resource.resource_name,
+            AclOperation::AlterConfigs,
+        );
         let result = match resource.resource_type {
+            _ if refused.is_some() => Err(refused.unwrap_or_else(broker_not_alterable)),
             RESOURCE_TOPIC => match image.topic(&resource.resource_name) {
                 None => Err(AdminError::new(
                     Error::UnknownTopicOrPartition,

@@ -27,6 +27,7 @@ use super::{RequestContext, Versions};
 use crate::broker::Broker;
 use crate::replica::manager::now_ms;
 use crate::replica::{Partition, PartitionError};
+use crate::security::acl::AclOperation;
 use crate::storage::fileio::ReadMode;
 use crate::storage::ReadError;
 
@@ -89,6 +90,11 @@ pub async fn handle(
             .await;
     }
     let image = broker.image();
+    // A follower's fetch needs Cluster CLUSTER_ACTION, else every partition is
+    // TOPIC_AUTHORIZATION_FAILED and nothing is read, so a client posing as a replica
+    // moves neither the ISR nor the high watermark (KafkaApis.handleFetchRequest).
+    let follower_allowed =
+        follower.is_none() || broker.authorize_cluster(ctx, AclOperation::ClusterAction);
 
     // A partition named twice is read once (Kafka keys the fetch data by partition, the
     // later entry replacing the earlier): a request repeating one partition a million
@@ -123,7 +129,33 @@ pub async fn handle(
             topics.push(resp);
             topics.len() - 1
         });
+        let authorized = match follower {
+            Some(_) => follower_allowed,
+            None => {
+                unknown_error.is_some() || broker.authorize_topic(ctx, AclOperation::Read, &name)
+            }
+        };
         for p in &t.partitions {
+            if !authorized {
+                let slot = Slot {
+                    topic_index: ti,
+                    partition: None,
+                    partition_index: p.partition,
+                    fetch_offset: p.fetch_offset,
+                    last_fetched_epoch: -1,
+                    current_leader_epoch: p.current_leader_epoch,
+                    partition_max_bytes: 0,
+                    fixed_error: Some(Error::TopicAuthorizationFailed),
+                };
+                match slot_of.entry((ti, p.partition)) {
+                    Entry::Occupied(at) => slots[*at.get()] = slot,
+                    Entry::Vacant(at) => {
+                        at.insert(slots.len());
+                        slots.push(slot);
+                    }
+                }
+                continue;
+            }
             let partition = broker.replicas.partition(&name, p.partition);
             let fixed_error = unknown_error.or_else(|| match &partition {
                 Some(_) => None,

@@ -40,6 +40,7 @@ use crate::group::shard::{
     CommitPartition, CommitRequest, CommitResult, FetchedOffset, JoinRequest, LeaveMember,
     SyncRequest,
 };
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub mod find_coordinator {
     pub const VERSIONS: super::Versions = super::Versions::new(0, 6);
@@ -75,10 +76,6 @@ pub mod offset_delete {
     pub const VERSIONS: super::Versions = super::Versions::new(0, 0);
 }
 
-/// Kafka's ACL operations on a GROUP resource (READ, DELETE, DESCRIBE): with no
-/// authorizer every one is allowed.
-const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
-
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 const KEY_TYPE_SHARE: i8 = 2;
@@ -112,7 +109,7 @@ pub async fn find_coordinator(
         let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
         for key in &req.coordinator_keys {
             let c = Coordinator::default().with_key(key.clone());
-            coordinators.push(match lookup(broker, v, req.key_type, key).await {
+            coordinators.push(match lookup(broker, ctx, v, req.key_type, key).await {
                 Ok((id, host, port)) => c
                     .with_node_id(BrokerId(id))
                     .with_host(s(host))
@@ -127,7 +124,7 @@ pub async fn find_coordinator(
         }
         return Some(FindCoordinatorResponse::default().with_coordinators(coordinators));
     }
-    Some(match lookup(broker, v, req.key_type, &req.key).await {
+    Some(match lookup(broker, ctx, v, req.key_type, &req.key).await {
         Ok((id, host, port)) => FindCoordinatorResponse::default()
             .with_node_id(BrokerId(id))
             .with_host(s(host))
@@ -152,11 +149,26 @@ fn error_message(e: Error) -> &'static str {
 /// The coordinator node (id, host, port) of `key`.
 async fn lookup(
     broker: &Broker,
+    ctx: &RequestContext,
     version: i16,
     key_type: i8,
     key: &str,
 ) -> Result<(i32, String, i32), Error> {
     match key_type {
+        // Group / TransactionalId DESCRIBE (KafkaApis.getCoordinator).
+        KEY_TYPE_GROUP if !broker.authorize_group(ctx, AclOperation::Describe, key) => {
+            return Err(Error::GroupAuthorizationFailed)
+        }
+        KEY_TYPE_TRANSACTION
+            if !broker.authorize(
+                ctx,
+                AclOperation::Describe,
+                ResourceType::TransactionalId,
+                key,
+            ) =>
+        {
+            return Err(Error::TransactionalIdAuthorizationFailed)
+        }
         KEY_TYPE_GROUP => {}
         KEY_TYPE_TRANSACTION => return Err(Error::CoordinatorNotAvailable),
         KEY_TYPE_SHARE if version < 6 => return Err(Error::InvalidRequest),
@@ -224,7 +236,9 @@ pub async fn join_group(
     let v = ctx.api_version;
     let group_id = req.group_id.0.to_string();
     let member_id = req.member_id.to_string();
-    let result = if group_id.is_empty() {
+    let result = if !broker.authorize_group(ctx, AclOperation::Read, &group_id) {
+        JoinResult::error(&member_id, Error::GroupAuthorizationFailed)
+    } else if group_id.is_empty() {
         JoinResult::error(&member_id, Error::InvalidGroupId)
     } else {
         let join = JoinRequest {
@@ -302,7 +316,9 @@ pub async fn sync_group(
 ) -> Option<SyncGroupResponse> {
     let v = ctx.api_version;
     let group_id = req.group_id.0.to_string();
-    let result = if group_id.is_empty() {
+    let result = if !broker.authorize_group(ctx, AclOperation::Read, &group_id) {
+        SyncResult::error(Error::GroupAuthorizationFailed)
+    } else if group_id.is_empty() {
         SyncResult::error(Error::InvalidGroupId)
     } else if v >= 5 && (req.protocol_type.is_none() || req.protocol_name.is_none()) {
         // From v5 both fields are mandatory.
@@ -349,11 +365,13 @@ pub async fn sync_group(
 
 pub async fn heartbeat(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: HeartbeatRequest,
 ) -> Option<HeartbeatResponse> {
     let group_id = req.group_id.0.to_string();
-    let error = if group_id.is_empty() {
+    let error = if !broker.authorize_group(ctx, AclOperation::Read, &group_id) {
+        Some(Error::GroupAuthorizationFailed)
+    } else if group_id.is_empty() {
         Some(Error::InvalidGroupId)
     } else {
         let hb = crate::group::shard::HeartbeatRequest {
@@ -400,7 +418,9 @@ pub async fn leave_group(
             reason: None,
         }]
     };
-    let (top, member_results) = if group_id.is_empty() {
+    let (top, member_results) = if !broker.authorize_group(ctx, AclOperation::Read, &group_id) {
+        (Some(Error::GroupAuthorizationFailed), Vec::new())
+    } else if group_id.is_empty() {
         (Some(Error::InvalidGroupId), Vec::new())
     } else {
         match broker
@@ -446,11 +466,22 @@ pub async fn offset_commit(
     // Errors decided here (unknown topics/partitions) and by the coordinator.
     let mut errors: HashMap<(String, i32), Option<Error>> = HashMap::new();
     let mut valid = Vec::new();
+    // Group READ for the request, then Topic READ per topic (KafkaApis.handleOffsetCommitRequest).
+    let group_allowed = broker.authorize_group(ctx, AclOperation::Read, &group_id);
     for t in &req.topics {
         let topic = image.topic(&t.name);
+        let topic_error = if !group_allowed {
+            Some(Error::GroupAuthorizationFailed)
+        } else if !broker.authorize_topic(ctx, AclOperation::Read, &t.name) {
+            Some(Error::TopicAuthorizationFailed)
+        } else {
+            None
+        };
         for p in &t.partitions {
             let key = (t.name.0.to_string(), p.partition_index);
-            if topic.is_some_and(|info| info.partitions.contains_key(&p.partition_index)) {
+            if topic_error.is_some() {
+                errors.insert(key, topic_error);
+            } else if topic.is_some_and(|info| info.partitions.contains_key(&p.partition_index)) {
                 valid.push(CommitPartition {
                     topic: key.0.clone(),
                     partition: p.partition_index,
@@ -564,6 +595,58 @@ async fn fetch_group(
     })
 }
 
+type Wanted = Option<Vec<(String, Vec<i32>)>>;
+
+/// Splits the requested topics into those the principal may DESCRIBE and the refused
+/// ones (answered TOPIC_AUTHORIZATION_FAILED per partition, as Kafka's OffsetFetch).
+fn split_by_describe(
+    broker: &Broker,
+    ctx: &RequestContext,
+    wanted: Wanted,
+) -> (Wanted, Vec<(String, Vec<i32>)>) {
+    let Some(wanted) = wanted else {
+        return (None, Vec::new());
+    };
+    let (allowed, refused) = wanted
+        .into_iter()
+        .partition(|(t, _)| broker.authorize_topic(ctx, AclOperation::Describe, t));
+    (Some(allowed), refused)
+}
+
+/// The fetched offsets the principal may see (all-topics fetches silently skip the
+/// others), followed by the refused topics' error entries.
+fn visible(
+    broker: &Broker,
+    ctx: &RequestContext,
+    topics: FetchedTopics,
+    refused: Vec<(String, Vec<i32>)>,
+) -> ShownTopics {
+    let mut shown: ShownTopics = topics
+        .into_iter()
+        .filter(|(t, _)| broker.authorize_topic(ctx, AclOperation::Describe, t))
+        .map(|(t, parts)| (t, parts.into_iter().map(|p| (p, None)).collect()))
+        .collect();
+    shown.extend(refused.into_iter().map(|(t, parts)| {
+        let offsets = parts
+            .into_iter()
+            .map(|partition| {
+                let none = FetchedOffset {
+                    partition,
+                    offset: -1,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                };
+                (none, Some(Error::TopicAuthorizationFailed))
+            })
+            .collect();
+        (t, offsets)
+    }));
+    shown
+}
+
+/// Offsets as answered: each with its partition-level error.
+type ShownTopics = Vec<(String, Vec<(FetchedOffset, Option<Error>)>)>;
+
 pub async fn offset_fetch(
     broker: &Broker,
     ctx: &RequestContext,
@@ -584,32 +667,39 @@ pub async fn offset_fetch(
                     .collect()
             });
             let entry = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            groups.push(
-                match fetch_group(broker, &gid, wanted, require_stable).await {
-                    Ok(topics) => entry.with_topics(
-                        topics
-                            .into_iter()
-                            .map(|(name, parts)| {
-                                OffsetFetchResponseTopics::default()
-                                    .with_name(TopicName(s(name)))
-                                    .with_partitions(
-                                        parts
-                                            .into_iter()
-                                            .map(|p| {
-                                                OffsetFetchResponsePartitions::default()
-                                                    .with_partition_index(p.partition)
-                                                    .with_committed_offset(p.offset)
-                                                    .with_committed_leader_epoch(p.leader_epoch)
-                                                    .with_metadata(Some(s(p.metadata)))
-                                            })
-                                            .collect(),
-                                    )
-                            })
-                            .collect(),
-                    ),
-                    Err(e) => entry.with_error_code(code(e)),
-                },
-            );
+            if !broker.authorize_group(ctx, AclOperation::Describe, &gid) {
+                groups.push(entry.with_error_code(code(Error::GroupAuthorizationFailed)));
+                continue;
+            }
+            let (wanted, refused) = split_by_describe(broker, ctx, wanted);
+            let fetched = fetch_group(broker, &gid, wanted, require_stable)
+                .await
+                .map(|topics| visible(broker, ctx, topics, refused));
+            groups.push(match fetched {
+                Ok(topics) => entry.with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(name, parts)| {
+                            OffsetFetchResponseTopics::default()
+                                .with_name(TopicName(s(name)))
+                                .with_partitions(
+                                    parts
+                                        .into_iter()
+                                        .map(|(p, error)| {
+                                            OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(p.partition)
+                                                .with_committed_offset(p.offset)
+                                                .with_committed_leader_epoch(p.leader_epoch)
+                                                .with_metadata(Some(s(p.metadata)))
+                                                .with_error_code(err_code(error))
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                ),
+                Err(e) => entry.with_error_code(code(e)),
+            });
         }
         return Some(OffsetFetchResponse::default().with_groups(groups));
     }
@@ -628,7 +718,15 @@ pub async fn offset_fetch(
             .with_metadata(Some(s(metadata)))
             .with_error_code(err_code(e))
     };
-    let response = match fetch_group(broker, &gid, wanted.clone(), require_stable).await {
+    let fetched = if broker.authorize_group(ctx, AclOperation::Describe, &gid) {
+        let (allowed, refused) = split_by_describe(broker, ctx, wanted.clone());
+        fetch_group(broker, &gid, allowed, require_stable)
+            .await
+            .map(|topics| visible(broker, ctx, topics, refused))
+    } else {
+        Err(Error::GroupAuthorizationFailed)
+    };
+    let response = match fetched {
         Ok(topics) => OffsetFetchResponse::default().with_topics(
             topics
                 .into_iter()
@@ -638,13 +736,13 @@ pub async fn offset_fetch(
                         .with_partitions(
                             parts
                                 .into_iter()
-                                .map(|p| {
+                                .map(|(p, error)| {
                                     partition(
                                         p.partition,
                                         p.offset,
                                         p.leader_epoch,
                                         p.metadata,
-                                        None,
+                                        error,
                                     )
                                 })
                                 .collect(),
@@ -691,6 +789,9 @@ pub async fn describe_groups(
         .filter(|gid| seen.insert(*gid))
         .map(|gid| {
             let base = DescribedGroup::default().with_group_id(gid.clone());
+            if !broker.authorize_group(ctx, AclOperation::Describe, gid) {
+                return base.with_error_code(code(Error::GroupAuthorizationFailed));
+            }
             match broker
                 .groups
                 .with_group(gid, |gs, _| (gs.describe_group(gid), Vec::new()))
@@ -713,11 +814,12 @@ pub async fn describe_groups(
                             })
                             .collect(),
                     )
-                    .with_authorized_operations(if v >= 3 && req.include_authorized_operations {
-                        GROUP_AUTHORIZED_OPERATIONS
-                    } else {
-                        i32::MIN
-                    }),
+                    .with_authorized_operations(broker.authorized_operations(
+                        ctx,
+                        v >= 3 && req.include_authorized_operations,
+                        ResourceType::Group,
+                        gid,
+                    )),
                 Err(e) => base.with_error_code(code(e)),
             }
         })
@@ -759,6 +861,10 @@ pub async fn list_groups(
             }
         }
     }
+    // Cluster DESCRIBE lists every group, else only those the principal may describe.
+    if !broker.authorize_cluster(ctx, AclOperation::Describe) {
+        listed.retain(|(gid, _, _)| broker.authorize_group(ctx, AclOperation::Describe, gid));
+    }
     let groups = listed
         .into_iter()
         .map(|(gid, protocol_type, state)| {
@@ -780,7 +886,7 @@ pub async fn list_groups(
 
 pub async fn delete_groups(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DeleteGroupsRequest,
 ) -> Option<DeleteGroupsResponse> {
     let mut names: Vec<String> = Vec::new();
@@ -794,6 +900,10 @@ pub async fn delete_groups(
     let mut by_shard: BTreeMap<i32, (std::sync::Arc<crate::group::Shard>, Vec<String>)> =
         BTreeMap::new();
     for g in &names {
+        if !broker.authorize_group(ctx, AclOperation::Delete, g) {
+            results.insert(g.clone(), Some(Error::GroupAuthorizationFailed));
+            continue;
+        }
         match broker.groups.shard_for(g) {
             Ok(shard) => by_shard
                 .entry(shard.partition)
@@ -840,10 +950,16 @@ pub async fn delete_groups(
 
 pub async fn offset_delete(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: OffsetDeleteRequest,
 ) -> Option<OffsetDeleteResponse> {
     let group_id = req.group_id.0.to_string();
+    // Group DELETE for the request, Topic READ per topic (KafkaApis.handleOffsetDeleteRequest).
+    if !broker.authorize_group(ctx, AclOperation::Delete, &group_id) {
+        return Some(
+            OffsetDeleteResponse::default().with_error_code(code(Error::GroupAuthorizationFailed)),
+        );
+    }
     if group_id.is_empty() {
         return Some(OffsetDeleteResponse::default().with_error_code(code(Error::InvalidGroupId)));
     }
@@ -852,9 +968,15 @@ pub async fn offset_delete(
     let mut valid: Vec<(String, Vec<i32>)> = Vec::new();
     for t in &req.topics {
         let topic = image.topic(&t.name);
+        let readable = broker.authorize_topic(ctx, AclOperation::Read, &t.name);
         let mut parts = Vec::new();
         for p in &t.partitions {
-            if topic.is_some_and(|info| info.partitions.contains_key(&p.partition_index)) {
+            if !readable {
+                errors.insert(
+                    (t.name.0.to_string(), p.partition_index),
+                    Some(Error::TopicAuthorizationFailed),
+                );
+            } else if topic.is_some_and(|info| info.partitions.contains_key(&p.partition_index)) {
                 parts.push(p.partition_index);
             } else {
                 errors.insert(

@@ -17,6 +17,7 @@ use super::{RequestContext, Versions};
 use crate::admin::{topic_name, TopicSpec};
 use crate::broker::Broker;
 use crate::coordination::{ClusterImage, TopicInfo, OFFSETS_TOPIC};
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 
 pub const VERSIONS: Versions = Versions::new(0, 12);
 
@@ -46,6 +47,18 @@ pub async fn handle(
         && (ctx.api_version < 4 || req.allow_auto_topic_creation)
         && !by_id;
 
+    // Auto-creation needs Cluster CREATE or CREATE on the topic, on top of DESCRIBE
+    // (KafkaApis.handleTopicMetadataRequest).
+    let cluster_create = broker.authorize_cluster(ctx, AclOperation::Create);
+    let describable = |name: &str| broker.authorize_topic(ctx, AclOperation::Describe, name);
+    let creatable =
+        |name: &str| cluster_create || broker.authorize_topic(ctx, AclOperation::Create, name);
+    let include_ops = ctx.api_version >= 8 && req.include_topic_authorized_operations;
+    let entry = |image: &ClusterImage, info: &TopicInfo| {
+        let ops = broker.authorized_operations(ctx, include_ops, ResourceType::Topic, &info.name);
+        topic_entry(image, info).with_topic_authorized_operations(ops)
+    };
+
     if auto_create && !all_topics {
         let mut created = Vec::new();
         // Auto-creation is bounded like an explicit CreateTopics request.
@@ -58,6 +71,8 @@ pub async fn handle(
             if image.topic(&name).is_some()
                 || name == OFFSETS_TOPIC
                 || topic_name::validate(&name).is_err()
+                || !describable(&name)
+                || !creatable(&name)
             {
                 continue;
             }
@@ -81,27 +96,44 @@ pub async fn handle(
     }
 
     let topics = if all_topics {
+        // Topics the principal may not describe are not disclosed at all.
         image
             .topics
             .values()
-            .map(|t| topic_entry(&image, t))
+            .filter(|t| describable(&t.name))
+            .map(|t| entry(&image, t))
             .collect()
     } else {
         requested
             .iter()
             .map(|t| match &t.name {
+                Some(name) if !by_id && !describable(name) => unauthorized(Some(name.clone())),
                 Some(name) if !by_id => match image.topic(name) {
-                    Some(info) => topic_entry(&image, info),
+                    Some(info) => entry(&image, info),
+                    None if auto_create && !creatable(name) => unauthorized(Some(name.clone())),
                     None => missing_topic(name, auto_create),
                 },
                 _ => match image.topic_by_id(&t.topic_id) {
-                    Some(info) => topic_entry(&image, info),
+                    // Topic ids are not secret: the id is echoed, the name is not.
+                    Some(info) if !describable(&info.name) => {
+                        unauthorized(None).with_topic_id(t.topic_id)
+                    }
+                    Some(info) => entry(&image, info),
                     None => MetadataResponseTopic::default()
                         .with_error_code(code(Error::UnknownTopicId))
                         .with_topic_id(t.topic_id),
                 },
             })
             .collect()
+    };
+    let cluster_ops = if ctx.api_version >= 8 && req.include_cluster_authorized_operations {
+        if broker.authorize_cluster(ctx, AclOperation::Describe) {
+            broker.authorized_operations(ctx, true, ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            0
+        }
+    } else {
+        i32::MIN
     };
 
     Some(
@@ -110,7 +142,7 @@ pub async fn handle(
             .with_cluster_id(Some(StrBytes::from_string(image.cluster_id.clone())))
             .with_controller_id(BrokerId(image.controller_id.unwrap_or(-1)))
             .with_topics(topics)
-            .with_cluster_authorized_operations(i32::MIN),
+            .with_cluster_authorized_operations(cluster_ops),
     )
 }
 
@@ -142,6 +174,13 @@ async fn auto_create_topic(broker: &Broker, name: &str) -> bool {
             false
         }
     }
+}
+
+fn unauthorized(name: Option<TopicName>) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(code(Error::TopicAuthorizationFailed))
+        .with_name(name)
+        .with_topic_authorized_operations(i32::MIN)
 }
 
 fn missing_topic(name: &TopicName, auto_create: bool) -> MetadataResponseTopic {

@@ -11,7 +11,9 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use crate::broker::Broker;
 use crate::security::KafkaPrincipal;
 
+pub mod acls;
 pub mod api_versions;
+pub mod authz;
 pub mod cluster;
 pub mod configs;
 pub mod errors;
@@ -115,6 +117,9 @@ dispatch_table! {
     ListGroups => groups::list_groups [groups::list_groups::VERSIONS],
     DeleteGroups => groups::delete_groups [groups::delete_groups::VERSIONS],
     OffsetDelete => groups::offset_delete [groups::offset_delete::VERSIONS],
+    DescribeAcls => acls::describe_acls [acls::describe_acls::VERSIONS],
+    CreateAcls => acls::create_acls [acls::create_acls::VERSIONS],
+    DeleteAcls => acls::delete_acls [acls::delete_acls::VERSIONS],
 }
 
 /// The versions of `key` this broker serves, if any.

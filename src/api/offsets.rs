@@ -20,6 +20,7 @@ use kafka_protocol::messages::{
 use super::errors::{code, partition_error, Error};
 use super::{RequestContext, Versions};
 use crate::broker::Broker;
+use crate::security::acl::AclOperation;
 
 pub mod list_offsets {
     pub const VERSIONS: super::Versions = super::Versions::new(1, 9);
@@ -57,6 +58,7 @@ pub async fn list_offsets(
         .topics
         .iter()
         .map(|t| {
+            let described = broker.authorize_topic(ctx, AclOperation::Describe, &t.name);
             let partitions = t
                 .partitions
                 .iter()
@@ -69,6 +71,9 @@ pub async fn list_offsets(
                             .with_timestamp(-1)
                             .with_offset(-1)
                     };
+                    if !described {
+                        return failed(Error::TopicAuthorizationFailed);
+                    }
                     if duplicates.contains(&(t.name.0.as_str(), p.partition_index)) {
                         return failed(Error::InvalidRequest);
                     }
@@ -118,15 +123,28 @@ fn duplicate_partitions(req: &ListOffsetsRequest) -> HashSet<(&str, i32)> {
 
 pub async fn offset_for_leader_epoch(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: OffsetForLeaderEpochRequest,
 ) -> Option<OffsetForLeaderEpochResponse> {
     // Consumers (replica id -1 or -2) must ask the leader; a follower replica may ask any replica.
     let require_leader = req.replica_id.0 < 0;
+    // The follower form is inter-broker: Cluster CLUSTER_ACTION or every partition fails
+    // with CLUSTER_AUTHORIZATION_FAILED (KafkaApis.handleOffsetForLeaderEpochRequest).
+    let cluster_refused =
+        !require_leader && !broker.authorize_cluster(ctx, AclOperation::ClusterAction);
     let topics = req
         .topics
         .iter()
         .map(|t| {
+            let topic_error = if cluster_refused {
+                Some(Error::ClusterAuthorizationFailed)
+            } else if require_leader
+                && !broker.authorize_topic(ctx, AclOperation::Describe, &t.topic)
+            {
+                Some(Error::TopicAuthorizationFailed)
+            } else {
+                None
+            };
             let partitions = t
                 .partitions
                 .iter()
@@ -138,6 +156,9 @@ pub async fn offset_for_leader_epoch(
                             .with_leader_epoch(-1)
                             .with_end_offset(-1)
                     };
+                    if let Some(e) = topic_error {
+                        return failed(e);
+                    }
                     let Some(partition) = broker.replicas.partition(&t.topic, p.partition) else {
                         return failed(missing(broker, &t.topic, p.partition));
                     };
@@ -164,19 +185,25 @@ pub async fn offset_for_leader_epoch(
 
 pub async fn delete_records(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> Option<DeleteRecordsResponse> {
     let topics = req
         .topics
         .iter()
         .map(|t| {
+            let deletable = broker.authorize_topic(ctx, AclOperation::Delete, &t.name);
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     let base = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);
+                    if !deletable {
+                        return base
+                            .with_error_code(code(Error::TopicAuthorizationFailed))
+                            .with_low_watermark(-1);
+                    }
                     let Some(partition) = broker.replicas.partition(&t.name, p.partition_index)
                     else {
                         return base

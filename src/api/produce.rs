@@ -28,6 +28,11 @@ use super::{RequestContext, Versions};
 use crate::broker::Broker;
 use crate::replica::manager::now_ms;
 use crate::replica::{Partition, PartitionError};
+use crate::security::acl::AclOperation;
+
+/// The client id Kafka's own admin tooling uses; the one client allowed to write into
+/// internal topics (`KafkaApis.handleProduceRequest`, `internalTopicsAllowed`).
+const ADMIN_CLIENT_ID: &str = "__admin_client";
 
 pub const VERSIONS: Versions = Versions::new(3, 11);
 
@@ -176,6 +181,10 @@ pub async fn handle(
     let now = now_ms();
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        let write_allowed = broker.authorize_topic(ctx, AclOperation::Write, &topic.name);
+        // Kafka's ReplicaManager: only the admin client may append to internal topics.
+        let internal_refused =
+            crate::coordination::is_internal_topic(&topic.name) && ctx.client_id != ADMIN_CLIENT_ID;
         for (pi, data) in topic.partition_data.into_iter().enumerate() {
             let base = PartitionProduceResponse::default()
                 .with_index(data.index)
@@ -195,6 +204,21 @@ pub async fn handle(
                     base,
                     Error::TransactionalIdAuthorizationFailed,
                     Some("transactions are not supported by gregor".into()),
+                ));
+                continue;
+            }
+            if !write_allowed {
+                partitions.push(fail(base, Error::TopicAuthorizationFailed, None));
+                continue;
+            }
+            if internal_refused {
+                partitions.push(fail(
+                    base,
+                    Error::InvalidTopicException,
+                    Some(format!(
+                        "Cannot append to internal topic {}",
+                        topic.name.as_str()
+                    )),
                 ));
                 continue;
             }

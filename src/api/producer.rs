@@ -8,12 +8,26 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use super::errors::{code, Error};
 use super::{RequestContext, Versions};
 use crate::broker::Broker;
+use crate::security::acl::{AclOperation, ResourceType};
+
+fn idempotent_write_allowed(broker: &Broker, ctx: &RequestContext) -> bool {
+    let Some(authorizer) = broker.authorizer() else {
+        return true;
+    };
+    broker.authorize_cluster(ctx, AclOperation::IdempotentWrite)
+        || authorizer.authorize_any(
+            &ctx.principal,
+            &super::authz::client_host(ctx),
+            AclOperation::Write,
+            ResourceType::Topic,
+        )
+}
 
 pub const VERSIONS: Versions = Versions::new(0, 5);
 
 pub async fn init_producer_id(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: InitProducerIdRequest,
 ) -> Option<InitProducerIdResponse> {
     let failed = |e: Error| {
@@ -23,7 +37,17 @@ pub async fn init_producer_id(
             .with_producer_epoch(-1)
     };
     match &req.transactional_id {
+        // KIP-679 (Kafka 3.0+): an idempotent producer needs Cluster IDEMPOTENT_WRITE or
+        // WRITE on some topic.
+        None if !idempotent_write_allowed(broker, ctx) => {
+            return Some(failed(Error::ClusterAuthorizationFailed))
+        }
         None => {}
+        Some(id)
+            if !broker.authorize(ctx, AclOperation::Write, ResourceType::TransactionalId, id) =>
+        {
+            return Some(failed(Error::TransactionalIdAuthorizationFailed))
+        }
         // Kafka's TransactionCoordinator refuses an empty transactional id.
         Some(id) if id.is_empty() => return Some(failed(Error::InvalidRequest)),
         // No transaction coordinator here: a clear, non-retriable refusal.

@@ -23,6 +23,7 @@ use crate::admin::{AdminError, CreatedTopic, TopicSpec, MAX_PARTITIONS_PER_REQUE
 use crate::broker::Broker;
 use crate::config::topic::TOPIC_KEYS;
 use crate::config::ConfigSource;
+use crate::security::acl::AclOperation;
 
 pub mod create_topics {
     pub const VERSIONS: super::Versions = super::Versions::new(2, 7);
@@ -87,6 +88,8 @@ pub async fn create_topics(
     }
     let mut results = Vec::with_capacity(req.topics.len());
     let mut created_names = Vec::new();
+    // Cluster CREATE covers every topic, else CREATE on each (KafkaApis.handleCreateTopicsRequest).
+    let cluster_create = broker.authorize_cluster(ctx, AclOperation::Create);
     for t in &req.topics {
         let name = t.name.0.to_string();
         let base = CreatableTopicResult::default()
@@ -97,6 +100,13 @@ pub async fn create_topics(
             results.push(
                 base.with_error_code(code(Error::InvalidRequest))
                     .with_error_message(msg(format!("Create topics request from client `{}` contains multiple entries for the following topics: {name}", ctx.client_id))),
+            );
+            continue;
+        }
+        if !cluster_create && !broker.authorize_topic(ctx, AclOperation::Create, &name) {
+            results.push(
+                base.with_error_code(code(Error::TopicAuthorizationFailed))
+                    .with_error_message(msg("Authorization failed.")),
             );
             continue;
         }
@@ -130,7 +140,15 @@ pub async fn create_topics(
                 if !req.validate_only {
                     created_names.push((name.clone(), created.num_partitions as usize));
                 }
-                results.push(success(base, &created, ctx.api_version));
+                let mut result = success(base, &created, ctx.api_version);
+                if ctx.api_version >= 5
+                    && !broker.authorize_topic(ctx, AclOperation::DescribeConfigs, &name)
+                {
+                    // Created, but its configs are not the principal's to see.
+                    result.configs = None;
+                    result.topic_config_error_code = code(Error::TopicAuthorizationFailed);
+                }
+                results.push(result);
             }
             Err(AdminError { error, message }) => {
                 results.push(
@@ -198,26 +216,28 @@ pub async fn delete_topics(
 ) -> Option<DeleteTopicsResponse> {
     // v6 names topics by name or id; earlier versions by name only.
     let image = broker.image();
-    let targets: Vec<(Option<String>, uuid::Uuid)> = if ctx.api_version >= 6 {
+    // (name, id, named by id)
+    let targets: Vec<(Option<String>, uuid::Uuid, bool)> = if ctx.api_version >= 6 {
         req.topics
             .iter()
             .map(|t| match &t.name {
-                Some(n) => (Some(n.0.to_string()), t.topic_id),
+                Some(n) => (Some(n.0.to_string()), t.topic_id, false),
                 None => (
                     image.topic_by_id(&t.topic_id).map(|i| i.name.clone()),
                     t.topic_id,
+                    true,
                 ),
             })
             .collect()
     } else {
         req.topic_names
             .iter()
-            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil(), false))
             .collect()
     };
     let mut results = Vec::new();
     let mut pending = Vec::new();
-    for (name, id) in targets {
+    for (name, id, by_id) in targets {
         let base = DeletableTopicResult::default().with_topic_id(id);
         let Some(name) = name else {
             results.push(
@@ -226,7 +246,16 @@ pub async fn delete_topics(
             );
             continue;
         };
+        // Named by id without DESCRIBE: refused without disclosing the name.
+        if by_id && !broker.authorize_topic(ctx, AclOperation::Describe, &name) {
+            results.push(base.with_error_code(code(Error::TopicAuthorizationFailed)));
+            continue;
+        }
         let base = base.with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+        if !broker.authorize_topic(ctx, AclOperation::Delete, &name) {
+            results.push(base.with_error_code(code(Error::TopicAuthorizationFailed)));
+            continue;
+        }
         match broker.admin().delete_topic(&name).await {
             Ok(topic_id) => {
                 pending.push(name);
@@ -259,7 +288,7 @@ pub async fn delete_topics(
 
 pub async fn create_partitions(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> Option<CreatePartitionsResponse> {
     let image = broker.image();
@@ -288,6 +317,11 @@ pub async fn create_partitions(
             Some((
                 Error::InvalidRequest,
                 "Duplicate topic in request.".to_string(),
+            ))
+        } else if !broker.authorize_topic(ctx, AclOperation::Alter, &name) {
+            Some((
+                Error::TopicAuthorizationFailed,
+                "The topic authorization is failed.".to_string(),
             ))
         } else {
             None

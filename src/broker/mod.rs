@@ -46,6 +46,8 @@ pub struct Broker {
     pub groups: Arc<GroupCoordinator>,
     /// `queued.max.request.bytes` as a pool of byte permits (`None`: unbounded, Kafka's -1).
     pub request_memory: Option<Arc<tokio::sync::Semaphore>>,
+    /// The ACL authorizer (`authorizer.class.name`); `None`: every request is allowed.
+    pub authorizer: Option<Arc<crate::security::acl::Authorizer>>,
 }
 
 impl Broker {
@@ -164,6 +166,8 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
     let replicas = ReplicaManager::start(config.clone(), logs, session.clone(), image.clone());
     let groups = GroupCoordinator::start(config.clone(), replicas.clone(), image.clone());
 
+    let authorizer = start_authorizer(&config, &session, &first.client).await?;
+
     let listener_config = &config.listeners[0];
     let listener = TcpListener::bind(listener_config.bind_addr())
         .await
@@ -181,6 +185,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
                 (config.queued_max_request_bytes as usize).min(tokio::sync::Semaphore::MAX_PERMITS);
             Arc::new(tokio::sync::Semaphore::new(bytes))
         }),
+        authorizer,
     });
     tokio::spawn(server::accept_loop(broker.clone(), listener, fd_limit));
     tokio::spawn(registration::keep_registered(
@@ -193,6 +198,27 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         "broker started"
     );
     Ok(broker)
+}
+
+/// Builds the authorizer if one is configured: its cache is loaded before the broker
+/// serves anything (as Kafka's `AclAuthorizer.configure`), then follows the change
+/// notifications.
+async fn start_authorizer(
+    config: &BrokerConfig,
+    session: &ZkSession,
+    client: &zookeeper_client::Client,
+) -> anyhow::Result<Option<Arc<crate::security::acl::Authorizer>>> {
+    use crate::security::acl::{store, Authorizer};
+    let Some(settings) = config.authorizer.clone() else {
+        return Ok(None);
+    };
+    let authorizer = Arc::new(Authorizer::new(settings));
+    let acls = store::load_all(client)
+        .await
+        .context("cannot load the ACLs from ZooKeeper")?;
+    authorizer.replace_all(acls);
+    store::start(session.clone(), authorizer.clone());
+    Ok(Some(authorizer))
 }
 
 impl Broker {

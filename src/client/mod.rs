@@ -47,7 +47,33 @@ impl KafkaConnection {
         client_id: &str,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        Self::connect_from(addr, None, client_id, timeout).await
+    }
+
+    /// Connects from a chosen local address (`None`: the system's choice), as a client
+    /// on a multi-homed host does; ACLs match the address the broker sees.
+    pub async fn connect_from(
+        addr: &str,
+        local: Option<std::net::IpAddr>,
+        client_id: &str,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let open = async {
+            let Some(local) = local else {
+                return TcpStream::connect(addr).await;
+            };
+            let remote = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "address did not resolve")
+            })?;
+            let socket = if remote.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.bind(std::net::SocketAddr::new(local, 0))?;
+            socket.connect(remote).await
+        };
+        let stream = tokio::time::timeout(timeout, open)
             .await
             .map_err(|_| ClientError::Timeout {
                 addr: addr.to_string(),

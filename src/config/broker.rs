@@ -509,7 +509,31 @@ pub const BROKER_KEYS: &[ConfigKey] = &[
         "Timeout of requests this broker sends to peers.",
     )
     .check(V::AtLeast(1)),
+    ConfigKey::new(
+        "authorizer.class.name",
+        T::String,
+        "",
+        "The ACL authorizer: `kafka.security.authorizer.AclAuthorizer` (Kafka's name) or `gregor.security.AclAuthorizer`, both Kafka's AclAuthorizer semantics with ACLs in ZooKeeper; empty = no authorization (every request allowed).",
+    )
+    .check(V::OneOf(&["", KAFKA_ACL_AUTHORIZER, GREGOR_ACL_AUTHORIZER])),
+    ConfigKey::new(
+        "super.users",
+        T::String,
+        "",
+        "Principals allowed everything whatever the ACLs say, separated by ';' (e.g. `User:admin;User:broker`).",
+    ),
+    ConfigKey::new(
+        "allow.everyone.if.no.acl.found",
+        T::Bool,
+        "false",
+        "With an authorizer: allow a resource that has no ACL at all to everyone (Kafka's default: deny).",
+    ),
 ];
+
+/// Kafka's ZooKeeper-mode ACL authorizer class, accepted as is.
+pub const KAFKA_ACL_AUTHORIZER: &str = "kafka.security.authorizer.AclAuthorizer";
+/// gregor's own name for the same authorizer.
+pub const GREGOR_ACL_AUTHORIZER: &str = "gregor.security.AclAuthorizer";
 
 /// One listener endpoint, `PLAINTEXT://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -618,6 +642,8 @@ pub struct BrokerConfig {
     pub group_max_size: usize,
     pub producer_id_expiration_ms: i64,
     pub request_timeout_ms: u64,
+    /// `authorizer.class.name` set: the ACL authorizer's settings; `None`: allow everything.
+    pub authorizer: Option<crate::security::acl::AuthorizerConfig>,
     /// The topic-level defaults these broker keys imply (`log.retention.ms` → `retention.ms`, ...).
     pub topic_defaults: TopicDefaults,
     /// Values set explicitly in the file, for DescribeConfigs' `config_source`.
@@ -728,6 +754,7 @@ impl BrokerConfig {
             group_max_size: r.int("group.max.size")? as usize,
             producer_id_expiration_ms: r.int("producer.id.expiration.ms")?,
             request_timeout_ms: r.int("request.timeout.ms")? as u64,
+            authorizer: r.authorizer()?,
             topic_defaults,
             explicit: values.clone(),
         };
@@ -849,6 +876,23 @@ impl Resolver<'_> {
             .collect()
     }
 
+    /// The authorizer settings, when `authorizer.class.name` names one.
+    fn authorizer(&self) -> Result<Option<crate::security::acl::AuthorizerConfig>, ConfigError> {
+        if self.string("authorizer.class.name")?.trim().is_empty() {
+            return Ok(None);
+        }
+        let super_users = self.string("super.users")?;
+        Ok(Some(crate::security::acl::AuthorizerConfig {
+            super_users: crate::security::acl::AuthorizerConfig::parse_super_users(&super_users)
+                .map_err(|reason| ConfigError::Invalid {
+                    key: "super.users".into(),
+                    value: super_users.clone(),
+                    reason,
+                })?,
+            allow_everyone_if_no_acl_found: self.bool("allow.everyone.if.no.acl.found")?,
+        }))
+    }
+
     fn listeners(&self, key: &str) -> Result<Vec<Listener>, ConfigError> {
         split_list(&self.string(key)?)
             .map(|uri| Listener::parse(key, uri))
@@ -936,6 +980,27 @@ mod tests {
         v.insert("log.retention.ms".into(), "5".into());
         let c = BrokerConfig::from_values(v).unwrap();
         assert_eq!(c.topic_defaults["retention.ms"], "5");
+    }
+
+    #[test]
+    fn authorizer_keys() {
+        assert_eq!(
+            BrokerConfig::from_values(minimal()).unwrap().authorizer,
+            None
+        );
+        let mut v = minimal();
+        v.insert("authorizer.class.name".into(), KAFKA_ACL_AUTHORIZER.into());
+        v.insert("super.users".into(), "User:admin;User:ANONYMOUS".into());
+        let a = BrokerConfig::from_values(v.clone())
+            .unwrap()
+            .authorizer
+            .unwrap();
+        assert_eq!(a.super_users.len(), 2);
+        assert!(!a.allow_everyone_if_no_acl_found);
+        v.insert("super.users".into(), "admin".into());
+        assert!(BrokerConfig::from_values(v.clone()).is_err());
+        v.insert("authorizer.class.name".into(), "com.example.Other".into());
+        assert!(BrokerConfig::from_values(v).is_err());
     }
 
     #[test]

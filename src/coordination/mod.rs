@@ -17,3 +17,10 @@ pub use session::{SessionHandle, ZkSecurity, ZkSession};
 
 /// The internal topic holding consumer group metadata and committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// The internal topic of transaction state (Kafka's; reserved here too).
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
+/// Kafka's `Topic.isInternal`: clients never produce into these.
+pub fn is_internal_topic(name: &str) -> bool {
+    name == OFFSETS_TOPIC || name == TRANSACTION_STATE_TOPIC
+}

@@ -5,6 +5,7 @@
 //! `User:ANONYMOUS` otherwise (Kafka's `DefaultKafkaPrincipalBuilder`). Handlers see it in
 //! `RequestContext` and ask the authorizer about it.
 
+pub mod acl;
 pub mod principal;
 
 pub use principal::KafkaPrincipal;

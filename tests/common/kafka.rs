@@ -45,6 +45,21 @@ impl Client {
         Ok(Client { rt, conn })
     }
 
+    /// Connects from local address `ip` (e.g. `127.0.0.2`): ACL host checks see it.
+    pub fn connect_from(addr: &str, ip: &str) -> Result<Client, ClientError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let conn = rt.block_on(KafkaConnection::connect_from(
+            addr,
+            Some(ip.parse().expect("ip")),
+            "gregor-test",
+            Duration::from_secs(5),
+        ))?;
+        Ok(Client { rt, conn })
+    }
+
     pub fn send<R: Request>(&mut self, req: &R, version: i16) -> Result<R::Response, ClientError> {
         self.rt.block_on(self.conn.send(req, version, TIMEOUT))
     }
