@@ -34,6 +34,8 @@ enum Command {
     Consume(gregor::cli::consume::ConsumeArgs),
     /// List and describe consumer groups (like kafka-consumer-groups).
     Groups(gregor::cli::groups::GroupsArgs),
+    /// Write a CA and broker/client certificates it signs (PEM) for TLS listeners.
+    Certs(gregor::cli::certs::CertsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Produce(args) => gregor::cli::produce::run(args),
         Command::Consume(args) => gregor::cli::consume::run(args),
         Command::Groups(args) => gregor::cli::groups::run(args),
+        Command::Certs(args) => gregor::cli::certs::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

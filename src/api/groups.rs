@@ -112,33 +112,37 @@ pub async fn find_coordinator(
         let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
         for key in &req.coordinator_keys {
             let c = Coordinator::default().with_key(key.clone());
-            coordinators.push(match lookup(broker, v, req.key_type, key).await {
-                Ok((id, host, port)) => c
-                    .with_node_id(BrokerId(id))
-                    .with_host(s(host))
-                    .with_port(port),
-                Err(e) => c
-                    .with_node_id(BrokerId(-1))
-                    .with_host(s(""))
-                    .with_port(-1)
-                    .with_error_code(code(e))
-                    .with_error_message(Some(s(error_message(e)))),
-            });
+            coordinators.push(
+                match lookup(broker, &ctx.listener_name, v, req.key_type, key).await {
+                    Ok((id, host, port)) => c
+                        .with_node_id(BrokerId(id))
+                        .with_host(s(host))
+                        .with_port(port),
+                    Err(e) => c
+                        .with_node_id(BrokerId(-1))
+                        .with_host(s(""))
+                        .with_port(-1)
+                        .with_error_code(code(e))
+                        .with_error_message(Some(s(error_message(e)))),
+                },
+            );
         }
         return Some(FindCoordinatorResponse::default().with_coordinators(coordinators));
     }
-    Some(match lookup(broker, v, req.key_type, &req.key).await {
-        Ok((id, host, port)) => FindCoordinatorResponse::default()
-            .with_node_id(BrokerId(id))
-            .with_host(s(host))
-            .with_port(port),
-        Err(e) => FindCoordinatorResponse::default()
-            .with_error_code(code(e))
-            .with_error_message(Some(s(error_message(e))))
-            .with_node_id(BrokerId(-1))
-            .with_host(s(""))
-            .with_port(-1),
-    })
+    Some(
+        match lookup(broker, &ctx.listener_name, v, req.key_type, &req.key).await {
+            Ok((id, host, port)) => FindCoordinatorResponse::default()
+                .with_node_id(BrokerId(id))
+                .with_host(s(host))
+                .with_port(port),
+            Err(e) => FindCoordinatorResponse::default()
+                .with_error_code(code(e))
+                .with_error_message(Some(s(error_message(e))))
+                .with_node_id(BrokerId(-1))
+                .with_host(s(""))
+                .with_port(-1),
+        },
+    )
 }
 
 fn error_message(e: Error) -> &'static str {
@@ -152,6 +156,7 @@ fn error_message(e: Error) -> &'static str {
 /// The coordinator node (id, host, port) of `key`.
 async fn lookup(
     broker: &Broker,
+    listener: &str,
     version: i16,
     key_type: i8,
     key: &str,
@@ -180,7 +185,12 @@ async fn lookup(
         .brokers
         .get(&leader)
         .ok_or(Error::CoordinatorNotAvailable)?;
-    Ok((node.id, node.host.clone(), i32::from(node.port)))
+    // The coordinator as reachable on the client's listener (Kafka answers
+    // COORDINATOR_NOT_AVAILABLE when it has no such listener).
+    let (host, port) = node
+        .endpoint(listener)
+        .ok_or(Error::CoordinatorNotAvailable)?;
+    Ok((node.id, host.to_string(), i32::from(port)))
 }
 
 /// Creates `__consumer_offsets` (Kafka does this on the first FindCoordinator for a

@@ -21,6 +21,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod producer;
+pub mod sasl;
 pub mod topics;
 
 /// What a handler knows about the request besides its body.
@@ -115,6 +116,8 @@ dispatch_table! {
     ListGroups => groups::list_groups [groups::list_groups::VERSIONS],
     DeleteGroups => groups::delete_groups [groups::delete_groups::VERSIONS],
     OffsetDelete => groups::offset_delete [groups::offset_delete::VERSIONS],
+    SaslHandshake => sasl::sasl_handshake [sasl::handshake::VERSIONS],
+    SaslAuthenticate => sasl::sasl_authenticate [sasl::authenticate::VERSIONS],
 }
 
 /// The versions of `key` this broker serves, if any.

@@ -2,6 +2,7 @@
 //! `gregor produce`, `gregor consume` (and `gregor groups`). Everything goes over the Kafka
 //! protocol, so it works against any broker of the cluster (or Apache Kafka).
 
+pub mod certs;
 pub mod consume;
 pub mod groups;
 pub mod partitioner;

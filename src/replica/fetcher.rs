@@ -139,7 +139,8 @@ async fn fetch_loop(
                 .borrow()
                 .brokers
                 .get(&leader)
-                .map(|b| format!("{}:{}", b.host, b.port))
+                .and_then(|b| b.endpoint(&config.inter_broker_listener))
+                .map(|(host, port)| format!("{host}:{port}"))
             else {
                 tokio::time::sleep(backoff).await;
                 continue;

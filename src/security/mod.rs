@@ -5,6 +5,16 @@
 //! `User:ANONYMOUS` otherwise (Kafka's `DefaultKafkaPrincipalBuilder`). Handlers see it in
 //! `RequestContext` and ask the authorizer about it.
 
+pub mod certs;
+pub mod config;
+pub mod credentials;
+pub mod dn;
+pub mod listener;
+pub mod mapping;
 pub mod principal;
+pub mod protocol;
+pub mod sasl;
+pub mod tls;
 
 pub use principal::KafkaPrincipal;
+pub use protocol::SecurityProtocol;

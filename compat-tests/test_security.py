@@ -1,0 +1,289 @@
+"""Listeners, TLS and SASL with real clients: a broker with PLAINTEXT, SSL (mTLS
+required), SASL_PLAINTEXT and SASL_SSL listeners; certificates from `gregor certs`
+(rcgen); SCRAM users written to ZooKeeper in Kafka's own layout (and through
+AlterUserScramCredentials); PLAIN users from the listener's JAAS config. Every client
+produces and consumes in a group, and wrong passwords, unknown users and untrusted CAs
+fail with the client's authentication error while nothing is served."""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import socket
+import ssl
+import subprocess
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from gregor_cluster import GREGOR_BIN, GregorCluster, free_port
+
+ADMIN_PW = "admin-secret"
+ALICE_PW = "alice-secret"
+PLAIN_JAAS = (
+    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+    f'username="admin" password="{ADMIN_PW}" user_admin="{ADMIN_PW}" user_alice="{ALICE_PW}";'
+)
+SCRAM_USER, SCRAM_PW = "scrammy", "scram-secret"
+
+
+def scram_credential(mechanism, password, salt=None, iterations=4096):
+    """Kafka's ZooKeeper form of a SCRAM credential (RFC 5802 keys)."""
+    h = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}[mechanism]
+    salt = salt or os.urandom(16)
+    salted = hashlib.pbkdf2_hmac(h, password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", h).digest()
+    stored_key = hashlib.new(h, client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", h).digest()
+    b = lambda x: base64.b64encode(x).decode()
+    return f"salt={b(salt)},stored_key={b(stored_key)},server_key={b(server_key)},iterations={iterations}"
+
+
+class SecureCluster(GregorCluster):
+    """Brokers with all four listener kinds; PLAINTEXT stays on `ports` (readiness)."""
+
+    def __init__(self, brokers=1, inter_broker="PLAINTEXT", extra=None):
+        super().__init__(brokers=brokers)
+        self.certs = self.dir / "certs"
+        subprocess.run(
+            [GREGOR_BIN, "certs", "--dir", str(self.certs), "--client", "alice=CN=alice,OU=eng,O=acme"],
+            check=True,
+            capture_output=True,
+        )
+        other = self.dir / "other-ca"
+        subprocess.run([GREGOR_BIN, "certs", "--dir", str(other), "--client", "mallory=CN=mallory"], check=True, capture_output=True)
+        self.other_ca = other
+        self.inter_broker = inter_broker
+        self.more = dict(extra or {})
+        self.lports = {
+            i: {name: free_port() for name in ("SSL", "SASL_PLAINTEXT", "SASL_SSL")} for i in self.ports
+        }
+
+    def bootstrap_for(self, listener):
+        return ",".join(f"127.0.0.1:{self.lports[i][listener]}" for i in self.ports)
+
+    def start(self, broker_id, wait=True):
+        p = self.lports[broker_id]
+        listeners = (
+            f"PLAINTEXT://127.0.0.1:{self.ports[broker_id]},SSL://127.0.0.1:{p['SSL']},"
+            f"SASL_PLAINTEXT://127.0.0.1:{p['SASL_PLAINTEXT']},SASL_SSL://127.0.0.1:{p['SASL_SSL']}"
+        )
+        conf = {
+            "broker.id": broker_id,
+            "listeners": listeners,
+            "log.dirs": str(self.dir / f"broker-{broker_id}"),
+            "zookeeper.connect": self.zookeeper,
+            "zookeeper.session.timeout.ms": self.session_timeout_ms,
+            "offsets.topic.replication.factor": min(3, self.n),
+            "default.replication.factor": min(3, self.n),
+            "group.initial.rebalance.delay.ms": 0,
+            "security.inter.broker.protocol": self.inter_broker,
+            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            "ssl.keystore.location": str(self.certs / "broker.pem"),
+            "ssl.truststore.location": str(self.certs / "ca.pem"),
+            "listener.name.ssl.ssl.client.auth": "required",
+            "listener.name.ssl.ssl.principal.mapping.rules": "RULE:^CN=([^,]+),.*$/$1/L,DEFAULT",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS,
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": PLAIN_JAAS,
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{SCRAM_USER}" password="{SCRAM_PW}";'
+            ),
+        }
+        conf.update(self.more)
+        lines = []
+        for k, v in conf.items():
+            if isinstance(v, int):
+                lines.append(f'"{k}" = {v}')
+            else:
+                lines.append(f"\"{k}\" = '{v}'")
+        self.broker_config_path(broker_id).write_text("\n".join(lines) + "\n")
+        self._spawn(f"broker-{broker_id}", [GREGOR_BIN, "broker", "--config", str(self.broker_config_path(broker_id))])
+        if wait:
+            self.wait_ready(broker_id)
+
+    def add_scram_user_in_zk(self, user, password, mechanisms=("SCRAM-SHA-256", "SCRAM-SHA-512")):
+        """What Kafka's `kafka-configs --zookeeper` writes: the user znode, then a change notification."""
+        from kazoo.client import KazooClient
+
+        zk = KazooClient(hosts=self.zookeeper)
+        zk.start(timeout=10)
+        try:
+            config = {m: scram_credential(m, password) for m in mechanisms}
+            data = json.dumps({"version": 1, "config": config}).encode()
+            path = f"/config/users/{user}"
+            if zk.exists(path):
+                zk.set(path, data)
+            else:
+                zk.create(path, data, makepath=True)
+            zk.create(
+                "/config/changes/config_change_",
+                json.dumps({"version": 2, "entity_path": f"users/{user}"}).encode(),
+                sequence=True,
+                makepath=True,
+            )
+        finally:
+            zk.stop()
+
+
+@pytest.fixture(scope="module")
+def sec():
+    with SecureCluster(brokers=1) as c:
+        c.add_scram_user_in_zk(SCRAM_USER, SCRAM_PW)
+        time.sleep(0.5)  # the broker reloads on the change notification
+        yield c
+
+
+def ck_conf(sec, listener, mechanism=None, user=None, password=None, ca=None, cert=None):
+    conf = {"bootstrap.servers": sec.bootstrap_for(listener), "security.protocol": listener}
+    if listener.endswith("SSL"):
+        conf["ssl.ca.location"] = str(ca or sec.certs / "ca.pem")
+    if cert:
+        conf["ssl.certificate.location"] = str(cert.parent / (cert.stem + "-cert.pem"))
+        conf["ssl.key.location"] = str(cert.parent / (cert.stem + "-key.pem"))
+    if mechanism:
+        conf.update({"sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password})
+    return conf
+
+
+def ck_roundtrip(conf, n=20):
+    topic = f"sec-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient(conf)
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
+    p = Producer(dict(conf, acks="all"))
+    acked = []
+    for i in range(n):
+        p.produce(topic, key=str(i).encode(), value=f"v{i}".encode(), on_delivery=lambda e, m: acked.append(e))
+    p.flush(30)
+    assert len(acked) == n and all(e is None for e in acked), acked
+    c = Consumer(dict(conf, **{"group.id": f"g-{topic}", "auto.offset.reset": "earliest"}))
+    c.subscribe([topic])
+    got = set()
+    deadline = time.time() + 60
+    while len(got) < n and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            got.add(m.value())
+    c.commit(asynchronous=False)
+    c.close()
+    assert got == {f"v{i}".encode() for i in range(n)}
+
+
+def ck_auth_error(conf, timeout=20):
+    """The first error librdkafka reports; nothing must be served."""
+    errors = []
+    admin = AdminClient(dict(conf, error_cb=errors.append))
+    with pytest.raises(KafkaException):
+        admin.list_topics(timeout=5)
+    deadline = time.time() + timeout
+    while not errors and time.time() < deadline:
+        admin.poll(0.2)
+    assert errors, "no error reported"
+    return errors[0]
+
+
+@pytest.mark.parametrize("mechanism,user,password", [
+    ("PLAIN", "alice", ALICE_PW),
+    ("SCRAM-SHA-256", SCRAM_USER, SCRAM_PW),
+    ("SCRAM-SHA-512", SCRAM_USER, SCRAM_PW),
+])
+@pytest.mark.parametrize("listener", ["SASL_SSL", "SASL_PLAINTEXT"])
+def test_confluent_sasl_produce_consume_group(sec, listener, mechanism, user, password):
+    ck_roundtrip(ck_conf(sec, listener, mechanism, user, password))
+
+
+def test_confluent_mtls_produce_consume_group(sec):
+    ck_roundtrip(ck_conf(sec, "SSL", cert=sec.certs / "client-alice.pem"))
+
+
+@pytest.mark.parametrize("mechanism,user,password", [
+    ("PLAIN", "alice", "wrong"),
+    ("PLAIN", "nobody", ALICE_PW),
+    ("SCRAM-SHA-512", SCRAM_USER, "wrong"),
+    ("SCRAM-SHA-512", "nobody", SCRAM_PW),
+])
+def test_confluent_bad_credentials_fail_with_authentication_error(sec, mechanism, user, password):
+    err = ck_auth_error(ck_conf(sec, "SASL_SSL", mechanism, user, password))
+    assert err.code() == KafkaError._AUTHENTICATION, err
+    assert "Authentication failed" in err.str(), err
+
+
+def test_confluent_untrusted_ca_fails(sec):
+    err = ck_auth_error(ck_conf(sec, "SASL_SSL", "PLAIN", "alice", ALICE_PW, ca=sec.other_ca / "ca.pem"))
+    assert err.code() in (KafkaError._SSL, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN), err
+    assert "certificate verify failed" in err.str() or "SSL handshake failed" in err.str(), err
+
+
+def test_confluent_mtls_without_or_with_foreign_cert_fails(sec):
+    ck_auth_error(ck_conf(sec, "SSL"))
+    ck_auth_error(ck_conf(sec, "SSL", cert=sec.other_ca / "client-mallory.pem"))
+
+
+def kafka_request(api_key, version, body=b"", correlation=7):
+    header = api_key.to_bytes(2, "big") + version.to_bytes(2, "big") + correlation.to_bytes(4, "big") + b"\x00\x04test"
+    frame = header + body
+    return len(frame).to_bytes(4, "big") + frame
+
+
+def recv_frame(sock):
+    size = b""
+    while len(size) < 4:
+        chunk = sock.recv(4 - len(size))
+        if not chunk:
+            return None
+        size += chunk
+    n = int.from_bytes(size, "big")
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def test_plaintext_client_on_tls_port_and_tls_client_on_plaintext_port_are_closed(sec):
+    port = sec.lports[1]["SASL_SSL"]
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+        s.sendall(kafka_request(18, 0))  # ApiVersions in the clear
+        data = b""
+        try:
+            while chunk := s.recv(4096):
+                data += chunk
+        except ConnectionResetError:
+            pass
+        # Closed, at most after a TLS alert record (content type 21); never an answer.
+        assert data == b"" or data[0] == 21, data
+    ctx = ssl.create_default_context(cafile=str(sec.certs / "ca.pem"))
+    with socket.create_connection(("127.0.0.1", sec.ports[1]), timeout=15) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    # The broker still serves.
+    AdminClient({"bootstrap.servers": sec.bootstrap}).list_topics(timeout=10)
+
+
+def test_nothing_but_apiversions_is_served_before_authentication(sec):
+    with socket.create_connection(("127.0.0.1", sec.lports[1]["SASL_PLAINTEXT"]), timeout=10) as s:
+        s.sendall(kafka_request(18, 0))
+        assert recv_frame(s) is not None  # ApiVersions is answered
+        s.sendall(kafka_request(3, 0, b"\x00\x00\x00\x00"))  # Metadata v0, all topics
+        assert recv_frame(s) is None  # closed, not answered
+
+
+def test_sasl_handshake_v0_raw_plain_token(sec):
+    """Old clients: SaslHandshake v0, then the PLAIN token as a raw length-prefixed frame."""
+    with socket.create_connection(("127.0.0.1", sec.lports[1]["SASL_PLAINTEXT"]), timeout=10) as s:
+        mech = b"PLAIN"
+        s.sendall(kafka_request(17, 0, len(mech).to_bytes(2, "big") + mech))
+        resp = recv_frame(s)
+        assert resp[4:6] == b"\x00\x00", resp  # error_code 0 after the correlation id
+        token = b"\x00alice\x00" + ALICE_PW.encode()
+        s.sendall(len(token).to_bytes(4, "big") + token)
+        assert recv_frame(s) == b""  # PLAIN's empty server reply
+        s.sendall(kafka_request(3, 0, b"\x00\x00\x00\x00"))
+        assert recv_frame(s) is not None  # authenticated: Metadata is served
