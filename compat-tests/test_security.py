@@ -287,3 +287,118 @@ def test_sasl_handshake_v0_raw_plain_token(sec):
         assert recv_frame(s) == b""  # PLAIN's empty server reply
         s.sendall(kafka_request(3, 0, b"\x00\x00\x00\x00"))
         assert recv_frame(s) is not None  # authenticated: Metadata is served
+
+
+# ---------------------------------------------------------------- AlterUserScramCredentials
+
+
+def test_confluent_admin_alters_and_describes_scram_credentials(sec):
+    from confluent_kafka.admin import (
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialDeletion,
+        UserScramCredentialUpsertion,
+    )
+
+    admin = AdminClient(ck_conf(sec, "SASL_SSL", "PLAIN", "admin", ADMIN_PW))
+    user = f"u{uuid.uuid4().hex[:6]}"
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192)
+    futs = admin.alter_user_scram_credentials([UserScramCredentialUpsertion(user, info, b"pw-1", b"salt-salt")])
+    futs[user].result(30)
+    desc = admin.describe_user_scram_credentials([user])[user].result(30)
+    assert [(i.mechanism, i.iterations) for i in desc.scram_credential_infos] == [(ScramMechanism.SCRAM_SHA_512, 8192)]
+    # The new user authenticates at once (the broker reloads on the change notification).
+    deadline = time.time() + 10
+    while True:
+        try:
+            AdminClient(ck_conf(sec, "SASL_SSL", "SCRAM-SHA-512", user, "pw-1")).list_topics(timeout=5)
+            break
+        except KafkaException:
+            assert time.time() < deadline, "the new SCRAM user cannot authenticate"
+    # Kafka's validation errors.
+    few = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 1000)
+    with pytest.raises(KafkaException) as e:
+        admin.alter_user_scram_credentials([UserScramCredentialUpsertion(user, few, b"x")])[user].result(30)
+    assert e.value.args[0].code() == KafkaError.UNACCEPTABLE_CREDENTIAL
+    with pytest.raises(KafkaException) as e:
+        admin.alter_user_scram_credentials(
+            [UserScramCredentialDeletion("nobody-" + user, ScramMechanism.SCRAM_SHA_256)]
+        )["nobody-" + user].result(30)
+    assert e.value.args[0].code() == KafkaError.RESOURCE_NOT_FOUND
+    with pytest.raises(KafkaException) as e:
+        admin.describe_user_scram_credentials(["nobody-" + user])["nobody-" + user].result(30)
+    assert e.value.args[0].code() == KafkaError.RESOURCE_NOT_FOUND
+    # Deleted: authentication fails again.
+    admin.alter_user_scram_credentials([UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_512)])[user].result(30)
+    time.sleep(0.5)
+    err = ck_auth_error(ck_conf(sec, "SASL_SSL", "SCRAM-SHA-512", user, "pw-1"))
+    assert err.code() == KafkaError._AUTHENTICATION, err
+
+
+# ---------------------------------------------------------------- the Java client 3.9.1
+
+
+def java_props(sec, listener, mechanism=None, user=None, password=None, cert=None, ca=None):
+    props = {"security.protocol": listener}
+    if listener.endswith("SSL"):
+        props["ssl.truststore.type"] = "PEM"
+        props["ssl.truststore.location"] = str(ca or sec.certs / "ca.pem")
+    if cert:
+        props["ssl.keystore.type"] = "PEM"
+        props["ssl.keystore.location"] = str(cert)
+    if mechanism:
+        module = "plain.PlainLoginModule" if mechanism == "PLAIN" else "scram.ScramLoginModule"
+        props["sasl.mechanism"] = mechanism
+        props["sasl.jaas.config"] = (
+            f'org.apache.kafka.common.security.{module} required username="{user}" password="{password}";'
+        )
+    return props
+
+
+def java_roundtrip(sec, listener, props, n=20):
+    from builds import java_cmd
+    from checks import Driver, Msg, encode_msg, parse_acks
+
+    topic = f"java-{uuid.uuid4().hex[:8]}"
+    bs = sec.bootstrap_for(listener)
+    msgs = [Msg(key=f"k{i}".encode(), value=f"v{i}".encode()) for i in range(n)]
+    pargs = ["--bootstrap-server", bs, "--topic", topic]
+    cargs = ["--bootstrap-server", bs, "--topic", topic, "--group", f"g-{topic}", "--from-beginning",
+             "--max-messages", n, "--timeout-ms", 30000]
+    for k, v in props.items():
+        pargs += ["--producer-property", f"{k}={v}"]
+        cargs += ["--consumer-property", f"{k}={v}"]
+    d = Driver(java_cmd("ConsoleProducer", *pargs), stdin_lines=[encode_msg(m) for m in msgs])
+    lines = d.all_lines(timeout=120)
+    acks = parse_acks(lines, n)
+    assert len(acks) == n, lines[-5:]
+    c = Driver(java_cmd("GroupConsumer", *cargs))
+    recs = c.records(n, timeout=90)
+    c.close()
+    assert sorted(r.value for r in recs) == sorted(m.value for m in msgs)
+
+
+def test_java_scram_sha_512_over_tls(sec):
+    java_roundtrip(sec, "SASL_SSL", java_props(sec, "SASL_SSL", "SCRAM-SHA-512", SCRAM_USER, SCRAM_PW))
+
+
+def test_java_mtls(sec):
+    java_roundtrip(sec, "SSL", java_props(sec, "SSL", cert=sec.certs / "client-alice.pem"))
+
+
+def test_java_wrong_password_fails_with_authentication_exception(sec):
+    from builds import java_cmd
+    from checks import Driver, Msg, encode_msg
+
+    props = java_props(sec, "SASL_SSL", "SCRAM-SHA-512", SCRAM_USER, "wrong")
+    args = ["--bootstrap-server", sec.bootstrap_for("SASL_SSL"), "--topic", f"java-{uuid.uuid4().hex[:8]}",
+            "--producer-property", "max.block.ms=10000"]
+    for k, v in props.items():
+        args += ["--producer-property", f"{k}={v}"]
+    d = Driver(java_cmd("ConsoleProducer", *args), stdin_lines=[encode_msg(Msg(key=b"k", value=b"v"))])
+    out = []
+    while (line := d.next_line(time.time() + 60)) is not None:
+        out.append(line)
+    text = "\n".join(out) + d.err_tail(200)
+    assert "SaslAuthenticationException" in text or "Authentication failed" in text, text[-2000:]
+    assert not any(l.startswith("ACK") for l in out), out

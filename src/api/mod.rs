@@ -22,6 +22,7 @@ pub mod offsets;
 pub mod produce;
 pub mod producer;
 pub mod sasl;
+pub mod scram;
 pub mod topics;
 
 /// What a handler knows about the request besides its body.
@@ -118,6 +119,8 @@ dispatch_table! {
     OffsetDelete => groups::offset_delete [groups::offset_delete::VERSIONS],
     SaslHandshake => sasl::sasl_handshake [sasl::handshake::VERSIONS],
     SaslAuthenticate => sasl::sasl_authenticate [sasl::authenticate::VERSIONS],
+    DescribeUserScramCredentials => scram::describe_user_scram_credentials [scram::describe::VERSIONS],
+    AlterUserScramCredentials => scram::alter_user_scram_credentials [scram::alter::VERSIONS],
 }
 
 /// The versions of `key` this broker serves, if any.
