@@ -402,3 +402,90 @@ def test_java_wrong_password_fails_with_authentication_exception(sec):
     text = "\n".join(out) + d.err_tail(200)
     assert "SaslAuthenticationException" in text or "Authentication failed" in text, text[-2000:]
     assert not any(l.startswith("ACK") for l in out), out
+
+
+# ---------------------------------------------------------------- replication over SASL_SSL
+
+
+def test_replication_with_the_inter_broker_listener_on_sasl_ssl():
+    """3 brokers whose replica fetchers authenticate with SCRAM-SHA-512 over TLS: RF 3,
+    acks=all, the leader killed, nothing acknowledged is lost."""
+    with SecureCluster(brokers=3, inter_broker="SASL_SSL") as c:
+        c.add_scram_user_in_zk(SCRAM_USER, SCRAM_PW)
+        conf = ck_conf(c, "SASL_SSL", "SCRAM-SHA-512", SCRAM_USER, SCRAM_PW)
+        admin = AdminClient(conf)
+        topic = f"repl-{uuid.uuid4().hex[:6]}"
+        admin.create_topics([NewTopic(topic, 1, 3, config={"min.insync.replicas": "2"})])[topic].result(30)
+
+        def partition():
+            return admin.list_topics(topic, timeout=10).topics[topic].partitions[0]
+
+        deadline = time.time() + 60
+        while len(partition().isrs) < 3:
+            assert time.time() < deadline, f"followers never joined the ISR over SASL_SSL: {partition().isrs}"
+            time.sleep(0.3)
+
+        def produce(values):
+            p = Producer(dict(conf, acks="all", **{"message.timeout.ms": 30000}))
+            errs = []
+            for v in values:
+                p.produce(topic, value=v, on_delivery=lambda e, m: errs.append(e))
+            p.flush(60)
+            assert len(errs) == len(values) and all(e is None for e in errs), errs
+
+        first = [f"a{i}".encode() for i in range(50)]
+        produce(first)
+        # The followers' fetches carried the data: the ISR is still complete after acks=all.
+        assert len(partition().isrs) == 3
+        leader = partition().leader
+        c.kill(leader)
+        deadline = time.time() + 60
+        while partition().leader in (leader, -1):
+            assert time.time() < deadline, "no new leader"
+            time.sleep(0.3)
+        second = [f"b{i}".encode() for i in range(50)]
+        produce(second)
+        cons = Consumer(dict(conf, **{"group.id": f"g-{topic}", "auto.offset.reset": "earliest"}))
+        cons.subscribe([topic])
+        got = []
+        deadline = time.time() + 60
+        while len(got) < 100 and time.time() < deadline:
+            m = cons.poll(0.5)
+            if m is not None and m.error() is None:
+                got.append(m.value())
+        cons.close()
+        assert sorted(got) == sorted(first + second)
+
+
+# ---------------------------------------------------------------- gregor's own CLI
+
+
+def write_props(path, props):
+    path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    return path
+
+
+def test_gregor_cli_with_command_config_and_users(sec):
+    admin_cfg = write_props(sec.dir / "admin.properties", java_props(sec, "SASL_SSL", "PLAIN", "admin", ADMIN_PW))
+    bs = ["--bootstrap-server", sec.bootstrap_for("SASL_SSL")]
+    run = lambda *a, **kw: subprocess.run([GREGOR_BIN, *a], capture_output=True, text=True, timeout=60, **kw)
+    user = f"cli{uuid.uuid4().hex[:6]}"
+    r = run("users", *bs, "--command-config", str(admin_cfg), "add", user, "--password", "cli-pw")
+    assert r.returncode == 0, r.stderr
+    r = run("users", *bs, "--command-config", str(admin_cfg), "list", user)
+    assert r.returncode == 0 and "SCRAM-SHA-512(iterations=4096)" in r.stdout, (r.stdout, r.stderr)
+    time.sleep(0.5)
+    user_cfg = write_props(sec.dir / "user.properties", java_props(sec, "SASL_SSL", "SCRAM-SHA-512", user, "cli-pw"))
+    topic = f"cli-{uuid.uuid4().hex[:6]}"
+    r = run("topics", *bs, "--command-config", str(user_cfg), "create", topic, "--partitions", "1", "--replication-factor", "1")
+    assert r.returncode == 0, r.stderr
+    r = run("produce", *bs, "--command-config", str(user_cfg), "--topic", topic, input="one\ntwo\n")
+    assert r.returncode == 0, r.stderr
+    r = run("consume", *bs, "--command-config", str(user_cfg), "--topic", topic, "--from-beginning",
+            "--max-messages", "2", "--timeout-ms", "10000")
+    assert r.returncode == 0 and r.stdout.split() == ["one", "two"], (r.stdout, r.stderr)
+    bad_cfg = write_props(sec.dir / "bad.properties", java_props(sec, "SASL_SSL", "SCRAM-SHA-512", user, "nope"))
+    r = run("topics", *bs, "--command-config", str(bad_cfg), "list")
+    assert r.returncode != 0 and "Authentication failed" in r.stderr, r.stderr
+    r = run("users", *bs, "--command-config", str(admin_cfg), "remove", user)
+    assert r.returncode == 0, r.stderr

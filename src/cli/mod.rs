@@ -8,6 +8,7 @@ pub mod groups;
 pub mod partitioner;
 pub mod produce;
 pub mod topics;
+pub mod users;
 
 use crate::client::cluster::ClusterClient;
 

@@ -145,10 +145,19 @@ async fn fetch_loop(
                 tokio::time::sleep(backoff).await;
                 continue;
             };
-            match KafkaConnection::connect(
+            let security = match crate::client::ClientSecurity::inter_broker(&config) {
+                Ok(s) => s,
+                Err(err) => {
+                    tracing::warn!(error = %err, "inter-broker client security is misconfigured");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            };
+            match KafkaConnection::connect_with(
                 &addr,
                 &format!("broker-{}-fetcher", config.broker_id),
                 Duration::from_secs(5),
+                &security,
             )
             .await
             {
