@@ -489,3 +489,76 @@ def test_gregor_cli_with_command_config_and_users(sec):
     assert r.returncode != 0 and "Authentication failed" in r.stderr, r.stderr
     r = run("users", *bs, "--command-config", str(admin_cfg), "remove", user)
     assert r.returncode == 0, r.stderr
+
+
+# ---------------------------------------------------------------- kafka-python, aiokafka
+
+
+def kp_conf(sec, listener, mechanism, user, password):
+    conf = {"bootstrap_servers": sec.bootstrap_for(listener), "security_protocol": listener,
+            "sasl_mechanism": mechanism, "sasl_plain_username": user, "sasl_plain_password": password}
+    if listener.endswith("SSL"):
+        conf["ssl_cafile"] = str(sec.certs / "ca.pem")
+    return conf
+
+
+@pytest.mark.parametrize("listener,mechanism,user,password", [
+    ("SASL_SSL", "SCRAM-SHA-512", SCRAM_USER, SCRAM_PW),
+    ("SASL_PLAINTEXT", "PLAIN", "alice", ALICE_PW),
+])
+def test_kafka_python_sasl_produce_consume_group(sec, listener, mechanism, user, password):
+    from kafka import KafkaConsumer, KafkaProducer
+
+    topic = f"kp-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient(ck_conf(sec, listener, mechanism, user, password))
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    conf = kp_conf(sec, listener, mechanism, user, password)
+    p = KafkaProducer(acks="all", **conf)
+    for i in range(10):
+        p.send(topic, f"v{i}".encode()).get(30)
+    p.close()
+    c = KafkaConsumer(topic, group_id=f"g-{topic}", auto_offset_reset="earliest", consumer_timeout_ms=20000, **conf)
+    got = set()
+    for m in c:
+        got.add(m.value)
+        if len(got) == 10:
+            break
+    c.commit()
+    c.close()
+    assert got == {f"v{i}".encode() for i in range(10)}
+
+
+def test_aiokafka_scram_over_tls_produce_consume_group(sec):
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.helpers import create_ssl_context
+
+    topic = f"aio-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient(ck_conf(sec, "SASL_SSL", "SCRAM-SHA-256", SCRAM_USER, SCRAM_PW))
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+
+    async def main():
+        conf = dict(bootstrap_servers=sec.bootstrap_for("SASL_SSL"), security_protocol="SASL_SSL",
+                    sasl_mechanism="SCRAM-SHA-256", sasl_plain_username=SCRAM_USER, sasl_plain_password=SCRAM_PW,
+                    ssl_context=create_ssl_context(cafile=str(sec.certs / "ca.pem")))
+        p = AIOKafkaProducer(acks="all", **conf)
+        await p.start()
+        for i in range(10):
+            await p.send_and_wait(topic, f"v{i}".encode())
+        await p.stop()
+        c = AIOKafkaConsumer(topic, group_id=f"g-{topic}", auto_offset_reset="earliest", **conf)
+        await c.start()
+        got = set()
+        try:
+            async with asyncio.timeout(30):
+                async for m in c:
+                    got.add(m.value)
+                    if len(got) == 10:
+                        break
+            await c.commit()
+        finally:
+            await c.stop()
+        return got
+
+    assert asyncio.run(main()) == {f"v{i}".encode() for i in range(10)}
