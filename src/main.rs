@@ -14,6 +14,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "A Kafka-wire-compatible streaming broker"
 )]
 struct Cli {
+    /// Kafka client properties for the CLI's connections (security.protocol, ssl.*,
+    /// sasl.mechanism, sasl.jaas.config), as kafka-topics' --command-config.
+    #[arg(long, global = true, value_name = "FILE")]
+    command_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,11 +40,24 @@ enum Command {
     Groups(gregor::cli::groups::GroupsArgs),
     /// Add, list and remove ACLs (like kafka-acls).
     Acls(gregor::cli::acls::AclsArgs),
+    /// Write a CA and broker/client certificates it signs (PEM) for TLS listeners.
+    Certs(gregor::cli::certs::CertsArgs),
+    /// Add, list and remove SCRAM users (AlterUserScramCredentials / DescribeUserScramCredentials).
+    Users(gregor::cli::users::UsersArgs),
 }
 
 fn main() -> std::process::ExitCode {
     gregor::logging::init();
     let cli = Cli::parse();
+    if let Some(path) = &cli.command_config {
+        match gregor::client::ClientSecurity::from_properties_file(path) {
+            Ok(security) => gregor::client::security::set_process_default(security),
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
     let result = match cli.command {
         Command::Zookeeper(args) => gregor::zookeeper::run(args),
         Command::Broker(args) => gregor::broker::run(args),
@@ -50,6 +67,8 @@ fn main() -> std::process::ExitCode {
         Command::Consume(args) => gregor::cli::consume::run(args),
         Command::Groups(args) => gregor::cli::groups::run(args),
         Command::Acls(args) => gregor::cli::acls::run(args),
+        Command::Certs(args) => gregor::cli::certs::run(args),
+        Command::Users(args) => gregor::cli::users::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -192,7 +192,12 @@ async fn lookup(
         .brokers
         .get(&leader)
         .ok_or(Error::CoordinatorNotAvailable)?;
-    Ok((node.id, node.host.clone(), i32::from(node.port)))
+    // The coordinator as reachable on the client's listener (Kafka answers
+    // COORDINATOR_NOT_AVAILABLE when it has no such listener).
+    let (host, port) = node
+        .endpoint(&ctx.listener_name)
+        .ok_or(Error::CoordinatorNotAvailable)?;
+    Ok((node.id, host.to_string(), i32::from(port)))
 }
 
 /// Creates `__consumer_offsets` (Kafka does this on the first FindCoordinator for a

@@ -138,7 +138,7 @@ pub async fn handle(
 
     Some(
         MetadataResponse::default()
-            .with_brokers(brokers(&image))
+            .with_brokers(brokers(&image, &ctx.listener_name))
             .with_cluster_id(Some(StrBytes::from_string(image.cluster_id.clone())))
             .with_controller_id(BrokerId(image.controller_id.unwrap_or(-1)))
             .with_topics(topics)
@@ -198,16 +198,21 @@ fn missing_topic(name: &TopicName, auto_create: bool) -> MetadataResponseTopic {
         .with_topic_authorized_operations(i32::MIN)
 }
 
-pub fn brokers(image: &ClusterImage) -> Vec<MetadataResponseBroker> {
+/// The brokers as reachable on `listener` (the one the request came in on); brokers
+/// without that listener are left out, as in Kafka.
+pub fn brokers(image: &ClusterImage, listener: &str) -> Vec<MetadataResponseBroker> {
     image
         .brokers
         .values()
-        .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(i32::from(b.port))
-                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(host.to_string()))
+                    .with_port(i32::from(port))
+                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
+            )
         })
         .collect()
 }

@@ -23,6 +23,8 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod producer;
+pub mod sasl;
+pub mod scram;
 pub mod topics;
 
 /// What a handler knows about the request besides its body.
@@ -120,6 +122,10 @@ dispatch_table! {
     DescribeAcls => acls::describe_acls [acls::describe_acls::VERSIONS],
     CreateAcls => acls::create_acls [acls::create_acls::VERSIONS],
     DeleteAcls => acls::delete_acls [acls::delete_acls::VERSIONS],
+    SaslHandshake => sasl::sasl_handshake [sasl::handshake::VERSIONS],
+    SaslAuthenticate => sasl::sasl_authenticate [sasl::authenticate::VERSIONS],
+    DescribeUserScramCredentials => scram::describe_user_scram_credentials [scram::describe::VERSIONS],
+    AlterUserScramCredentials => scram::alter_user_scram_credentials [scram::alter::VERSIONS],
 }
 
 /// The versions of `key` this broker serves, if any.

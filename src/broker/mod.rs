@@ -168,10 +168,18 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
 
     let authorizer = start_authorizer(&config, &session, &first.client).await?;
 
-    let listener_config = &config.listeners[0];
-    let listener = TcpListener::bind(listener_config.bind_addr())
-        .await
-        .with_context(|| format!("cannot listen on {}", listener_config.bind_addr()))?;
+    // Every listener: its security (TLS keys, SASL users) first, so a bad key stops
+    // start-up before anything is bound; then the sockets.
+    let scram = crate::security::credentials::ScramCache::start(session.clone());
+    let mut bound = Vec::new();
+    for listener_config in &config.listeners {
+        let security =
+            crate::security::listener::ListenerSecurity::build(&config, listener_config, &scram)?;
+        let listener = TcpListener::bind(listener_config.bind_addr())
+            .await
+            .with_context(|| format!("cannot listen on {}", listener_config.bind_addr()))?;
+        bound.push((listener, Arc::new(security)));
+    }
     controller::start(config.clone(), session.clone(), image.clone());
     let broker = Arc::new(Broker {
         config: config.clone(),
@@ -187,14 +195,23 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         }),
         authorizer,
     });
-    tokio::spawn(server::accept_loop(broker.clone(), listener, fd_limit));
+    let admission = server::Admission::new(&config, fd_limit);
+    for (listener, security) in bound {
+        tokio::spawn(server::accept_loop(
+            broker.clone(),
+            listener,
+            security,
+            admission.clone(),
+        ));
+    }
     tokio::spawn(registration::keep_registered(
         session.clone(),
         config.clone(),
     ));
+    let listeners: Vec<String> = config.listeners.iter().map(|l| l.uri()).collect();
     tracing::info!(
         broker = config.broker_id,
-        listener = %listener_config.bind_addr(),
+        listeners = %listeners.join(","),
         "broker started"
     );
     Ok(broker)

@@ -51,10 +51,8 @@ pub async fn keep_registered(session: ZkSession, config: Arc<BrokerConfig>) {
     let mut sessions = session.subscribe();
     loop {
         let handle = session.current().await;
-        let advertised = config.advertised();
-        let znode = BrokerZnode::new(
-            &advertised.host,
-            advertised.port,
+        let znode = BrokerZnode::with_listeners(
+            &config.advertised_listeners,
             config.rack.clone(),
             now_ms(),
         );

@@ -9,22 +9,43 @@ use tokio::sync::Semaphore;
 
 use super::limits::{connection_cap, resolve_overrides, PerIpQuotas};
 use super::{connection, Broker};
+use crate::security::listener::ListenerSecurity;
 
-pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, fd_limit: u64) {
-    let config = &broker.config;
-    let cap = connection_cap(config.max_connections, fd_limit).min(Semaphore::MAX_PERMITS);
-    if cap < config.max_connections {
-        tracing::info!(
-            connections = cap,
-            fd_limit,
-            "max.connections lowered to what the file-descriptor limit allows"
-        );
+/// The broker-wide connection limits every listener admits connections through
+/// (`max.connections`, `max.connections.per.ip` count all listeners together).
+#[derive(Clone)]
+pub struct Admission {
+    permits: Arc<Semaphore>,
+    per_ip: Arc<PerIpQuotas>,
+}
+
+impl Admission {
+    pub fn new(config: &crate::config::BrokerConfig, fd_limit: u64) -> Self {
+        let cap = connection_cap(config.max_connections, fd_limit).min(Semaphore::MAX_PERMITS);
+        if cap < config.max_connections {
+            tracing::info!(
+                connections = cap,
+                fd_limit,
+                "max.connections lowered to what the file-descriptor limit allows"
+            );
+        }
+        Admission {
+            permits: Arc::new(Semaphore::new(cap)),
+            per_ip: PerIpQuotas::new(
+                config.max_connections_per_ip,
+                resolve_overrides(&config.max_connections_per_ip_overrides),
+            ),
+        }
     }
-    let permits = Arc::new(Semaphore::new(cap));
-    let per_ip = PerIpQuotas::new(
-        config.max_connections_per_ip,
-        resolve_overrides(&config.max_connections_per_ip_overrides),
-    );
+}
+
+pub async fn accept_loop(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    security: Arc<ListenerSecurity>,
+    admission: Admission,
+) {
+    let Admission { permits, per_ip } = admission;
     loop {
         // Like Kafka's Acceptor, wait for a free slot before accepting: connections past
         // the limit wait in the kernel's backlog and cost the broker nothing.
@@ -50,8 +71,9 @@ pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, fd_limit: u
             }
         };
         let broker = broker.clone();
+        let security = security.clone();
         tokio::spawn(async move {
-            connection::serve(broker, stream, peer).await;
+            connection::serve(broker, stream, peer, security).await;
             drop(slot);
             drop(permit);
         });

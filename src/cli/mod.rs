@@ -3,11 +3,13 @@
 //! protocol, so it works against any broker of the cluster (or Apache Kafka).
 
 pub mod acls;
+pub mod certs;
 pub mod consume;
 pub mod groups;
 pub mod partitioner;
 pub mod produce;
 pub mod topics;
+pub mod users;
 
 use crate::client::cluster::ClusterClient;
 

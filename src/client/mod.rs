@@ -5,12 +5,14 @@
 use std::time::Duration;
 
 pub mod cluster;
+pub mod security;
+
+pub use security::ClientSecurity;
 
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::protocol::read_frame;
@@ -33,11 +35,16 @@ pub enum ClientError {
 /// Responses larger than this are refused (a fetch response is bounded by its request).
 const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
 
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
 pub struct KafkaConnection {
     addr: String,
     client_id: String,
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    // Boxed so one type serves plain and TLS streams; a virtual call per read or write
+    // syscall is noise next to the syscall.
+    reader: BufReader<Reader>,
+    writer: Writer,
     next_correlation_id: i32,
 }
 
@@ -47,7 +54,7 @@ impl KafkaConnection {
         client_id: &str,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        Self::connect_from(addr, None, client_id, timeout).await
+        Self::connect_with(addr, client_id, timeout, &security::process_default()).await
     }
 
     /// Connects from a chosen local address (`None`: the system's choice), as a client
@@ -58,6 +65,37 @@ impl KafkaConnection {
         client_id: &str,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
+        Self::connect_from_with(
+            addr,
+            local,
+            client_id,
+            timeout,
+            &security::process_default(),
+        )
+        .await
+    }
+
+    /// Connects with TLS and/or SASL as `security` says; returns once authenticated.
+    pub async fn connect_with(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+        security: &ClientSecurity,
+    ) -> Result<Self, ClientError> {
+        Self::connect_from_with(addr, None, client_id, timeout, security).await
+    }
+
+    async fn connect_from_with(
+        addr: &str,
+        local: Option<std::net::IpAddr>,
+        client_id: &str,
+        timeout: Duration,
+        security: &ClientSecurity,
+    ) -> Result<Self, ClientError> {
+        let io = |reason: String| ClientError::Io {
+            addr: addr.to_string(),
+            reason,
+        };
         let open = async {
             let Some(local) = local else {
                 return TcpStream::connect(addr).await;
@@ -83,18 +121,102 @@ impl KafkaConnection {
                 source,
             })?;
         let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
-        Ok(KafkaConnection {
+        let (r, w): (Reader, Writer) = match &security.tls {
+            None => {
+                let (r, w) = stream.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Some(config) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| io(format!("TLS server name {host}: {e}")))?;
+                let connector = tokio_rustls::TlsConnector::from(config.clone());
+                let tls = tokio::time::timeout(timeout, connector.connect(name, stream))
+                    .await
+                    .map_err(|_| ClientError::Timeout {
+                        addr: addr.to_string(),
+                    })?
+                    .map_err(|e| io(format!("TLS handshake failed: {e}")))?;
+                let (r, w) = tokio::io::split(tls);
+                (Box::new(r), Box::new(w))
+            }
+        };
+        let mut conn = KafkaConnection {
             addr: addr.to_string(),
             client_id: client_id.to_string(),
             reader: BufReader::with_capacity(256 * 1024, r),
             writer: w,
             next_correlation_id: 1,
-        })
+        };
+        if let Some(sasl) = &security.sasl {
+            conn.authenticate(sasl, timeout).await?;
+        }
+        Ok(conn)
+    }
+
+    /// SaslHandshake v1 then the mechanism's tokens in SaslAuthenticate v2.
+    async fn authenticate(
+        &mut self,
+        creds: &security::SaslCredentials,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        use crate::security::sasl::scram::ScramClient;
+        use kafka_protocol::messages::SaslHandshakeRequest;
+        let addr = self.addr.clone();
+        let failed = |reason: String| ClientError::Protocol {
+            addr: addr.clone(),
+            reason,
+        };
+        let handshake = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_static_str(creds.mechanism.name()));
+        let r = self.send(&handshake, 1, timeout).await?;
+        if r.error_code != 0 {
+            return Err(failed(format!(
+                "SASL handshake for {} failed with error {}",
+                creds.mechanism.name(),
+                r.error_code
+            )));
+        }
+        let mut scram = creds
+            .mechanism
+            .scram()
+            .map(|m| ScramClient::new(m, &creds.username, &creds.password));
+        let first = match &scram {
+            None => format!("\0{}\0{}", creds.username, creds.password).into_bytes(),
+            Some(c) => c.client_first(),
+        };
+        let reply = self.sasl_step(first, timeout).await?;
+        if let Some(client) = scram.as_mut() {
+            let fin = client.client_final(&reply).map_err(failed)?;
+            let reply = self.sasl_step(fin, timeout).await?;
+            client.verify_server_final(&reply).map_err(failed)?;
+        }
+        Ok(())
     }
 
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    async fn sasl_step(
+        &mut self,
+        token: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, ClientError> {
+        let req = kafka_protocol::messages::SaslAuthenticateRequest::default()
+            .with_auth_bytes(token.into());
+        let r = self.send(&req, 2, timeout).await?;
+        if r.error_code != 0 {
+            return Err(ClientError::Protocol {
+                addr: self.addr.clone(),
+                reason: format!(
+                    "SASL authentication failed: {}",
+                    r.error_message.as_deref().unwrap_or("")
+                ),
+            });
+        }
+        Ok(r.auth_bytes)
     }
 
     /// Sends `request` at `version` and waits (up to `timeout`) for its response.

@@ -27,6 +27,35 @@ pub const BROKER_KEYS: &[ConfigKey] = &[
         "Listeners published to clients; defaults to `listeners`.",
     ),
     ConfigKey::new(
+        "listener.security.protocol.map",
+        T::List,
+        super::listeners::DEFAULT_PROTOCOL_MAP,
+        "Listener name to security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), `NAME:PROTOCOL,...`.",
+    ),
+    ConfigKey::optional(
+        "inter.broker.listener.name",
+        T::String,
+        "The listener brokers use to reach each other (replica fetches); exclusive with security.inter.broker.protocol.",
+    ),
+    ConfigKey::optional(
+        "security.inter.broker.protocol",
+        T::String,
+        "The inter-broker listener by protocol: the listener named like it (default PLAINTEXT).",
+    ),
+    ConfigKey::new(
+        "sasl.mechanism.inter.broker.protocol",
+        T::String,
+        "GSSAPI",
+        "SASL mechanism the broker's own client uses on a SASL inter-broker listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; GSSAPI is not supported).",
+    ),
+    ConfigKey::new(
+        "connections.max.reauth.ms",
+        T::Long,
+        "0",
+        "SASL session lifetime (KIP-368): a SASL connection not re-authenticated within it is closed; 0 = sessions never expire.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
         "log.dirs",
         T::List,
         "/tmp/kafka-logs",
@@ -535,52 +564,98 @@ pub const KAFKA_ACL_AUTHORIZER: &str = "kafka.security.authorizer.AclAuthorizer"
 /// gregor's own name for the same authorizer.
 pub const GREGOR_ACL_AUTHORIZER: &str = "gregor.security.AclAuthorizer";
 
-/// One listener endpoint, `PLAINTEXT://host:port`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
-    pub name: String,
-    pub host: String,
-    pub port: u16,
-}
+pub use super::listeners::Listener;
 
-impl Listener {
-    fn parse(key: &str, uri: &str) -> Result<Listener, ConfigError> {
-        let bad = |reason: &str| ConfigError::Invalid {
-            key: key.to_string(),
-            value: uri.to_string(),
-            reason: reason.to_string(),
-        };
-        let (name, rest) = uri
-            .split_once("://")
-            .ok_or_else(|| bad("expected NAME://host:port"))?;
-        if name != "PLAINTEXT" {
-            return Err(bad("only the PLAINTEXT security protocol is supported"));
-        }
-        let (host, port) = rest
-            .rsplit_once(':')
-            .ok_or_else(|| bad("expected NAME://host:port"))?;
-        let port: u16 = port.parse().map_err(|_| bad("port is not a number"))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        Ok(Listener {
-            name: name.to_string(),
-            host,
-            port,
-        })
-    }
-
-    /// The address to bind: an empty host means every interface, as in Kafka.
-    pub fn bind_addr(&self) -> String {
-        let host = if self.host.is_empty() {
-            "0.0.0.0"
-        } else {
-            &self.host
-        };
-        format!("{host}:{}", self.port)
-    }
-}
+/// Listener security keys: each may also be set for one listener as
+/// `listener.name.<listener>.<key>` (listener name lower-cased), as in Kafka. Not part of
+/// DescribeConfigs (they include keys and passwords). `<mechanism>.sasl.jaas.config`
+/// (e.g. `listener.name.sasl_ssl.plain.sasl.jaas.config`) is accepted too: see
+/// `security::config`.
+pub const SECURITY_KEYS: &[ConfigKey] = &[
+    ConfigKey::new(
+        "ssl.keystore.type",
+        T::String,
+        "PEM",
+        "Only PEM (Kafka's default JKS and PKCS12 need Java keystores).",
+    )
+    .check(V::OneOf(&["PEM"])),
+    ConfigKey::optional(
+        "ssl.keystore.location",
+        T::String,
+        "PEM file with the private key and certificate chain of this server (or client).",
+    ),
+    ConfigKey::optional(
+        "ssl.keystore.certificate.chain",
+        T::String,
+        "Certificate chain in PEM, inline (instead of ssl.keystore.location).",
+    ),
+    ConfigKey::optional(
+        "ssl.keystore.key",
+        T::String,
+        "Private key in PEM (PKCS#8, PKCS#1 or SEC1), inline (instead of ssl.keystore.location).",
+    ),
+    ConfigKey::optional(
+        "ssl.key.password",
+        T::String,
+        "Password of an encrypted private key: not supported (use an unencrypted PEM key); start-up fails if set.",
+    ),
+    ConfigKey::new(
+        "ssl.truststore.type",
+        T::String,
+        "PEM",
+        "Only PEM.",
+    )
+    .check(V::OneOf(&["PEM"])),
+    ConfigKey::optional(
+        "ssl.truststore.location",
+        T::String,
+        "PEM file of trusted CA certificates (client certificates on the broker, broker certificates on clients).",
+    ),
+    ConfigKey::optional(
+        "ssl.truststore.certificates",
+        T::String,
+        "Trusted CA certificates in PEM, inline.",
+    ),
+    ConfigKey::new(
+        "ssl.enabled.protocols",
+        T::List,
+        "TLSv1.2,TLSv1.3",
+        "TLS versions accepted.",
+    )
+    .check(V::ListOf(&["TLSv1.2", "TLSv1.3"])),
+    ConfigKey::new(
+        "ssl.client.auth",
+        T::String,
+        "none",
+        "Client certificates: none, requested (verified if sent) or required (mTLS).",
+    )
+    .check(V::OneOf(&["none", "requested", "required"])),
+    ConfigKey::new(
+        "ssl.principal.mapping.rules",
+        T::String,
+        "DEFAULT",
+        "Rules mapping a client certificate's subject DN (RFC 2253) to a user name: `RULE:pattern/replacement/[LU],...,DEFAULT`.",
+    ),
+    ConfigKey::new(
+        "ssl.endpoint.identification.algorithm",
+        T::String,
+        "https",
+        "`https`: the broker's client checks a peer's host name against its certificate; empty: it does not.",
+    ),
+    ConfigKey::new(
+        "sasl.enabled.mechanisms",
+        T::List,
+        "GSSAPI",
+        "SASL mechanisms of SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (Kafka's default GSSAPI is not supported, so SASL listeners must set this).",
+    ),
+    ConfigKey::new(
+        "sasl.server.max.receive.size",
+        T::Int,
+        "524288",
+        "Largest SASL token accepted before authentication.",
+    )
+    .check(V::AtLeast(1)),
+];
 
 /// The broker's resolved static configuration.
 #[derive(Debug, Clone)]
@@ -588,6 +663,10 @@ pub struct BrokerConfig {
     pub broker_id: i32,
     pub listeners: Vec<Listener>,
     pub advertised_listeners: Vec<Listener>,
+    /// The name of the listener replica fetchers connect to (`inter.broker.listener.name`).
+    pub inter_broker_listener: String,
+    pub sasl_mechanism_inter_broker_protocol: String,
+    pub connections_max_reauth_ms: u64,
     pub log_dirs: Vec<PathBuf>,
     pub zookeeper_connect: String,
     pub zookeeper_session_timeout_ms: u64,
@@ -669,16 +748,51 @@ impl BrokerConfig {
     /// Builds the config from dotted keys; every key must be known and valid.
     pub fn from_values(values: BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
         for (key, value) in &values {
+            if crate::security::config::is_security_key(key) {
+                crate::security::config::validate_key(key, value)?;
+                continue;
+            }
             let def = key_def(key).ok_or_else(|| ConfigError::Unknown(key.clone()))?;
             def.validate(value)?;
         }
         let r = Resolver { values: &values };
-        let listeners = r.listeners("listeners")?;
+        let protocols = super::listeners::parse_protocol_map(
+            "listener.security.protocol.map",
+            &r.string("listener.security.protocol.map")?,
+        )?;
+        let listeners = super::listeners::parse_listeners(
+            "listeners",
+            &r.string("listeners")?,
+            &protocols,
+            true,
+        )?;
         let advertised_listeners = if values.contains_key("advertised.listeners") {
-            r.listeners("advertised.listeners")?
+            let advertised = super::listeners::parse_listeners(
+                "advertised.listeners",
+                &r.string("advertised.listeners")?,
+                &protocols,
+                false,
+            )?;
+            for a in &advertised {
+                if !listeners.iter().any(|l| l.name == a.name) {
+                    return Err(ConfigError::Invalid {
+                        key: "advertised.listeners".into(),
+                        value: a.uri(),
+                        reason: "every advertised listener must be one of listeners".into(),
+                    });
+                }
+            }
+            advertised
         } else {
             listeners.clone()
         };
+        let inter_broker_listener = super::listeners::inter_broker_listener_name(
+            values.get("inter.broker.listener.name").map(String::as_str),
+            values
+                .get("security.inter.broker.protocol")
+                .map(String::as_str),
+            &advertised_listeners,
+        )?;
         let log_dirs = if values.contains_key("log.dirs") || !values.contains_key("log.dir") {
             split_list(&r.string("log.dirs")?)
                 .map(PathBuf::from)
@@ -691,6 +805,10 @@ impl BrokerConfig {
             broker_id: r.int("broker.id")? as i32,
             listeners,
             advertised_listeners,
+            inter_broker_listener,
+            sasl_mechanism_inter_broker_protocol: r
+                .string("sasl.mechanism.inter.broker.protocol")?,
+            connections_max_reauth_ms: r.int("connections.max.reauth.ms")? as u64,
             log_dirs,
             zookeeper_connect: r.string("zookeeper.connect")?,
             zookeeper_session_timeout_ms: r.int("zookeeper.session.timeout.ms")? as u64,
@@ -803,6 +921,18 @@ impl BrokerConfig {
         &self.advertised_listeners[0]
     }
 
+    /// A security key's value for `listener`: `listener.name.<listener>.<key>` first
+    /// (Kafka's per-listener override, listener name lower-cased), then `<key>`, then
+    /// the key's default.
+    pub fn listener_value(&self, listener: &str, key: &str) -> Option<String> {
+        let prefixed = format!("listener.name.{}.{key}", listener.to_ascii_lowercase());
+        self.explicit
+            .get(&prefixed)
+            .or_else(|| self.explicit.get(key))
+            .cloned()
+            .or_else(|| crate::security::config::default_of(key).map(str::to_string))
+    }
+
     /// Every broker key with its effective value and source, for DescribeConfigs.
     pub fn describe(&self) -> Vec<(&'static ConfigKey, Option<String>, ConfigSource)> {
         BROKER_KEYS
@@ -891,12 +1021,6 @@ impl Resolver<'_> {
                 })?,
             allow_everyone_if_no_acl_found: self.bool("allow.everyone.if.no.acl.found")?,
         }))
-    }
-
-    fn listeners(&self, key: &str) -> Result<Vec<Listener>, ConfigError> {
-        split_list(&self.string(key)?)
-            .map(|uri| Listener::parse(key, uri))
-            .collect()
     }
 }
 
@@ -1010,7 +1134,33 @@ mod tests {
         let c = BrokerConfig::from_values(v.clone()).unwrap();
         assert_eq!(c.advertised().host, "127.0.0.1");
         assert_eq!(c.advertised().port, 19092);
-        v.insert("listeners".into(), "SSL://127.0.0.1:19092".into());
+        v.insert("listeners".into(), "TLS://127.0.0.1:19092".into());
+        assert!(BrokerConfig::from_values(v.clone()).is_err());
+        v.insert(
+            "listeners".into(),
+            "PLAINTEXT://127.0.0.1:19092,SASL_SSL://127.0.0.1:19093".into(),
+        );
+        v.insert("security.inter.broker.protocol".into(), "SASL_SSL".into());
+        v.insert(
+            "listener.name.sasl_ssl.ssl.client.auth".into(),
+            "required".into(),
+        );
+        let c = BrokerConfig::from_values(v.clone()).unwrap();
+        assert_eq!(c.inter_broker_listener, "SASL_SSL");
+        assert_eq!(
+            c.listener_value("SASL_SSL", "ssl.client.auth").as_deref(),
+            Some("required")
+        );
+        assert_eq!(
+            c.listener_value("PLAINTEXT", "ssl.client.auth").as_deref(),
+            Some("none")
+        );
+        v.insert(
+            "listener.name.sasl_ssl.ssl.client.auth".into(),
+            "maybe".into(),
+        );
+        assert!(BrokerConfig::from_values(v.clone()).is_err());
+        v.insert("advertised.listeners".into(), "SSL://h:1".into());
         assert!(BrokerConfig::from_values(v).is_err());
     }
 }

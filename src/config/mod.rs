@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod keys;
+pub mod listeners;
 pub mod topic;
 
 pub use broker::{BrokerConfig, Listener};

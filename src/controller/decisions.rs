@@ -232,6 +232,7 @@ mod tests {
                     port: 1,
                     rack: None,
                     epoch: 1,
+                    endpoints: Default::default(),
                 },
             );
         }

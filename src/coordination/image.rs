@@ -16,6 +16,23 @@ pub struct BrokerInfo {
     pub rack: Option<String>,
     /// czxid of the broker's registration znode (KIP-380 broker epoch).
     pub epoch: i64,
+    /// Every advertised listener by name (registration `endpoints`): host and port.
+    pub endpoints: BTreeMap<String, (String, u16)>,
+}
+
+impl BrokerInfo {
+    /// The broker's endpoint on `listener`; `None` if it has no such listener (Kafka
+    /// then leaves the broker out of the answer on that listener).
+    pub fn endpoint(&self, listener: &str) -> Option<(&str, u16)> {
+        match self.endpoints.get(listener) {
+            Some((host, port)) => Some((host, *port)),
+            // A registration without endpoints (an old writer): its host/port is PLAINTEXT.
+            None if self.endpoints.is_empty() && listener == "PLAINTEXT" => {
+                Some((&self.host, self.port))
+            }
+            None => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -343,6 +343,12 @@ impl WatchState {
                             port: z.port,
                             rack: z.rack,
                             epoch: stat.czxid,
+                            endpoints: z
+                                .endpoints
+                                .iter()
+                                .filter_map(|e| crate::config::listeners::parse_endpoint(e))
+                                .map(|(name, host, port)| (name, (host, port)))
+                                .collect(),
                         },
                     );
                 }

@@ -154,6 +154,27 @@ impl BrokerZnode {
             timestamp: now_ms.to_string(),
         }
     }
+    /// A registration with every advertised listener (Kafka's `endpoints` and
+    /// `listener_security_protocol_map`); `host`/`port` are the PLAINTEXT endpoint's
+    /// as in Kafka, or the first listener's when there is no PLAINTEXT one.
+    pub fn with_listeners(
+        listeners: &[crate::config::Listener],
+        rack: Option<String>,
+        now_ms: i64,
+    ) -> Self {
+        let main = listeners
+            .iter()
+            .find(|l| l.name == "PLAINTEXT")
+            .or(listeners.first());
+        let (host, port) = main.map_or((String::new(), 0), |l| (l.host.clone(), l.port));
+        let mut z = BrokerZnode::new(&host, port, rack, now_ms);
+        z.endpoints = listeners.iter().map(|l| l.uri()).collect();
+        z.listener_security_protocol_map = listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.protocol.name().to_string()))
+            .collect();
+        z
+    }
     pub fn encode(&self) -> Vec<u8> {
         encode(self)
     }

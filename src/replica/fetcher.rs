@@ -149,15 +149,25 @@ async fn fetch_loop(
                 .borrow()
                 .brokers
                 .get(&leader)
-                .map(|b| format!("{}:{}", b.host, b.port))
+                .and_then(|b| b.endpoint(&config.inter_broker_listener))
+                .map(|(host, port)| format!("{host}:{port}"))
             else {
                 tokio::time::sleep(backoff).await;
                 continue;
             };
-            match KafkaConnection::connect(
+            let security = match crate::client::ClientSecurity::inter_broker(&config) {
+                Ok(s) => s,
+                Err(err) => {
+                    tracing::warn!(error = %err, "inter-broker client security is misconfigured");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            };
+            match KafkaConnection::connect_with(
                 &addr,
                 &format!("broker-{}-fetcher", config.broker_id),
                 Duration::from_secs(5),
+                &security,
             )
             .await
             {

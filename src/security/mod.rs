@@ -6,6 +6,16 @@
 //! `RequestContext` and ask the authorizer about it.
 
 pub mod acl;
+pub mod certs;
+pub mod config;
+pub mod credentials;
+pub mod dn;
+pub mod listener;
+pub mod mapping;
 pub mod principal;
+pub mod protocol;
+pub mod sasl;
+pub mod tls;
 
 pub use principal::KafkaPrincipal;
+pub use protocol::SecurityProtocol;
