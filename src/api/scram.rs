@@ -220,8 +220,8 @@ pub async fn alter_user_scram_credentials(
     // answered CLUSTER_AUTHORIZATION_FAILED, nothing written.
     if !broker.authorize_cluster(ctx, AclOperation::Alter) {
         let results = users
-            .into_iter()
-            .map(|(user, _)| {
+            .into_keys()
+            .map(|user| {
                 AlterUserScramCredentialsResult::default()
                     .with_user(s(user))
                     .with_error_code(code(Error::ClusterAuthorizationFailed))
