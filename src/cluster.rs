@@ -96,6 +96,15 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
             return Err(err);
         }
     }
+    // An open port is not a usable cluster: until a broker's image holds every registered
+    // broker, CreateTopics there finds too few brokers for the replication factor.
+    for addr in &bootstrap {
+        let wanted = usize::from(args.brokers);
+        if let Err(err) = wait_for_brokers(addr, wanted, Duration::from_secs(60), &mut procs) {
+            stop_all(&mut procs);
+            return Err(err);
+        }
+    }
     println!(
         "gregor cluster is up: {} broker(s) and a mini-zookeeper",
         args.brokers
@@ -151,6 +160,41 @@ fn wait_for_port(addr: &str, timeout: Duration, procs: &mut [Proc]) -> anyhow::R
             "{addr} did not come up within {timeout:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until the broker at `addr` answers Metadata listing `wanted` brokers.
+fn wait_for_brokers(
+    addr: &str,
+    wanted: usize,
+    timeout: Duration,
+    procs: &mut [Proc],
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = runtime.block_on(async {
+            let client = crate::client::cluster::ClusterClient::connect(addr, "gregor-cluster");
+            match tokio::time::timeout(Duration::from_secs(5), client).await {
+                Ok(Ok(c)) => c.metadata.brokers.len(),
+                _ => 0,
+            }
+        });
+        if seen >= wanted {
+            return Ok(());
+        }
+        for p in procs.iter_mut() {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                anyhow::bail!("{} exited during start-up ({status}); see its log", p.name);
+            }
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{addr} saw {seen} of {wanted} brokers after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

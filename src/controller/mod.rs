@@ -357,6 +357,10 @@ impl ControllerRole {
         for path in [topic_config_path(topic), delete_topic_path(topic)] {
             let _ = client.delete(&path, None).await;
         }
+        // Forget the states this controller wrote for the topic: a topic re-created under
+        // the same name before the image saw it go has no state, and a leftover overlay
+        // entry would pass for one, so its partitions would never be initialised.
+        self.overlay.retain(|(t, _), _| t != topic);
         Ok(true)
     }
 }
