@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -45,6 +46,37 @@ def port_open(port):
         return False
 
 
+def metadata_brokers_and_controller(port):
+    """A raw Metadata v1 request asking for no topics: (broker ids, controller id), or None
+    if the broker does not answer. No client library, so readiness never depends on one."""
+    client_id = b"gregor-compat"
+    body = struct.pack(">hhih", 3, 1, 7, len(client_id)) + client_id + struct.pack(">i", 0)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(struct.pack(">i", len(body)) + body)
+            data = b""
+            while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return None
+                data += chunk
+    except OSError:
+        return None
+    pos = 8  # size, correlation id
+    (count,) = struct.unpack_from(">i", data, pos)
+    pos += 4
+    ids = []
+    for _ in range(count):
+        (node,) = struct.unpack_from(">i", data, pos)
+        (host_len,) = struct.unpack_from(">h", data, pos + 4)
+        pos += 6 + host_len + 4
+        (rack_len,) = struct.unpack_from(">h", data, pos)
+        pos += 2 + max(rack_len, 0)
+        ids.append(node)
+    (controller,) = struct.unpack_from(">i", data, pos)
+    return ids, controller
+
+
 class GregorCluster:
     def __init__(self, brokers=1, broker_config=None, session_timeout_ms=6000, keep_dir=False,
                  zookeeper_hosts=None, chroot=""):
@@ -69,6 +101,10 @@ class GregorCluster:
             self.start(i, wait=False)
         for i in self.ports:
             self.wait_ready(i)
+        # Every broker's metadata lists every broker: clients bootstrapped from any of
+        # them see the whole cluster (CreateTopics finds enough brokers for its RF).
+        for i in self.ports:
+            wait_until(lambda: len(self._metadata(i)[0]) == self.n, 60, f"broker {i} to see {self.n} brokers")
         return self
 
     def __exit__(self, *exc):
@@ -130,9 +166,18 @@ class GregorCluster:
         def ready():
             if proc.poll() is not None:
                 raise RuntimeError(f"broker {broker_id} exited:\n{self.log_tail(f'broker-{broker_id}')}")
-            return port_open(self.ports[broker_id]) and self._registered(broker_id)
+            if not (port_open(self.ports[broker_id]) and self._registered(broker_id)):
+                return False
+            # Registered is not usable yet: until the broker's image holds the controller
+            # and itself, admin clients get "controller not available" (as from a Kafka
+            # broker before its first UpdateMetadata).
+            ids, controller = self._metadata(broker_id)
+            return controller >= 0 and broker_id in ids
 
         wait_until(ready, timeout, f"broker {broker_id}")
+
+    def _metadata(self, broker_id):
+        return metadata_brokers_and_controller(self.ports[broker_id]) or ([], -1)
 
     def _registered(self, broker_id):
         log = (self.dir / f"broker-{broker_id}.log").read_text(errors="replace")

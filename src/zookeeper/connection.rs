@@ -159,6 +159,29 @@ async fn fill(rd: &mut OwnedReadHalf, buf: &mut BytesMut, n: usize) -> std::io::
     Ok(true)
 }
 
+/// The smallest read buffer, and the step by which it grows towards a frame's size.
+const MIN_READ_BUFFER: usize = 64 * 1024;
+
+/// Gives `buf` spare capacity for the next read, never past what the frame being read
+/// still lacks (or [`MIN_READ_BUFFER`] between frames), and at most doubling what has
+/// arrived: memory follows the bytes a client sends, not the length its header claims,
+/// and never the doubling `BytesMut::reserve` would do on a buffer a frame was split
+/// off (which grew pipelining connections to 8 MiB each).
+fn make_room(buf: &mut BytesMut, max_request_bytes: usize) -> anyhow::Result<()> {
+    let spare = buf.capacity() - buf.len();
+    let frame_end = frame_len(buf, max_request_bytes)?.map_or(4, |len| 4 + len);
+    let missing = frame_end.saturating_sub(buf.len());
+    if spare >= missing.clamp(1, 4096) {
+        return Ok(());
+    }
+    let target = frame_end.min((2 * buf.len()).max(MIN_READ_BUFFER));
+    let capacity = target.max(buf.len() + 4096);
+    let mut fresh = BytesMut::with_capacity(capacity);
+    fresh.extend_from_slice(buf);
+    *buf = fresh;
+    Ok(())
+}
+
 fn frame_len(buf: &[u8], max: usize) -> anyhow::Result<Option<usize>> {
     if buf.len() < 4 {
         return Ok(None);
@@ -289,6 +312,9 @@ async fn serve_inner(
         // a read.
         let waiting = matches!(frame_len(&buf, shared.max_request_bytes), Ok(Some(len)) if buf.len() >= 4 + len);
         let can_read = inflight.len() < shared.max_outstanding && !waiting;
+        if can_read {
+            make_room(&mut buf, shared.max_request_bytes)?;
+        }
         let global = shared.global_outstanding.clone();
         let want = need_global.unwrap_or(0) as u32;
         tokio::select! {
@@ -300,9 +326,6 @@ async fn serve_inner(
             r = rd.read_buf(&mut buf), if can_read => {
                 if r? == 0 {
                     return Ok(());
-                }
-                if buf.capacity() - buf.len() < 4096 {
-                    buf.reserve(8192);
                 }
             }
             out = out_rx.recv() => {
@@ -337,5 +360,61 @@ async fn serve_inner(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(len: usize) -> BytesMut {
+        BytesMut::from(&(len as i32).to_be_bytes()[..])
+    }
+
+    #[test]
+    fn read_buffer_grows_with_the_bytes_that_arrive_up_to_the_frame() {
+        let max = 1 << 20;
+        let mut buf = header(max);
+        make_room(&mut buf, max).unwrap();
+        assert_eq!(
+            buf.capacity(),
+            MIN_READ_BUFFER,
+            "a claimed 1 MiB reserves 64 KiB"
+        );
+        // Fill what is there; each step at most doubles, never past the frame's end.
+        while buf.len() < 4 + max {
+            let fill = (buf.capacity() - buf.len()).min(4 + max - buf.len());
+            buf.extend_from_slice(&vec![0u8; fill]);
+            let before = buf.len();
+            make_room(&mut buf, max).unwrap();
+            if buf.len() < 4 + max {
+                assert!(buf.capacity() <= (2 * before).max(MIN_READ_BUFFER));
+                assert!(
+                    buf.capacity() <= 4 + max + 4096,
+                    "at most a read past the frame"
+                );
+                assert!(buf.capacity() > before, "room for the next read");
+            }
+        }
+        assert_eq!(buf.len(), 4 + max);
+    }
+
+    #[test]
+    fn a_split_off_frame_does_not_make_the_rest_double() {
+        let max = 1 << 20;
+        let mut buf = header(max);
+        buf.extend_from_slice(&vec![7u8; max]);
+        buf.extend_from_slice(&header(max)); // the next frame's header
+        let frame = buf.split_to(4 + max);
+        make_room(&mut buf, max).unwrap();
+        assert!(buf.capacity() - buf.len() > 0);
+        assert!(buf.capacity() <= 4 + max, "capacity {}", buf.capacity());
+        drop(frame);
+    }
+
+    #[test]
+    fn an_oversized_claim_is_refused() {
+        let mut buf = header(2 << 20);
+        assert!(make_room(&mut buf, 1 << 20).is_err());
     }
 }
