@@ -12,7 +12,6 @@ use std::time::Duration;
 use common::authz::*;
 use common::kafka::{topic_name, Client};
 use common::wait_until;
-use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::delete_records_request::{
@@ -20,14 +19,10 @@ use kafka_protocol::messages::delete_records_request::{
 };
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
-};
-use kafka_protocol::messages::offset_for_leader_epoch_request::{
-    OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
@@ -62,17 +57,6 @@ fn describe_configs(c: &mut Client, rt: i8, name: &str) -> i16 {
     c.send(&req, 4).expect("DescribeConfigs").results[0].error_code
 }
 
-fn legacy_alter_config(c: &mut Client, topic: &str, key: &str, value: &str) -> i16 {
-    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
-    let req = AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-        .with_resource_type(2)
-        .with_resource_name(s(topic))
-        .with_configs(vec![AlterableConfig::default()
-            .with_name(s(key))
-            .with_value(Some(s(value)))])]);
-    c.send(&req, 2).expect("AlterConfigs").responses[0].error_code
-}
-
 fn create_partitions(c: &mut Client, topic: &str, count: i32) -> i16 {
     let req = CreatePartitionsRequest::default()
         .with_timeout_ms(10_000)
@@ -101,18 +85,6 @@ fn delete_topic(c: &mut Client, topic: &str) -> i16 {
             DeleteTopicState::default().with_name(Some(topic_name(topic)))
         ]);
     c.send(&req, 6).expect("DeleteTopics").responses[0].error_code
-}
-
-fn consumer_offset_for_leader_epoch(c: &mut Client, topic: &str) -> i16 {
-    let req = OffsetForLeaderEpochRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![OffsetForLeaderTopic::default()
-            .with_topic(topic_name(topic))
-            .with_partitions(vec![OffsetForLeaderPartition::default()
-                .with_partition(0)
-                .with_leader_epoch(0)
-                .with_current_leader_epoch(-1)])]);
-    c.send(&req, 4).expect("OffsetForLeaderEpoch").topics[0].partitions[0].error_code
 }
 
 fn list_groups(c: &mut Client) -> Vec<String> {
@@ -235,25 +207,6 @@ fn delete_acls_of_topic(c: &mut Client, topic: &str) -> (i16, usize) {
         .expect("DeleteAcls");
     let f = &r.filter_results[0];
     (f.error_code, f.matching_acls.len())
-}
-
-fn describe_scram(c: &mut Client, user: &str) -> (i16, i16) {
-    let req = DescribeUserScramCredentialsRequest::default()
-        .with_users(Some(vec![UserName::default().with_name(s(user))]));
-    let r = c.send(&req, 0).expect("DescribeUserScramCredentials");
-    (r.error_code, r.results.first().map_or(0, |u| u.error_code))
-}
-
-fn upsert_scram(c: &mut Client, user: &str) -> i16 {
-    let req = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
-        ScramCredentialUpsertion::default()
-            .with_name(s(user))
-            .with_mechanism(2)
-            .with_iterations(4096)
-            .with_salt(bytes::Bytes::from_static(b"salt-salt"))
-            .with_salted_password(bytes::Bytes::from(vec![7u8; 64])),
-    ]);
-    c.send(&req, 0).expect("AlterUserScramCredentials").results[0].error_code
 }
 
 #[test]

@@ -14,7 +14,6 @@ use std::time::Duration;
 use common::authz::*;
 use common::kafka::{batch, topic_name, Client};
 use common::{wait_until, Cluster, Coordinator};
-use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::delete_records_request::{
@@ -23,17 +22,10 @@ use kafka_protocol::messages::delete_records_request::{
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
 #[test]
@@ -63,6 +55,7 @@ fn every_api_refuses_a_principal_without_acls_and_leaves_state_unchanged() {
     assert_eq!(latest(&mut admin, "t"), 1);
     assert_eq!(consumer_fetch(&mut m, "t"), TOPIC_AUTHZ);
     assert_eq!(m.list_offset("t", 0, -1).0, TOPIC_AUTHZ);
+    assert_eq!(consumer_offset_for_leader_epoch(&mut m, "t"), TOPIC_AUTHZ);
     let del = DeleteRecordsRequest::default()
         .with_timeout_ms(5000)
         .with_topics(vec![DeleteRecordsTopic::default()
@@ -106,6 +99,10 @@ fn every_api_refuses_a_principal_without_acls_and_leaves_state_unchanged() {
         TOPIC_AUTHZ
     );
     assert_eq!(
+        legacy_alter_config(&mut m, "t", "retention.ms", "1000"),
+        TOPIC_AUTHZ
+    );
+    assert_eq!(
         topic_config(&mut admin, "t", "retention.ms").1.as_deref(),
         Some("604800000")
     );
@@ -125,6 +122,10 @@ fn every_api_refuses_a_principal_without_acls_and_leaves_state_unchanged() {
         CLUSTER_AUTHZ
     );
     assert_eq!(init_producer_id(&mut m), CLUSTER_AUTHZ);
+    // SCRAM credentials: Cluster DESCRIBE / ALTER; nobody was created.
+    assert_eq!(describe_scram(&mut m, "mallory").0, CLUSTER_AUTHZ);
+    assert_eq!(upsert_scram(&mut m, "mallory"), CLUSTER_AUTHZ);
+    assert_eq!(describe_scram(&mut admin, "mallory"), (0, 91));
     // Groups.
     assert_eq!(find_coordinator(&mut m, "g"), GROUP_AUTHZ);
     let join = JoinGroupRequest::default()
@@ -138,6 +139,16 @@ fn every_api_refuses_a_principal_without_acls_and_leaves_state_unchanged() {
         .with_group_id(GroupId(s("g")))
         .with_member_id(s("x"));
     assert_eq!(m.send(&hb, 4).unwrap().error_code, GROUP_AUTHZ);
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_member_id(s("x"));
+    assert_eq!(m.send(&sync, 3).unwrap().error_code, GROUP_AUTHZ);
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_members(vec![
+            leave_group_request::MemberIdentity::default().with_member_id(s("x"))
+        ]);
+    assert_eq!(m.send(&leave, 3).unwrap().error_code, GROUP_AUTHZ);
     assert_eq!(commit(&mut m, "g", "t", 0), GROUP_AUTHZ);
     assert_eq!(
         committed(&mut admin, "g", "t"),

@@ -3,13 +3,18 @@
 //! apart by client address, and one-line calls of the APIs the matrix checks.
 use super::kafka::{batch, topic_name, Client};
 use super::{Cluster, Coordinator};
+use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -205,4 +210,46 @@ pub fn init_producer_id(c: &mut Client) -> i16 {
 
 pub fn consumer_fetch(c: &mut Client, topic: &str) -> i16 {
     c.fetch(topic, 0, 0, 0).0
+}
+
+pub fn legacy_alter_config(c: &mut Client, topic: &str, key: &str, value: &str) -> i16 {
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let req = AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(s(topic))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(s(key))
+            .with_value(Some(s(value)))])]);
+    c.send(&req, 2).expect("AlterConfigs").responses[0].error_code
+}
+
+pub fn consumer_offset_for_leader_epoch(c: &mut Client, topic: &str) -> i16 {
+    let req = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(0)
+                .with_leader_epoch(0)
+                .with_current_leader_epoch(-1)])]);
+    c.send(&req, 4).expect("OffsetForLeaderEpoch").topics[0].partitions[0].error_code
+}
+
+pub fn describe_scram(c: &mut Client, user: &str) -> (i16, i16) {
+    let req = DescribeUserScramCredentialsRequest::default()
+        .with_users(Some(vec![UserName::default().with_name(s(user))]));
+    let r = c.send(&req, 0).expect("DescribeUserScramCredentials");
+    (r.error_code, r.results.first().map_or(0, |u| u.error_code))
+}
+
+pub fn upsert_scram(c: &mut Client, user: &str) -> i16 {
+    let req = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+        ScramCredentialUpsertion::default()
+            .with_name(s(user))
+            .with_mechanism(2)
+            .with_iterations(4096)
+            .with_salt(bytes::Bytes::from_static(b"salt-salt"))
+            .with_salted_password(bytes::Bytes::from(vec![7u8; 64])),
+    ]);
+    c.send(&req, 0).expect("AlterUserScramCredentials").results[0].error_code
 }
