@@ -7,6 +7,8 @@ pub mod log_config;
 pub mod manager;
 pub mod model_log;
 pub mod partition;
+#[cfg(test)]
+mod sim;
 pub mod state;
 #[cfg(test)]
 mod state_tests;

@@ -69,9 +69,7 @@ impl LogView for ModelLog {
     }
 
     fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
-        let i = self.epochs.iter().rposition(|(e, _)| *e <= epoch)?;
-        let end = self.epochs.get(i + 1).map_or(self.leo(), |(_, s)| *s);
-        Some((self.epochs[i].0, end))
+        crate::storage::leader_epoch::end_offset_for(&self.epochs, |e| *e, epoch, self.leo())
     }
 }
 
@@ -87,7 +85,13 @@ mod tests {
         assert_eq!(log.end_offset_for_epoch(1), Some((1, 3)));
         assert_eq!(log.end_offset_for_epoch(2), Some((1, 3)));
         assert_eq!(log.end_offset_for_epoch(3), Some((3, 3)));
-        assert_eq!(log.end_offset_for_epoch(0), None);
+        // Older than every epoch: it ends where the first one starts (Kafka's rule).
+        assert_eq!(log.end_offset_for_epoch(0), Some((0, 0)));
+        assert_eq!(
+            log.end_offset_for_epoch(5),
+            None,
+            "newer than every epoch: unknown"
+        );
         log.truncate_to(3);
         assert_eq!(log.latest_epoch(), Some(1), "an empty trailing epoch goes");
         log.append(4, &[4]);
