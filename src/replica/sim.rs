@@ -215,7 +215,7 @@ impl Sim {
             let (from, to) = due[i];
             let queue = self.links.get_mut(&(from, to)).expect("link");
             let (_, msg) = queue.pop_front().expect("due message");
-            if !queue.front().is_some_and(|(t, _)| *t <= now) {
+            if queue.front().is_none_or(|(t, _)| *t > now) {
                 due.swap_remove(i);
             }
             // A cut link loses what was in flight.
