@@ -13,6 +13,8 @@ pub mod controller;
 pub mod coordination;
 pub mod group;
 pub mod logging;
+pub mod metrics;
+pub mod console;
 pub mod protocol;
 pub mod replica;
 pub mod security;

@@ -204,6 +204,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
             admission.clone(),
         ));
     }
+    crate::metrics::http::start_broker(&broker).await?;
     tokio::spawn(registration::keep_registered(
         session.clone(),
         config.clone(),

@@ -242,12 +242,15 @@ mod tests {
             partitions: BTreeMap::new(),
             config: BTreeMap::new(),
             deleting: false,
+            zk_version: 0,
         };
         for (i, (replicas, state)) in partitions.iter().enumerate() {
             t.partitions.insert(
                 i as i32,
                 PartitionInfo {
                     replicas: replicas.clone(),
+                    adding: Vec::new(),
+                    removing: Vec::new(),
                     state: state.clone().map(|(leader, isr)| PartitionState {
                         leader,
                         leader_epoch: 3,

@@ -100,6 +100,8 @@ pub struct Partition {
     reader: Arc<LogReader>,
     state: Mutex<ReplicaState>,
     progress: watch::Sender<u64>,
+    /// This topic's BrokerTopicMetrics counters (see `crate::metrics`).
+    pub stats: Arc<crate::metrics::TopicStats>,
 }
 
 /// Locks a mutex, recovering from poisoning: the data is still consistent because every
@@ -116,6 +118,7 @@ impl Partition {
         log: Arc<Mutex<Log>>,
         hw_checkpoint: i64,
     ) -> Self {
+        let stats = crate::metrics::topic(&tp.topic);
         let (leo, reader) = {
             let log = lock(&log);
             (log.log_end_offset(), log.reader())
@@ -141,6 +144,7 @@ impl Partition {
             reader,
             state: Mutex::new(state),
             progress: watch::channel(0).0,
+            stats,
         }
     }
 
@@ -322,6 +326,8 @@ impl Partition {
         let epoch = st.leader_epoch;
         let appended = lock(&self.log).append_as_leader(records, epoch, now_ms)?;
         drop(st);
+        self.stats
+            .appended(records.len(), appended.last_offset - appended.base_offset + 1);
         self.maybe_advance_hw();
         self.notify();
         Ok((appended, epoch))
@@ -690,6 +696,7 @@ impl Partition {
         let mut log = lock(&self.log);
         if !records.is_empty() {
             log.append_as_follower(records, now_ms)?;
+            self.stats.replicated_in(records.len());
         }
         if leader_log_start > log.log_start_offset() && leader_log_start <= log.log_end_offset() {
             log.increment_log_start_offset(leader_log_start)?;
