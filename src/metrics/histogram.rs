@@ -44,17 +44,19 @@ impl Histogram {
         self.sum_us.fetch_add(us, Ordering::Relaxed);
     }
 
-    /// (sum in ms, count, cumulative buckets) as the text format wants them.
+    /// (sum in ms, count, per-bucket counts) as prometheus-client's encoder takes them
+    /// (it accumulates them into `le` buckets; `f64::MAX` is printed as `+Inf`).
     pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut cumulative = 0;
+        let mut total = 0;
         let mut buckets = Vec::with_capacity(self.counts.len());
         for (i, c) in self.counts.iter().enumerate() {
-            cumulative += c.load(Ordering::Relaxed);
-            let le = BUCKETS_MS.get(i).copied().unwrap_or(f64::INFINITY);
-            buckets.push((le, cumulative));
+            let n = c.load(Ordering::Relaxed);
+            total += n;
+            let le = BUCKETS_MS.get(i).copied().unwrap_or(f64::MAX);
+            buckets.push((le, n));
         }
         let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1000.0;
-        (sum, cumulative, buckets)
+        (sum, total, buckets)
     }
 
     pub fn count(&self) -> u64 {
@@ -67,7 +69,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_are_cumulative_and_sum_is_in_ms() {
+    fn buckets_count_each_observation_once_and_sum_is_in_ms() {
         let h = Histogram::new();
         h.observe(Duration::from_micros(100)); // 0.1 ms -> le 0.25
         h.observe(Duration::from_millis(3)); // le 5
@@ -77,8 +79,9 @@ mod tests {
         assert!((sum - 60003.1).abs() < 0.01, "{sum}");
         assert_eq!(buckets[0], (0.25, 1));
         let le5 = buckets.iter().find(|(le, _)| *le == 5.0).unwrap();
-        assert_eq!(le5.1, 2);
-        assert_eq!(buckets.last().unwrap().1, 3);
-        assert!(buckets.last().unwrap().0.is_infinite());
+        assert_eq!(le5.1, 1);
+        assert_eq!(buckets.last().unwrap().1, 1);
+        assert_eq!(buckets.iter().map(|b| b.1).sum::<u64>(), 3);
+        assert_eq!(buckets.last().unwrap().0, f64::MAX);
     }
 }

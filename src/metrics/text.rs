@@ -1,7 +1,7 @@
 //! Small helpers over prometheus-client's encoder: a metric family written from values
 //! computed at scrape time (a `Collector` per scrape, no long-lived registry state).
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 
 pub type Labels = Vec<(&'static str, String)>;
@@ -82,19 +82,24 @@ impl prometheus_client::collector::Collector for Encoded {
         for family in &self.0.families {
             let mut metric = encoder.encode_descriptor(family.name, family.help, None, family.kind)?;
             for (labels, value) in &family.samples {
-                let mut m = metric.encode_family(labels)?;
-                match value {
-                    Value::Counter(v) => {
-                        prometheus_client::metrics::counter::ConstCounter::new(*v).encode(m)?
-                    }
-                    Value::Gauge(v) => m.encode_gauge(v)?,
-                    Value::Histogram(sum, count, buckets) => {
-                        m.encode_histogram::<Labels>(*sum, *count, buckets, None)?
-                    }
+                if labels.is_empty() {
+                    encode_value(&mut metric, value)?;
+                } else {
+                    encode_value(&mut metric.encode_family(labels)?, value)?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+fn encode_value(m: &mut MetricEncoder, value: &Value) -> Result<(), std::fmt::Error> {
+    match value {
+        Value::Counter(v) => m.encode_counter::<Labels, u64, f64>(v, None),
+        Value::Gauge(v) => m.encode_gauge(v),
+        Value::Histogram(sum, count, buckets) => {
+            m.encode_histogram::<Labels>(*sum, *count, buckets, None)
+        }
     }
 }
 
