@@ -214,14 +214,14 @@ pub fn preferred_elections(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::coordination::{BrokerInfo, PartitionInfo, TopicInfo};
 
     /// (replicas, optional (leader, isr)) per partition.
     type Spec = (Vec<i32>, Option<(i32, Vec<i32>)>);
 
-    fn image(live: &[i32], partitions: &[Spec]) -> ClusterImage {
+    pub(crate) fn image(live: &[i32], partitions: &[Spec]) -> ClusterImage {
         let mut img = ClusterImage::default();
         for &id in live {
             img.brokers.insert(

@@ -396,7 +396,12 @@ impl WatchState {
                     .filter_map(|(p, r)| p.parse().ok().map(|p| (p, r.clone())))
                     .collect()
             };
-            Ok((id, assignment, moving(&z.adding_replicas), moving(&z.removing_replicas)))
+            Ok((
+                id,
+                assignment,
+                moving(&z.adding_replicas),
+                moving(&z.removing_replicas),
+            ))
         });
         let (id, assignment, mut adding, mut removing) = match parsed {
             Ok(found) => found,

@@ -32,15 +32,51 @@ fn topic_metrics(scrape: &mut Scrape, image: &crate::coordination::ClusterImage)
     let topics = super::topics_retain(|t| image.topics.contains_key(t));
     type Field = fn(&super::TopicStats) -> u64;
     let fields: [(&'static str, &'static str, Field); 9] = [
-        ("kafka_server_brokertopicmetrics_messagesin", "Messages appended as leader (MessagesInPerSec)", |s| s.messages_in.load(Ordering::Relaxed)),
-        ("kafka_server_brokertopicmetrics_bytesin", "Bytes appended from producers (BytesInPerSec)", |s| s.bytes_in.load(Ordering::Relaxed)),
-        ("kafka_server_brokertopicmetrics_bytesout", "Bytes sent to consumers (BytesOutPerSec)", |s| s.bytes_out.load(Ordering::Relaxed)),
-        ("kafka_server_brokertopicmetrics_replicationbytesin", "Bytes appended from leaders (ReplicationBytesInPerSec)", |s| s.replication_bytes_in.load(Ordering::Relaxed)),
-        ("kafka_server_brokertopicmetrics_replicationbytesout", "Bytes sent to followers (ReplicationBytesOutPerSec)", |s| s.replication_bytes_out.load(Ordering::Relaxed)),
-        ("kafka_server_brokertopicmetrics_totalproducerequests", "Partition appends of produce requests (TotalProduceRequestsPerSec)", |s| s.produce_requests.load(Ordering::Relaxed)),
-        ("kafka_server_brokertopicmetrics_totalfetchrequests", "Consumer partition fetches answered (TotalFetchRequestsPerSec)", |s| s.fetch_requests.load(Ordering::Relaxed)),
-        ("kafka_server_brokertopicmetrics_failedproducerequests", "Failed produce partition appends (FailedProduceRequestsPerSec)", |s| s.failed_produce_requests.load(Ordering::Relaxed)),
-        ("kafka_server_brokertopicmetrics_failedfetchrequests", "Failed fetches (FailedFetchRequestsPerSec)", |s| s.failed_fetch_requests.load(Ordering::Relaxed)),
+        (
+            "kafka_server_brokertopicmetrics_messagesin",
+            "Messages appended as leader (MessagesInPerSec)",
+            |s| s.messages_in.load(Ordering::Relaxed),
+        ),
+        (
+            "kafka_server_brokertopicmetrics_bytesin",
+            "Bytes appended from producers (BytesInPerSec)",
+            |s| s.bytes_in.load(Ordering::Relaxed),
+        ),
+        (
+            "kafka_server_brokertopicmetrics_bytesout",
+            "Bytes sent to consumers (BytesOutPerSec)",
+            |s| s.bytes_out.load(Ordering::Relaxed),
+        ),
+        (
+            "kafka_server_brokertopicmetrics_replicationbytesin",
+            "Bytes appended from leaders (ReplicationBytesInPerSec)",
+            |s| s.replication_bytes_in.load(Ordering::Relaxed),
+        ),
+        (
+            "kafka_server_brokertopicmetrics_replicationbytesout",
+            "Bytes sent to followers (ReplicationBytesOutPerSec)",
+            |s| s.replication_bytes_out.load(Ordering::Relaxed),
+        ),
+        (
+            "kafka_server_brokertopicmetrics_totalproducerequests",
+            "Partition appends of produce requests (TotalProduceRequestsPerSec)",
+            |s| s.produce_requests.load(Ordering::Relaxed),
+        ),
+        (
+            "kafka_server_brokertopicmetrics_totalfetchrequests",
+            "Consumer partition fetches answered (TotalFetchRequestsPerSec)",
+            |s| s.fetch_requests.load(Ordering::Relaxed),
+        ),
+        (
+            "kafka_server_brokertopicmetrics_failedproducerequests",
+            "Failed produce partition appends (FailedProduceRequestsPerSec)",
+            |s| s.failed_produce_requests.load(Ordering::Relaxed),
+        ),
+        (
+            "kafka_server_brokertopicmetrics_failedfetchrequests",
+            "Failed fetches (FailedFetchRequestsPerSec)",
+            |s| s.failed_fetch_requests.load(Ordering::Relaxed),
+        ),
     ];
     for (name, help, get) in fields {
         let mut f = Family::counter(name, help);
@@ -85,17 +121,34 @@ fn request_metrics(scrape: &mut Scrape) {
         "Response error codes, by API and error (ErrorsPerSec)",
     );
     let mut times: Vec<Family> = [
-        ("kafka_network_requestmetrics_totaltimems", "Request total time in ms (TotalTimeMs)"),
-        ("kafka_network_requestmetrics_requestqueuetimems", "Time from a frame read to its handler starting, ms (RequestQueueTimeMs)"),
-        ("kafka_network_requestmetrics_localtimems", "Time the handler worked locally, ms (LocalTimeMs)"),
-        ("kafka_network_requestmetrics_remotetimems", "Time waiting on other brokers or a long poll, ms (RemoteTimeMs)"),
-        ("kafka_network_requestmetrics_responsesendtimems", "Time writing the response, ms (ResponseSendTimeMs)"),
+        (
+            "kafka_network_requestmetrics_totaltimems",
+            "Request total time in ms (TotalTimeMs)",
+        ),
+        (
+            "kafka_network_requestmetrics_requestqueuetimems",
+            "Time from a frame read to its handler starting, ms (RequestQueueTimeMs)",
+        ),
+        (
+            "kafka_network_requestmetrics_localtimems",
+            "Time the handler worked locally, ms (LocalTimeMs)",
+        ),
+        (
+            "kafka_network_requestmetrics_remotetimems",
+            "Time waiting on other brokers or a long poll, ms (RemoteTimeMs)",
+        ),
+        (
+            "kafka_network_requestmetrics_responsesendtimems",
+            "Time writing the response, ms (ResponseSendTimeMs)",
+        ),
     ]
     .into_iter()
     .map(|(n, h)| Family::histogram(n, h))
     .collect();
     for &(key, _) in crate::api::SERVED_APIS {
-        let Some(s) = api_stats(key as i16) else { continue };
+        let Some(s) = api_stats(key as i16) else {
+            continue;
+        };
         let name = api_name(key);
         for (v, c) in s.by_version.iter().enumerate() {
             let c = c.load(Ordering::Relaxed);
@@ -110,7 +163,10 @@ fn request_metrics(scrape: &mut Scrape) {
             let c = c.load(Ordering::Relaxed);
             if c > 0 {
                 let error = slot_code(slot).map_or("UNKNOWN".to_string(), error_name);
-                errors.add(labels([("request", &name), ("error", &error)]), Value::Counter(c));
+                errors.add(
+                    labels([("request", &name), ("error", &error)]),
+                    Value::Counter(c),
+                );
             }
         }
         if s.total.count() == 0 {
@@ -121,7 +177,10 @@ fn request_metrics(scrape: &mut Scrape) {
             .zip([&s.total, &s.queue, &s.local, &s.remote, &s.send])
         {
             let (sum, count, buckets) = h.snapshot();
-            family.add(labels([("request", &name)]), Value::Histogram(sum, count, buckets));
+            family.add(
+                labels([("request", &name)]),
+                Value::Histogram(sum, count, buckets),
+            );
         }
     }
     scrape.push(requests);
@@ -147,16 +206,36 @@ fn replica_metrics(scrape: &mut Scrape, broker: &Broker) {
         "kafka_cluster_partition_underminisr",
         "1 if this leader's partition has fewer in-sync replicas than min.insync.replicas",
     );
-    let mut size = Family::gauge("kafka_log_log_size", "Bytes of the partition's log on this broker (Log Size)");
-    let mut end = Family::gauge("kafka_log_log_logendoffset", "The log end offset on this broker (LogEndOffset)");
-    let mut start = Family::gauge("kafka_log_log_logstartoffset", "The log start offset on this broker (LogStartOffset)");
-    let mut segments = Family::gauge("kafka_log_log_numlogsegments", "Segments of the log (NumLogSegments)");
+    let mut size = Family::gauge(
+        "kafka_log_log_size",
+        "Bytes of the partition's log on this broker (Log Size)",
+    );
+    let mut end = Family::gauge(
+        "kafka_log_log_logendoffset",
+        "The log end offset on this broker (LogEndOffset)",
+    );
+    let mut start = Family::gauge(
+        "kafka_log_log_logstartoffset",
+        "The log start offset on this broker (LogStartOffset)",
+    );
+    let mut segments = Family::gauge(
+        "kafka_log_log_numlogsegments",
+        "Segments of the log (NumLogSegments)",
+    );
     for p in &partitions {
         let (bytes, leo, lso, segs) = {
             let log = p.log().lock().unwrap_or_else(|e| e.into_inner());
-            (log.size_bytes(), log.log_end_offset(), log.log_start_offset(), log.segment_count())
+            (
+                log.size_bytes(),
+                log.log_end_offset(),
+                log.log_start_offset(),
+                log.segment_count(),
+            )
         };
-        let tp = [("topic", p.tp.topic.as_str()), ("partition", &p.tp.partition.to_string())];
+        let tp = [
+            ("topic", p.tp.topic.as_str()),
+            ("partition", &p.tp.partition.to_string()),
+        ];
         size.add(labels(tp), Value::Gauge(bytes as f64));
         end.add(labels(tp), Value::Gauge(leo as f64));
         start.add(labels(tp), Value::Gauge(lso as f64));
@@ -193,14 +272,33 @@ fn replica_metrics(scrape: &mut Scrape, broker: &Broker) {
         scrape.push(Family::gauge(name, help).with(Vec::new(), Value::Gauge(v)));
     }
     scrape.push(
-        Family::counter("kafka_server_replicamanager_isrshrinks", "ISR shrinks written by this broker (IsrShrinksPerSec)")
-            .with(Vec::new(), Value::Counter(super::ISR_SHRINKS.load(Ordering::Relaxed))),
+        Family::counter(
+            "kafka_server_replicamanager_isrshrinks",
+            "ISR shrinks written by this broker (IsrShrinksPerSec)",
+        )
+        .with(
+            Vec::new(),
+            Value::Counter(super::ISR_SHRINKS.load(Ordering::Relaxed)),
+        ),
     );
     scrape.push(
-        Family::counter("kafka_server_replicamanager_isrexpands", "ISR expansions written by this broker (IsrExpandsPerSec)")
-            .with(Vec::new(), Value::Counter(super::ISR_EXPANDS.load(Ordering::Relaxed))),
+        Family::counter(
+            "kafka_server_replicamanager_isrexpands",
+            "ISR expansions written by this broker (IsrExpandsPerSec)",
+        )
+        .with(
+            Vec::new(),
+            Value::Counter(super::ISR_EXPANDS.load(Ordering::Relaxed)),
+        ),
     );
-    for f in [per_partition_urp, per_partition_umi, size, end, start, segments] {
+    for f in [
+        per_partition_urp,
+        per_partition_umi,
+        size,
+        end,
+        start,
+        segments,
+    ] {
         scrape.push(f);
     }
 }
@@ -229,12 +327,40 @@ fn controller_metrics(scrape: &mut Scrape, broker: &Broker) {
         }
     }
     let gauges: [(&'static str, &'static str, f64); 6] = [
-        ("kafka_controller_kafkacontroller_activecontrollercount", "1 on the active controller (ActiveControllerCount)", active as u8 as f64),
-        ("kafka_controller_kafkacontroller_offlinepartitionscount", "Partitions without a live leader (OfflinePartitionsCount)", offline as f64),
-        ("kafka_controller_kafkacontroller_globalpartitioncount", "Partitions in the cluster (GlobalPartitionCount)", total as f64),
-        ("kafka_controller_kafkacontroller_globaltopiccount", "Topics in the cluster (GlobalTopicCount)", if active { image.topics.len() as f64 } else { 0.0 }),
-        ("kafka_controller_kafkacontroller_preferredreplicaimbalancecount", "Partitions not led by their preferred replica (PreferredReplicaImbalanceCount)", imbalance as f64),
-        ("kafka_server_replicamanager_reassigningpartitions", "Partitions being reassigned (ReassigningPartitions)", reassigning as f64),
+        (
+            "kafka_controller_kafkacontroller_activecontrollercount",
+            "1 on the active controller (ActiveControllerCount)",
+            active as u8 as f64,
+        ),
+        (
+            "kafka_controller_kafkacontroller_offlinepartitionscount",
+            "Partitions without a live leader (OfflinePartitionsCount)",
+            offline as f64,
+        ),
+        (
+            "kafka_controller_kafkacontroller_globalpartitioncount",
+            "Partitions in the cluster (GlobalPartitionCount)",
+            total as f64,
+        ),
+        (
+            "kafka_controller_kafkacontroller_globaltopiccount",
+            "Topics in the cluster (GlobalTopicCount)",
+            if active {
+                image.topics.len() as f64
+            } else {
+                0.0
+            },
+        ),
+        (
+            "kafka_controller_kafkacontroller_preferredreplicaimbalancecount",
+            "Partitions not led by their preferred replica (PreferredReplicaImbalanceCount)",
+            imbalance as f64,
+        ),
+        (
+            "kafka_server_replicamanager_reassigningpartitions",
+            "Partitions being reassigned (ReassigningPartitions)",
+            reassigning as f64,
+        ),
     ];
     for (name, help, v) in gauges {
         scrape.push(Family::gauge(name, help).with(Vec::new(), Value::Gauge(v)));
@@ -254,13 +380,25 @@ async fn lag_metrics(scrape: &mut Scrape, broker: &Broker) {
             groups += n;
         }
     }
-    let wanted: BTreeSet<(String, i32)> =
-        committed.iter().map(|(_, t, p, _)| (t.clone(), *p)).collect();
+    let wanted: BTreeSet<(String, i32)> = committed
+        .iter()
+        .map(|(_, t, p, _)| (t.clone(), *p))
+        .collect();
     let ends = end_offsets(broker, &wanted).await;
-    let mut lag = Family::gauge("kafka_consumergroup_lag", "High watermark minus the group's committed offset");
-    let mut current = Family::gauge("kafka_consumergroup_current_offset", "The group's committed offset");
+    let mut lag = Family::gauge(
+        "kafka_consumergroup_lag",
+        "High watermark minus the group's committed offset",
+    );
+    let mut current = Family::gauge(
+        "kafka_consumergroup_current_offset",
+        "The group's committed offset",
+    );
     for (group, topic, partition, offset) in &committed {
-        let l = labels([("consumergroup", group), ("topic", topic), ("partition", &partition.to_string())]);
+        let l = labels([
+            ("consumergroup", group),
+            ("topic", topic),
+            ("partition", &partition.to_string()),
+        ]);
         current.add(l.clone(), Value::Gauge(*offset as f64));
         if let Some(end) = ends.get(&(topic.clone(), *partition)) {
             lag.add(l, Value::Gauge((end - offset).max(0) as f64));
@@ -269,18 +407,27 @@ async fn lag_metrics(scrape: &mut Scrape, broker: &Broker) {
     scrape.push(lag);
     scrape.push(current);
     scrape.push(
-        Family::gauge("kafka_coordinator_group_groupmetadatamanager_numgroups", "Groups coordinated by this broker (NumGroups)")
-            .with(Vec::new(), Value::Gauge(groups as f64)),
+        Family::gauge(
+            "kafka_coordinator_group_groupmetadatamanager_numgroups",
+            "Groups coordinated by this broker (NumGroups)",
+        )
+        .with(Vec::new(), Value::Gauge(groups as f64)),
     );
     scrape.push(
-        Family::gauge("kafka_coordinator_group_groupmetadatamanager_numoffsets", "Committed offsets held by this broker (NumOffsets)")
-            .with(Vec::new(), Value::Gauge(committed.len() as f64)),
+        Family::gauge(
+            "kafka_coordinator_group_groupmetadatamanager_numoffsets",
+            "Committed offsets held by this broker (NumOffsets)",
+        )
+        .with(Vec::new(), Value::Gauge(committed.len() as f64)),
     );
 }
 
 /// High watermarks of `wanted`: local leaders directly, the others by ListOffsets to
 /// their leaders (bounded in time; a partition whose leader does not answer is skipped).
-async fn end_offsets(broker: &Broker, wanted: &BTreeSet<(String, i32)>) -> BTreeMap<(String, i32), i64> {
+async fn end_offsets(
+    broker: &Broker,
+    wanted: &BTreeSet<(String, i32)>,
+) -> BTreeMap<(String, i32), i64> {
     let mut out = BTreeMap::new();
     let mut remote: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
     let image = broker.image();
@@ -290,7 +437,11 @@ async fn end_offsets(broker: &Broker, wanted: &BTreeSet<(String, i32)>) -> BTree
                 out.insert((t.clone(), *p), part.high_watermark());
             }
             _ => {
-                if let Some(leader) = image.partition(t, *p).and_then(|i| i.state.as_ref()).map(|s| s.leader) {
+                if let Some(leader) = image
+                    .partition(t, *p)
+                    .and_then(|i| i.state.as_ref())
+                    .map(|s| s.leader)
+                {
                     if leader >= 0 {
                         remote.entry(leader).or_default().push((t.clone(), *p));
                     }
@@ -311,18 +462,38 @@ async fn end_offsets(broker: &Broker, wanted: &BTreeSet<(String, i32)>) -> BTree
         };
         let addr = format!("{host}:{port}");
         let query = async {
-            let mut c = crate::client::KafkaConnection::connect_with(&addr, "gregor-metrics", Duration::from_secs(2), &security).await.ok()?;
+            let mut c = crate::client::KafkaConnection::connect_with(
+                &addr,
+                "gregor-metrics",
+                Duration::from_secs(2),
+                &security,
+            )
+            .await
+            .ok()?;
             let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
             for (t, p) in &tps {
                 by_topic.entry(t).or_default().push(*p);
             }
             let req = ListOffsetsRequest::default()
                 .with_replica_id(BrokerId(-1))
-                .with_topics(by_topic.iter().map(|(t, ps)| {
-                    ListOffsetsTopic::default()
-                        .with_name(TopicName(StrBytes::from_string(t.to_string())))
-                        .with_partitions(ps.iter().map(|p| ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(-1)).collect())
-                }).collect());
+                .with_topics(
+                    by_topic
+                        .iter()
+                        .map(|(t, ps)| {
+                            ListOffsetsTopic::default()
+                                .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                                .with_partitions(
+                                    ps.iter()
+                                        .map(|p| {
+                                            ListOffsetsPartition::default()
+                                                .with_partition_index(*p)
+                                                .with_timestamp(-1)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                );
             c.send(&req, 5, Duration::from_secs(2)).await.ok()
         };
         if let Ok(Some(r)) = tokio::time::timeout(Duration::from_secs(3), query).await {
@@ -339,12 +510,24 @@ async fn end_offsets(broker: &Broker, wanted: &BTreeSet<(String, i32)>) -> BTree
 }
 
 fn socket_metrics(scrape: &mut Scrape) {
-    let mut open = Family::gauge("kafka_server_socketservermetrics_connection_count", "Open connections per listener (connection-count)");
-    let mut created = Family::counter("kafka_server_socketservermetrics_connection_creation", "Connections accepted per listener (connection-creation-total)");
-    let mut closed = Family::counter("kafka_server_socketservermetrics_connection_close", "Connections closed per listener (connection-close-total)");
+    let mut open = Family::gauge(
+        "kafka_server_socketservermetrics_connection_count",
+        "Open connections per listener (connection-count)",
+    );
+    let mut created = Family::counter(
+        "kafka_server_socketservermetrics_connection_creation",
+        "Connections accepted per listener (connection-creation-total)",
+    );
+    let mut closed = Family::counter(
+        "kafka_server_socketservermetrics_connection_close",
+        "Connections closed per listener (connection-close-total)",
+    );
     for (name, s) in super::listeners() {
         let l = labels([("listener", &name)]);
-        open.add(l.clone(), Value::Gauge(s.open.load(Ordering::Relaxed) as f64));
+        open.add(
+            l.clone(),
+            Value::Gauge(s.open.load(Ordering::Relaxed) as f64),
+        );
         created.add(l.clone(), Value::Counter(s.created.load(Ordering::Relaxed)));
         closed.add(l, Value::Counter(s.closed.load(Ordering::Relaxed)));
     }
@@ -355,16 +538,26 @@ fn socket_metrics(scrape: &mut Scrape) {
 
 fn zookeeper_metrics(scrape: &mut Scrape, broker: &Broker) {
     let current = broker.session.try_current();
-    let state = if current.is_some() { "CONNECTED" } else { "DISCONNECTED" };
+    let state = if current.is_some() {
+        "CONNECTED"
+    } else {
+        "DISCONNECTED"
+    };
     // Every session after the first replaced an expired (or lost) one.
     let expires = current.map_or(0, |h| h.generation.saturating_sub(1));
     scrape.push(
-        Family::gauge("kafka_server_sessionexpirelistener_sessionstate", "1 for the ZooKeeper session's current state (SessionState)")
-            .with(labels([("state", state)]), Value::Gauge(1.0)),
+        Family::gauge(
+            "kafka_server_sessionexpirelistener_sessionstate",
+            "1 for the ZooKeeper session's current state (SessionState)",
+        )
+        .with(labels([("state", state)]), Value::Gauge(1.0)),
     );
     scrape.push(
-        Family::counter("kafka_server_sessionexpirelistener_zookeeperexpires", "ZooKeeper sessions that expired (ZooKeeperExpiresPerSec)")
-            .with(Vec::new(), Value::Counter(expires)),
+        Family::counter(
+            "kafka_server_sessionexpirelistener_zookeeperexpires",
+            "ZooKeeper sessions that expired (ZooKeeperExpiresPerSec)",
+        )
+        .with(Vec::new(), Value::Counter(expires)),
     );
     let (sum, count, buckets) = super::ZK_LATENCY.snapshot();
     scrape.push(
@@ -379,7 +572,9 @@ pub async fn zookeeper_probe(session: crate::coordination::ZkSession, every: Dur
         tokio::time::sleep(every).await;
         if let Some(h) = session.try_current() {
             let start = std::time::Instant::now();
-            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(10), h.client.check_stat("/")).await {
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_secs(10), h.client.check_stat("/")).await
+            {
                 super::ZK_LATENCY.observe(start.elapsed());
             }
         }

@@ -72,11 +72,19 @@ pub async fn start_broker(broker: &Arc<crate::broker::Broker>) -> anyhow::Result
         return Ok(());
     }
     if !metrics_addr.is_empty() {
-        serve(bind("metrics.listener", &metrics_addr).await?, metrics, "metrics");
+        serve(
+            bind("metrics.listener", &metrics_addr).await?,
+            metrics,
+            "metrics",
+        );
     }
     if !console_addr.is_empty() {
         let router = console()?.merge(metrics_router(scrape));
-        serve(bind("console.listener", &console_addr).await?, router, "console");
+        serve(
+            bind("console.listener", &console_addr).await?,
+            router,
+            "console",
+        );
     }
     Ok(())
 }

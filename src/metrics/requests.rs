@@ -146,23 +146,17 @@ fn for_each_error(r: &ResponseKind, mut f: impl FnMut(i16) -> u64) {
                     f(p.error_code);
                 })
         }
-        ResponseKind::ListOffsets(r) => r
-            .topics
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .for_each(|p| {
-                f(p.error_code);
-            }),
+        ResponseKind::ListOffsets(r) => r.topics.iter().flat_map(|t| &t.partitions).for_each(|p| {
+            f(p.error_code);
+        }),
         ResponseKind::Metadata(r) => r.topics.iter().for_each(|t| {
             f(t.error_code);
         }),
-        ResponseKind::OffsetCommit(r) => r
-            .topics
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .for_each(|p| {
+        ResponseKind::OffsetCommit(r) => {
+            r.topics.iter().flat_map(|t| &t.partitions).for_each(|p| {
                 f(p.error_code);
-            }),
+            })
+        }
         ResponseKind::OffsetFetch(r) => {
             f(r.error_code);
         }

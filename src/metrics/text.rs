@@ -80,7 +80,8 @@ impl std::fmt::Debug for Encoded {
 impl prometheus_client::collector::Collector for Encoded {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         for family in &self.0.families {
-            let mut metric = encoder.encode_descriptor(family.name, family.help, None, family.kind)?;
+            let mut metric =
+                encoder.encode_descriptor(family.name, family.help, None, family.kind)?;
             for (labels, value) in &family.samples {
                 if labels.is_empty() {
                     encode_value(&mut metric, value)?;

@@ -40,21 +40,26 @@ pub fn families(rows: &[(&'static str, String)]) -> Scrape {
     let mut info = Vec::new();
     for (key, value) in rows {
         match value.parse::<f64>() {
-            Ok(v) if key.starts_with("packets_") => scrape.push(
-                Family::counter(key, help(key)).with(Vec::new(), Value::Counter(v as u64)),
-            ),
+            Ok(v) if key.starts_with("packets_") => scrape
+                .push(Family::counter(key, help(key)).with(Vec::new(), Value::Counter(v as u64))),
             Ok(v) => scrape.push(Family::gauge(key, help(key)).with(Vec::new(), Value::Gauge(v))),
             Err(_) => info.push((*key, value.clone())),
         }
     }
     scrape.push(
-        Family::gauge("zookeeper_server", "1, with the server's version, state and last zxid as labels")
-            .with(info, Value::Gauge(1.0)),
+        Family::gauge(
+            "zookeeper_server",
+            "1, with the server's version, state and last zxid as labels",
+        )
+        .with(info, Value::Gauge(1.0)),
     );
     let (sum, count, buckets) = FSYNC.snapshot();
     scrape.push(
-        Family::histogram("fsynctime", "Transaction log fsync time in ms (ZooKeeper fsynctime)")
-            .with(Vec::new(), Value::Histogram(sum, count, buckets)),
+        Family::histogram(
+            "fsynctime",
+            "Transaction log fsync time in ms (ZooKeeper fsynctime)",
+        )
+        .with(Vec::new(), Value::Histogram(sum, count, buckets)),
     );
     let (sum, count, buckets) = LATENCY.snapshot();
     scrape.push(
@@ -90,7 +95,10 @@ mod tests {
         let text = families(&rows).encode();
         assert!(text.contains("znode_count 12"), "{text}");
         assert!(text.contains("packets_sent_total 7"), "{text}");
-        assert!(text.contains("zookeeper_server{version=\"3.8.4\"} 1"), "{text}");
+        assert!(
+            text.contains("zookeeper_server{version=\"3.8.4\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("fsynctime_count"), "{text}");
         assert!(text.trim_end().ends_with("# EOF"));
     }

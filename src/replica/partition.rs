@@ -326,8 +326,10 @@ impl Partition {
         let epoch = st.leader_epoch;
         let appended = lock(&self.log).append_as_leader(records, epoch, now_ms)?;
         drop(st);
-        self.stats
-            .appended(records.len(), appended.last_offset - appended.base_offset + 1);
+        self.stats.appended(
+            records.len(),
+            appended.last_offset - appended.base_offset + 1,
+        );
         self.maybe_advance_hw();
         self.notify();
         Ok((appended, epoch))

@@ -264,7 +264,10 @@ impl FileConfig {
             )?,
             four_letter_words,
             super_digest,
-            metrics_listener: self.metrics_listener.clone().filter(|s| !s.trim().is_empty()),
+            metrics_listener: self
+                .metrics_listener
+                .clone()
+                .filter(|s| !s.trim().is_empty()),
         };
         if cfg.snapshot_retain_count < 2 {
             bail!(

@@ -130,7 +130,10 @@ pub fn mntr_rows(core: &Core, stats: &Stats) -> Vec<(&'static str, String)> {
         ("znode_count", tree.node_count().to_string()),
         ("watch_count", core.watch_count().to_string()),
         ("ephemerals_count", tree.ephemeral_count().to_string()),
-        ("approximate_data_size", tree.approximate_data_size().to_string()),
+        (
+            "approximate_data_size",
+            tree.approximate_data_size().to_string(),
+        ),
         ("global_sessions", core.sessions().len().to_string()),
         ("local_sessions", "0".to_string()),
         ("uptime", stats.uptime_ms.to_string()),
