@@ -79,7 +79,7 @@ def metadata_brokers_and_controller(port):
 
 class GregorCluster:
     def __init__(self, brokers=1, broker_config=None, session_timeout_ms=6000, keep_dir=False,
-                 zookeeper_hosts=None, chroot="", metrics=False):
+                 zookeeper_hosts=None, chroot="", metrics=False, console=False):
         """`zookeeper_hosts`: an already running ZooKeeper (e.g. Apache ZooKeeper) to use
         instead of starting `gregor zookeeper`; `chroot`: the brokers' chroot in it."""
         self.external_zookeeper = zookeeper_hosts
@@ -96,6 +96,8 @@ class GregorCluster:
         # mini-zookeeper (metrics_listener), on ports of their own.
         self.metrics_ports = {i: free_port() for i in self.ports} if metrics else {}
         self.zk_metrics_port = free_port() if metrics else None
+        # console=True: the web console on each broker's metrics listener.
+        self.console = console and metrics
 
     # ---- lifecycle ----
     def __enter__(self):
@@ -165,6 +167,8 @@ class GregorCluster:
         ]
         if broker_id in self.metrics_ports:
             lines.append(f'"metrics.listener" = "127.0.0.1:{self.metrics_ports[broker_id]}"')
+            if self.console:
+                lines.append(f'"console.listener" = "127.0.0.1:{self.metrics_ports[broker_id]}"')
         for k, v in self.extra.items():
             lines.append(f'"{k}" = "{v}"')
         cfg.write_text("\n".join(lines) + "\n")

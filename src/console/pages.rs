@@ -269,6 +269,8 @@ pub async fn messages(c: &Console, name: &str, q: &Browse) -> Page {
             .await
             .map_err(err)?,
     };
+    // ListOffsets answers -1 for a timestamp after every record: nothing to show.
+    let fetch_from = (start >= 0).then_some(start);
     let leader = client
         .leader(name, partition)
         .ok_or_else(|| format!("{name}-{partition} has no leader"))?;
@@ -286,9 +288,18 @@ pub async fn messages(c: &Console, name: &str, q: &Browse) -> Page {
                 .with_current_leader_epoch(-1)
                 .with_last_fetched_epoch(-1)
                 .with_partition_max_bytes(1024 * 1024)])]);
-    let r = client.send_to(leader, &req, 12).await.map_err(err)?;
     let mut rows = Vec::new();
-    for t in r.responses {
+    let responses = match fetch_from {
+        Some(_) => {
+            client
+                .send_to(leader, &req, 12)
+                .await
+                .map_err(err)?
+                .responses
+        }
+        None => Vec::new(),
+    };
+    for t in responses {
         for p in t.partitions {
             crate::cli::check(p.error_code, "fetch", None).map_err(err)?;
             let mut records = p.records.unwrap_or_default();
@@ -309,7 +320,10 @@ pub async fn messages(c: &Console, name: &str, q: &Browse) -> Page {
                 rows.push(vec![
                     r.offset.to_string(),
                     r.timestamp.to_string(),
-                    render_bytes(r.key.as_deref(), format),
+                    render_bytes(
+                        r.key.as_deref(),
+                        if format == "json" { "text" } else { format },
+                    ),
                     render_bytes(r.value.as_deref(), format),
                     headers.join("<br>"),
                 ]);
