@@ -74,7 +74,7 @@ def test_console_pages_in_a_browser(cluster, browser):
     d.find_element(By.ID, "new-rf").send_keys("3")
     d.find_element(By.ID, "new-configs").send_keys("retention.ms=3600000")
     d.find_element(By.ID, "create").click()
-    assert "Created topic web" in text(d, "result")
+    wait_until(lambda: "Created topic web" in text(d, "result"), 30, "the topic to be created")
     # The API's validation, through the page: a second create is refused.
     d.find_element(By.ID, "new-name").send_keys("web")
     d.find_element(By.ID, "create").click()
@@ -126,8 +126,9 @@ def test_console_pages_in_a_browser(cluster, browser):
 
     def lag_zero():
         d.get(base + "/groups/web-readers")
-        lines = [l.split() for l in text(d, "group-describe").splitlines() if l.startswith("web ")]
-        return len(lines) == 3 and all(l[4] == "0" for l in lines)
+        rows = [l.split() for l in text(d, "group-describe").splitlines() if l.startswith("web-readers ")]
+        rows = [r for r in rows if len(r) > 5 and r[1] == "web"]  # GROUP TOPIC PARTITION CURRENT END LAG
+        return len(rows) == 3 and all(r[5] == "0" for r in rows)
     wait_until(lag_zero, 30, "the group's lag to fall to 0 on its page")
     shot(d, "group")
     c.close()
