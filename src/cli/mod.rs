@@ -36,21 +36,6 @@ fn bootstrap_from(env: Option<String>, running: Option<String>) -> String {
         .unwrap_or_else(|| "127.0.0.1:9092".to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn bootstrap_default_prefers_the_environment_then_a_running_cluster() {
-        use super::bootstrap_from;
-        assert_eq!(bootstrap_from(None, None), "127.0.0.1:9092");
-        assert_eq!(bootstrap_from(None, Some("h:1\n".into())), "h:1");
-        assert_eq!(
-            bootstrap_from(Some("e:2".into()), Some("h:1".into())),
-            "e:2"
-        );
-        assert_eq!(bootstrap_from(Some(" ".into()), Some("h:1".into())), "h:1");
-    }
-}
-
 /// Runs an async CLI body on a small runtime.
 pub fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread()
@@ -76,5 +61,20 @@ pub fn check(code: i16, what: &str, message: Option<&str>) -> anyhow::Result<()>
     match message {
         Some(m) if !m.is_empty() => anyhow::bail!("{what}: {name} ({code}): {m}"),
         _ => anyhow::bail!("{what}: {name} ({code})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bootstrap_default_prefers_the_environment_then_a_running_cluster() {
+        use super::bootstrap_from;
+        assert_eq!(bootstrap_from(None, None), "127.0.0.1:9092");
+        assert_eq!(bootstrap_from(None, Some("h:1\n".into())), "h:1");
+        assert_eq!(
+            bootstrap_from(Some("e:2".into()), Some("h:1".into())),
+            "e:2"
+        );
+        assert_eq!(bootstrap_from(Some(" ".into()), Some("h:1".into())), "h:1");
     }
 }
