@@ -263,7 +263,9 @@ mod tests {
         let s = request(&img, &Overlay::new(), "t", 0, None)
             .unwrap()
             .unwrap();
-        assert_eq!(s.replicas, vec![1, 2, 3]);
+        // The origin is the replica set minus the adding ones, in its current order (as
+        // Kafka's `ReplicaAssignment.originReplicas`).
+        assert_eq!(s.replicas, vec![2, 3, 1]);
         assert!(s.adding.is_empty() && s.removing.is_empty());
         assert_eq!((s.state.leader, s.state.isr.clone()), (1, vec![1, 2, 3]));
     }
