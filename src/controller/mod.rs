@@ -31,8 +31,9 @@ pub fn start(
     config: Arc<BrokerConfig>,
     session: ZkSession,
     image: watch::Receiver<Arc<ClusterImage>>,
+    tasks: &crate::broker::tasks::Tasks,
 ) {
-    tokio::spawn(run(config, session, image));
+    tasks.spawn(run(config, session, image));
 }
 
 async fn run(
