@@ -56,6 +56,8 @@ pub struct Broker {
     /// Everything else the broker runs (replication, coordinators, the controller,
     /// watches, timers): stopped after the network, before the logs close.
     pub background: Tasks,
+    /// Admin commands to this broker's controller role (elections, reassignments).
+    pub controller: crate::controller::commands::ControllerHandle,
 }
 
 impl Broker {
@@ -197,7 +199,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
             .with_context(|| format!("cannot listen on {}", listener_config.bind_addr()))?;
         bound.push((listener, Arc::new(security)));
     }
-    controller::start(config.clone(), session.clone(), image.clone(), &background);
+    let controller = controller::start(config.clone(), session.clone(), image.clone(), &background);
     let broker = Arc::new(Broker {
         config: config.clone(),
         session: session.clone(),
@@ -213,6 +215,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         authorizer,
         network: network.clone(),
         background: background.clone(),
+        controller,
     });
     let admission = server::Admission::new(&config, fd_limit);
     for (listener, security) in bound {
@@ -223,6 +226,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
             admission.clone(),
         ));
     }
+    crate::metrics::http::start_broker(&broker).await?;
     background.spawn(registration::keep_registered(
         session.clone(),
         config.clone(),
