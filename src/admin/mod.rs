@@ -14,10 +14,10 @@ use rand::Rng;
 use tokio::sync::watch;
 use zookeeper_client as zk;
 
-use crate::api::errors::Error;
 use crate::config::{BrokerConfig, ConfigError, TopicConfig};
 use crate::coordination::znodes::*;
 use crate::coordination::{ClusterImage, ZkSession};
+use crate::protocol::errors::Error;
 use assignment::{assign, AssignmentError, BrokerSlot};
 
 /// A client-visible failure: the Kafka error and its message.

@@ -247,7 +247,7 @@ pub async fn delete_acls(
         }
         let removed = std::sync::Mutex::new(Vec::new());
         let outcome = store::update_resource(&session, authorizer, &pattern, |current| {
-            let mut gone = removed.lock().unwrap_or_else(|e| e.into_inner());
+            let mut gone = crate::sync::lock(&removed);
             gone.clear();
             current
                 .iter()

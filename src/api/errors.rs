@@ -1,44 +1,6 @@
-//! Kafka error codes used by the handlers (`kafka_protocol::ResponseError`) and the
-//! mapping from internal failures to the code Apache Kafka returns in the same situation.
+//! The error codes the handlers answer with: Kafka's codes (`protocol::errors`) and the
+//! mapping of partition failures to them (`replica::errors`), re-exported for the API
+//! layer. Modules below the API import those two directly.
 
-pub use kafka_protocol::ResponseError as Error;
-
-use crate::replica::PartitionError;
-use crate::storage::{AppendError, ReadError};
-
-/// The numeric code of an error, for response fields.
-pub fn code(err: Error) -> i16 {
-    err.code()
-}
-
-pub fn partition_error(err: &PartitionError) -> Error {
-    match err {
-        PartitionError::NotLeader => Error::NotLeaderOrFollower,
-        PartitionError::FencedLeaderEpoch { .. } => Error::FencedLeaderEpoch,
-        PartitionError::UnknownLeaderEpoch { .. } => Error::UnknownLeaderEpoch,
-        PartitionError::NotEnoughReplicas { .. } => Error::NotEnoughReplicas,
-        PartitionError::NotEnoughReplicasAfterAppend { .. } => Error::NotEnoughReplicasAfterAppend,
-        PartitionError::Timeout => Error::RequestTimedOut,
-        PartitionError::Append(e) => append_error(e),
-        PartitionError::Read(ReadError::OffsetOutOfRange { .. }) => Error::OffsetOutOfRange,
-        // WouldBlock is retried on an I/O thread before any answer; should one ever
-        // escape, the client retries a storage error.
-        PartitionError::Read(ReadError::Storage(_) | ReadError::WouldBlock)
-        | PartitionError::Storage(_) => Error::KafkaStorageError,
-    }
-}
-
-pub fn append_error(err: &AppendError) -> Error {
-    match err {
-        AppendError::CorruptMessage(_) => Error::CorruptMessage,
-        AppendError::InvalidRecord(_) => Error::InvalidRecord,
-        AppendError::MessageTooLarge { .. } => Error::MessageTooLarge,
-        AppendError::RecordListTooLarge { .. } => Error::RecordListTooLarge,
-        AppendError::OutOfOrderSequence { .. } => Error::OutOfOrderSequenceNumber,
-        AppendError::InvalidProducerEpoch { .. } => Error::InvalidProducerEpoch,
-        AppendError::InvalidTimestamp(_) => Error::InvalidTimestamp,
-        AppendError::FencedLeaderEpoch { .. } => Error::FencedLeaderEpoch,
-        AppendError::UnexpectedAppendOffset { .. } => Error::UnknownServerError,
-        AppendError::Storage(_) => Error::KafkaStorageError,
-    }
-}
+pub use crate::protocol::errors::{code, Error};
+pub use crate::replica::errors::{append_error, partition_error};

@@ -58,7 +58,7 @@ pub async fn handle(
                 for tp in tps.into_iter().filter(|tp| wanted(&tp.topic, tp.partition)) {
                     let Some(log) = logs.get(&tp) else { continue };
                     let (size, leo) = {
-                        let log = log.lock().unwrap_or_else(|e| e.into_inner());
+                        let log = crate::sync::lock(&log);
                         (log.size_bytes(), log.log_end_offset())
                     };
                     let hw = broker

@@ -16,8 +16,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::Broker;
-use crate::api::errors::{code, Error};
 use crate::api::{self, sasl, RequestContext};
+use crate::protocol::errors::{code, Error};
 use crate::protocol::{
     decode_request, encode_response, read_frame_body, read_frame_size, FrameError,
 };

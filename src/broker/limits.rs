@@ -7,6 +7,7 @@
 //! The bookkeeping is pure (no sockets): the accept loop asks [`PerIpQuotas::admit`] and
 //! holds the returned slot for the connection's lifetime.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
@@ -79,10 +80,6 @@ impl Drop for IpSlot {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Resolves `max.connections.per.ip.overrides` entries (IP addresses or host names, as

@@ -7,7 +7,6 @@ pub mod connection;
 pub mod limits;
 pub mod registration;
 pub mod server;
-pub mod tasks;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,7 +24,7 @@ use crate::coordination::{watcher, ClusterImage, ZkSession};
 use crate::group::GroupCoordinator;
 use crate::replica::ReplicaManager;
 use crate::storage::LogManager;
-use tasks::Tasks;
+use crate::tasks::Tasks;
 
 #[derive(clap::Args, Debug)]
 pub struct BrokerArgs {

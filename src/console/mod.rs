@@ -116,7 +116,7 @@ async fn sample_loop(console: std::sync::Weak<Console>, scrapes: Vec<ScrapeFn>) 
         }
         if let Some(prev) = last {
             let rate = [0, 1, 2].map(|i| ((now[i] - prev[i]) / EVERY.as_secs_f64()).max(0.0));
-            let mut samples = console.samples.lock().unwrap_or_else(|e| e.into_inner());
+            let mut samples = crate::sync::lock(&console.samples);
             samples.push_back(rate);
             while samples.len() > SAMPLES {
                 samples.pop_front();

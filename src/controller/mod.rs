@@ -35,7 +35,7 @@ pub fn start(
     config: Arc<BrokerConfig>,
     session: ZkSession,
     image: watch::Receiver<Arc<ClusterImage>>,
-    tasks: &crate::broker::tasks::Tasks,
+    tasks: &crate::tasks::Tasks,
 ) -> commands::ControllerHandle {
     let (handle, rx) = commands::ControllerHandle::channel();
     tasks.spawn(run(config, session, image, rx));

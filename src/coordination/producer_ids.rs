@@ -62,7 +62,7 @@ impl ProducerIdManager {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<(i64, i64)>> {
         // The guarded value is plain data; a panic elsewhere cannot leave it inconsistent.
-        self.block.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.block)
     }
 
     fn take_from_block(&self) -> Option<i64> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use zookeeper_client as zk;
 
-use crate::broker::tasks::Tasks;
+use crate::tasks::Tasks;
 
 use super::image::{BrokerInfo, ClusterImage, PartitionInfo, PartitionState, TopicInfo};
 use super::session::{SessionHandle, ZkSession};

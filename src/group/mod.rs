@@ -21,20 +21,21 @@ pub mod records;
 pub mod shard;
 pub mod timer;
 
+use crate::sync::lock;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError as Error;
 use tokio::sync::{watch, Notify};
 
-use crate::api::errors::partition_error;
-use crate::broker::tasks::Tasks;
 use crate::config::BrokerConfig;
 use crate::coordination::{ClusterImage, OFFSETS_TOPIC};
+use crate::replica::errors::partition_error;
 use crate::replica::{Partition, ReplicaManager, Role};
 use crate::storage::batch::{decode_records, BatchIter, HeaderFields};
+use crate::tasks::Tasks;
 use shard::{Append, GroupConfig, GroupShard};
 
 /// Kafka's `String.hashCode()` over UTF-16 code units.
@@ -51,14 +52,7 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
     abs % partitions.max(1)
 }
 
-fn now_ms() -> i64 {
-    crate::broker::registration::now_ms()
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every mutation of the shard completes before anything that could panic.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::clock::now_ms;
 
 enum ShardState {
     Loading,
@@ -139,11 +133,11 @@ impl GroupCoordinator {
     }
 
     fn read_shards(&self) -> std::sync::RwLockReadGuard<'_, HashMap<i32, Arc<Shard>>> {
-        self.shards.read().unwrap_or_else(|e| e.into_inner())
+        crate::sync::read(&self.shards)
     }
 
     fn write_shards(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<i32, Arc<Shard>>> {
-        self.shards.write().unwrap_or_else(|e| e.into_inner())
+        crate::sync::write(&self.shards)
     }
 
     /// The shard coordinating `group_id`, or NOT_COORDINATOR.

@@ -224,7 +224,7 @@ fn replica_metrics(scrape: &mut Scrape, broker: &Broker) {
     );
     for p in &partitions {
         let (bytes, leo, lso, segs) = {
-            let log = p.log().lock().unwrap_or_else(|e| e.into_inner());
+            let log = crate::sync::lock(p.log());
             (
                 log.size_bytes(),
                 log.log_end_offset(),

@@ -84,7 +84,7 @@ pub fn topic(topic: &str) -> Arc<TopicStats> {
     {
         return s.clone();
     }
-    let mut map = TOPICS.write().unwrap_or_else(|e| e.into_inner());
+    let mut map = crate::sync::write(&TOPICS);
     map.get_or_insert_with(HashMap::new)
         .entry(topic.to_string())
         .or_default()
@@ -94,7 +94,7 @@ pub fn topic(topic: &str) -> Arc<TopicStats> {
 /// Every topic's counters, forgetting topics `keep` rejects (deleted ones: Kafka removes
 /// a deleted topic's metrics too).
 pub fn topics_retain(keep: impl Fn(&str) -> bool) -> Vec<(String, Arc<TopicStats>)> {
-    let mut map = TOPICS.write().unwrap_or_else(|e| e.into_inner());
+    let mut map = crate::sync::write(&TOPICS);
     let map = map.get_or_insert_with(HashMap::new);
     map.retain(|t, _| keep(t));
     let mut out: Vec<_> = map.iter().map(|(t, s)| (t.clone(), s.clone())).collect();
@@ -153,7 +153,7 @@ pub struct ListenerStats {
 static LISTENERS: RwLock<Option<HashMap<String, Arc<ListenerStats>>>> = RwLock::new(None);
 
 pub fn listener(name: &str) -> Arc<ListenerStats> {
-    let mut map = LISTENERS.write().unwrap_or_else(|e| e.into_inner());
+    let mut map = crate::sync::write(&LISTENERS);
     map.get_or_insert_with(HashMap::new)
         .entry(name.to_string())
         .or_default()
@@ -161,7 +161,7 @@ pub fn listener(name: &str) -> Arc<ListenerStats> {
 }
 
 pub fn listeners() -> Vec<(String, Arc<ListenerStats>)> {
-    let map = LISTENERS.read().unwrap_or_else(|e| e.into_inner());
+    let map = crate::sync::read(&LISTENERS);
     let mut out: Vec<_> = map
         .iter()
         .flatten()

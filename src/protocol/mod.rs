@@ -2,6 +2,7 @@
 //! response encoding. Message bodies are `kafka-protocol`'s; this module never interprets
 //! them.
 
+pub mod errors;
 pub mod frame;
 pub mod header;
 pub mod splice;

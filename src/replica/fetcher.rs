@@ -4,6 +4,7 @@
 //! the leader's: truncate to the leader's end offset for that epoch and fetch again, so
 //! a divergent tail never survives.
 
+use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,13 +17,13 @@ use tokio::sync::{watch, Notify};
 
 use super::manager::now_ms;
 use super::partition::Partition;
-use crate::api::errors::Error;
-use crate::broker::tasks::Tasks;
 use crate::client::KafkaConnection;
 use crate::config::BrokerConfig;
 use crate::coordination::ClusterImage;
+use crate::protocol::errors::Error;
 use crate::storage::io_pool::IoPool;
 use crate::storage::TopicPartition;
+use crate::tasks::Tasks;
 
 /// Fetch version followers use: v12 carries `last_fetched_epoch` / diverging epochs and
 /// still names topics (v13+ uses topic ids).
@@ -71,7 +72,7 @@ impl FetcherManager {
     }
 
     fn lock_fetchers(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Arc<FetcherShared>>> {
-        self.fetchers.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.fetchers)
     }
 
     pub fn add(&self, partition: Arc<Partition>, leader: i32, leader_epoch: i32) {
@@ -115,10 +116,6 @@ impl FetcherManager {
     pub fn shutdown(&self) {
         self.shutdown.send_replace(true);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn fetch_loop(

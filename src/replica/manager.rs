@@ -17,12 +17,12 @@ use super::fetcher::FetcherManager;
 use super::log_config::log_config;
 use super::partition::{Partition, Role};
 use super::state::{LeaderAndIsr, Transition};
-use crate::broker::tasks::Tasks;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::coordination::znodes::{partition_state_path, PartitionStateZnode};
 use crate::coordination::{ClusterImage, ZkSession};
 use crate::storage::io_pool::IoPool;
 use crate::storage::{LogManager, OffsetCheckpointFile, TopicPartition};
+use crate::tasks::Tasks;
 
 /// A partition on this broker became leader or stopped being leader (new epoch). The
 /// group coordinator follows these for `__consumer_offsets` partitions.
@@ -58,9 +58,7 @@ pub struct ReplicaManager {
 
 const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
 
-pub fn now_ms() -> i64 {
-    crate::broker::registration::now_ms()
-}
+pub use crate::clock::now_ms;
 
 impl ReplicaManager {
     pub fn start(
@@ -146,7 +144,7 @@ impl ReplicaManager {
     fn unhostable_set(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<TopicPartition>> {
-        self.unhostable.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.unhostable)
     }
 
     /// Kafka's `ReplicaManager.handleLogDirFailure`: the partitions of a failed log
@@ -191,13 +189,13 @@ impl ReplicaManager {
     fn read_partitions(
         &self,
     ) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
-        self.partitions.read().unwrap_or_else(|e| e.into_inner())
+        crate::sync::read(&self.partitions)
     }
 
     fn write_partitions(
         &self,
     ) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Arc<Partition>>> {
-        self.partitions.write().unwrap_or_else(|e| e.into_inner())
+        crate::sync::write(&self.partitions)
     }
 
     /// Applies one image: role changes for every partition this broker replicates, and

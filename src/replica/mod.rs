@@ -2,6 +2,7 @@
 //! (fetching from the leader, truncating divergent tails), and the manager that applies
 //! the controller's decisions.
 
+pub mod errors;
 pub mod fetcher;
 pub mod log_config;
 pub mod manager;

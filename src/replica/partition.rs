@@ -5,7 +5,8 @@
 //!
 //! Lock order: `state` before the log.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::sync::lock;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
@@ -83,12 +84,6 @@ pub struct Partition {
     progress: watch::Sender<u64>,
     /// This topic's BrokerTopicMetrics counters (see `crate::metrics`).
     pub stats: Arc<crate::metrics::TopicStats>,
-}
-
-/// Locks a mutex, recovering from poisoning: the data is still consistent because every
-/// mutation below is completed before anything that could panic.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Partition {

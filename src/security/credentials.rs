@@ -28,16 +28,16 @@ pub struct ScramCache {
 
 impl ScramCache {
     pub fn get(&self, mechanism: ScramMechanism, user: &str) -> Option<ScramCredential> {
-        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        let users = crate::sync::read(&self.users);
         users.get(user)?.get(&mechanism).cloned()
     }
 
     fn replace_all(&self, all: HashMap<String, UserCredentials>) {
-        *self.users.write().unwrap_or_else(|e| e.into_inner()) = all;
+        *crate::sync::write(&self.users) = all;
     }
 
     /// Keeps the cache in step with ZooKeeper for the broker's lifetime.
-    pub fn start(session: ZkSession, tasks: &crate::broker::tasks::Tasks) -> ScramCache {
+    pub fn start(session: ZkSession, tasks: &crate::tasks::Tasks) -> ScramCache {
         let cache = ScramCache::default();
         tasks.spawn(watch_loop(session, cache.clone()));
         cache

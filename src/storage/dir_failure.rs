@@ -38,7 +38,7 @@ impl LogDirFailureChannel {
 
     fn offline(&self) -> std::sync::MutexGuard<'_, Vec<Option<String>>> {
         // Every mutation is one assignment: a poisoned lock still holds consistent data.
-        self.offline.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.offline)
     }
 
     /// Marks directory `idx` offline (idempotent). Returns true if it was online.

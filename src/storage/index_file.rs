@@ -25,7 +25,7 @@ pub type SharedEntries<E> = Arc<RwLock<Vec<E>>>;
 /// Reads shared entries; a writer that panicked left them consistent (every mutation is
 /// one `Vec` call), so a poisoned lock is still readable.
 pub fn read_entries<E>(entries: &RwLock<Vec<E>>) -> RwLockReadGuard<'_, Vec<E>> {
-    entries.read().unwrap_or_else(|e| e.into_inner())
+    crate::sync::read(entries)
 }
 
 /// The entries of one index plus its backing file.
@@ -81,7 +81,7 @@ impl<E: IndexEntry> IndexFile<E> {
         self.entries.clone()
     }
     fn entries_mut(&self) -> RwLockWriteGuard<'_, Vec<E>> {
-        self.entries.write().unwrap_or_else(|e| e.into_inner())
+        crate::sync::write(&self.entries)
     }
     pub fn last(&self) -> Option<E> {
         self.entries().last().copied()

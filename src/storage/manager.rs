@@ -8,10 +8,11 @@
 //! written there. Internally synchronized; share it in an `Arc`. Locking order: the
 //! manager's own lock is never held while a log is locked.
 
+use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use super::checkpoint::{
     atomic_write, fsync_dir, OffsetCheckpointFile, CLEAN_SHUTDOWN_FILE,
@@ -27,12 +28,6 @@ use super::TopicPartition;
 pub const LOCK_FILE: &str = ".lock";
 /// Suffix Kafka gives a partition directory pending deletion.
 pub const DELETE_DIR_SUFFIX: &str = "-delete";
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock leaves the data usable (every mutation of the
-    // manager's state is a single insert/remove), so recover from poisoning.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 #[derive(Debug)]
 struct Entry {

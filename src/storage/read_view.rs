@@ -314,16 +314,16 @@ impl LogReader {
 
     /// The current view.
     pub fn view(&self) -> Arc<ReadView> {
-        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+        crate::sync::read(&self.view).clone()
     }
 
     pub(super) fn publish(&self, view: ReadView) {
-        *self.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+        *crate::sync::write(&self.view) = Arc::new(view);
     }
 
     /// Holds off reads while a file shrinks; the caller publishes before dropping it.
     pub(super) fn lock_for_truncation(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
-        self.truncation.write().unwrap_or_else(|e| e.into_inner())
+        crate::sync::write(&self.truncation)
     }
 
     /// Reads from the current view up to `max_offset` (`None`: the log end). An I/O error
@@ -337,7 +337,7 @@ impl LogReader {
         min_one_batch: bool,
         mode: ReadMode,
     ) -> Result<ReadResult, ReadError> {
-        let _no_truncation = self.truncation.read().unwrap_or_else(|e| e.into_inner());
+        let _no_truncation = crate::sync::read(&self.truncation);
         let view = self.view();
         let max_offset = max_offset.unwrap_or(view.log_end_offset);
         match view.read(fetch_offset, max_bytes, max_offset, min_one_batch, mode) {

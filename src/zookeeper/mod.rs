@@ -145,7 +145,7 @@ impl PerIp {
 
     fn acquire(&self, ip: IpAddr) -> Option<IpSlot> {
         // A poisoned lock only means another task panicked mid-update of a counter.
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = crate::sync::lock(&self.counts);
         let n = counts.entry(ip).or_insert(0);
         if self.max > 0 && *n >= self.max {
             return None;
@@ -160,7 +160,7 @@ impl PerIp {
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = crate::sync::lock(&self.counts);
         if let Some(n) = counts.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {

@@ -55,17 +55,17 @@ impl Authorizer {
     }
 
     pub fn snapshot(&self) -> Arc<AclMap> {
-        self.cache.read().unwrap_or_else(|e| e.into_inner()).clone()
+        crate::sync::read(&self.cache).clone()
     }
 
     /// Replaces the whole cache (a full load from ZooKeeper).
     pub fn replace_all(&self, acls: AclMap) {
-        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(acls);
+        *crate::sync::write(&self.cache) = Arc::new(acls);
     }
 
     /// Sets the ACLs of one pattern (empty: the pattern has none left).
     pub fn set_resource(&self, pattern: ResourcePattern, entries: BTreeSet<AclEntry>) {
-        let mut guard = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        let mut guard = crate::sync::write(&self.cache);
         let mut next = (**guard).clone();
         if entries.is_empty() {
             next.remove(&pattern);

@@ -154,7 +154,7 @@ async fn notify(handle: &SessionHandle, p: &ResourcePattern) -> ZkResult<()> {
 }
 
 /// Keeps `authorizer`'s cache in step with ZooKeeper for as long as the broker runs.
-pub fn start(session: ZkSession, authorizer: Arc<Authorizer>, tasks: &crate::broker::tasks::Tasks) {
+pub fn start(session: ZkSession, authorizer: Arc<Authorizer>, tasks: &crate::tasks::Tasks) {
     tasks.spawn(async move {
         loop {
             let handle = session.current().await;
