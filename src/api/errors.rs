@@ -37,6 +37,8 @@ pub fn append_error(err: &AppendError) -> Error {
         AppendError::OutOfOrderSequence { .. } => Error::OutOfOrderSequenceNumber,
         AppendError::InvalidProducerEpoch { .. } => Error::InvalidProducerEpoch,
         AppendError::InvalidTimestamp(_) => Error::InvalidTimestamp,
+        AppendError::InvalidTxnState(_) => Error::InvalidTxnState,
+        AppendError::TransactionCoordinatorFenced { .. } => Error::TransactionCoordinatorFenced,
         AppendError::FencedLeaderEpoch { .. } => Error::FencedLeaderEpoch,
         AppendError::UnexpectedAppendOffset { .. } => Error::UnknownServerError,
         AppendError::Storage(_) => Error::KafkaStorageError,

@@ -289,6 +289,20 @@ fn needs_catch_up(broker: &Broker, req: &FetchRequest, version: i16) -> bool {
     })
 }
 
+/// The response's `aborted_transactions` (producer id, first offset).
+fn aborted_transactions(
+    aborted: &[crate::storage::txn_index::AbortedTxn],
+) -> Vec<kafka_protocol::messages::fetch_response::AbortedTransaction> {
+    aborted
+        .iter()
+        .map(|t| {
+            kafka_protocol::messages::fetch_response::AbortedTransaction::default()
+                .with_producer_id(kafka_protocol::messages::ProducerId(t.producer_id))
+                .with_first_offset(t.first_offset)
+        })
+        .collect()
+}
+
 /// One pass over every partition of a fetch.
 struct ReadAll {
     partitions: Vec<PartitionData>,
@@ -366,9 +380,10 @@ fn read_all(
             follower,
             now,
             mode,
+            isolation_level == 1,
         ) {
             Err(PartitionError::Read(ReadError::WouldBlock)) => return Err(isr_expansions),
-            Ok((result, hw, update)) => {
+            Ok((result, hw, lso, update)) => {
                 if let Some(isr) = update.expand_isr_to {
                     isr_expansions.push((partition.clone(), isr));
                 }
@@ -378,12 +393,12 @@ fn read_all(
                 let mut data = base
                     .with_error_code(0)
                     .with_high_watermark(hw)
-                    .with_last_stable_offset(hw)
+                    .with_last_stable_offset(lso)
                     .with_log_start_offset(result.log_start_offset)
                     .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
                     .with_records(Some(result.records));
-                if isolation_level == 1 {
-                    data.aborted_transactions = Some(Vec::new());
+                if let Some(aborted) = result.aborted_transactions {
+                    data.aborted_transactions = Some(aborted_transactions(&aborted));
                 }
                 out.push(data);
             }

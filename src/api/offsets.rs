@@ -49,6 +49,8 @@ pub async fn list_offsets(
     req: ListOffsetsRequest,
 ) -> Option<ListOffsetsResponse> {
     let from_replica = req.replica_id.0 >= 0;
+    // isolation_level exists from v2: READ_COMMITTED (1) answers below the LSO.
+    let read_committed = ctx.api_version >= 2 && req.isolation_level == 1;
     // leader_epoch exists from v4; earlier versions must leave it at its default.
     let epoch_field = |epoch: i32| if ctx.api_version >= 4 { epoch } else { -1 };
     // Kafka answers every entry of a partition named more than once with INVALID_REQUEST
@@ -86,6 +88,7 @@ pub async fn list_offsets(
                             p.timestamp,
                             p.current_leader_epoch,
                             from_replica,
+                            read_committed,
                         )
                     });
                     match found {

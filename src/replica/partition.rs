@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+use crate::storage::control::Marker;
 use crate::storage::fileio::ReadMode;
+use crate::storage::producer_state::AppendOrigin;
 use crate::storage::read_view::LogReader;
 use crate::storage::{
     AppendError, LeaderAppend, Log, ReadError, ReadResult, StorageError, TopicPartition,
@@ -308,6 +310,18 @@ impl Partition {
         acks: i16,
         now_ms: i64,
     ) -> Result<(LeaderAppend, i32), PartitionError> {
+        self.append_as_leader_with(records, acks, AppendOrigin::Client, None, now_ms)
+    }
+
+    /// [`Self::append_as_leader`] for `origin`, with a KIP-890 verification `guard`.
+    pub fn append_as_leader_with(
+        &self,
+        records: &[u8],
+        acks: i16,
+        origin: AppendOrigin,
+        guard: Option<u64>,
+        now_ms: i64,
+    ) -> Result<(LeaderAppend, i32), PartitionError> {
         let st = lock(&self.state);
         if st.role != Role::Leader {
             return Err(PartitionError::NotLeader);
@@ -320,11 +334,62 @@ impl Partition {
             });
         }
         let epoch = st.leader_epoch;
-        let appended = lock(&self.log).append_as_leader(records, epoch, now_ms)?;
+        let appended =
+            lock(&self.log).append_as_leader_with(records, epoch, origin, guard, now_ms)?;
         drop(st);
         self.maybe_advance_hw();
         self.notify();
         Ok((appended, epoch))
+    }
+
+    /// Appends a transaction marker as leader (WriteTxnMarkers). Like an acks=all
+    /// produce it needs `min.insync.replicas`.
+    pub fn append_marker(
+        &self,
+        marker: &Marker,
+        now_ms: i64,
+    ) -> Result<(LeaderAppend, i32), PartitionError> {
+        let st = lock(&self.state);
+        if st.role != Role::Leader {
+            return Err(PartitionError::NotLeader);
+        }
+        if (st.isr.len() as i32) < st.min_insync_replicas {
+            return Err(PartitionError::NotEnoughReplicas {
+                isr: st.isr.len(),
+                min: st.min_insync_replicas,
+            });
+        }
+        let epoch = st.leader_epoch;
+        let appended = lock(&self.log).append_marker(marker, epoch, now_ms)?;
+        drop(st);
+        self.maybe_advance_hw();
+        self.notify();
+        Ok((appended, epoch))
+    }
+
+    /// KIP-890: starts verifying that `producer_id`'s transaction includes this
+    /// partition; `Ok(None)` when it already has an open transaction here.
+    pub fn start_verification(
+        &self,
+        producer_id: i64,
+        sequence: i32,
+        epoch: i16,
+        now_ms: i64,
+    ) -> Result<Option<u64>, PartitionError> {
+        let st = lock(&self.state);
+        if st.role != Role::Leader {
+            return Err(PartitionError::NotLeader);
+        }
+        let guard = lock(&self.log).start_verification(producer_id, sequence, epoch, now_ms);
+        drop(st);
+        Ok(guard)
+    }
+
+    /// The last stable offset (leader): below it every transaction is decided and its
+    /// marker replicated.
+    pub fn last_stable_offset(&self) -> i64 {
+        let st = lock(&self.state);
+        self.reader.view().last_stable_offset(st.high_watermark)
     }
 
     /// Waits until the high watermark reaches `required_offset` (acks=all), the leader
@@ -371,6 +436,7 @@ impl Partition {
         timestamp: i64,
         current_leader_epoch: i32,
         from_replica: bool,
+        read_committed: bool,
     ) -> Result<(i64, i64, i32), PartitionError> {
         const LATEST: i64 = -1;
         const EARLIEST: i64 = -2;
@@ -383,8 +449,11 @@ impl Partition {
         }
         Self::check_leader_epoch(&st, current_leader_epoch)?;
         let log = lock(&self.log);
+        // Kafka's lastFetchableOffset: the LSO for read_committed consumers.
         let last_fetchable = if from_replica {
             log.log_end_offset()
+        } else if read_committed {
+            self.reader.view().last_stable_offset(st.high_watermark)
         } else {
             st.high_watermark
         };
@@ -479,8 +548,10 @@ impl Partition {
         (epoch < last_fetched_epoch || end < fetch_offset).then_some((epoch, end))
     }
 
-    /// Reads for a consumer (up to the HW) or a follower (up to the LEO). For a follower,
-    /// also records its progress; the caller acts on the returned ISR proposal.
+    /// Reads for a consumer (up to the HW, or the LSO with `read_committed`, which also
+    /// lists the aborted transactions read) or a follower (up to the LEO). For a
+    /// follower, also records its progress; the caller acts on the returned ISR proposal.
+    /// Returns the read, the HW and the LSO.
     ///
     /// Neither lock is held while reading: the role and epoch are checked, the read goes
     /// to the log's published view (appends continue meanwhile), and a follower's progress
@@ -497,20 +568,34 @@ impl Partition {
         follower: Option<i32>,
         now_ms: i64,
         mode: ReadMode,
-    ) -> Result<(ReadResult, i64, FollowerUpdate), PartitionError> {
-        let (epoch, consumer_limit) = {
+        read_committed: bool,
+    ) -> Result<(ReadResult, i64, i64, FollowerUpdate), PartitionError> {
+        let (epoch, hw, lso) = {
             let st = lock(&self.state);
             if st.role != Role::Leader {
                 return Err(PartitionError::NotLeader);
             }
             Self::check_leader_epoch(&st, current_leader_epoch)?;
-            (st.leader_epoch, st.high_watermark)
+            let hw = st.high_watermark;
+            (
+                st.leader_epoch,
+                hw,
+                self.reader.view().last_stable_offset(hw),
+            )
         };
-        // Consumers read to the HW, followers to the log end.
-        let max_offset = follower.is_none().then_some(consumer_limit);
-        let result = self
-            .reader
-            .read(fetch_offset, max_bytes, max_offset, min_one_batch, mode);
+        // Consumers read to the HW (read_committed: the LSO), followers to the log end.
+        let read_committed = read_committed && follower.is_none();
+        let max_offset = follower
+            .is_none()
+            .then_some(if read_committed { lso } else { hw });
+        let result = self.reader.read_isolated(
+            fetch_offset,
+            max_bytes,
+            max_offset,
+            min_one_batch,
+            mode,
+            read_committed,
+        );
         let leo = match &result {
             Ok(r) => Some(r.log_end_offset),
             Err(ReadError::OffsetOutOfRange { log_end_offset, .. }) => Some(*log_end_offset),
@@ -525,11 +610,12 @@ impl Partition {
             update = self.record_follower_fetch(&mut st, replica, fetch_offset, leo, now_ms);
         }
         let hw = st.high_watermark;
+        let lso = lso.min(hw);
         drop(st);
         if update.hw_advanced {
             self.notify();
         }
-        Ok((result?, hw, update))
+        Ok((result?, hw, lso, update))
     }
 
     fn record_follower_fetch(
@@ -637,8 +723,11 @@ impl Partition {
         if st.role != Role::Leader {
             return false;
         }
-        let leo = lock(&self.log).log_end_offset();
+        let mut log = lock(&self.log);
+        let leo = log.log_end_offset();
         let advanced = Self::advance_hw_locked(&mut st, leo);
+        log.on_high_watermark_updated(st.high_watermark);
+        drop(log);
         drop(st);
         if advanced {
             self.notify();
@@ -695,11 +784,12 @@ impl Partition {
             log.increment_log_start_offset(leader_log_start)?;
         }
         let leo = log.log_end_offset();
-        drop(log);
         let hw = leader_hw.min(leo);
         if hw > st.high_watermark || st.high_watermark > leo {
             st.high_watermark = hw;
         }
+        log.on_high_watermark_updated(st.high_watermark);
+        drop(log);
         drop(st);
         self.notify();
         Ok(())

@@ -11,6 +11,11 @@
 //! producer's last batch. Retained records are re-encoded with the batch's original codec
 //! (`kafka_protocol`'s compressors); untouched batches are copied byte for byte.
 //!
+//! Transactions (Kafka's `CleanedTransactionMetadata`, simplified): nothing at or above
+//! the first unstable offset is cleaned, records of aborted transactions never enter the
+//! key map and are removed, markers are kept, and a cleaned segment keeps its source's
+//! aborted-transaction index.
+//!
 //! Each segment is written as `<base>.log.cleaned`, fsynced, renamed `.swap`, then the old
 //! segment is deleted and the swap renamed into place. Recovery deletes `.cleaned` files
 //! and completes `.swap` renames, so a crash at any point leaves a consistent log.
@@ -267,7 +272,10 @@ impl Log {
         if self.closed || !self.config.cleanup_policy.compacts() {
             return Ok(None);
         }
-        // Segments eligible: inactive and ending at or below the bound.
+        // Segments eligible: inactive and ending at or below the bound, which open or
+        // unreplicated transactions lower (their outcome decides which records win).
+        let max_cleanable_offset =
+            max_cleanable_offset.min(self.first_unstable_offset().unwrap_or(i64::MAX));
         let bases: Vec<i64> = self.segments.keys().copied().collect();
         let mut eligible = Vec::new();
         for w in bases.windows(2) {
@@ -302,6 +310,7 @@ impl Log {
             end_offset,
             truncations: self.truncations,
             producer_last_offsets: self.producers.last_offsets(),
+            aborted: aborted_ranges(&self.aborted_transactions(), end_offset),
             segments,
             dedupe_buffer_bytes: DEDUPE_BUFFER_BYTES,
         }))
@@ -385,6 +394,8 @@ pub struct CleanPlan {
     end_offset: i64,
     truncations: u64,
     producer_last_offsets: HashMap<i64, i64>,
+    /// Producer id -> (first offset, marker offset) of its aborted transactions.
+    aborted: HashMap<i64, Vec<(i64, i64)>>,
     segments: Vec<SegmentReader>,
     /// Memory for the key -> offset map (`log.cleaner.dedupe.buffer.size`).
     dedupe_buffer_bytes: usize,
@@ -409,7 +420,32 @@ impl Rewritten {
     }
 }
 
+/// Aborted transactions that started below `end_offset`, by producer.
+fn aborted_ranges(
+    all: &[super::txn_index::AbortedTxn],
+    end_offset: i64,
+) -> HashMap<i64, Vec<(i64, i64)>> {
+    let mut out: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+    for t in all.iter().filter(|t| t.first_offset < end_offset) {
+        out.entry(t.producer_id)
+            .or_default()
+            .push((t.first_offset, t.last_offset));
+    }
+    out
+}
+
 impl CleanPlan {
+    /// Whether `b` holds records of an aborted transaction.
+    fn is_aborted(&self, b: &Batch<'_>) -> bool {
+        b.is_transactional()
+            && !b.is_control()
+            && self.aborted.get(&b.producer_id()).is_some_and(|ranges| {
+                ranges
+                    .iter()
+                    .any(|&(first, last)| first <= b.base_offset() && b.base_offset() <= last)
+            })
+    }
+
     /// Bounds the pass's key -> offset map to `bytes` (`log.cleaner.dedupe.buffer.size`).
     pub fn with_dedupe_buffer(mut self, bytes: usize) -> CleanPlan {
         self.dedupe_buffer_bytes = bytes;
@@ -461,7 +497,7 @@ impl CleanPlan {
         for seg in &self.segments {
             let mut err = None;
             let end = seg.walk(|pos, b| {
-                if b.is_control() {
+                if b.is_control() || self.is_aborted(b) {
                     return Ok(true);
                 }
                 match batch_records(b, limit) {
@@ -514,6 +550,21 @@ impl CleanPlan {
         let end = seg.walk(|pos, b| {
             if b.is_control() {
                 out.append(b.bytes(), now_ms)?;
+                return Ok(true);
+            }
+            if self.is_aborted(b) {
+                changed = true;
+                let keep_empty =
+                    self.producer_last_offsets.get(&b.producer_id()) == Some(&b.last_offset());
+                if keep_empty {
+                    match rebuild_batch(b, &[]) {
+                        Ok(bytes) => out.append(&bytes, now_ms)?,
+                        Err(e) => {
+                            failure = Some(cleaner_err(&seg.path, pos, e));
+                            return Ok(false);
+                        }
+                    }
+                }
                 return Ok(true);
             }
             let recs = match batch_records(b, limit) {
@@ -575,6 +626,10 @@ impl CleanPlan {
         if !changed {
             out.delete_files()?;
             return Ok(None);
+        }
+        if let Err(e) = out.txn_index_mut().replace_all(seg.aborted.clone()) {
+            let _ = out.delete_files();
+            return Err(e);
         }
         out.on_become_inactive()?;
         out.flush()?;

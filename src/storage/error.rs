@@ -97,6 +97,19 @@ pub enum AppendError {
         epoch: i16,
         current: i16,
     },
+    /// INVALID_TXN_STATE: a transactional batch outside a verified or open transaction,
+    /// or a non-transactional batch from a producer with an open transaction.
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    /// TRANSACTION_COORDINATOR_FENCED: a marker from an older coordinator epoch.
+    #[error(
+        "marker for producer {producer_id} has coordinator epoch {epoch}, older than {current}"
+    )]
+    TransactionCoordinatorFenced {
+        producer_id: i64,
+        epoch: i32,
+        current: i32,
+    },
     /// INVALID_TIMESTAMP (reserved: message.timestamp.*.ms checks are not implemented).
     #[error("invalid timestamp: {0}")]
     InvalidTimestamp(String),

@@ -10,7 +10,9 @@
 //! - [`segment`]: one `.log` file with its indexes.
 //! - [`log`]: one partition's log ([`Log`]); [`recovery`] loads and repairs it on open;
 //!   [`retention`] deletes old segments; [`cleaner`] compacts.
-//! - [`producer_state`]: idempotent-producer sequence tracking and snapshots.
+//! - [`producer_state`]: idempotent-producer sequence tracking and snapshots;
+//!   [`producer_txn`]: open transactions, markers, the last stable offset, KIP-890
+//!   verification; [`control`]: transaction markers; [`txn_index`]: `.txnindex` files.
 //! - [`leader_epoch`]: the leader-epoch cache.
 //! - [`checkpoint`]: Kafka's checkpoint text files and `partition.metadata`.
 //! - [`manager`]: [`LogManager`], the log directories.
@@ -24,6 +26,7 @@ pub mod checkpoint;
 pub mod cleaner;
 pub mod codec;
 pub mod config;
+pub mod control;
 pub mod dir_failure;
 pub mod error;
 pub mod fileio;
@@ -31,19 +34,24 @@ pub mod index_file;
 pub mod io_pool;
 pub mod leader_epoch;
 pub mod log;
+pub mod log_txn;
 pub mod manager;
 pub mod offset_index;
 pub mod producer_state;
+pub mod producer_txn;
 pub mod read_view;
 pub mod recovery;
 pub mod retention;
 pub mod scan;
 pub mod segment;
 pub mod time_index;
+pub mod txn_index;
 pub mod validate;
 
 #[cfg(test)]
 mod fault_tests;
+#[cfg(test)]
+mod txn_tests;
 
 use std::fmt;
 

@@ -22,6 +22,7 @@ pub struct ValidatedBatch {
     pub base_sequence: i32,
     pub last_sequence: i32,
     pub last_offset_delta: i32,
+    pub transactional: bool,
     /// The header's max timestamp was wrong (Kafka recomputes it from the records: some
     /// clients, e.g. sarama, send -1): the log stores `max_timestamp` instead.
     pub fix_max_timestamp: bool,
@@ -71,9 +72,9 @@ pub fn validate_client_batches(
                 "clients are not allowed to write control records".into(),
             ));
         }
-        if b.is_transactional() {
+        if b.is_transactional() && !b.has_producer_id() {
             return Err(AppendError::InvalidRecord(
-                "transactional record batches are not supported".into(),
+                "a transactional record batch needs a producer id".into(),
             ));
         }
         if b.has_producer_id() && b.base_sequence() < 0 {
@@ -126,6 +127,7 @@ pub fn validate_client_batches(
             base_sequence: b.base_sequence(),
             last_sequence: b.last_sequence(),
             last_offset_delta: b.last_offset_delta(),
+            transactional: b.is_transactional(),
         });
     }
     Ok(out)
