@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod config;
 pub mod controller;
 pub mod coordination;
+pub mod coordinator;
 pub mod group;
 pub mod logging;
 pub mod protocol;

@@ -71,12 +71,7 @@ pub enum RecordKey {
     Other(i16),
 }
 
-/// A record to append: key and value bytes (value `None` = tombstone).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub key: Bytes,
-    pub value: Option<Bytes>,
-}
+pub use crate::coordinator::record::{build_batch, Record};
 
 pub const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
 pub const GROUP_METADATA_KEY_VERSION: i16 = 2;
@@ -409,60 +404,6 @@ pub fn decode_group_metadata_value(value: &[u8]) -> Result<GroupMetadataValue, D
         current_state_timestamp,
         members,
     })
-}
-
-// ---------------------------------------------------------------- batches
-
-/// Encodes `records` as one uncompressed v2 record batch (offsets from 0, no producer id),
-/// ready for `Partition::append_as_leader`, which assigns the real offsets.
-pub fn build_batch(records: &[Record], timestamp: i64) -> BytesMut {
-    fn put_varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        while z >= 0x80 {
-            out.push((z as u8 & 0x7f) | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
-    }
-    let mut body = Vec::new();
-    let mut rec = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        rec.clear();
-        rec.push(0u8); // attributes
-        put_varint(&mut rec, 0); // timestamp delta
-        put_varint(&mut rec, i as i64); // offset delta
-        put_varint(&mut rec, r.key.len() as i64);
-        rec.extend_from_slice(&r.key);
-        match &r.value {
-            Some(v) => {
-                put_varint(&mut rec, v.len() as i64);
-                rec.extend_from_slice(v);
-            }
-            None => put_varint(&mut rec, -1),
-        }
-        put_varint(&mut rec, 0); // headers
-        put_varint(&mut body, rec.len() as i64);
-        body.extend_from_slice(&rec);
-    }
-    let count = records.len() as i32;
-    let mut b = BytesMut::with_capacity(61 + body.len());
-    b.put_i64(0); // base offset
-    b.put_i32((61 - 12 + body.len()) as i32); // length
-    b.put_i32(-1); // partition leader epoch (the leader stamps it)
-    b.put_i8(2); // magic
-    b.put_u32(0); // crc, below
-    b.put_i16(0); // attributes: no compression, create time
-    b.put_i32((count - 1).max(0)); // last offset delta
-    b.put_i64(timestamp); // first timestamp
-    b.put_i64(timestamp); // max timestamp
-    b.put_i64(-1); // producer id
-    b.put_i16(-1); // producer epoch
-    b.put_i32(-1); // base sequence
-    b.put_i32(count);
-    b.put_slice(&body);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
 }
 
 #[cfg(test)]

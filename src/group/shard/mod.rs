@@ -28,6 +28,9 @@ use crate::config::BrokerConfig;
 mod loading;
 mod offsets;
 mod rebalance;
+mod txn_offsets;
+
+pub use txn_offsets::TxnCommitRequest;
 #[cfg(test)]
 mod tests;
 
@@ -60,30 +63,14 @@ impl GroupConfig {
     }
 }
 
-/// Outcome of an append: the base offset of the records, or the partition error.
-pub type AppendResult = Result<i64, Error>;
+pub use crate::coordinator::AppendResult;
 
 /// Continuation of an [`Append`]: runs with the shard once the records are replicated
 /// (or failed); may ask for more appends.
-pub type OnAppend = Box<dyn FnOnce(&mut GroupShard, AppendResult, i64) -> Vec<Append> + Send>;
+pub type OnAppend = crate::coordinator::OnAppend<GroupShard>;
 
 /// Records to append to this shard's `__consumer_offsets` partition.
-pub struct Append {
-    pub records: Vec<Record>,
-    pub on_done: OnAppend,
-}
-
-impl Append {
-    fn new(
-        records: Vec<Record>,
-        on_done: impl FnOnce(&mut GroupShard, AppendResult, i64) -> Vec<Append> + Send + 'static,
-    ) -> Append {
-        Append {
-            records,
-            on_done: Box::new(on_done),
-        }
-    }
-}
+pub type Append = crate::coordinator::Append<GroupShard>;
 
 /// Maps a failed append to the error Kafka's coordinator answers with.
 pub fn coordinator_error(e: Error) -> Error {
@@ -229,6 +216,8 @@ pub struct GroupShard {
     offsets: HashMap<String, GroupOffsets>,
     /// Commits appended but not replicated yet, per group and partition.
     pending_commits: HashMap<String, HashMap<(String, i32), u32>>,
+    /// Transactional offsets waiting for their marker, by producer id and group.
+    pending_txn_offsets: HashMap<i64, txn_offsets::PendingTxnOffsets>,
     timer: Timer<TimerKey, TimerTask>,
     /// `None`: random member ids (uuid); `Some(n)`: sequential, for tests.
     id_counter: Option<u64>,
@@ -247,6 +236,7 @@ impl GroupShard {
             groups: BTreeMap::new(),
             offsets: HashMap::new(),
             pending_commits: HashMap::new(),
+            pending_txn_offsets: HashMap::new(),
             timer: Timer::default(),
             id_counter: None,
         }
@@ -349,5 +339,20 @@ impl GroupShard {
             group_id.to_string(),
             member_id.to_string(),
         ));
+    }
+}
+
+impl crate::coordinator::CoordinatorShard for GroupShard {
+    fn finish_loading(&mut self, now: i64) -> Vec<Append> {
+        GroupShard::finish_loading(self, now)
+    }
+    fn unload(&mut self, now: i64) {
+        GroupShard::unload(self, now)
+    }
+    fn next_deadline(&self) -> Option<i64> {
+        GroupShard::next_deadline(self)
+    }
+    fn poll_timers(&mut self, now: i64) -> Vec<Append> {
+        GroupShard::poll_timers(self, now)
     }
 }

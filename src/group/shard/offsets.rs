@@ -475,7 +475,11 @@ impl GroupShard {
                     }
                 }
             }
-            if all_expired && g.is(GroupState::Empty) && !self.pending_commits.contains_key(&gid) {
+            if all_expired
+                && g.is(GroupState::Empty)
+                && !self.pending_commits.contains_key(&gid)
+                && !self.has_pending_txn_offsets(&gid)
+            {
                 if let Some(g) = self.groups.remove(&gid) {
                     deleted_groups.push((gid.clone(), g));
                 }

@@ -13,6 +13,7 @@ use crate::group::records::{self, Record};
 
 mod offsets;
 mod rebalance;
+mod txn_offsets;
 
 const SESSION: i32 = 10_000;
 const REBALANCE: i32 = 30_000;
