@@ -18,4 +18,5 @@ pub mod protocol;
 pub mod replica;
 pub mod security;
 pub mod storage;
+pub mod txn;
 pub mod zookeeper;

@@ -721,6 +721,8 @@ pub struct BrokerConfig {
     pub group_max_size: usize,
     pub producer_id_expiration_ms: i64,
     pub request_timeout_ms: u64,
+    /// The transaction coordinator's keys (`config::txn`).
+    pub txn: super::txn::TxnConfig,
     /// `authorizer.class.name` set: the ACL authorizer's settings; `None`: allow everything.
     pub authorizer: Option<crate::security::acl::AuthorizerConfig>,
     /// The topic-level defaults these broker keys imply (`log.retention.ms` → `retention.ms`, ...).
@@ -872,6 +874,7 @@ impl BrokerConfig {
             group_max_size: r.int("group.max.size")? as usize,
             producer_id_expiration_ms: r.int("producer.id.expiration.ms")?,
             request_timeout_ms: r.int("request.timeout.ms")? as u64,
+            txn: super::txn::TxnConfig::resolve(&r)?,
             authorizer: r.authorizer()?,
             topic_defaults,
             explicit: values.clone(),
@@ -937,6 +940,7 @@ impl BrokerConfig {
     pub fn describe(&self) -> Vec<(&'static ConfigKey, Option<String>, ConfigSource)> {
         BROKER_KEYS
             .iter()
+            .chain(super::txn::TXN_KEYS)
             .map(|key| match self.explicit.get(key.name) {
                 Some(v) => (key, Some(v.clone()), ConfigSource::StaticBrokerConfig),
                 None => (
@@ -950,7 +954,10 @@ impl BrokerConfig {
 }
 
 pub fn key_def(name: &str) -> Option<&'static ConfigKey> {
-    BROKER_KEYS.iter().find(|k| k.name == name)
+    BROKER_KEYS
+        .iter()
+        .chain(super::txn::TXN_KEYS)
+        .find(|k| k.name == name)
 }
 
 /// Reads typed values: the explicit one if set, else the key's default.

@@ -6,6 +6,7 @@ pub mod broker;
 pub mod keys;
 pub mod listeners;
 pub mod topic;
+pub mod txn;
 
 pub use broker::{BrokerConfig, Listener};
 pub use keys::{ConfigError, ConfigSource};

@@ -65,6 +65,22 @@ impl<S> Append<S> {
     }
 }
 
+/// Maps a failed append to the error Kafka's coordinators answer with
+/// (`GroupMetadataManager`, `TransactionStateManager.appendTransactionToLog`).
+pub fn coordinator_error(e: Error) -> Error {
+    match e {
+        Error::UnknownTopicOrPartition
+        | Error::NotEnoughReplicas
+        | Error::NotEnoughReplicasAfterAppend
+        | Error::RequestTimedOut => Error::CoordinatorNotAvailable,
+        Error::NotLeaderOrFollower | Error::KafkaStorageError => Error::NotCoordinator,
+        Error::MessageTooLarge | Error::RecordListTooLarge | Error::InvalidFetchSize => {
+            Error::UnknownServerError
+        }
+        other => other,
+    }
+}
+
 /// What the runtime needs of a shard.
 pub trait CoordinatorShard: Send + Sized + 'static {
     /// Runs once the shard is loaded and serves requests (resumes what the log left

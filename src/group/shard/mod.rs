@@ -72,20 +72,7 @@ pub type OnAppend = crate::coordinator::OnAppend<GroupShard>;
 /// Records to append to this shard's `__consumer_offsets` partition.
 pub type Append = crate::coordinator::Append<GroupShard>;
 
-/// Maps a failed append to the error Kafka's coordinator answers with.
-pub fn coordinator_error(e: Error) -> Error {
-    match e {
-        Error::UnknownTopicOrPartition
-        | Error::NotEnoughReplicas
-        | Error::NotEnoughReplicasAfterAppend
-        | Error::RequestTimedOut => Error::CoordinatorNotAvailable,
-        Error::NotLeaderOrFollower | Error::KafkaStorageError => Error::NotCoordinator,
-        Error::MessageTooLarge | Error::RecordListTooLarge | Error::InvalidFetchSize => {
-            Error::UnknownServerError
-        }
-        other => other,
-    }
-}
+pub use crate::coordinator::coordinator_error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum TimerKey {
