@@ -103,6 +103,8 @@ struct Append {
     partition_index: usize,
     partition: Arc<Partition>,
     records: Bytes,
+    /// KIP-890: the verification guard of a transaction's first batch here.
+    guard: Option<u64>,
 }
 
 /// Appends every partition's batches in one job on the I/O pool (one hand-off per
@@ -125,7 +127,15 @@ async fn append_all(
         .run(move || {
             let outcomes: Vec<_> = appends
                 .iter()
-                .map(|a| a.partition.append_as_leader(&a.records, acks, now))
+                .map(|a| {
+                    a.partition.append_as_leader_with(
+                        &a.records,
+                        acks,
+                        crate::storage::producer_state::AppendOrigin::Client,
+                        a.guard,
+                        now,
+                    )
+                })
                 .collect();
             (appends, outcomes)
         })
@@ -166,6 +176,42 @@ async fn append_all(
     pending
 }
 
+/// KIP-890: the appends whose transaction is verified (with their guards); the others
+/// answer the verification's error.
+async fn verify_transaction(
+    broker: &Broker,
+    ctx: &RequestContext,
+    producer: &super::txn_produce::TxnProducer,
+    appends: Vec<Append>,
+    responses: &mut [TopicProduceResponse],
+) -> Vec<Append> {
+    let parts: Vec<(usize, &Partition, &[u8])> = appends
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (i, a.partition.as_ref(), &a.records[..]))
+        .collect();
+    let verified = super::txn_produce::verify(broker, ctx, producer, &parts).await;
+    let mut kept = Vec::with_capacity(appends.len());
+    for (mut a, v) in appends.into_iter().zip(verified) {
+        match v {
+            Ok(guard) => {
+                a.guard = guard;
+                kept.push(a);
+            }
+            Err(e) => {
+                let r = &mut responses[a.topic_index].partition_responses[a.partition_index];
+                r.error_code = code(e);
+                if e == Error::InvalidTxnState {
+                    r.error_message = Some(StrBytes::from_static_str(
+                        "Partition was not added to the transaction",
+                    ));
+                }
+            }
+        }
+    }
+    kept
+}
+
 pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext,
@@ -176,6 +222,7 @@ pub async fn handle(
         broker.replicas.caught_up_with_image(CATCH_UP_WAIT).await;
     }
     let image = broker.image();
+    let txn = super::txn_produce::check(broker, ctx, &req);
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
     let mut appends: Vec<Append> = Vec::new();
     let now = now_ms();
@@ -199,12 +246,8 @@ pub async fn handle(
                 partitions.push(fail(base, Error::InvalidRequiredAcks, None));
                 continue;
             }
-            if req.transactional_id.is_some() {
-                partitions.push(fail(
-                    base,
-                    Error::TransactionalIdAuthorizationFailed,
-                    Some("transactions are not supported by gregor".into()),
-                ));
+            if let Err(e) = txn {
+                partitions.push(fail(base, e, None));
                 continue;
             }
             if !write_allowed {
@@ -258,6 +301,7 @@ pub async fn handle(
                 partition_index: pi,
                 partition: partition.clone(),
                 records,
+                guard: None,
             });
             partitions.push(base);
         }
@@ -266,6 +310,9 @@ pub async fn handle(
                 .with_name(topic.name)
                 .with_partition_responses(partitions),
         );
+    }
+    if let Ok(Some(producer)) = &txn {
+        appends = verify_transaction(broker, ctx, producer, appends, &mut responses).await;
     }
     let pending = append_all(broker, appends, acks, now, ctx.api_version, &mut responses).await;
     if acks == 0 {

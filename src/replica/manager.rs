@@ -300,6 +300,10 @@ impl ReplicaManager {
             Some(*topic_id.as_bytes()),
             now_ms(),
         )?;
+        // KIP-890: whether transactional appends need a verification guard.
+        log.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_verification_enabled(self.config.txn.partition_verification_enable);
         let hw = self.hw_checkpoints.get(tp).copied().unwrap_or(0);
         let partition = Arc::new(Partition::new(
             tp.clone(),

@@ -18,6 +18,7 @@ pub mod records;
 pub mod shard;
 #[cfg(test)]
 mod shard_tests;
+pub mod verify;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub struct TransactionCoordinator {
     runtime: Arc<Runtime<TxnShard>>,
     producer_ids: Arc<ProducerIdManager>,
     writer: Arc<MarkerWriter>,
+    verifier: verify::Verifier,
 }
 
 impl TransactionCoordinator {
@@ -91,6 +93,7 @@ impl TransactionCoordinator {
             image,
             runtime,
             producer_ids,
+            verifier: verify::Verifier::default(),
         });
         tokio::spawn(job_loop(coordinator.clone(), jobs_rx));
         coordinator
@@ -98,6 +101,11 @@ impl TransactionCoordinator {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// `transaction.partition.verification.enable`.
+    pub fn verification_enabled(&self) -> bool {
+        self.config.txn.partition_verification_enable
     }
 
     /// Where leaders write markers (the WriteTxnMarkers handler).
