@@ -541,3 +541,48 @@ def test_a_second_producer_fences_the_first(c, client):
         abort = next(b for b in seq if b[0] == "ABORT")
         assert abort[2] == zombie_pid, "the zombie's transaction is aborted"
     assert_stable(c, topic)
+
+
+# ---------------------------------------------------------------- gregor transactions
+
+
+def gregor_cli(*args):
+    from gregor_cluster import GREGOR_BIN
+
+    r = subprocess.run([GREGOR_BIN, *map(str, args)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return [l.split() for l in r.stdout.strip().splitlines()]
+
+
+def test_gregor_transactions_list_and_describe(c):
+    """The CLI over ListTransactions / DescribeTransactions, as kafka-transactions.sh
+    shows them, while a transaction is open and after it commits."""
+    from confluent_kafka import Producer
+
+    topic = new_topic(c, "cli")
+    txn_id = f"txn-cli-{uuid.uuid4().hex[:6]}"
+    p = Producer({"bootstrap.servers": c.bootstrap, "transactional.id": txn_id})
+    p.init_transactions(60)
+    p.begin_transaction()
+    for i in range(2):
+        p.produce(topic, value=b"v", partition=i)
+    p.flush(30)
+    listed = gregor_cli("transactions", "list", "--bootstrap-server", c.bootstrap, "--state", "Ongoing")
+    assert listed[0] == ["TransactionalId", "Coordinator", "ProducerId", "TransactionState"]
+    mine = [row for row in listed[1:] if row[0] == txn_id]
+    assert len(mine) == 1 and mine[0][3] == "Ongoing", listed
+    described = gregor_cli("transactions", "describe", "--transactional-id", txn_id, "--bootstrap-server", c.bootstrap)
+    header, row = described
+    assert header[:5] == ["CoordinatorId", "TransactionalId", "ProducerId", "ProducerEpoch", "TransactionState"]
+    fields = dict(zip(header, row))
+    assert fields["CoordinatorId"] == mine[0][1] and fields["ProducerId"] == mine[0][2]
+    assert fields["TransactionState"] == "Ongoing"
+    assert sorted(fields["TopicPartitions"].split(",")) == [f"{topic}-0", f"{topic}-1"]
+    p.commit_transaction(60)
+    wait_for(
+        lambda: dict(zip(*gregor_cli("transactions", "describe", "--transactional-id", txn_id, "--bootstrap-server", c.bootstrap)))["TransactionState"]
+        == "CompleteCommit",
+        30,
+        "the transaction to complete",
+    )
+    assert not [r for r in gregor_cli("transactions", "list", "--bootstrap-server", c.bootstrap, "--state", "Ongoing")[1:] if r[0] == txn_id]
