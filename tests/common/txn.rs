@@ -197,7 +197,7 @@ impl TxnProducer {
     }
 
     /// Sends a request to the coordinator, finding it first; `None` on a lost connection.
-    fn to_coordinator<R: kafka_protocol::protocol::Request>(
+    fn send_coordinator<R: kafka_protocol::protocol::Request>(
         &mut self,
         req: &R,
         version: i16,
@@ -247,7 +247,7 @@ impl TxnProducer {
             .with_producer_epoch(-1);
         let mut got = (-1, -1);
         self.retry(deadline, |p| {
-            let r = p.to_coordinator(&req, 4)?;
+            let r = p.send_coordinator(&req, 4)?;
             got = (r.producer_id.0, r.producer_epoch);
             Some(r.error_code)
         })?;
@@ -265,7 +265,7 @@ impl TxnProducer {
                 .with_name(topic_name(&self.topic))
                 .with_partitions(partitions.to_vec())]);
         self.retry(deadline, |p| {
-            let r = p.to_coordinator(&req, 3)?;
+            let r = p.send_coordinator(&req, 3)?;
             let codes: Vec<i16> = r
                 .results_by_topic_v3_and_below
                 .iter()
@@ -332,7 +332,7 @@ impl TxnProducer {
             .with_producer_epoch(self.epoch)
             .with_committed(commit);
         self.retry(deadline, |p| {
-            p.to_coordinator(&req, 3).map(|r| r.error_code)
+            p.send_coordinator(&req, 3).map(|r| r.error_code)
         })
     }
 }
