@@ -637,7 +637,7 @@ fn txn_producer(id: usize, addrs: Vec<String>, stop: Arc<AtomicBool>) -> Vec<Txn
             sent.push((*part, v.clone()));
             failed = p.produce(*part, v).is_err();
         }
-        let commit = !failed && n % 4 != 0;
+        let commit = !failed && !n.is_multiple_of(4);
         let outcome = if commit {
             match p.end(true, deadline) {
                 Ok(()) => Outcome::Committed,
