@@ -69,7 +69,8 @@ fn end_txn(c: &mut Client, id: &str, pid: i64, epoch: i16, commit: bool, version
     .error_code
 }
 
-/// A transactional produce of one value; (error code, base offset).
+/// A transactional produce of one value: its error code.
+#[allow(clippy::too_many_arguments)]
 fn produce_txn(
     c: &mut Client,
     id: Option<&str>,
