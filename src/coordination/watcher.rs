@@ -12,6 +12,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use zookeeper_client as zk;
 
+use crate::broker::tasks::Tasks;
+
 use super::image::{BrokerInfo, ClusterImage, PartitionInfo, PartitionState, TopicInfo};
 use super::session::{SessionHandle, ZkSession};
 use super::znodes::*;
@@ -31,17 +33,17 @@ enum Reload {
 }
 
 /// Starts the watcher; the returned receiver always holds the latest image.
-pub fn start(session: ZkSession) -> watch::Receiver<Arc<ClusterImage>> {
+pub fn start(session: ZkSession, tasks: &Tasks) -> watch::Receiver<Arc<ClusterImage>> {
     let (tx, rx) = watch::channel(Arc::new(ClusterImage::default()));
-    tokio::spawn(run(session, tx));
+    tasks.spawn(run(session, tx, tasks.clone()));
     rx
 }
 
-async fn run(session: ZkSession, publish: watch::Sender<Arc<ClusterImage>>) {
+async fn run(session: ZkSession, publish: watch::Sender<Arc<ClusterImage>>, tasks: Tasks) {
     loop {
         let handle = session.current().await;
         let mut sessions = session.subscribe();
-        let mut state = WatchState::new(handle.clone());
+        let mut state = WatchState::new(handle.clone(), tasks.clone());
         let (reload_tx, mut reload_rx) = mpsc::unbounded_channel();
         state.reload_tx = Some(reload_tx);
         for key in [
@@ -106,18 +108,21 @@ struct WatchState {
     armed: HashSet<Reload>,
     pending: HashSet<Reload>,
     reload_tx: Option<mpsc::UnboundedSender<Reload>>,
+    /// Owner of the tasks waiting on armed watches.
+    tasks: Tasks,
 }
 
 type ZkResult<T> = Result<T, zk::Error>;
 
 impl WatchState {
-    fn new(handle: SessionHandle) -> Self {
+    fn new(handle: SessionHandle, tasks: Tasks) -> Self {
         WatchState {
             handle,
             image: ClusterImage::default(),
             armed: HashSet::new(),
             pending: HashSet::new(),
             reload_tx: None,
+            tasks,
         }
     }
 
@@ -163,7 +168,7 @@ impl WatchState {
             return;
         };
         self.armed.insert(key.clone());
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let event = watcher.changed().await;
             if event.event_type != zk::EventType::Session {
                 let _ = tx.send(key);
@@ -384,16 +389,26 @@ impl WatchState {
 
     async fn reload_topic(&mut self, topic: &str) -> ZkResult<()> {
         let path = topic_path(topic);
-        let Some((data, _)) = self.read(Reload::Topic(topic.to_string()), &path).await? else {
+        let Some((data, stat)) = self.read(Reload::Topic(topic.to_string()), &path).await? else {
             self.image.topics.remove(topic);
             return Ok(());
         };
         let parsed = TopicZnode::decode(&path, &data).and_then(|z| {
             let assignment = z.assignment(&path)?;
             let id = z.topic_uuid(&path)?;
-            Ok((id, assignment))
+            let moving = |m: &BTreeMap<String, Vec<i32>>| -> BTreeMap<i32, Vec<i32>> {
+                m.iter()
+                    .filter_map(|(p, r)| p.parse().ok().map(|p| (p, r.clone())))
+                    .collect()
+            };
+            Ok((
+                id,
+                assignment,
+                moving(&z.adding_replicas),
+                moving(&z.removing_replicas),
+            ))
         });
-        let (id, assignment) = match parsed {
+        let (id, assignment, mut adding, mut removing) = match parsed {
             Ok(found) => found,
             Err(err) => {
                 tracing::warn!(%err, "ignoring unreadable topic znode");
@@ -410,18 +425,28 @@ impl WatchState {
                 partitions: BTreeMap::new(),
                 config: BTreeMap::new(),
                 deleting: false,
+                zk_version: stat.version,
             });
         entry.id = id;
+        entry.zk_version = stat.version;
         entry.partitions.retain(|p, _| assignment.contains_key(p));
         let mut new_partitions = Vec::new();
         for (p, replicas) in assignment {
+            let add = adding.remove(&p).unwrap_or_default();
+            let remove = removing.remove(&p).unwrap_or_default();
             match entry.partitions.get_mut(&p) {
-                Some(info) => info.replicas = replicas,
+                Some(info) => {
+                    info.replicas = replicas;
+                    info.adding = add;
+                    info.removing = remove;
+                }
                 None => {
                     entry.partitions.insert(
                         p,
                         PartitionInfo {
                             replicas,
+                            adding: add,
+                            removing: remove,
                             state: None,
                         },
                     );

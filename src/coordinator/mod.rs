@@ -26,6 +26,7 @@ use kafka_protocol::ResponseError as Error;
 use tokio::sync::{watch, Notify};
 
 use crate::api::errors::partition_error;
+use crate::broker::tasks::Tasks;
 use crate::replica::{Partition, ReplicaManager, Role};
 use crate::storage::producer_state::AppendOrigin;
 use record::{BatchProducer, Record};
@@ -122,6 +123,7 @@ pub struct Shard<S> {
     driver_deadline: AtomicI64,
     /// Bumped whenever an append completes.
     progress: watch::Sender<u64>,
+    tasks: Tasks,
 }
 
 /// Loads a shard from its partition's log (blocking; runs on a blocking thread).
@@ -133,6 +135,8 @@ pub struct Runtime<S: CoordinatorShard> {
     shards: RwLock<HashMap<i32, Arc<Shard<S>>>>,
     append_timeout: Duration,
     load: Box<Loader<S>>,
+    /// Owner of the runtime's tasks (stopped at broker shutdown).
+    tasks: Tasks,
 }
 
 impl<S: CoordinatorShard> Runtime<S> {
@@ -142,6 +146,7 @@ impl<S: CoordinatorShard> Runtime<S> {
         replicas: Arc<ReplicaManager>,
         append_timeout: Duration,
         load: Box<Loader<S>>,
+        tasks: &Tasks,
     ) -> Arc<Runtime<S>> {
         let runtime = Arc::new(Runtime {
             topic,
@@ -149,10 +154,11 @@ impl<S: CoordinatorShard> Runtime<S> {
             shards: RwLock::new(HashMap::new()),
             append_timeout,
             load,
+            tasks: tasks.clone(),
         });
         // Subscribe before the first scan so no change falls between the two.
         let rx = runtime.replicas.subscribe_leadership();
-        tokio::spawn(leadership_loop(runtime.clone(), rx));
+        tasks.spawn(leadership_loop(runtime.clone(), rx));
         runtime
     }
 
@@ -237,13 +243,14 @@ impl<S: CoordinatorShard> Runtime<S> {
             wake: Notify::new(),
             driver_deadline: AtomicI64::new(i64::MAX),
             progress: watch::channel(0).0,
+            tasks: self.tasks.clone(),
         });
         self.write_shards().insert(p, shard.clone());
         let topic = self.topic;
         tracing::info!(topic, partition = p, epoch, "elected coordinator; loading");
-        tokio::spawn(drive_timers(self.clone(), shard.clone()));
+        self.tasks.spawn(drive_timers(self.clone(), shard.clone()));
         let runtime = self.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let started = std::time::Instant::now();
             let loader = runtime.clone();
             let loaded =
@@ -383,7 +390,7 @@ fn start_appends<S: CoordinatorShard>(
             Ok((appended, epoch)) => {
                 let shard = shard.clone();
                 let on_done = append.on_done;
-                tokio::spawn(async move {
+                shard.tasks.clone().spawn(async move {
                     let deadline = tokio::time::Instant::now() + timeout;
                     let outcome = shard
                         .replica

@@ -25,6 +25,7 @@ use std::time::Duration;
 use kafka_protocol::ResponseError as Error;
 use tokio::sync::watch;
 
+use crate::broker::tasks::Tasks;
 use crate::config::BrokerConfig;
 use crate::coordination::{ClusterImage, OFFSETS_TOPIC};
 use crate::coordinator::loader::{replay, Loaded};
@@ -62,6 +63,7 @@ impl GroupCoordinator {
         config: Arc<BrokerConfig>,
         replicas: Arc<ReplicaManager>,
         image: watch::Receiver<Arc<ClusterImage>>,
+        tasks: &Tasks,
     ) -> Arc<GroupCoordinator> {
         let group_config = GroupConfig::from_broker(&config);
         let loading_config = group_config.clone();
@@ -72,6 +74,7 @@ impl GroupCoordinator {
             Box::new(move |p, _epoch, replica: &Partition| {
                 load_shard(p, replica, loading_config.clone())
             }),
+            tasks,
         );
         let coordinator = Arc::new(GroupCoordinator {
             group_config,
@@ -79,8 +82,8 @@ impl GroupCoordinator {
             image,
             runtime,
         });
-        tokio::spawn(expiration_loop(coordinator.clone()));
-        tokio::spawn(deleted_topics_loop(coordinator.clone()));
+        tasks.spawn(expiration_loop(coordinator.clone()));
+        tasks.spawn(deleted_topics_loop(coordinator.clone()));
         coordinator
     }
 

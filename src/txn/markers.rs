@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::shard::{MarkerJob, TopicPartition};
 use crate::api::errors::partition_error;
+use crate::broker::tasks::Tasks;
 use crate::client::KafkaConnection;
 use crate::config::BrokerConfig;
 use crate::coordination::{ClusterImage, OFFSETS_TOPIC};
@@ -157,6 +158,7 @@ pub struct MarkerWriter {
     image: watch::Receiver<Arc<ClusterImage>>,
     local: Arc<MarkerTarget>,
     queues: Mutex<HashMap<i32, mpsc::UnboundedSender<Queued>>>,
+    tasks: Tasks,
 }
 
 impl MarkerWriter {
@@ -164,12 +166,14 @@ impl MarkerWriter {
         config: Arc<BrokerConfig>,
         image: watch::Receiver<Arc<ClusterImage>>,
         local: Arc<MarkerTarget>,
+        tasks: &Tasks,
     ) -> Arc<MarkerWriter> {
         Arc::new(MarkerWriter {
             config,
             image,
             local,
             queues: Mutex::new(HashMap::new()),
+            tasks: tasks.clone(),
         })
     }
 
@@ -185,13 +189,13 @@ impl MarkerWriter {
             let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
             let sender = queues.entry(dest).or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(broker_sender(self.clone(), dest, rx));
+                self.tasks.spawn(broker_sender(self.clone(), dest, rx));
                 tx
             });
             if let Err(mpsc::error::SendError(q)) = sender.send(queued) {
                 // The sender task ended: start a new one.
                 let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(broker_sender(self.clone(), dest, rx));
+                self.tasks.spawn(broker_sender(self.clone(), dest, rx));
                 let _ = tx.send(q);
                 *sender = tx;
             }

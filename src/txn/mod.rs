@@ -27,6 +27,7 @@ use std::time::Duration;
 use kafka_protocol::ResponseError as Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::broker::tasks::Tasks;
 use crate::config::BrokerConfig;
 use crate::coordination::producer_ids::ProducerIdManager;
 use crate::coordination::ClusterImage;
@@ -66,6 +67,7 @@ impl TransactionCoordinator {
         image: watch::Receiver<Arc<ClusterImage>>,
         groups: Arc<crate::group::GroupCoordinator>,
         producer_ids: Arc<ProducerIdManager>,
+        tasks: &Tasks,
     ) -> Arc<TransactionCoordinator> {
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let shard_config = TxnShardConfig {
@@ -81,6 +83,7 @@ impl TransactionCoordinator {
             Box::new(move |p, epoch, replica: &Partition| {
                 load_shard(p, epoch, replica, shard_config.clone(), jobs_tx.clone())
             }),
+            tasks,
         );
         let target = Arc::new(MarkerTarget {
             replicas,
@@ -88,14 +91,14 @@ impl TransactionCoordinator {
             timeout: Duration::from_millis(config.request_timeout_ms),
         });
         let coordinator = Arc::new(TransactionCoordinator {
-            writer: MarkerWriter::new(config.clone(), image.clone(), target),
+            writer: MarkerWriter::new(config.clone(), image.clone(), target, tasks),
             config,
             image,
             runtime,
             producer_ids,
             verifier: verify::Verifier::default(),
         });
-        tokio::spawn(job_loop(coordinator.clone(), jobs_rx));
+        tasks.spawn(job_loop(coordinator.clone(), jobs_rx, tasks.clone()));
         coordinator
     }
 
@@ -316,10 +319,11 @@ impl MarkerOwner for TransactionCoordinator {
 async fn job_loop(
     coordinator: Arc<TransactionCoordinator>,
     mut jobs: mpsc::UnboundedReceiver<MarkerJob>,
+    tasks: Tasks,
 ) {
     while let Some(job) = jobs.recv().await {
         let owner: Arc<dyn MarkerOwner> = coordinator.clone();
-        tokio::spawn(markers::drive_job(coordinator.writer.clone(), owner, job));
+        tasks.spawn(markers::drive_job(coordinator.writer.clone(), owner, job));
     }
 }
 
