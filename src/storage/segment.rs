@@ -272,6 +272,10 @@ impl Segment {
         self.dirty
     }
 
+    pub fn last_modified_ms(&self) -> i64 {
+        self.last_modified_ms
+    }
+
     /// Kafka's `largestTimestamp`: max record timestamp, or the last-modified time when
     /// the segment has no timestamps.
     pub fn largest_timestamp(&self) -> i64 {
