@@ -1,4 +1,5 @@
-//! Config APIs: DescribeConfigs (key 32, v1-v4), AlterConfigs (key 33, v0-v2) and
+//! Config APIs: DescribeConfigs (key 32, v0-v4; v0 reports `is_default` instead of a
+//! source), AlterConfigs (key 33, v0-v2) and
 //! IncrementalAlterConfigs (key 44, v0-v1).
 //!
 //! Topics: every topic key with its effective value and source (DYNAMIC_TOPIC_CONFIG for
@@ -29,7 +30,7 @@ use crate::config::{ConfigSource, TopicConfig};
 use crate::security::acl::AclOperation;
 
 pub mod describe_configs {
-    pub const VERSIONS: super::Versions = super::Versions::new(1, 4);
+    pub const VERSIONS: super::Versions = super::Versions::new(0, 4);
 }
 pub mod alter_configs {
     pub const VERSIONS: super::Versions = super::Versions::new(0, 2);
@@ -154,6 +155,7 @@ pub async fn describe_configs(
                                     .with_value(value.clone().map(s))
                                     .with_read_only(true)
                                     .with_config_source(source as i8)
+                                    .with_is_default(v0_default(ctx.api_version, source))
                                     .with_is_sensitive(false)
                                     .with_config_type(key.ty.protocol_code());
                                 if req.include_synonyms {
@@ -178,6 +180,12 @@ pub async fn describe_configs(
         results.push(result);
     }
     Some(DescribeConfigsResponse::default().with_results(results))
+}
+
+/// DescribeConfigs v0 has `is_default` where later versions have the source (KIP-226):
+/// true for a value nobody set.
+fn v0_default(version: i16, source: ConfigSource) -> bool {
+    version == 0 && source == ConfigSource::DefaultConfig
 }
 
 fn topic_entry(
@@ -209,6 +217,7 @@ fn topic_entry(
         .with_value(Some(s(value.clone())))
         .with_read_only(false)
         .with_config_source(source as i8)
+        .with_is_default(v0_default(version, source))
         .with_is_sensitive(false);
     if version >= 3 {
         if let Some(tk) = tk {

@@ -26,6 +26,7 @@ pub mod producer;
 pub mod sasl;
 pub mod scram;
 pub mod topics;
+pub mod zk_offsets;
 
 /// What a handler knows about the request besides its body.
 #[derive(Debug, Clone)]
