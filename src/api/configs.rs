@@ -197,12 +197,14 @@ fn topic_entry(
 ) -> DescribeConfigsResourceResult {
     let (value, is_override) = config.get(name).unwrap_or_default();
     let tk = topic_key_def(name);
-    let broker_key = tk.map(|t| t.broker_key).unwrap_or(name);
-    let broker_value = broker
-        .config
-        .describe()
-        .into_iter()
-        .find(|(k, _, _)| k.name == broker_key);
+    let broker_key = tk.and_then(|t| t.broker_key);
+    let broker_value = broker_key.and_then(|bk| {
+        broker
+            .config
+            .describe()
+            .into_iter()
+            .find(|(k, _, _)| k.name == bk)
+    });
     let broker_source = broker_value
         .as_ref()
         .map(|(_, _, src)| *src)
@@ -247,10 +249,10 @@ fn topic_entry(
                 );
             }
         }
-        if let Some(tk) = tk {
+        if let Some(broker_key) = broker_key {
             synonyms.push(
                 DescribeConfigsSynonym::default()
-                    .with_name(StrBytes::from_static_str(tk.broker_key))
+                    .with_name(StrBytes::from_static_str(broker_key))
                     .with_value(Some(s(broker
                         .config
                         .topic_defaults

@@ -155,6 +155,16 @@ impl LogConfig {
             && (self.timestamp_before_max_ms != i64::MAX || self.timestamp_after_max_ms != i64::MAX)
     }
 
+    /// Kafka's `maxSegmentMs`: a compacted log's active segment also rolls after
+    /// max.compaction.lag.ms, so its records can become cleanable in time (KIP-354).
+    pub fn max_segment_ms(&self) -> i64 {
+        if self.cleanup_policy.compacts() && self.max_compaction_lag_ms > 0 {
+            self.max_compaction_lag_ms.min(self.segment_ms)
+        } else {
+            self.segment_ms
+        }
+    }
+
     /// Offset-index capacity in entries (8 bytes each).
     pub(crate) fn max_offset_index_entries(&self) -> usize {
         (self.segment_index_bytes / 8).max(1) as usize
