@@ -53,7 +53,10 @@ fn producer_set(magic: u8, codec: u8, recs: &[Rec]) -> Vec<u8> {
 
 /// What an old consumer reads from a message set: (offset, timestamp, key, value),
 /// wrappers expanded.
-fn consumer_read(set: &[u8]) -> Vec<(i64, i64, Option<Vec<u8>>, Option<Vec<u8>>)> {
+/// (offset, timestamp, key, value) as an old consumer sees a message.
+type Read = (i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn consumer_read(set: &[u8]) -> Vec<Read> {
     let mut out = Vec::new();
     for m in MessageIter::new(set) {
         let m = m.unwrap();

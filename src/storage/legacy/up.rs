@@ -103,9 +103,9 @@ pub fn up_convert(buf: &[u8], config: &LogConfig, now_ms: i64) -> Result<Vec<u8>
     let shallow = shallow_messages(buf, config)?;
     let source_codec = shallow
         .iter()
+        .rev()
         .map(Message::codec)
-        .filter(|c| *c != 0)
-        .last()
+        .find(|c| *c != 0)
         .unwrap_or(0);
     if source_codec > 3 {
         return Err(AppendError::InvalidRecord(format!(
