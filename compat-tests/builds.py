@@ -45,10 +45,20 @@ def java_classpath():
         if r.returncode != 0:
             raise RuntimeError(f"javac failed:\n{r.stdout}\n{r.stderr}")
         (out / ".ok").write_text("")
-        for old in out.parent.iterdir():
-            if old != out:
-                shutil.rmtree(old, ignore_errors=True)
+        _forget_stale_builds(out)
+    os.utime(out)  # last used now
     return os.pathsep.join([str(out)] + [str(j) for j in jars])
+
+
+def _forget_stale_builds(keep, days=7):
+    """Removes builds of other sources not used for `days`: a build another checkout of
+    the repository (a worktree sharing .deps) is running must not vanish under it."""
+    import time
+
+    cutoff = time.time() - days * 86400
+    for old in keep.parent.iterdir():
+        if old != keep and old.stat().st_mtime < cutoff:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def java_cmd(main_class, *args):

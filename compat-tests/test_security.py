@@ -407,6 +407,19 @@ def test_java_wrong_password_fails_with_authentication_exception(sec):
 # ---------------------------------------------------------------- replication over SASL_SSL
 
 
+def broker_connections_to(cluster, ports):
+    """Established connections the broker processes opened to these local ports."""
+    pids = {cluster.procs[f"broker-{i}"].pid for i in cluster.ports}
+    out = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True, text=True, check=True).stdout
+    n = 0
+    for line in out.splitlines():
+        fields = line.split()
+        peer_port = int(fields[3].rsplit(":", 1)[1])
+        if peer_port in ports and any(f"pid={pid}," in line for pid in pids):
+            n += 1
+    return n
+
+
 def test_replication_with_the_inter_broker_listener_on_sasl_ssl():
     """3 brokers whose replica fetchers authenticate with SCRAM-SHA-512 over TLS: RF 3,
     acks=all, the leader killed, nothing acknowledged is lost."""
@@ -437,6 +450,10 @@ def test_replication_with_the_inter_broker_listener_on_sasl_ssl():
         produce(first)
         # The followers' fetches carried the data: the ISR is still complete after acks=all.
         assert len(partition().isrs) == 3
+        # ...over the SASL_SSL listeners: the brokers' own outgoing connections go there,
+        # none to a PLAINTEXT port.
+        assert broker_connections_to(c, [c.lports[i]["SASL_SSL"] for i in c.ports]) > 0
+        assert broker_connections_to(c, list(c.ports.values())) == 0
         leader = partition().leader
         c.kill(leader)
         deadline = time.time() + 60

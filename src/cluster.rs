@@ -2,7 +2,9 @@
 //! brokers as child processes of this one, each with its own config, data directory and
 //! log file under `--data`, waits until every broker has registered, prints the bootstrap
 //! address, and on Ctrl-C (or SIGTERM) stops the brokers (controlled shutdown) and then
-//! the mini-zookeeper.
+//! the mini-zookeeper. `--secure` turns on TLS, SCRAM and ACLs (see `secure`).
+
+pub mod secure;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,11 @@ pub struct ClusterArgs {
     /// Host the brokers listen on and advertise.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// TLS + SCRAM + ACLs: one SASL_SSL listener per broker (also the inter-broker one),
+    /// the ACL authorizer with an `admin` super user, ZooKeeper ACLs; writes
+    /// client.properties and client-librdkafka.properties into the data directory.
+    #[arg(long)]
+    pub secure: bool,
 }
 
 struct Proc {
@@ -43,6 +50,8 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let logs = data.join("logs");
     std::fs::create_dir_all(&logs)?;
     let exe = std::env::current_exe().context("cannot find the gregor executable")?;
+
+    let security = prepare_security(&args, &data)?;
 
     let zk_config = data.join("zookeeper.toml");
     std::fs::write(
@@ -66,21 +75,51 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
         stop_all(&mut procs);
         return Err(err);
     }
+    let zk_connect = match &security {
+        Some(_) => format!("{zk_addr}{}", secure::ZK_CHROOT),
+        None => zk_addr.clone(),
+    };
+    if let Some(s) = &security {
+        // The brokers authenticate to each other as `broker`: its credentials must be in
+        // ZooKeeper before the first replica fetch.
+        let stored = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(s.store_users(&zk_connect));
+        if let Err(err) = stored {
+            stop_all(&mut procs);
+            return Err(err);
+        }
+    }
 
-    let mut bootstrap = Vec::new();
+    let bootstrap: Vec<String> = (1..=args.brokers)
+        .map(|id| format!("{}:{}", args.host, args.base_port + id - 1))
+        .collect();
+    let client_files = match &security {
+        Some(s) => {
+            let files = s.write_client_files(&data, &bootstrap.join(","))?;
+            crate::client::security::set_process_default(s.admin_client(&bootstrap.join(","))?);
+            Some(files)
+        }
+        None => None,
+    };
     for id in 1..=args.brokers {
         let port = args.base_port + id - 1;
         let config = data.join(format!("broker-{id}.toml"));
         let replication = args.brokers.min(3);
-        std::fs::write(
-            &config,
-            format!(
-                "broker.id = {id}\nlisteners = \"PLAINTEXT://{host}:{port}\"\nlog.dirs = \"{dir}\"\nzookeeper.connect = \"{zk_addr}\"\nzookeeper.session.timeout.ms = 6000\ndefault.replication.factor = {replication}\noffsets.topic.replication.factor = {replication}\nmin.insync.replicas = {min_isr}\n",
-                host = args.host,
-                dir = data.join(format!("broker-{id}")).display(),
-                min_isr = if replication >= 3 { 2 } else { 1 },
-            ),
-        )?;
+        let mut text = format!(
+            "broker.id = {id}\nlog.dirs = \"{dir}\"\nzookeeper.connect = \"{zk_connect}\"\nzookeeper.session.timeout.ms = 6000\ndefault.replication.factor = {replication}\noffsets.topic.replication.factor = {replication}\nmin.insync.replicas = {min_isr}\n",
+            dir = data.join(format!("broker-{id}")).display(),
+            min_isr = if replication >= 3 { 2 } else { 1 },
+        );
+        match &security {
+            Some(s) => text.push_str(&s.broker_config(&args.host, port)),
+            None => text.push_str(&format!(
+                "listeners = \"PLAINTEXT://{}:{port}\"\n",
+                args.host
+            )),
+        }
+        std::fs::write(&config, text)?;
         procs.push(spawn(
             &exe,
             "broker",
@@ -88,7 +127,6 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
             &logs.join(format!("broker-{id}.log")),
             &format!("broker-{id}"),
         )?);
-        bootstrap.push(format!("{}:{port}", args.host));
     }
     for addr in &bootstrap {
         if let Err(err) = wait_for_port(addr, Duration::from_secs(60), &mut procs) {
@@ -106,18 +144,62 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
         }
     }
     println!(
-        "gregor cluster is up: {} broker(s) and a mini-zookeeper",
-        args.brokers
+        "gregor cluster is up: {} broker(s) and a mini-zookeeper{}",
+        args.brokers,
+        if security.is_some() {
+            " (TLS + SCRAM + ACLs)"
+        } else {
+            ""
+        }
     );
     println!("  bootstrap servers: {}", bootstrap.join(","));
-    println!("  zookeeper:         {zk_addr}");
+    println!("  zookeeper:         {zk_connect}");
     println!("  data and configs:  {}", data.display());
     println!("  logs:              {}/*.log", logs.display());
+    if let Some((java, rdkafka)) = &client_files {
+        println!(
+            "  client config:     {} (Java clients, kafka-* tools, gregor --command-config)",
+            java.display()
+        );
+        println!(
+            "  librdkafka config: {} (kcat -F, confluent-kafka)",
+            rdkafka.display()
+        );
+        println!(
+            "  super user:        {} (password in both files)",
+            secure::ADMIN_USER
+        );
+    }
     println!("Press Ctrl-C to stop.");
 
     let outcome = supervise(&mut procs);
     stop_all(&mut procs);
     outcome
+}
+
+/// The secured set-up of `--secure` (created at the first start, reused after); a data
+/// directory keeps the mode it was created with.
+fn prepare_security(
+    args: &ClusterArgs,
+    data: &Path,
+) -> anyhow::Result<Option<secure::SecureSetup>> {
+    let secured_before = secure::SecureSetup::dir_of(data).exists();
+    let used_before = data.join("zookeeper").exists();
+    if args.secure {
+        anyhow::ensure!(
+            secured_before || !used_before,
+            "{} holds a cluster started without --secure; use another --data",
+            data.display()
+        );
+        Ok(Some(secure::SecureSetup::prepare(data, &args.host)?))
+    } else {
+        anyhow::ensure!(
+            !secured_before,
+            "{} holds a cluster started with --secure; add --secure",
+            data.display()
+        );
+        Ok(None)
+    }
 }
 
 fn spawn(exe: &Path, role: &str, config: &Path, log: &Path, name: &str) -> anyhow::Result<Proc> {

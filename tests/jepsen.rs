@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::kafka::{batch, decode, topic_name, Client};
-use common::netns::{NamespaceGuard, NetCluster};
+use common::netns::{InterBroker, NamespaceGuard, NetCluster, INTERNAL_PORT};
 use common::wait_until;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::ProduceRequest;
@@ -202,6 +202,18 @@ fn read_partition(addrs: &[String], partition: i32) -> Vec<(i64, String)> {
 
 #[test]
 fn acknowledged_writes_survive_kills_and_partitions() {
+    jepsen(InterBroker::Plaintext, 60);
+}
+
+/// The same with the brokers replicating over a SASL_SSL listener (SCRAM-SHA-512, TLS):
+/// every restarted or reconnected follower authenticates again. A shorter nemesis window
+/// keeps CI's time in check (`GREGOR_JEPSEN_SECS` sets both).
+#[test]
+fn acknowledged_writes_survive_with_the_inter_broker_listener_on_sasl_ssl() {
+    jepsen(InterBroker::SaslSsl, 30);
+}
+
+fn jepsen(inter_broker: InterBroker, default_secs: u64) {
     if let Err(e) = NetCluster::available() {
         panic!("this test needs network namespaces (root + iproute2): {e}");
     }
@@ -212,17 +224,18 @@ fn acknowledged_writes_survive_kills_and_partitions() {
     let secs: u64 = std::env::var("GREGOR_JEPSEN_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
-    eprintln!("jepsen: seed {seed} (replay with GREGOR_JEPSEN_SEED={seed}), nemesis for {secs}s");
+        .unwrap_or(default_secs);
+    eprintln!("jepsen ({inter_broker:?} replication): seed {seed} (replay with GREGOR_JEPSEN_SEED={seed}), nemesis for {secs}s");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
-    let mut cluster = NetCluster::start(
+    let mut cluster = NetCluster::start_with(
         3,
         &[
             ("min.insync.replicas", "2"),
             ("replica.lag.time.max.ms", "10000"),
             ("leader.imbalance.check.interval.seconds", "5"),
         ],
+        inter_broker,
     );
     // This thread and the producer threads it spawns are the test clients.
     let _clients = NamespaceGuard::enter(&cluster.clients.ns);
@@ -252,6 +265,17 @@ fn acknowledged_writes_survive_kills_and_partitions() {
             })
             .unwrap_or(false)
     });
+
+    if inter_broker == InterBroker::SaslSsl {
+        // The followers that filled the ISRs fetch over the INTERNAL listener.
+        let internal: usize = (0..3)
+            .map(|i| cluster.connections_to(i, INTERNAL_PORT))
+            .sum();
+        assert!(
+            internal > 0,
+            "no replica fetcher connected to an INTERNAL (SASL_SSL) listener"
+        );
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(Mutex::new(HashSet::new()));

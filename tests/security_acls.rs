@@ -1,8 +1,9 @@
 //! Authorization matrix against real broker processes with Kafka's ACL authorizer.
 //!
-//! Until SASL/TLS land every connection is `User:ANONYMOUS`, so principals are told
+//! Every connection on a PLAINTEXT listener is `User:ANONYMOUS`, so principals are told
 //! apart by client address, which ACL hosts match: the brokers (and the admin) connect
-//! from 127.0.0.1, "alice" from 127.0.0.2 and "mallory" (no ACLs) from 127.0.0.3. The
+//! from 127.0.0.1, "alice" from 127.0.0.2 and "mallory" (no ACLs) from 127.0.0.3
+//! (`common::authz`; SASL principals are checked by the compat tests). The
 //! brokers' own ACLs are written straight into ZooKeeper in Kafka's layout before the
 //! first broker starts, as `kafka-acls --authorizer-properties zookeeper.connect=…` does.
 
@@ -10,9 +11,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::authz::*;
 use common::kafka::{batch, topic_name, Client};
 use common::{wait_until, Cluster, Coordinator};
-use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::delete_records_request::{
@@ -21,209 +22,11 @@ use kafka_protocol::messages::delete_records_request::{
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
-
-const ALICE: &str = "127.0.0.2";
-const MALLORY: &str = "127.0.0.3";
-
-// Kafka error codes.
-const TOPIC_AUTHZ: i16 = 29;
-const GROUP_AUTHZ: i16 = 30;
-const CLUSTER_AUTHZ: i16 = 31;
-const INVALID_TOPIC: i16 = 17;
-const REQUEST_TIMED_OUT: i16 = 7;
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
-
-/// The authorizer settings every broker of these tests runs with.
-const AUTHZ: &[(&str, &str)] = &[(
-    "authorizer.class.name",
-    "kafka.security.authorizer.AclAuthorizer",
-)];
-
-/// ZooKeeper up, the brokers' ACLs (everything, from 127.0.0.1) stored, then `n` brokers.
-fn secured_cluster(n: usize) -> Cluster {
-    let mut cluster = Cluster::start(Coordinator::Gregor, 0, &[]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let zk = zookeeper_client::Client::connect(&cluster.zk.connect_string()).await.unwrap();
-        let opts = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
-        let brokers_json = br#"{"version":1,"acls":[{"principal":"User:ANONYMOUS","permissionType":"Allow","operation":"All","host":"127.0.0.1"}]}"#;
-        for (dir, name) in [("Cluster", "kafka-cluster"), ("Topic", "*"), ("Group", "*")] {
-            zk.mkdir(&format!("/kafka-acl/{dir}"), &opts).await.unwrap();
-            zk.create(&format!("/kafka-acl/{dir}/{name}"), brokers_json, &opts).await.unwrap();
-        }
-    });
-    for id in 1..=n as i32 {
-        cluster.add_broker(id, AUTHZ);
-    }
-    for i in 0..n {
-        cluster.wait_for_broker(i);
-    }
-    cluster
-}
-
-fn acl(rt: i8, name: &str, pattern: i8, host: &str, op: i8, perm: i8) -> AclCreation {
-    AclCreation::default()
-        .with_resource_type(rt)
-        .with_resource_name(s(name))
-        .with_resource_pattern_type(pattern)
-        .with_principal(s("User:ANONYMOUS"))
-        .with_host(s(host))
-        .with_operation(op)
-        .with_permission_type(perm)
-}
-
-// Kafka's codes: resource TOPIC 2, GROUP 3, CLUSTER 4; pattern LITERAL 3, PREFIXED 4;
-// operation ALL 2, READ 3, WRITE 4, DELETE 6, DESCRIBE 8; DENY 2, ALLOW 3.
-const TOPIC: i8 = 2;
-const GROUP: i8 = 3;
-const LITERAL: i8 = 3;
-const PREFIXED: i8 = 4;
-const ALL: i8 = 2;
-const READ: i8 = 3;
-const WRITE: i8 = 4;
-const DENY: i8 = 2;
-const ALLOW: i8 = 3;
-
-fn create_acls(c: &mut Client, acls: Vec<AclCreation>) -> Vec<i16> {
-    let resp = c
-        .send(&CreateAclsRequest::default().with_creations(acls), 3)
-        .expect("CreateAcls");
-    resp.results.iter().map(|r| r.error_code).collect()
-}
-
-fn produce_code(c: &mut Client, topic: &str) -> i16 {
-    c.produce(topic, 0, batch(&[b"v"], Compression::None), 1).0
-}
-
-fn latest(c: &mut Client, topic: &str) -> i64 {
-    let (err, offset) = c.list_offset(topic, 0, -1);
-    assert_eq!(err, 0);
-    offset
-}
-
-fn topic_codes_metadata(c: &mut Client, topics: Option<&[&str]>) -> Vec<(Option<String>, i16)> {
-    let md = c.metadata(topics).expect("metadata");
-    md.topics
-        .iter()
-        .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.error_code))
-        .collect()
-}
-
-fn find_coordinator(c: &mut Client, group: &str) -> i16 {
-    let req = FindCoordinatorRequest::default()
-        .with_key_type(0)
-        .with_coordinator_keys(vec![s(group)]);
-    c.send(&req, 4).expect("FindCoordinator").coordinators[0].error_code
-}
-
-fn commit(c: &mut Client, group: &str, topic: &str, offset: i64) -> i16 {
-    let req = OffsetCommitRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_generation_id_or_member_epoch(-1)
-        .with_member_id(s(""))
-        .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(vec![OffsetCommitRequestPartition::default()
-                .with_partition_index(0)
-                .with_committed_offset(offset)])]);
-    c.send(&req, 8).expect("OffsetCommit").topics[0].partitions[0].error_code
-}
-
-/// (group error, committed offset of topic-0 or -1).
-fn committed(c: &mut Client, group: &str, topic: &str) -> (i16, i64) {
-    let req = OffsetFetchRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_topics(Some(vec![
-            offset_fetch_request::OffsetFetchRequestTopic::default()
-                .with_name(topic_name(topic))
-                .with_partition_indexes(vec![0]),
-        ]));
-    let resp = c.send(&req, 7).expect("OffsetFetch");
-    let offset = resp
-        .topics
-        .first()
-        .and_then(|t| t.partitions.first())
-        .map_or(-1, |p| p.committed_offset);
-    let perr = resp
-        .topics
-        .first()
-        .and_then(|t| t.partitions.first())
-        .map_or(0, |p| p.error_code);
-    (
-        if resp.error_code != 0 {
-            resp.error_code
-        } else {
-            perr
-        },
-        offset,
-    )
-}
-
-fn partitions_of(c: &mut Client, topic: &str) -> usize {
-    c.metadata(Some(&[topic])).unwrap().topics[0]
-        .partitions
-        .len()
-}
-
-fn topic_config(c: &mut Client, topic: &str, key: &str) -> (i16, Option<String>) {
-    let req =
-        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(s(topic))
-            .with_configuration_keys(Some(vec![s(key)]))]);
-    let r = c.send(&req, 4).expect("DescribeConfigs");
-    let res = &r.results[0];
-    (
-        res.error_code,
-        res.configs
-            .first()
-            .and_then(|c| c.value.as_ref().map(|v| v.to_string())),
-    )
-}
-
-fn alter_config(c: &mut Client, topic: &str, key: &str, value: &str) -> i16 {
-    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(s(topic))
-            .with_configs(vec![AlterableConfig::default()
-                .with_name(s(key))
-                .with_config_operation(0)
-                .with_value(Some(s(value)))]),
-    ]);
-    c.send(&req, 1).expect("IncrementalAlterConfigs").responses[0].error_code
-}
-
-fn init_producer_id(c: &mut Client) -> i16 {
-    let req = InitProducerIdRequest::default()
-        .with_transactional_id(None)
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    c.send(&req, 4).expect("InitProducerId").error_code
-}
-
-fn consumer_fetch(c: &mut Client, topic: &str) -> i16 {
-    c.fetch(topic, 0, 0, 0).0
-}
 
 #[test]
 fn every_api_refuses_a_principal_without_acls_and_leaves_state_unchanged() {
@@ -252,6 +55,7 @@ fn every_api_refuses_a_principal_without_acls_and_leaves_state_unchanged() {
     assert_eq!(latest(&mut admin, "t"), 1);
     assert_eq!(consumer_fetch(&mut m, "t"), TOPIC_AUTHZ);
     assert_eq!(m.list_offset("t", 0, -1).0, TOPIC_AUTHZ);
+    assert_eq!(consumer_offset_for_leader_epoch(&mut m, "t"), TOPIC_AUTHZ);
     let del = DeleteRecordsRequest::default()
         .with_timeout_ms(5000)
         .with_topics(vec![DeleteRecordsTopic::default()
@@ -295,6 +99,10 @@ fn every_api_refuses_a_principal_without_acls_and_leaves_state_unchanged() {
         TOPIC_AUTHZ
     );
     assert_eq!(
+        legacy_alter_config(&mut m, "t", "retention.ms", "1000"),
+        TOPIC_AUTHZ
+    );
+    assert_eq!(
         topic_config(&mut admin, "t", "retention.ms").1.as_deref(),
         Some("604800000")
     );
@@ -314,6 +122,10 @@ fn every_api_refuses_a_principal_without_acls_and_leaves_state_unchanged() {
         CLUSTER_AUTHZ
     );
     assert_eq!(init_producer_id(&mut m), CLUSTER_AUTHZ);
+    // SCRAM credentials: Cluster DESCRIBE / ALTER; nobody was created.
+    assert_eq!(describe_scram(&mut m, "mallory").0, CLUSTER_AUTHZ);
+    assert_eq!(upsert_scram(&mut m, "mallory"), CLUSTER_AUTHZ);
+    assert_eq!(describe_scram(&mut admin, "mallory"), (0, 91));
     // Groups.
     assert_eq!(find_coordinator(&mut m, "g"), GROUP_AUTHZ);
     let join = JoinGroupRequest::default()
@@ -327,6 +139,16 @@ fn every_api_refuses_a_principal_without_acls_and_leaves_state_unchanged() {
         .with_group_id(GroupId(s("g")))
         .with_member_id(s("x"));
     assert_eq!(m.send(&hb, 4).unwrap().error_code, GROUP_AUTHZ);
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_member_id(s("x"));
+    assert_eq!(m.send(&sync, 3).unwrap().error_code, GROUP_AUTHZ);
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_members(vec![
+            leave_group_request::MemberIdentity::default().with_member_id(s("x"))
+        ]);
+    assert_eq!(m.send(&leave, 3).unwrap().error_code, GROUP_AUTHZ);
     assert_eq!(commit(&mut m, "g", "t", 0), GROUP_AUTHZ);
     assert_eq!(
         committed(&mut admin, "g", "t"),

@@ -14,7 +14,9 @@ import org.apache.kafka.common.serialization.*;
  *   consume BOOTSTRAP TOPIC RECORDS                    -> records/s, MB/s (assign all partitions, from the beginning)
  *   e2e     BOOTSTRAP TOPIC RECORDS                    -> produce one record, consume it: p50/p99 ms
  *
- * Output is one line of key=value pairs, parsed by benches/kafka_bench.py.
+ * Output is one line of key=value pairs, parsed by benches/kafka_bench.py. With
+ * PERF_CLIENT_CONFIG=FILE the client properties in FILE (security.protocol, ssl.*, sasl.*)
+ * are added to every producer and consumer.
  */
 public class PerfTool {
     public static void main(String[] a) throws Exception {
@@ -26,8 +28,22 @@ public class PerfTool {
         }
     }
 
-    static Properties producerProps(String bootstrap, String acks) {
+    /** The PERF_CLIENT_CONFIG properties file, or nothing. */
+    static Properties clientConfig() {
         Properties p = new Properties();
+        String path = System.getenv("PERF_CLIENT_CONFIG");
+        if (path != null && !path.isEmpty()) {
+            try (java.io.Reader r = java.nio.file.Files.newBufferedReader(java.nio.file.Path.of(path))) {
+                p.load(r);
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }
+        return p;
+    }
+
+    static Properties producerProps(String bootstrap, String acks) {
+        Properties p = clientConfig();
         p.put("bootstrap.servers", bootstrap);
         p.put("acks", acks);
         p.put("linger.ms", "5");
@@ -62,7 +78,7 @@ public class PerfTool {
     }
 
     static KafkaConsumer<byte[], byte[]> consumer(String bootstrap) {
-        Properties c = new Properties();
+        Properties c = clientConfig();
         c.put("bootstrap.servers", bootstrap);
         c.put("group.id", "perf-" + UUID.randomUUID());
         c.put("enable.auto.commit", "false");

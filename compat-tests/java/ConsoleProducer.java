@@ -4,7 +4,9 @@
 // given (--compression-codec, --producer-property k=v) are set.
 //
 //   java ConsoleProducer --bootstrap-server B --topic T [--compression-codec gzip]
-//        [--producer-property k=v]...
+//        [--producer.config FILE] [--producer-property k=v]...
+// As in the console tool, the --producer.config file is read first, --producer-property
+// overrides it and --bootstrap-server overrides both.
 // stdout: CONFIG acks=.. enable.idempotence=.. then ACK idx partition offset per record
 // (ERR idx message on failure; exit code 1 if any failed).
 
@@ -25,8 +27,7 @@ public class ConsoleProducer {
     public static void main(String[] args) throws Exception {
         Map<String, List<String>> o = Lines.options(args, 0);
         String topic = Lines.opt(o, "topic", null);
-        Properties props = new Properties();
-        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, Lines.opt(o, "bootstrap-server", null));
+        Properties props = Lines.configFile(o, "producer.config");
         props.put(ProducerConfig.CLIENT_ID_CONFIG, "console-producer");
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
@@ -36,6 +37,7 @@ public class ConsoleProducer {
             String[] p = kv.split("=", 2);
             props.put(p[0], p[1]);
         }
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, Lines.opt(o, "bootstrap-server", null));
         ProducerConfig effective = new ProducerConfig(props);
         System.out.println("CONFIG\tacks=" + effective.getString(ProducerConfig.ACKS_CONFIG)
                 + "\tenable.idempotence=" + effective.getBoolean(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG)

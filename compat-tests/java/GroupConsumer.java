@@ -16,7 +16,9 @@
 // (the console tool would commit past them).
 //
 //   java GroupConsumer --bootstrap-server B --topic T [--group G] [--from-beginning]
-//        [--max-messages N] [--timeout-ms 10000] [--consumer-property k=v]...
+//        [--max-messages N] [--timeout-ms 10000] [--consumer.config FILE] [--consumer-property k=v]...
+// (the --consumer.config file first, then --consumer-property and the other options, as
+// in the console tool)
 // stdout: GROUP id autocommit=.. strategies=..; on every rebalance callback
 // REVOKED|ASSIGNED|LOST ms partitions, then OWNS ms partitions (the member's whole
 // assignment afterwards); REC partition offset ts ts_type key value headers per record;
@@ -68,7 +70,7 @@ public class GroupConsumer {
         String topic = Lines.opt(o, "topic", null);
         long max = Long.parseLong(Lines.opt(o, "max-messages", "-1"));
         long idleMs = Long.parseLong(Lines.opt(o, "timeout-ms", "10000"));
-        Properties props = new Properties();
+        Properties props = Lines.configFile(o, "consumer.config");
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, Lines.opt(o, "bootstrap-server", null));
         props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());

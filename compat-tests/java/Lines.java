@@ -86,6 +86,18 @@ final class Lines {
         return out;
     }
 
+    /** The properties file of a console tool's --producer.config / --consumer.config, if given. */
+    static java.util.Properties configFile(java.util.Map<String, List<String>> o, String name) throws java.io.IOException {
+        java.util.Properties props = new java.util.Properties();
+        String path = opt(o, name, null);
+        if (path != null) {
+            try (java.io.Reader r = java.nio.file.Files.newBufferedReader(java.nio.file.Path.of(path))) {
+                props.load(r);
+            }
+        }
+        return props;
+    }
+
     static String opt(java.util.Map<String, List<String>> o, String name, String dflt) {
         List<String> v = o.get(name);
         return v == null ? dflt : v.get(v.size() - 1);

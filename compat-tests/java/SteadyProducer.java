@@ -4,6 +4,7 @@
 // --interval-ms until a line "stop" arrives on stdin, then flushes and exits.
 //
 //   java SteadyProducer --bootstrap-server B --topic T --prefix P [--interval-ms 5]
+//        [--producer-property k=v]...
 // stdout: ACK value partition offset | ERR value exception (a failed delivery: the
 // application would see it) ; exit code 1 if any delivery failed.
 
@@ -29,6 +30,10 @@ public class SteadyProducer {
         props.put(ProducerConfig.CLIENT_ID_CONFIG, "steady-producer");
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        for (String kv : o.getOrDefault("producer-property", List.of())) {
+            String[] p = kv.split("=", 2);
+            props.put(p[0], p[1]);
+        }
 
         AtomicBoolean stop = Lines.stopOnStdin();
 

@@ -3,10 +3,16 @@
 //
 //   node driver.js produce  --brokers B --topic T [--codec C] [--idempotent] [--partition P]
 //   node driver.js consume  --brokers B --topic T --from beginning|end [--count N] [--idle-ms M]
+//   node driver.js group    --brokers B --topic T --group G [--count N] [--idle-ms M]
 //   node driver.js admin    --brokers B <create-topic T n [k=v..] | delete-topic T | list-topics |
 //                           describe-topic T | describe-cluster | describe-configs T |
 //                           alter-config T k=v | create-partitions T n | delete-records T p off |
 //                           offsets T | offsets-by-time T ms>
+//
+// Every command also takes --tls-ca FILE (TLS with this CA) and --sasl-mechanism
+// plain|scram-sha-256|scram-sha-512 --sasl-user U --sasl-password P (kafkajs's own names).
+// `group` is kafkajs's consumer-group consumer (subscribe, eachMessage, offsets committed
+// by kafkajs, leaves the group on disconnect): REC lines, then DONE n.
 //
 // kafkajs has no manual partition assignment: its consumer only runs inside a consumer
 // group. `consume` therefore drives kafkajs's own fetch path without the group layer:
@@ -24,6 +30,7 @@ const socketFactory = require('kafkajs/src/network/socketFactory')
 const SnappyCodec = require('kafkajs-snappy')
 const LZ4Codec = require('kafkajs-lz4')
 const readline = require('readline')
+const fs = require('fs')
 
 CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec
 CompressionCodecs[CompressionTypes.LZ4] = new LZ4Codec().codec
@@ -53,12 +60,23 @@ const b64 = b => (b == null ? '-' : Buffer.from(b).toString('base64'))
 const unb64 = s => (s === '-' ? null : Buffer.from(s, 'base64'))
 const out = line => process.stdout.write(line + '\n')
 
+// kafkajs's `ssl` and `sasl` options from --tls-ca / --sasl-* (absent: plaintext).
+function security(opts) {
+  const out = {}
+  if (opts['tls-ca']) out.ssl = { ca: [fs.readFileSync(opts['tls-ca'], 'utf8')] }
+  if (opts['sasl-mechanism']) {
+    out.sasl = { mechanism: opts['sasl-mechanism'], username: opts['sasl-user'], password: opts['sasl-password'] }
+  }
+  return out
+}
+
 function kafkaFor(opts) {
   return new Kafka({
     clientId: 'kafkajs-compat',
     brokers: opts.brokers.split(','),
     logLevel: logLevel.ERROR,
     retry: { retries: 5, initialRetryTime: 100 },
+    ...security(opts),
   })
 }
 
@@ -144,6 +162,7 @@ async function consume(opts) {
     isolationLevel: 1,
     retry: { retries: 5, initialRetryTime: 100 },
     offsets: new Map(),
+    ...security(opts),
   })
   await cluster.connect()
   await cluster.addTargetTopic(opts.topic)
@@ -196,6 +215,35 @@ async function consume(opts) {
   }
   out(`DONE\t${n}`)
   await cluster.disconnect()
+}
+
+async function group(opts) {
+  const kafka = kafkaFor(opts)
+  const consumer = kafka.consumer({ groupId: opts.group, sessionTimeout: 10000, heartbeatInterval: 1000 })
+  const count = opts.count ? Number(opts.count) : Infinity
+  const idleMs = Number(opts['idle-ms'] || 15000)
+  let n = 0
+  let lastData = Date.now()
+  await consumer.connect()
+  await consumer.subscribe({ topics: [opts.topic], fromBeginning: true })
+  let finish
+  const finished = new Promise(resolve => (finish = resolve))
+  await consumer.run({
+    eachMessage: async ({ partition, message: m }) => {
+      if (n >= count) return
+      const hs = Object.entries(m.headers || {}).map(([k, v]) => `${b64(Buffer.from(k))}:${b64(v)}`)
+      out(`REC\t${partition}\t${m.offset}\t${m.timestamp}\t0\t${b64(m.key)}\t${b64(m.value)}\t${hs.join(',')}`)
+      n++
+      lastData = Date.now()
+      if (n >= count) finish()
+    },
+  })
+  const idle = setInterval(() => Date.now() - lastData > idleMs && finish(), 200)
+  await finished
+  clearInterval(idle)
+  // eachMessage resolved: kafkajs commits the resolved offsets on disconnect.
+  await consumer.disconnect()
+  out(`DONE\t${n}`)
 }
 
 async function admin(opts) {
@@ -268,9 +316,9 @@ async function admin(opts) {
 
 const opts = parseArgs(process.argv.slice(2))
 const cmd = opts._.shift()
-const run = { produce, consume, admin }[cmd]
+const run = { produce, consume, group, admin }[cmd]
 if (!run) {
-  console.error('usage: node driver.js produce|consume|admin ...')
+  console.error('usage: node driver.js produce|consume|group|admin ...')
   process.exit(1)
 }
 run(opts).catch(e => {

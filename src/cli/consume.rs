@@ -40,9 +40,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     block_on(async move {
         let mut c = connect(&args.bootstrap_server).await?;
         c.refresh(Some(std::slice::from_ref(&args.topic))).await?;
-        let count = c
-            .partitions(&args.topic)
-            .ok_or_else(|| anyhow::anyhow!("topic {} does not exist", args.topic))?;
+        let count = super::partition_count(&c, &args.topic)?;
         let partitions: Vec<i32> = match args.partition {
             Some(p) if p < 0 || p >= count => {
                 anyhow::bail!("partition {p} does not exist ({count} partitions)")
@@ -98,6 +96,18 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                 for t in resp.responses {
                     for pd in t.partitions {
                         if pd.error_code != 0 {
+                            // Leadership moved: refresh and fetch again. Anything else
+                            // (TOPIC_AUTHORIZATION_FAILED, OFFSET_OUT_OF_RANGE) ends the run.
+                            let retriable =
+                                kafka_protocol::ResponseError::try_from_code(pd.error_code)
+                                    .is_some_and(|e| e.is_retriable());
+                            if !retriable {
+                                check(
+                                    pd.error_code,
+                                    &format!("fetch {}-{}", args.topic, pd.partition_index),
+                                    None,
+                                )?;
+                            }
                             c.refresh(Some(std::slice::from_ref(&args.topic))).await?;
                             continue;
                         }

@@ -27,6 +27,25 @@ pub async fn connect(bootstrap: &str) -> anyhow::Result<ClusterClient> {
         .map_err(|e| anyhow::anyhow!("cannot reach the cluster at {bootstrap}: {e}"))
 }
 
+/// The partition count of `topic` from the client's last metadata: "does not exist", or
+/// the error Metadata answered for it (TOPIC_AUTHORIZATION_FAILED with an authorizer).
+pub fn partition_count(c: &ClusterClient, topic: &str) -> anyhow::Result<i32> {
+    if let Some(n) = c.partitions(topic) {
+        return Ok(n);
+    }
+    let code = c
+        .metadata
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        .map_or(3, |t| t.error_code);
+    if code == 3 || code == 0 {
+        anyhow::bail!("topic {topic} does not exist");
+    }
+    check(code, &format!("topic {topic}"), None)?;
+    anyhow::bail!("topic {topic}: no metadata")
+}
+
 /// Turns a Kafka error code into a readable error.
 pub fn check(code: i16, what: &str, message: Option<&str>) -> anyhow::Result<()> {
     if code == 0 {

@@ -55,9 +55,7 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     block_on(async move {
         let mut c = connect(&args.bootstrap_server).await?;
         c.refresh(Some(std::slice::from_ref(&args.topic))).await?;
-        let partitions = c
-            .partitions(&args.topic)
-            .ok_or_else(|| anyhow::anyhow!("topic {} does not exist", args.topic))?;
+        let partitions = super::partition_count(&c, &args.topic)?;
         let stdin = std::io::stdin();
         let mut lines = stdin.lock().lines();
         let mut round_robin = 0i32;

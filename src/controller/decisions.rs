@@ -106,7 +106,8 @@ pub fn reconcile(
     out
 }
 
-type Decision = Option<(i32, Vec<i32>, &'static str)>;
+/// A new (leader, ISR) and why, or nothing to change.
+pub type Decision = Option<(i32, Vec<i32>, &'static str)>;
 
 fn init(replicas: &[i32], usable: impl Fn(i32) -> bool) -> Decision {
     let live: Vec<i32> = replicas.iter().copied().filter(|&r| usable(r)).collect();
@@ -114,7 +115,9 @@ fn init(replicas: &[i32], usable: impl Fn(i32) -> bool) -> Decision {
     Some((leader, live, "new partition"))
 }
 
-fn next_state(
+/// The next state of one partition whose current state is `s` (see the module doc); pure,
+/// so the replication simulation (`replica::sim`) elects leaders with it too.
+pub fn next_state(
     replicas: &[i32],
     s: &PartitionState,
     usable: impl Fn(i32) -> bool,

@@ -217,6 +217,21 @@ async fn supervise(
     }
 }
 
+/// A one-off session (not supervised, no reconnect after expiry) with this security, for
+/// tools that write a few znodes before brokers start (`gregor cluster --secure`).
+pub async fn connect_once(
+    connect: &str,
+    session_timeout: Duration,
+    security: &ZkSecurity,
+) -> Result<SessionHandle, zk::Error> {
+    let client = ensure_chroot_and_connect(security, session_timeout, connect).await?;
+    Ok(SessionHandle {
+        generation: 1,
+        client,
+        acls: security.acls,
+    })
+}
+
 /// Connects; if the connect string has a chroot (`host:port/kafka`) that does not exist
 /// yet, creates it first (with the ACL of its path, as Kafka's
 /// `makeSurePersistentPathExists` does).

@@ -16,6 +16,7 @@ use zookeeper_client as zk;
 use super::fetcher::FetcherManager;
 use super::log_config::log_config;
 use super::partition::{Partition, Role};
+use super::state::{LeaderAndIsr, Transition};
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::coordination::znodes::{partition_state_path, PartitionStateZnode};
 use crate::coordination::{ClusterImage, ZkSession};
@@ -155,8 +156,8 @@ impl ReplicaManager {
         for tp in &tps {
             self.fetchers.remove(tp);
             if let Some(p) = self.write_partitions().remove(tp) {
-                // Epoch i32::MAX: waiting acks=all produces and fetches end (NotLeader).
-                p.make_follower(-1, i32::MAX, Vec::new(), Vec::new(), -1);
+                // Waiting acks=all produces and fetches end (NotLeader).
+                p.retire();
                 let _ = self.leadership.send(LeadershipChange {
                     tp: tp.clone(),
                     is_leader: false,
@@ -238,42 +239,25 @@ impl ReplicaManager {
                 if let Ok(mut log) = partition.log().lock() {
                     log.set_config(log_config(&config));
                 }
-                let current_epoch = partition.leader_epoch();
-                if state.leader_epoch < current_epoch {
-                    continue; // stale: never go back in epochs
-                }
-                if state.leader == me {
-                    match partition.make_leader(
-                        state.leader_epoch,
-                        info.replicas.clone(),
-                        state.isr.clone(),
-                        state.zk_version,
-                        state.controller_epoch,
-                        now,
-                    ) {
-                        Ok(true) => {
-                            self.fetchers.remove(&tp);
-                            tracing::info!(partition = %tp, epoch = state.leader_epoch, isr = ?state.isr, "became leader");
-                            let _ = self.leadership.send(LeadershipChange {
-                                tp: tp.clone(),
-                                is_leader: true,
-                                leader_epoch: state.leader_epoch,
-                            });
-                        }
-                        Ok(false) => {}
-                        Err(err) => {
-                            tracing::error!(partition = %tp, error = %err, "cannot become leader")
-                        }
+                let wanted_state = LeaderAndIsr {
+                    leader: state.leader,
+                    leader_epoch: state.leader_epoch,
+                    replicas: info.replicas.clone(),
+                    isr: state.isr.clone(),
+                    zk_version: state.zk_version,
+                    controller_epoch: state.controller_epoch,
+                };
+                match partition.apply(&wanted_state, now) {
+                    Ok(Transition::BecameLeader) => {
+                        self.fetchers.remove(&tp);
+                        tracing::info!(partition = %tp, epoch = state.leader_epoch, isr = ?state.isr, "became leader");
+                        let _ = self.leadership.send(LeadershipChange {
+                            tp: tp.clone(),
+                            is_leader: true,
+                            leader_epoch: state.leader_epoch,
+                        });
                     }
-                } else {
-                    let changed = partition.make_follower(
-                        state.leader,
-                        state.leader_epoch,
-                        info.replicas.clone(),
-                        state.isr.clone(),
-                        state.zk_version,
-                    );
-                    if changed {
+                    Ok(Transition::BecameFollower) => {
                         self.fetchers.remove(&tp);
                         let _ = self.leadership.send(LeadershipChange {
                             tp: tp.clone(),
@@ -285,6 +269,11 @@ impl ReplicaManager {
                             self.fetchers
                                 .add(partition.clone(), state.leader, state.leader_epoch);
                         }
+                    }
+                    // Stale: never go back in epochs.
+                    Ok(Transition::Refreshed | Transition::Stale) => {}
+                    Err(err) => {
+                        tracing::error!(partition = %tp, error = %err, "cannot become leader")
                     }
                 }
             }
@@ -340,7 +329,7 @@ impl ReplicaManager {
         for tp in stale {
             self.fetchers.remove(&tp);
             if let Some(p) = self.write_partitions().remove(&tp) {
-                p.make_follower(-1, i32::MAX, Vec::new(), Vec::new(), -1);
+                p.retire();
                 let _ = self.leadership.send(LeadershipChange {
                     tp: tp.clone(),
                     is_leader: false,

@@ -5,7 +5,13 @@
 pub mod fetcher;
 pub mod log_config;
 pub mod manager;
+pub mod model_log;
 pub mod partition;
+#[cfg(test)]
+mod sim;
+pub mod state;
+#[cfg(test)]
+mod state_tests;
 
 pub use manager::ReplicaManager;
 pub use partition::{Partition, PartitionError, Role};

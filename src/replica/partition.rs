@@ -1,64 +1,24 @@
-//! One partition replica on this broker: its log, its role (leader, follower, or no
-//! leader known), the leader epoch, the ISR, the high watermark and — when leading — each
-//! follower's progress.
-//!
-//! Invariants (asserted where produced):
-//! - HW ≤ LEO, and a leader's HW never decreases;
-//! - the leader epoch only increases;
-//! - the ISR is a subset of the replicas and, when leading, contains this broker.
+//! One partition replica on this broker: the shell around its [`PartitionState`]. It
+//! owns the state's lock and the log, reads what the state machine needs of the log,
+//! carries out what it decides (epoch entries, appends, truncations) and wakes waiters.
+//! The rules themselves, and the invariants they keep, live in `state.rs`.
 //!
 //! Lock order: `state` before the log.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+pub use super::state::Role;
+use super::state::{
+    self, FollowerUpdate, LeaderAndIsr, LogView, PartitionState, Replication, StateError,
+    Transition,
+};
 use crate::storage::fileio::ReadMode;
 use crate::storage::read_view::LogReader;
 use crate::storage::{
     AppendError, LeaderAppend, Log, ReadError, ReadResult, StorageError, TopicPartition,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Leader,
-    Follower {
-        leader: i32,
-    },
-    /// The controller knows no leader (offline partition).
-    NoLeader,
-}
-
-/// What the leader knows of one follower (Kafka's `Replica` state).
-#[derive(Debug, Clone, Copy)]
-pub struct FollowerProgress {
-    /// The follower's log end offset: the offset of its last fetch. -1 = unknown.
-    pub leo: i64,
-    pub last_fetch_ms: i64,
-    /// Last time the follower was known to have everything the leader had.
-    pub last_caught_up_ms: i64,
-    /// Leader LEO at the follower's previous fetch (Kafka's `lastFetchLeaderLogEndOffset`).
-    pub leader_leo_at_last_fetch: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct ReplicaState {
-    pub role: Role,
-    pub leader_epoch: i32,
-    pub replicas: Vec<i32>,
-    /// The ISR as last committed to ZooKeeper (or read from it).
-    pub isr: Vec<i32>,
-    /// An ISR change written but not yet confirmed.
-    pub pending_isr: Option<Vec<i32>>,
-    pub zk_version: i32,
-    pub controller_epoch: i32,
-    pub high_watermark: i64,
-    pub followers: BTreeMap<i32, FollowerProgress>,
-    /// LEO when this broker became leader of the current epoch.
-    pub leader_epoch_start_offset: i64,
-    pub min_insync_replicas: i32,
-}
 
 /// A partition-level failure, mapped to a Kafka error code by the API layer.
 #[derive(Debug, thiserror::Error)]
@@ -83,22 +43,43 @@ pub enum PartitionError {
     Storage(#[from] StorageError),
 }
 
-/// What a follower fetch did to the leader's view.
-#[derive(Debug, Default)]
-pub struct FollowerUpdate {
-    /// The follower is caught up and out of the ISR: propose this ISR.
-    pub expand_isr_to: Option<Vec<i32>>,
-    pub hw_advanced: bool,
+impl From<StateError> for PartitionError {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::NotLeader => PartitionError::NotLeader,
+            StateError::FencedLeaderEpoch { requested, current } => {
+                PartitionError::FencedLeaderEpoch { requested, current }
+            }
+            StateError::UnknownLeaderEpoch { requested, current } => {
+                PartitionError::UnknownLeaderEpoch { requested, current }
+            }
+            StateError::NotEnoughReplicas { isr, min } => {
+                PartitionError::NotEnoughReplicas { isr, min }
+            }
+            StateError::NotEnoughReplicasAfterAppend { isr, min } => {
+                PartitionError::NotEnoughReplicasAfterAppend { isr, min }
+            }
+        }
+    }
+}
+
+impl LogView for Log {
+    fn log_end_offset(&self) -> i64 {
+        Log::log_end_offset(self)
+    }
+
+    fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        Log::end_offset_for_epoch(self, epoch)
+    }
 }
 
 pub struct Partition {
     pub tp: TopicPartition,
     pub topic_id: uuid::Uuid,
-    broker_id: i32,
     log: Arc<Mutex<Log>>,
     /// The log's read side: fetches read through it without the log's (append) lock.
     reader: Arc<LogReader>,
-    state: Mutex<ReplicaState>,
+    state: Mutex<PartitionState>,
     progress: watch::Sender<u64>,
 }
 
@@ -120,26 +101,12 @@ impl Partition {
             let log = lock(&log);
             (log.log_end_offset(), log.reader())
         };
-        let state = ReplicaState {
-            role: Role::NoLeader,
-            leader_epoch: -1,
-            replicas: Vec::new(),
-            isr: Vec::new(),
-            pending_isr: None,
-            zk_version: -1,
-            controller_epoch: -1,
-            high_watermark: hw_checkpoint.clamp(0, leo),
-            followers: BTreeMap::new(),
-            leader_epoch_start_offset: -1,
-            min_insync_replicas: 1,
-        };
         Partition {
             tp,
             topic_id,
-            broker_id,
             log,
             reader,
-            state: Mutex::new(state),
+            state: Mutex::new(PartitionState::new(broker_id, hw_checkpoint, leo)),
             progress: watch::channel(0).0,
         }
     }
@@ -148,7 +115,7 @@ impl Partition {
         &self.log
     }
 
-    pub fn state(&self) -> ReplicaState {
+    pub fn state(&self) -> PartitionState {
         lock(&self.state).clone()
     }
 
@@ -182,121 +149,39 @@ impl Partition {
     }
 
     pub fn set_min_insync_replicas(&self, min: i32) {
-        lock(&self.state).min_insync_replicas = min.max(1);
-    }
-
-    /// Checks a client's `current_leader_epoch` (KIP-320); -1 means "not provided".
-    pub fn check_leader_epoch(state: &ReplicaState, requested: i32) -> Result<(), PartitionError> {
-        if requested < 0 || requested == state.leader_epoch {
-            return Ok(());
-        }
-        if requested < state.leader_epoch {
-            Err(PartitionError::FencedLeaderEpoch {
-                requested,
-                current: state.leader_epoch,
-            })
-        } else {
-            Err(PartitionError::UnknownLeaderEpoch {
-                requested,
-                current: state.leader_epoch,
-            })
-        }
+        lock(&self.state).set_min_insync_replicas(min);
     }
 
     // ---- role changes, driven by the ZooKeeper state the controller wrote ----
 
-    /// Becomes leader for `leader_epoch` (or refreshes the ISR for the same epoch).
-    /// Returns true if this was a role or epoch change.
-    pub fn make_leader(
-        &self,
-        leader_epoch: i32,
-        replicas: Vec<i32>,
-        isr: Vec<i32>,
-        zk_version: i32,
-        controller_epoch: i32,
-        now_ms: i64,
-    ) -> Result<bool, StorageError> {
+    /// Applies the controller's state for this partition. A new leader term first records
+    /// its epoch in the log at the log end (nothing changes if that write fails).
+    pub fn apply(&self, s: &LeaderAndIsr, now_ms: i64) -> Result<Transition, StorageError> {
         let mut st = lock(&self.state);
-        debug_assert!(
-            leader_epoch >= st.leader_epoch,
-            "leader epochs only increase"
-        );
-        let new_term = st.role != Role::Leader || st.leader_epoch != leader_epoch;
-        st.replicas = replicas;
-        st.isr = isr;
-        st.zk_version = zk_version;
-        st.controller_epoch = controller_epoch;
-        st.pending_isr = None;
-        if new_term {
-            let mut log = lock(&self.log);
-            let leo = log.log_end_offset();
-            log.assign_epoch_start_offset(leader_epoch, leo)?;
-            drop(log);
-            st.role = Role::Leader;
-            st.leader_epoch = leader_epoch;
-            st.leader_epoch_start_offset = leo;
-            // Kafka resets follower state on election: ISR members count as caught up now,
-            // so they are not dropped before they have had a chance to fetch.
-            let isr = st.isr.clone();
-            st.followers = st
-                .replicas
-                .iter()
-                .filter(|&&r| r != self.broker_id)
-                .map(|&r| {
-                    let caught_up = if isr.contains(&r) { now_ms } else { 0 };
-                    (
-                        r,
-                        FollowerProgress {
-                            leo: -1,
-                            last_fetch_ms: 0,
-                            last_caught_up_ms: caught_up,
-                            leader_leo_at_last_fetch: -1,
-                        },
-                    )
-                })
-                .collect();
+        let transition = st.classify(s);
+        if transition == Transition::Stale {
+            return Ok(transition);
         }
-        debug_assert!(
-            st.isr.iter().all(|r| st.replicas.contains(r)),
-            "ISR ⊆ replicas"
-        );
+        let leo = {
+            let mut log = lock(&self.log);
+            if transition == Transition::BecameLeader {
+                let leo = log.log_end_offset();
+                log.assign_epoch_start_offset(s.leader_epoch, leo)?;
+            }
+            log.log_end_offset()
+        };
+        st.apply(s, leo, now_ms);
         drop(st);
-        self.maybe_advance_hw();
         self.notify();
-        Ok(new_term)
+        Ok(transition)
     }
 
-    /// Becomes a follower of `leader` (-1: no leader) at `leader_epoch`. Returns true on a
-    /// role or epoch change (the fetcher must then restart for this partition).
-    pub fn make_follower(
-        &self,
-        leader: i32,
-        leader_epoch: i32,
-        replicas: Vec<i32>,
-        isr: Vec<i32>,
-        zk_version: i32,
-    ) -> bool {
-        let mut st = lock(&self.state);
-        debug_assert!(
-            leader_epoch >= st.leader_epoch,
-            "leader epochs only increase"
-        );
-        let role = if leader >= 0 {
-            Role::Follower { leader }
-        } else {
-            Role::NoLeader
-        };
-        let changed = st.role != role || st.leader_epoch != leader_epoch;
-        st.role = role;
-        st.leader_epoch = leader_epoch;
-        st.replicas = replicas;
-        st.isr = isr;
-        st.zk_version = zk_version;
-        st.pending_isr = None;
-        st.followers.clear();
-        drop(st);
+    /// Stops serving this partition here (deleted, or its log directory failed): waiting
+    /// produces and fetches end with NotLeader.
+    pub fn retire(&self) {
+        let leo = lock(&self.log).log_end_offset();
+        lock(&self.state).retire(leo);
         self.notify();
-        changed
     }
 
     // ---- leader: produce ----
@@ -308,21 +193,15 @@ impl Partition {
         acks: i16,
         now_ms: i64,
     ) -> Result<(LeaderAppend, i32), PartitionError> {
-        let st = lock(&self.state);
-        if st.role != Role::Leader {
-            return Err(PartitionError::NotLeader);
-        }
-        // Kafka checks min.insync.replicas up front for acks=all.
-        if acks == -1 && (st.isr.len() as i32) < st.min_insync_replicas {
-            return Err(PartitionError::NotEnoughReplicas {
-                isr: st.isr.len(),
-                min: st.min_insync_replicas,
-            });
-        }
-        let epoch = st.leader_epoch;
-        let appended = lock(&self.log).append_as_leader(records, epoch, now_ms)?;
+        let mut st = lock(&self.state);
+        let epoch = st.check_append(acks)?;
+        let (appended, leo) = {
+            let mut log = lock(&self.log);
+            let appended = log.append_as_leader(records, epoch, now_ms)?;
+            (appended, log.log_end_offset())
+        };
+        st.advance_hw(leo);
         drop(st);
-        self.maybe_advance_hw();
         self.notify();
         Ok((appended, epoch))
     }
@@ -337,21 +216,11 @@ impl Partition {
     ) -> Result<(), PartitionError> {
         let mut rx = self.subscribe();
         loop {
-            {
-                let st = lock(&self.state);
-                if st.role != Role::Leader || st.leader_epoch != epoch {
-                    return Err(PartitionError::NotLeader);
-                }
-                if st.high_watermark >= required_offset {
-                    // Kafka's DelayedProduce: replicated, but the ISR may have shrunk meanwhile.
-                    if (st.isr.len() as i32) < st.min_insync_replicas {
-                        return Err(PartitionError::NotEnoughReplicasAfterAppend {
-                            isr: st.isr.len(),
-                            min: st.min_insync_replicas,
-                        });
-                    }
-                    return Ok(());
-                }
+            let outcome = lock(&self.state).replication(required_offset, epoch);
+            match outcome {
+                Replication::Done => return Ok(()),
+                Replication::Failed(e) => return Err(e.into()),
+                Replication::Pending => {}
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => continue,
@@ -378,10 +247,7 @@ impl Partition {
         const EARLIEST_LOCAL: i64 = -4;
         const LATEST_TIERED: i64 = -5;
         let st = lock(&self.state);
-        if st.role != Role::Leader {
-            return Err(PartitionError::NotLeader);
-        }
-        Self::check_leader_epoch(&st, current_leader_epoch)?;
+        st.check_read(current_leader_epoch)?;
         let log = lock(&self.log);
         let last_fetchable = if from_replica {
             log.log_end_offset()
@@ -459,10 +325,10 @@ impl Partition {
         require_leader: bool,
     ) -> Result<(i32, i64), PartitionError> {
         let st = lock(&self.state);
-        if require_leader && st.role != Role::Leader {
-            return Err(PartitionError::NotLeader);
+        if require_leader {
+            st.check_leader()?;
         }
-        Self::check_leader_epoch(&st, current_leader_epoch)?;
+        st.check_leader_epoch(current_leader_epoch)?;
         Ok(lock(&self.log)
             .end_offset_for_epoch(epoch)
             .unwrap_or((-1, -1)))
@@ -472,9 +338,7 @@ impl Partition {
     /// Returns the new low watermark.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, PartitionError> {
         let st = lock(&self.state);
-        if st.role != Role::Leader {
-            return Err(PartitionError::NotLeader);
-        }
+        st.check_leader()?;
         let target = if offset == -1 {
             st.high_watermark
         } else {
@@ -504,12 +368,7 @@ impl Partition {
         fetch_offset: i64,
         last_fetched_epoch: i32,
     ) -> Option<(i32, i64)> {
-        if last_fetched_epoch < 0 {
-            return None;
-        }
-        let log = lock(&self.log);
-        let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch)?;
-        (epoch < last_fetched_epoch || end < fetch_offset).then_some((epoch, end))
+        state::diverging_epoch(&*lock(&self.log), fetch_offset, last_fetched_epoch)
     }
 
     /// Reads for a consumer (up to the HW) or a follower (up to the LEO). For a follower,
@@ -531,14 +390,7 @@ impl Partition {
         now_ms: i64,
         mode: ReadMode,
     ) -> Result<(ReadResult, i64, FollowerUpdate), PartitionError> {
-        let (epoch, consumer_limit) = {
-            let st = lock(&self.state);
-            if st.role != Role::Leader {
-                return Err(PartitionError::NotLeader);
-            }
-            Self::check_leader_epoch(&st, current_leader_epoch)?;
-            (st.leader_epoch, st.high_watermark)
-        };
+        let (epoch, consumer_limit) = lock(&self.state).check_read(current_leader_epoch)?;
         // Consumers read to the HW, followers to the log end.
         let max_offset = follower.is_none().then_some(consumer_limit);
         let result = self
@@ -550,13 +402,14 @@ impl Partition {
             Err(_) => None,
         };
         let mut st = lock(&self.state);
-        if st.role != Role::Leader || st.leader_epoch != epoch {
-            return Err(PartitionError::NotLeader);
-        }
-        let mut update = FollowerUpdate::default();
-        if let (Some(replica), Some(leo)) = (follower, leo) {
-            update = self.record_follower_fetch(&mut st, replica, fetch_offset, leo, now_ms);
-        }
+        st.check_leader()?;
+        let update = match (follower, leo) {
+            (Some(replica), Some(leo)) => {
+                st.on_follower_fetch(epoch, replica, fetch_offset, leo, now_ms)?
+            }
+            _ if st.leader_epoch != epoch => return Err(PartitionError::NotLeader),
+            _ => FollowerUpdate::default(),
+        };
         let hw = st.high_watermark;
         drop(st);
         if update.hw_advanced {
@@ -565,144 +418,30 @@ impl Partition {
         Ok((result?, hw, update))
     }
 
-    fn record_follower_fetch(
-        &self,
-        st: &mut ReplicaState,
-        replica: i32,
-        fetch_offset: i64,
-        leader_leo: i64,
-        now_ms: i64,
-    ) -> FollowerUpdate {
-        let mut update = FollowerUpdate::default();
-        let Some(p) = st.followers.get_mut(&replica) else {
-            return update; // not an assigned replica of this partition
-        };
-        // Kafka's Replica.updateFetchState: caught up if it fetched from the leader's LEO
-        // now, or from the LEO the leader had at its previous fetch.
-        if fetch_offset >= leader_leo {
-            p.last_caught_up_ms = now_ms;
-        } else if fetch_offset >= p.leader_leo_at_last_fetch {
-            p.last_caught_up_ms = p.last_caught_up_ms.max(p.last_fetch_ms);
-        }
-        p.leo = fetch_offset.min(leader_leo);
-        p.last_fetch_ms = now_ms;
-        p.leader_leo_at_last_fetch = leader_leo;
-        let follower_leo = p.leo;
-        // ISR expansion (Kafka's isFollowerInSync): caught up to the HW and to the start
-        // of the current leader epoch.
-        let in_isr = st.isr.contains(&replica)
-            || st
-                .pending_isr
-                .as_ref()
-                .is_some_and(|p| p.contains(&replica));
-        if !in_isr
-            && st.pending_isr.is_none()
-            && follower_leo >= st.high_watermark
-            && follower_leo >= st.leader_epoch_start_offset
-        {
-            let mut isr = st.isr.clone();
-            isr.push(replica);
-            st.pending_isr = Some(isr.clone());
-            update.expand_isr_to = Some(isr);
-        }
-        update.hw_advanced = Self::advance_hw_locked(st, leader_leo);
-        update
-    }
-
     /// ISR shrink check: followers in the ISR not caught up for `lag_ms` are proposed out.
     pub fn isr_shrink_proposal(&self, lag_ms: i64, now_ms: i64) -> Option<Vec<i32>> {
         let mut st = lock(&self.state);
-        if st.role != Role::Leader || st.pending_isr.is_some() {
-            return None;
-        }
         let leo = lock(&self.log).log_end_offset();
-        let out_of_sync: Vec<i32> = st
-            .isr
-            .iter()
-            .copied()
-            .filter(|&r| r != self.broker_id)
-            .filter(|r| {
-                st.followers.get(r).is_some_and(|p| {
-                    // A follower with everything the leader has is in sync however long ago it fetched.
-                    p.leo < leo && now_ms - p.last_caught_up_ms > lag_ms
-                })
-            })
-            .collect();
-        if out_of_sync.is_empty() {
-            return None;
-        }
-        let isr: Vec<i32> = st
-            .isr
-            .iter()
-            .copied()
-            .filter(|r| !out_of_sync.contains(r))
-            .collect();
-        st.pending_isr = Some(isr.clone());
-        Some(isr)
+        st.isr_shrink_proposal(leo, lag_ms, now_ms)
     }
 
     /// The ISR write for `epoch` landed in ZooKeeper with `zk_version`.
     pub fn isr_committed(&self, epoch: i32, isr: Vec<i32>, zk_version: i32) {
         let mut st = lock(&self.state);
-        if st.role != Role::Leader || st.leader_epoch != epoch {
-            return;
-        }
-        st.isr = isr;
-        st.zk_version = zk_version;
-        st.pending_isr = None;
+        let leo = lock(&self.log).log_end_offset();
+        st.isr_committed(epoch, isr, zk_version, leo);
         drop(st);
-        self.maybe_advance_hw();
         self.notify();
     }
 
     /// The proposal `isr` did not land: allow new proposals (unless a newer one is pending).
     pub fn isr_change_failed(&self, isr: &[i32]) {
         let mut st = lock(&self.state);
-        if st.pending_isr.as_deref() == Some(isr) {
-            st.pending_isr = None;
-        }
-    }
-
-    /// Recomputes the leader's high watermark: the minimum LEO over the maximal ISR (the
-    /// committed ISR plus a pending expansion, KIP-497).
-    pub fn maybe_advance_hw(&self) -> bool {
-        let mut st = lock(&self.state);
-        if st.role != Role::Leader {
-            return false;
-        }
         let leo = lock(&self.log).log_end_offset();
-        let advanced = Self::advance_hw_locked(&mut st, leo);
-        drop(st);
-        if advanced {
+        if st.isr_change_failed(isr, leo) {
+            drop(st);
             self.notify();
         }
-        advanced
-    }
-
-    fn advance_hw_locked(st: &mut ReplicaState, leader_leo: i64) -> bool {
-        let mut members: Vec<i32> = st.isr.clone();
-        if let Some(p) = &st.pending_isr {
-            for r in p {
-                if !members.contains(r) {
-                    members.push(*r);
-                }
-            }
-        }
-        let mut candidate = leader_leo;
-        for r in &members {
-            if let Some(p) = st.followers.get(r) {
-                candidate = candidate.min(p.leo.max(0).min(leader_leo));
-                if p.leo < 0 {
-                    candidate = candidate.min(st.high_watermark);
-                }
-            }
-        }
-        if candidate > st.high_watermark {
-            st.high_watermark = candidate;
-            debug_assert!(st.high_watermark <= leader_leo, "HW ≤ LEO");
-            return true;
-        }
-        false
     }
 
     // ---- follower ----
@@ -717,9 +456,7 @@ impl Partition {
         now_ms: i64,
     ) -> Result<(), PartitionError> {
         let mut st = lock(&self.state);
-        if !matches!(st.role, Role::Follower { .. }) {
-            return Err(PartitionError::NotLeader);
-        }
+        st.check_follower()?;
         let mut log = lock(&self.log);
         if !records.is_empty() {
             log.append_as_follower(records, now_ms)?;
@@ -729,10 +466,7 @@ impl Partition {
         }
         let leo = log.log_end_offset();
         drop(log);
-        let hw = leader_hw.min(leo);
-        if hw > st.high_watermark || st.high_watermark > leo {
-            st.high_watermark = hw;
-        }
+        st.on_follower_append(leader_hw, leo);
         drop(st);
         self.notify();
         Ok(())
@@ -748,22 +482,14 @@ impl Partition {
         epoch: i32,
         end_offset: i64,
     ) -> Result<(), StorageError> {
-        let target = {
-            let log = lock(&self.log);
-            let leo = log.log_end_offset();
-            match log.end_offset_for_epoch(epoch) {
-                Some((ours, our_end)) if ours == epoch => our_end.min(end_offset).min(leo),
-                Some((_, our_end)) => our_end.min(leo),
-                None => end_offset.min(leo),
-            }
-        };
+        let target = state::diverging_truncation_offset(&*lock(&self.log), epoch, end_offset);
         self.truncate_to(target)
     }
 
     /// Truncates a follower's log to `offset` (divergent tail after a leader change).
     pub fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
         let mut st = lock(&self.state);
-        if !matches!(st.role, Role::Follower { .. }) {
+        if st.check_follower().is_err() {
             // A late fetch response after this broker became leader: its log is the truth now.
             return Ok(());
         }
@@ -775,15 +501,18 @@ impl Partition {
         log.truncate_to(offset)?;
         let leo = log.log_end_offset();
         drop(log);
-        st.high_watermark = st.high_watermark.min(leo);
+        st.on_truncated(leo);
         Ok(())
     }
 
     /// The leader's log starts past everything we have: start over at `offset`.
     pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), StorageError> {
         let mut st = lock(&self.state);
+        if st.check_follower().is_err() {
+            return Ok(());
+        }
         lock(&self.log).truncate_fully_and_start_at(offset)?;
-        st.high_watermark = offset;
+        st.on_restarted_at(offset);
         Ok(())
     }
 

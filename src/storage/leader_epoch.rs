@@ -6,6 +6,36 @@ use std::path::{Path, PathBuf};
 use super::checkpoint::{CheckpointFile, EpochEntry, LEADER_EPOCH_CHECKPOINT_FILE};
 use super::error::StorageError;
 
+/// Kafka's `LeaderEpochFileCache.endOffsetFor` over epoch entries (epoch, start offset),
+/// ascending: the largest epoch <= `requested` with its end offset (the start of the next
+/// epoch, or `log_end_offset` for the latest epoch). A requested epoch older than every
+/// entry ends where the first entry starts (its data is gone, and the follower must
+/// truncate to there); one newer than every entry is unknown. `None` stands for
+/// (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET). Pure, so the replication model log uses it
+/// too.
+pub fn end_offset_for<E>(
+    entries: &[E],
+    key: impl Fn(&E) -> (i32, i64),
+    requested: i32,
+    log_end_offset: i64,
+) -> Option<(i32, i64)> {
+    if requested < 0 {
+        return None;
+    }
+    let (latest, _) = key(entries.last()?);
+    if latest == requested {
+        return Some((requested, log_end_offset));
+    }
+    // First entry with epoch > requested.
+    let hi = entries.partition_point(|e| key(e).0 <= requested);
+    let (_, higher_start) = key(entries.get(hi)?);
+    if hi == 0 {
+        Some((requested, higher_start))
+    } else {
+        Some((key(&entries[hi - 1]).0, higher_start))
+    }
+}
+
 #[derive(Debug)]
 pub struct LeaderEpochCache {
     /// Sorted by epoch; start offsets strictly increase with epoch.
@@ -107,27 +137,14 @@ impl LeaderEpochCache {
             .all(|w| w[0].epoch < w[1].epoch && w[0].start_offset < w[1].start_offset)
     }
 
-    /// Kafka's `endOffsetFor`: the largest epoch <= requested with its end offset (start
-    /// of the next epoch, or `log_end_offset` for the latest epoch). `None` stands for
-    /// (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET).
+    /// Kafka's `endOffsetFor` (see [`end_offset_for`]).
     pub fn end_offset_for(&self, requested: i32, log_end_offset: i64) -> Option<(i32, i64)> {
-        if requested < 0 {
-            return None;
-        }
-        let latest = self.entries.last()?;
-        if latest.epoch == requested {
-            return Some((requested, log_end_offset));
-        }
-        // First entry with epoch > requested.
-        let hi = self.entries.partition_point(|e| e.epoch <= requested);
-        let higher = self.entries.get(hi)?;
-        if hi == 0 {
-            // Requested epoch is older than anything cached: its end is where the first
-            // known epoch starts.
-            Some((requested, higher.start_offset))
-        } else {
-            Some((self.entries[hi - 1].epoch, higher.start_offset))
-        }
+        end_offset_for(
+            &self.entries,
+            |e| (e.epoch, e.start_offset),
+            requested,
+            log_end_offset,
+        )
     }
 
     /// Kafka's `epochForOffset`.

@@ -105,6 +105,19 @@ impl NetCluster {
     }
 
     pub fn start(brokers: usize, broker_extra: &[(&str, &str)]) -> NetCluster {
+        Self::start_with(brokers, broker_extra, InterBroker::Plaintext)
+    }
+
+    /// Like `start`; with `InterBroker::SaslSsl` the brokers replicate over a second
+    /// listener, INTERNAL (SASL_SSL, SCRAM-SHA-512 as `User:broker`, certificates for the
+    /// brokers' addresses from a test CA), while clients keep PLAINTEXT on :9092. The
+    /// brokers' SCRAM credential is stored in ZooKeeper before the first broker starts,
+    /// as `kafka-configs --zookeeper` would.
+    pub fn start_with(
+        brokers: usize,
+        broker_extra: &[(&str, &str)],
+        inter_broker: InterBroker,
+    ) -> NetCluster {
         // A test that panicked while holding the lock leaves nothing behind (Drop cleans
         // up), so a poisoned lock is still usable.
         let exclusive = NETNS.lock().unwrap_or_else(|e| e.into_inner());
@@ -162,17 +175,31 @@ impl NetCluster {
                 std::net::TcpStream::connect((c.zk_host.addr.as_str(), 2181)).is_ok()
             },
         );
+        let internal = match inter_broker {
+            InterBroker::Plaintext => Vec::new(),
+            InterBroker::SaslSsl => c.internal_listener_config(brokers),
+        };
         for i in 1..=brokers {
             let host = make_host(&c.tag, &format!("b{i}"), 10 + i as u8, &c.switch_ns);
             let config = c.dir.path().join(format!("broker-{i}.toml"));
+            let listeners = match inter_broker {
+                InterBroker::Plaintext => format!("PLAINTEXT://{}:9092", host.addr),
+                InterBroker::SaslSsl => format!(
+                    "PLAINTEXT://{0}:9092,INTERNAL://{0}:{INTERNAL_PORT}",
+                    host.addr
+                ),
+            };
             let mut text = format!(
-                "broker.id = {i}\nlisteners = \"PLAINTEXT://{}:9092\"\nlog.dirs = \"{}\"\nzookeeper.connect = \"{}:2181\"\nzookeeper.session.timeout.ms = 6000\n",
-                host.addr,
+                "broker.id = {i}\nlisteners = \"{listeners}\"\nlog.dirs = \"{}\"\nzookeeper.connect = \"{}:2181\"\nzookeeper.session.timeout.ms = 6000\n",
                 c.dir.path().join(format!("broker-{i}")).display(),
                 c.zk_host.addr
             );
-            for (k, v) in broker_extra {
-                text.push_str(&format!("\"{k}\" = \"{v}\"\n"));
+            for (k, v) in broker_extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .chain(internal.iter().cloned())
+            {
+                text.push_str(&format!("\"{k}\" = \"{}\"\n", toml_escape(&v)));
             }
             std::fs::write(&config, text).unwrap();
             let p = spawn_in(
@@ -189,6 +216,81 @@ impl NetCluster {
             c.brokers.push(p);
         }
         c
+    }
+
+    /// The INTERNAL listener's keys, after writing its certificates and storing the
+    /// brokers' SCRAM credential in ZooKeeper.
+    fn internal_listener_config(&self, brokers: usize) -> Vec<(String, String)> {
+        use gregor::security::sasl::scram::{random_salt, ScramMechanism};
+        let names: Vec<String> = (1..=brokers)
+            .map(|i| format!("{SUBNET}.{}", 10 + i))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (_, ca, keystore) =
+            gregor::security::certs::write_broker_set(&self.dir.path().join("certs"), &names)
+                .expect("test certificates");
+        let password = "broker-secret";
+        let m = ScramMechanism::Sha512;
+        let salt = random_salt();
+        let credential = m.credential(
+            &salt,
+            &m.salted_password(password.as_bytes(), &salt, 4096),
+            4096,
+        );
+        let zk = format!("{}:2181", self.zk_host.addr);
+        let _in = NamespaceGuard::enter(&self.clients.ns);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let handle = gregor::coordination::session::connect_once(
+                    &zk,
+                    Duration::from_secs(10),
+                    &Default::default(),
+                )
+                .await
+                .expect("zookeeper");
+                gregor::security::credentials::alter_user(
+                    &handle,
+                    "broker",
+                    &[(m, credential)],
+                    &[],
+                )
+                .await
+                .expect("store the brokers' SCRAM credential");
+            });
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        vec![
+            kv("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL"),
+            kv("inter.broker.listener.name", "INTERNAL"),
+            kv("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512"),
+            kv("listener.name.internal.sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+            kv("listener.name.internal.ssl.keystore.location", &keystore.display().to_string()),
+            kv("listener.name.internal.ssl.truststore.location", &ca.display().to_string()),
+            kv(
+                "listener.name.internal.scram-sha-512.sasl.jaas.config",
+                &format!("org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"{password}\";"),
+            ),
+        ]
+    }
+
+    /// Established TCP connections broker `i` has open to `port` (on any peer).
+    pub fn connections_to(&self, i: usize, port: u16) -> usize {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.hosts[i].ns,
+                "ss",
+                "-tnH",
+                "state",
+                "established",
+            ])
+            .arg(format!("( dport = :{port} )"))
+            .output()
+            .expect("ss");
+        String::from_utf8_lossy(&out.stdout).lines().count()
     }
 
     pub fn broker_addr(&self, i: usize) -> String {
@@ -270,6 +372,21 @@ impl NetCluster {
         }
         out
     }
+}
+
+/// The brokers' replication listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterBroker {
+    /// Replication over the clients' PLAINTEXT listener.
+    Plaintext,
+    /// Replication over INTERNAL (SASL_SSL, SCRAM-SHA-512) on this port.
+    SaslSsl,
+}
+
+pub const INTERNAL_PORT: u16 = 9093;
+
+fn toml_escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 /// A namespace with one veth: `eth0` inside it, `v-NAME` on the switch's bridge.

@@ -10,6 +10,9 @@
 //	sarama-driver admin    -brokers B <create-topic T n rf [k=v..] | delete-topic T |
 //	                       describe-topic T | create-partitions T n | delete-records T p off |
 //	                       alter-config T k=v.. | describe-config T | list-topics>
+//
+// Every command also takes -tls-ca, -sasl-mechanism, -sasl-user, -sasl-password
+// (security.go).
 package main
 
 import (
@@ -103,8 +106,10 @@ func main() {
 	idleMs := fs.Int("idle-ms", 10000, "consumer idle timeout")
 	when := fs.Int64("time", -1, "ListOffsets time")
 	version := fs.String("version", "2.1.0", "sarama config.Version")
+	security := addSecurityFlags(fs)
 	fs.Parse(os.Args[2:])
 	conf := config(*version)
+	security.apply(conf)
 	addrs := strings.Split(*brokers, ",")
 	switch cmd {
 	case "produce":

@@ -12,6 +12,7 @@
 //
 //	saramagroup -brokers B -group G -topic T [-count N] [-idle-ms 10000] [-client-id ID]
 //	            [-session-ms 10000] [-heartbeat-ms 3000] [-commit-ms 1000]
+//	            [-tls-ca FILE] [-sasl-mechanism M -sasl-user U -sasl-password P]
 //
 // It stops after printing -count records (records beyond are neither printed nor marked),
 // when nothing came for -idle-ms, or on SIGTERM; then it ends the session (final commit)
@@ -129,6 +130,7 @@ func main() {
 	commitMs := flag.Int("commit-ms", 1000, "Consumer.Offsets.CommitInterval")
 	retentionMs := flag.Int("retention-ms", 0, "Consumer.Offsets.Retention (0: OffsetCommit v1)")
 	version := flag.String("version", "2.1.0", "sarama config.Version")
+	security := addSecurityFlags(flag.CommandLine)
 	flag.Parse()
 
 	c := sarama.NewConfig()
@@ -146,6 +148,7 @@ func main() {
 	c.Consumer.Group.Session.Timeout = time.Duration(*sessionMs) * time.Millisecond
 	c.Consumer.Group.Heartbeat.Interval = time.Duration(*heartbeatMs) * time.Millisecond
 	c.Metadata.Retry.Backoff = 100 * time.Millisecond
+	security.apply(c)
 
 	g, err := sarama.NewConsumerGroup(strings.Split(*brokers, ","), *group, c)
 	if err != nil {

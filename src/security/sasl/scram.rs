@@ -325,7 +325,10 @@ impl ScramServer {
                 {
                     return ScramStep::Failure("channel binding does not match".into());
                 }
-                if client_nonce != Some(nonce.as_str()) {
+                // `endsWith`, as Kafka since 3.8.1: librdkafka before 2.6.1 sends the
+                // client nonce once more in front of the combined one (librdkafka #4895,
+                // KAFKA-17154); the proof covers the message as sent either way.
+                if !client_nonce.is_some_and(|n| n.ends_with(nonce.as_str())) {
                     return ScramStep::Failure("nonce does not match".into());
                 }
                 let Ok(proof) = B64.decode(proof) else {
@@ -521,6 +524,41 @@ mod tests {
             server.step(CLIENT_FINAL.as_bytes(), &store),
             ScramStep::Failure(_)
         ));
+    }
+
+    /// librdkafka before 2.6.1 puts its own nonce in front of the combined nonce once
+    /// more in client-final (and signs that message): Kafka 3.8.1+ accepts it, so do we.
+    #[test]
+    fn librdkafka_doubled_client_nonce_is_accepted() {
+        let store = rfc_store();
+        let m = ScramMechanism::Sha256;
+        let cnonce = "rOprNGfwEbeRWgbNEkqO";
+        let mut server = ScramServer::new(m);
+        server.step_with_nonce(CLIENT_FIRST.as_bytes(), &store, || SERVER_NONCE.into());
+        let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let salted = m.salted_password(b"pencil", &salt, 4096);
+        let without_proof = format!("c=biws,r={cnonce}{cnonce}{SERVER_NONCE}");
+        let auth = format!("n=user,r={cnonce},{SERVER_FIRST},{without_proof}");
+        let client_key = m.hmac(&salted, b"Client Key");
+        let signature = m.hmac(&m.hash(&client_key), auth.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let fin = format!("{without_proof},p={}", B64.encode(proof));
+        assert!(matches!(
+            server.step(fin.as_bytes(), &store),
+            ScramStep::Success { .. }
+        ));
+        // A nonce that does not end with the server's is still refused.
+        let mut server = ScramServer::new(m);
+        server.step_with_nonce(CLIENT_FIRST.as_bytes(), &store, || SERVER_NONCE.into());
+        let wrong = CLIENT_FINAL.replace("$k0,p=", "$k1,p=");
+        assert_eq!(
+            server.step(wrong.as_bytes(), &store),
+            ScramStep::Failure("nonce does not match".into())
+        );
     }
 
     #[test]

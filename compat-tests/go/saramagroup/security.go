@@ -1,0 +1,1 @@
+../sarama/security.go
