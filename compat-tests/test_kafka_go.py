@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from builds import go_binary
-from checks import Driver, assert_stored_codec, ck_produce, create_topic, make_messages, wait_for
+from checks import Driver, ck_produce, create_topic, make_messages, stored_batches, wait_for
 import legacy
 from legacy import logged_cluster
 
@@ -121,8 +121,6 @@ def test_create_produce_and_consume_with_every_codec(kgo, bs, cluster):
     used = versions_used(cluster)
     assert {("CreateTopics", 0), ("Produce", 2), ("Fetch", 2)} <= used, used
     # Four produce requests per partition, one per codec, each stored as one v2 batch.
-    from checks import stored_batches
-
     for p in range(3):
         assert [b.codec for b in stored_batches(cluster, t, p)] == [0, 1, 2, 3]
         assert all(b.magic == 2 and b.record_count == 12 for b in stored_batches(cluster, t, p))

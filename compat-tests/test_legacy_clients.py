@@ -26,7 +26,7 @@ import pytest
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka import KafkaConsumer, KafkaProducer
 
 from builds import go_binary
 from checks import Driver, Msg, Rec, ck_produce, create_topic, decode_rec, encode_msg, make_messages, parse_acks, stored_batches, verify_roundtrip

@@ -8,10 +8,10 @@ batches stored as lz4, read back byte-exact."""
 import uuid
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import Consumer, KafkaError
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewTopic
 
-from checks import assert_stored_codec, ck_produce, make_messages, verify_roundtrip, wait_for
+from checks import Rec, assert_stored_codec, ck_produce, make_messages, verify_roundtrip, wait_for
 
 # Kafka 3.9's topic configs with a valid value (not the default) and an invalid one.
 KAFKA_39_TOPIC_CONFIGS = {
@@ -168,12 +168,8 @@ def test_compression_type_lz4_recompresses_a_gzip_producers_batches(admin, clust
     msgs = make_messages("cfg-lz4", n=60)
     acks = ck_produce(cluster.bootstrap, t, msgs, **{"compression.type": "gzip"})
     assert_stored_codec(cluster, t, range(3), "lz4")
-    from confluent_kafka import Consumer
-
     c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": uniq("g-lz4"), "auto.offset.reset": "earliest"})
     c.subscribe([t])
-    from checks import Rec
-
     recs = []
 
     def poll():
