@@ -330,6 +330,28 @@ def security_suite(cp, n):
     return rows
 
 
+class Scraper:
+    """Scrapes /metrics every second, as a Prometheus server would (its CPU counts)."""
+
+    def __init__(self, url):
+        import threading
+        import urllib.request
+        self.done = threading.Event()
+
+        def loop():
+            while not self.done.wait(1.0):
+                try:
+                    urllib.request.urlopen(url, timeout=5).read()
+                except OSError:
+                    pass
+        self.thread = threading.Thread(target=loop, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -337,6 +359,8 @@ def main():
     ap.add_argument("--skip-replicated", action="store_true")
     ap.add_argument("--security", action="store_true",
                     help="only PLAINTEXT vs SASL_SSL (SCRAM-SHA-512): throughput, CPU/GB, connection set-up")
+    ap.add_argument("--metrics", action="store_true",
+                    help="brokers serve /metrics (metrics.listener), scraped every second during the run")
     args = ap.parse_args()
     n = {"small": 300_000, "large": 100_000, "e2e": 300, "connections": 300} if args.quick else \
         {"small": 2_000_000, "large": 500_000, "e2e": 2000, "connections": 2000}
@@ -346,8 +370,12 @@ def main():
         rows += security_suite(cp, n)
         print_rows(rows)
         return
-    with GregorCluster(brokers=1) as c:
-        rows += single_broker_suite(cp, "gregor", c.bootstrap, c.procs["broker-1"].pid, n)
+    with GregorCluster(brokers=1, metrics=args.metrics) as c:
+        scraper = Scraper(c.metrics_url(1)) if args.metrics else None
+        name = "gregor (metrics on)" if args.metrics else "gregor"
+        rows += single_broker_suite(cp, name, c.bootstrap, c.procs["broker-1"].pid, n)
+        if scraper:
+            scraper.stop()
     if not args.skip_tansu:
         with Tansu() as t:
             rows += single_broker_suite(cp, "tansu 0.6.0", t.bootstrap, t.pid, n)

@@ -79,7 +79,7 @@ def metadata_brokers_and_controller(port):
 
 class GregorCluster:
     def __init__(self, brokers=1, broker_config=None, session_timeout_ms=6000, keep_dir=False,
-                 zookeeper_hosts=None, chroot=""):
+                 zookeeper_hosts=None, chroot="", metrics=False, console=False):
         """`zookeeper_hosts`: an already running ZooKeeper (e.g. Apache ZooKeeper) to use
         instead of starting `gregor zookeeper`; `chroot`: the brokers' chroot in it."""
         self.external_zookeeper = zookeeper_hosts
@@ -92,6 +92,12 @@ class GregorCluster:
         self.zk_port = free_port()
         self.ports = {i: free_port() for i in range(1, brokers + 1)}
         self.procs = {}
+        # metrics=True: every broker serves /metrics (metrics.listener) and so does the
+        # mini-zookeeper (metrics_listener), on ports of their own.
+        self.metrics_ports = {i: free_port() for i in self.ports} if metrics else {}
+        self.zk_metrics_port = free_port() if metrics else None
+        # console=True: the web console on each broker's metrics listener.
+        self.console = console and metrics
 
     # ---- lifecycle ----
     def __enter__(self):
@@ -116,6 +122,11 @@ class GregorCluster:
     def bootstrap(self):
         return ",".join(f"127.0.0.1:{p}" for p in self.ports.values())
 
+    def metrics_url(self, broker_id=None):
+        """/metrics of a broker, or of the mini-zookeeper when `broker_id` is None."""
+        port = self.zk_metrics_port if broker_id is None else self.metrics_ports[broker_id]
+        return f"http://127.0.0.1:{port}/metrics"
+
     @property
     def zookeeper(self):
         hosts = self.external_zookeeper or f"127.0.0.1:{self.zk_port}"
@@ -134,6 +145,7 @@ class GregorCluster:
         cfg.write_text(
             f'client_port = {self.zk_port}\ndata_dir = "{self.dir / "zookeeper"}"\n'
             "tick_time_ms = 500\nmin_session_timeout_ms = 1000\n"
+            + (f'metrics_listener = "127.0.0.1:{self.zk_metrics_port}"\n' if self.zk_metrics_port else "")
         )
         self._spawn("zookeeper", [GREGOR_BIN, "zookeeper", "--config", str(cfg)])
         wait_until(lambda: port_open(self.zk_port), 30, "zookeeper")
@@ -153,6 +165,10 @@ class GregorCluster:
             f"default.replication.factor = {min(3, self.n)}",
             "group.initial.rebalance.delay.ms = 0",
         ]
+        if broker_id in self.metrics_ports:
+            lines.append(f'"metrics.listener" = "127.0.0.1:{self.metrics_ports[broker_id]}"')
+            if self.console:
+                lines.append(f'"console.listener" = "127.0.0.1:{self.metrics_ports[broker_id]}"')
         for k, v in self.extra.items():
             lines.append(f'"{k}" = "{v}"')
         cfg.write_text("\n".join(lines) + "\n")

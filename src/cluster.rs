@@ -1,8 +1,13 @@
 //! `gregor cluster`: a local cluster in one command. Starts a mini-zookeeper and N
 //! brokers as child processes of this one, each with its own config, data directory and
 //! log file under `--data`, waits until every broker has registered, prints the bootstrap
-//! address, and on Ctrl-C (or SIGTERM) stops the brokers (controlled shutdown) and then
-//! the mini-zookeeper. `--secure` turns on TLS, SCRAM and ACLs (see `secure`).
+//! address (and each process's metrics and console URL), and on Ctrl-C (or SIGTERM) stops
+//! the brokers (controlled shutdown) and then the mini-zookeeper. `--secure` turns on
+//! TLS, SCRAM and ACLs (see `secure`).
+//!
+//! Configs are generated only when absent, so an operator's edits survive a restart;
+//! `--config-dir` uses existing files instead, and `--override KEY=VALUE` reaches every
+//! broker's command line (as `gregor broker --override`) without touching the files.
 
 pub mod secure;
 
@@ -30,11 +35,40 @@ pub struct ClusterArgs {
     /// Host the brokers listen on and advertise.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// A broker setting for every broker, `KEY=VALUE` (repeatable), e.g.
+    /// `--override num.partitions=4`; passed as `gregor broker --override`.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
     /// TLS + SCRAM + ACLs: one SASL_SSL listener per broker (also the inter-broker one),
     /// the ACL authorizer with an `admin` super user, ZooKeeper ACLs; writes
     /// client.properties and client-librdkafka.properties into the data directory.
     #[arg(long)]
     pub secure: bool,
+    /// Use the configs in this directory (`zookeeper.toml`, `broker-<id>.toml`) as they
+    /// are instead of generating them under `--data`.
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+}
+
+/// Ports of the generated HTTP listeners, placed relative to `--base-port` and
+/// `--zookeeper-port` so that the defaults are the usual ones (broker N's metrics on
+/// 9404 + N - 1, the Prometheus JMX exporter's port; its console on 8080 + N - 1; the
+/// mini-zookeeper's metrics on 7000, ZooKeeper's `metricsProvider.httpPort`) and two
+/// clusters on different ports do not collide.
+fn http_port(base: u16, default_base: u16, usual: u16, index: u16) -> anyhow::Result<u16> {
+    let port = i32::from(base) - i32::from(default_base) + i32::from(usual) + i32::from(index);
+    u16::try_from(port)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| anyhow::anyhow!("no room for an HTTP port next to port {base}"))
+}
+
+/// Writes a generated config unless the file exists (an operator may have edited it).
+fn write_if_absent(path: &Path, text: &str) -> anyhow::Result<()> {
+    if !path.exists() {
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 struct Proc {
@@ -50,23 +84,37 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let logs = data.join("logs");
     std::fs::create_dir_all(&logs)?;
     let exe = std::env::current_exe().context("cannot find the gregor executable")?;
-
     let security = prepare_security(&args, &data)?;
 
-    let zk_config = data.join("zookeeper.toml");
-    std::fs::write(
-        &zk_config,
-        format!(
-            "client_port = {}\nclient_address = \"{}\"\ndata_dir = \"{}\"\n",
-            args.zookeeper_port,
-            args.host,
-            data.join("zookeeper").display()
-        ),
-    )?;
+    for o in &args.overrides {
+        anyhow::ensure!(o.contains('='), "--override `{o}`: expected KEY=VALUE");
+    }
+    let config_dir = match &args.config_dir {
+        Some(dir) => dir
+            .canonicalize()
+            .with_context(|| format!("--config-dir {}", dir.display()))?,
+        None => data.clone(),
+    };
+    let zk_config = config_dir.join("zookeeper.toml");
+    if args.config_dir.is_none() {
+        write_if_absent(
+            &zk_config,
+            &format!(
+                "client_port = {}\nclient_address = \"{}\"\ndata_dir = \"{}\"\nmetrics_listener = \"{}:{}\"\n",
+                args.zookeeper_port,
+                args.host,
+                data.join("zookeeper").display(),
+                args.host,
+                http_port(args.zookeeper_port, 2181, 7000, 0)?,
+            ),
+        )?;
+    }
+    anyhow::ensure!(zk_config.exists(), "{} does not exist", zk_config.display());
     let mut procs = vec![spawn(
         &exe,
         "zookeeper",
         &zk_config,
+        &[],
         &logs.join("zookeeper.log"),
         "zookeeper",
     )?];
@@ -75,6 +123,7 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
         stop_all(&mut procs);
         return Err(err);
     }
+
     let zk_connect = match &security {
         Some(_) => format!("{zk_addr}{}", secure::ZK_CHROOT),
         None => zk_addr.clone(),
@@ -92,9 +141,60 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
         }
     }
 
-    let bootstrap: Vec<String> = (1..=args.brokers)
-        .map(|id| format!("{}:{}", args.host, args.base_port + id - 1))
+    let mut bootstrap = Vec::new();
+    let mut urls = Vec::new();
+    let broker_overrides: Vec<String> = args
+        .overrides
+        .iter()
+        .flat_map(|o| ["--override".to_string(), o.clone()])
         .collect();
+    for id in 1..=args.brokers {
+        let port = args.base_port + id - 1;
+        let config = config_dir.join(format!("broker-{id}.toml"));
+        let replication = args.brokers.min(3);
+        if args.config_dir.is_none() {
+            let mut text = format!(
+                "broker.id = {id}\nlog.dirs = \"{dir}\"\nzookeeper.connect = \"{zk_connect}\"\nzookeeper.session.timeout.ms = 6000\ndefault.replication.factor = {replication}\noffsets.topic.replication.factor = {replication}\nmin.insync.replicas = {min_isr}\n\"metrics.listener\" = \"{host}:{metrics}\"\n",
+                host = args.host,
+                dir = data.join(format!("broker-{id}")).display(),
+                min_isr = if replication >= 3 { 2 } else { 1 },
+                metrics = http_port(args.base_port, 9092, 9404, id - 1)?,
+            );
+            let console = http_port(args.base_port, 9092, 8080, id - 1)?;
+            match &security {
+                // The embedded console speaks plaintext to its broker: not on a secured
+                // cluster (`gregor console --command-config` works against it).
+                Some(s) => text.push_str(&s.broker_config(&args.host, port)),
+                None => text.push_str(&format!(
+                    "listeners = \"PLAINTEXT://{host}:{port}\"\n\"console.listener\" = \"{host}:{console}\"\n",
+                    host = args.host,
+                )),
+            }
+            write_if_absent(&config, &text)?;
+        }
+        anyhow::ensure!(config.exists(), "{} does not exist", config.display());
+        let effective = crate::broker::load_config(&crate::broker::BrokerArgs {
+            config: config.clone(),
+            overrides: args.overrides.clone(),
+        })?;
+        let listener = effective
+            .listeners
+            .first()
+            .map(|l| format!("{}:{}", l.host, l.port));
+        bootstrap.push(listener.unwrap_or_else(|| format!("{}:{port}", args.host)));
+        urls.push((
+            effective.value("metrics.listener"),
+            effective.value("console.listener"),
+        ));
+        procs.push(spawn(
+            &exe,
+            "broker",
+            &config,
+            &broker_overrides,
+            &logs.join(format!("broker-{id}.log")),
+            &format!("broker-{id}"),
+        )?);
+    }
     let client_files = match &security {
         Some(s) => {
             let files = s.write_client_files(&data, &bootstrap.join(","))?;
@@ -103,31 +203,6 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    for id in 1..=args.brokers {
-        let port = args.base_port + id - 1;
-        let config = data.join(format!("broker-{id}.toml"));
-        let replication = args.brokers.min(3);
-        let mut text = format!(
-            "broker.id = {id}\nlog.dirs = \"{dir}\"\nzookeeper.connect = \"{zk_connect}\"\nzookeeper.session.timeout.ms = 6000\ndefault.replication.factor = {replication}\noffsets.topic.replication.factor = {replication}\nmin.insync.replicas = {min_isr}\n",
-            dir = data.join(format!("broker-{id}")).display(),
-            min_isr = if replication >= 3 { 2 } else { 1 },
-        );
-        match &security {
-            Some(s) => text.push_str(&s.broker_config(&args.host, port)),
-            None => text.push_str(&format!(
-                "listeners = \"PLAINTEXT://{}:{port}\"\n",
-                args.host
-            )),
-        }
-        std::fs::write(&config, text)?;
-        procs.push(spawn(
-            &exe,
-            "broker",
-            &config,
-            &logs.join(format!("broker-{id}.log")),
-            &format!("broker-{id}"),
-        )?);
-    }
     for addr in &bootstrap {
         if let Err(err) = wait_for_port(addr, Duration::from_secs(60), &mut procs) {
             stop_all(&mut procs);
@@ -153,6 +228,17 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
         }
     );
     println!("  bootstrap servers: {}", bootstrap.join(","));
+    // One per line, for scripts: `metrics: URL`, `console: URL`.
+    for (metrics, console) in &urls {
+        if let Some(m) = metrics.as_deref().filter(|m| !m.is_empty()) {
+            println!("metrics: http://{m}/metrics");
+        }
+        if let Some(c) = console.as_deref().filter(|c| !c.is_empty()) {
+            println!("console: http://{c}/");
+        }
+    }
+    let bootstrap_file = data.join(crate::cli::BOOTSTRAP_FILE);
+    let _ = std::fs::write(&bootstrap_file, bootstrap.join(","));
     println!("  zookeeper:         {zk_connect}");
     println!("  data and configs:  {}", data.display());
     println!("  logs:              {}/*.log", logs.display());
@@ -173,6 +259,7 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
     println!("Press Ctrl-C to stop.");
 
     let outcome = supervise(&mut procs);
+    let _ = std::fs::remove_file(&bootstrap_file);
     stop_all(&mut procs);
     outcome
 }
@@ -202,7 +289,14 @@ fn prepare_security(
     }
 }
 
-fn spawn(exe: &Path, role: &str, config: &Path, log: &Path, name: &str) -> anyhow::Result<Proc> {
+fn spawn(
+    exe: &Path,
+    role: &str,
+    config: &Path,
+    extra: &[String],
+    log: &Path,
+    name: &str,
+) -> anyhow::Result<Proc> {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -215,6 +309,7 @@ fn spawn(exe: &Path, role: &str, config: &Path, log: &Path, name: &str) -> anyho
         .arg(role)
         .arg("--config")
         .arg(config)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

@@ -44,6 +44,8 @@ enum Command {
     Certs(gregor::cli::certs::CertsArgs),
     /// Add, list and remove SCRAM users (AlterUserScramCredentials / DescribeUserScramCredentials).
     Users(gregor::cli::users::UsersArgs),
+    /// Serve the web console for a cluster (brokers serve it too: console.listener).
+    Console(gregor::console::ConsoleArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +71,7 @@ fn main() -> std::process::ExitCode {
         Command::Acls(args) => gregor::cli::acls::run(args),
         Command::Certs(args) => gregor::cli::certs::run(args),
         Command::Users(args) => gregor::cli::users::run(args),
+        Command::Console(args) => gregor::console::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -320,6 +320,7 @@ pub async fn handle(
             || req.max_wait_ms <= 0
         {
             for (slot, data) in slots.iter().zip(results) {
+                crate::metrics::fetched(slot.partition.as_deref(), &data, follower.is_some());
                 topics[slot.topic_index].partitions.push(data);
             }
             return Some(
@@ -330,7 +331,8 @@ pub async fn handle(
             );
         }
         let changes = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
-        let _ = tokio::time::timeout_at(deadline, futures::future::select_all(changes)).await;
+        let wait = tokio::time::timeout_at(deadline, futures::future::select_all(changes));
+        let _ = crate::metrics::requests::remote(wait).await;
     }
 }
 

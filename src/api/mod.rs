@@ -16,13 +16,17 @@ pub mod api_versions;
 pub mod authz;
 pub mod cluster;
 pub mod configs;
+pub mod describe_producers;
+pub mod elect_leaders;
 pub mod errors;
 pub mod fetch;
 pub mod groups;
+pub mod log_dirs;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod producer;
+pub mod reassign;
 pub mod sasl;
 pub mod scram;
 pub mod topics;
@@ -127,6 +131,11 @@ dispatch_table! {
     SaslAuthenticate => sasl::sasl_authenticate [sasl::authenticate::VERSIONS],
     DescribeUserScramCredentials => scram::describe_user_scram_credentials [scram::describe::VERSIONS],
     AlterUserScramCredentials => scram::alter_user_scram_credentials [scram::alter::VERSIONS],
+    ElectLeaders => elect_leaders::handle [elect_leaders::VERSIONS],
+    AlterPartitionReassignments => reassign::alter_partition_reassignments [reassign::alter::VERSIONS],
+    ListPartitionReassignments => reassign::list_partition_reassignments [reassign::list::VERSIONS],
+    DescribeLogDirs => log_dirs::handle [log_dirs::VERSIONS],
+    DescribeProducers => describe_producers::handle [describe_producers::VERSIONS],
 }
 
 /// The versions of `key` this broker serves, if any.

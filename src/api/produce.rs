@@ -310,7 +310,7 @@ pub async fn handle(
             p.partition
                 .wait_for_replication(p.required_offset, p.epoch, deadline)
         });
-        let outcomes = futures::future::join_all(waits).await;
+        let outcomes = crate::metrics::requests::remote(futures::future::join_all(waits)).await;
         for (p, outcome) in pending.iter().zip(outcomes) {
             if let Err(err) = outcome {
                 let r = &mut responses[p.topic_index].partition_responses[p.partition_index];

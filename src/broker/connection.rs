@@ -253,6 +253,7 @@ async fn serve_stream<R, W>(
     W: AsyncWrite + Unpin,
 {
     let connection_id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+    let _counted = crate::metrics::ConnectionGuard::open(&listener.name);
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     let max_frame = broker.config.socket_request_max_bytes;
@@ -308,6 +309,7 @@ async fn serve_stream<R, W>(
                 Err(_) => break,
             }
         }
+        let received = std::time::Instant::now();
         let request = match decode_request(frame, api::served_versions) {
             Ok(request) => request,
             Err(err) => {
@@ -341,6 +343,8 @@ async fn serve_stream<R, W>(
             ctx.api_version
         };
         let mut close_after = false;
+        let started = std::time::Instant::now();
+        let mut remote = Duration::ZERO;
         let sasl_action = sasl
             .as_mut()
             .and_then(|s| s.intercept(&request.body, ctx.api_version, peer));
@@ -354,7 +358,11 @@ async fn serve_stream<R, W>(
             None => {
                 let acks_zero =
                     matches!(&request.body, Some(RequestKind::Produce(p)) if p.acks == 0);
-                let Some(response) = api::handle(&broker, &ctx, request.body).await else {
+                let (response, waited) =
+                    crate::metrics::requests::measure(api::handle(&broker, &ctx, request.body))
+                        .await;
+                remote = waited;
+                let Some(response) = response else {
                     continue; // acks=0 produce: no response, as in Kafka
                 };
                 if acks_zero {
@@ -389,6 +397,7 @@ async fn serve_stream<R, W>(
                 break;
             }
         };
+        let handled = std::time::Instant::now();
         // Small chunks coalesce in the writer's buffer; large record chunks go straight
         // from the segment read buffer to the socket.
         let mut failed = false;
@@ -401,6 +410,13 @@ async fn serve_stream<R, W>(
         if failed || writer.flush().await.is_err() || close_after {
             break;
         }
+        let timing = crate::metrics::requests::Timing {
+            received,
+            started,
+            handled,
+            remote,
+        };
+        crate::metrics::requests::record(ctx.api_key, ctx.api_version, Some(&response), &timing);
     }
     // Closing a TLS stream sends close_notify; a plain one just closes.
     let _ = writer.shutdown().await;

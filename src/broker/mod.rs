@@ -48,6 +48,8 @@ pub struct Broker {
     pub request_memory: Option<Arc<tokio::sync::Semaphore>>,
     /// The ACL authorizer (`authorizer.class.name`); `None`: every request is allowed.
     pub authorizer: Option<Arc<crate::security::acl::Authorizer>>,
+    /// Admin commands to this broker's controller role (elections, reassignments).
+    pub controller: crate::controller::commands::ControllerHandle,
 }
 
 impl Broker {
@@ -180,7 +182,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
             .with_context(|| format!("cannot listen on {}", listener_config.bind_addr()))?;
         bound.push((listener, Arc::new(security)));
     }
-    controller::start(config.clone(), session.clone(), image.clone());
+    let controller = controller::start(config.clone(), session.clone(), image.clone());
     let broker = Arc::new(Broker {
         config: config.clone(),
         session: session.clone(),
@@ -194,6 +196,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
             Arc::new(tokio::sync::Semaphore::new(bytes))
         }),
         authorizer,
+        controller,
     });
     let admission = server::Admission::new(&config, fd_limit);
     for (listener, security) in bound {
@@ -204,6 +207,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
             admission.clone(),
         ));
     }
+    crate::metrics::http::start_broker(&broker).await?;
     tokio::spawn(registration::keep_registered(
         session.clone(),
         config.clone(),

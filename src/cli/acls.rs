@@ -13,7 +13,8 @@ use crate::security::acl::{AclOperation, PatternType, PermissionType, ResourceTy
 #[derive(clap::Args, Debug)]
 pub struct AclsArgs {
     /// Broker(s) to bootstrap from.
-    #[arg(long, default_value = "127.0.0.1:9092")]
+    /// Broker(s) to bootstrap from (default: see `gregor::cli::default_bootstrap`).
+    #[arg(long, default_value_t = super::default_bootstrap())]
     pub bootstrap_server: String,
     #[command(subcommand)]
     pub command: AclsCommand,

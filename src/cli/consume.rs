@@ -15,7 +15,8 @@ use crate::client::cluster::ClusterClient;
 
 #[derive(clap::Args, Debug)]
 pub struct ConsumeArgs {
-    #[arg(long, default_value = "127.0.0.1:9092")]
+    /// Broker(s) to bootstrap from (default: see `gregor::cli::default_bootstrap`).
+    #[arg(long, default_value_t = super::default_bootstrap())]
     pub bootstrap_server: String,
     #[arg(long)]
     pub topic: String,
@@ -159,7 +160,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     })
 }
 
-async fn list_offset(
+pub async fn list_offset(
     c: &mut ClusterClient,
     topic: &str,
     partition: i32,

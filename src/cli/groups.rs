@@ -32,7 +32,7 @@ pub enum GroupsCommand {
     /// List every consumer group.
     List {
         /// A broker to start from (host:port; comma-separated list accepted).
-        #[arg(long = "bootstrap-server")]
+        #[arg(long = "bootstrap-server", default_value_t = super::default_bootstrap())]
         bootstrap_server: String,
         /// Also show each group's state.
         #[arg(long)]
@@ -42,7 +42,7 @@ pub enum GroupsCommand {
     Describe {
         group: String,
         /// A broker to start from (host:port; comma-separated list accepted).
-        #[arg(long = "bootstrap-server")]
+        #[arg(long = "bootstrap-server", default_value_t = super::default_bootstrap())]
         bootstrap_server: String,
     },
 }
@@ -82,7 +82,7 @@ fn check(code: i16, what: &str) -> anyhow::Result<()> {
     }
 }
 
-async fn connect_any(bootstrap: &str) -> anyhow::Result<KafkaConnection> {
+pub async fn connect_any(bootstrap: &str) -> anyhow::Result<KafkaConnection> {
     let mut last = None;
     for addr in bootstrap
         .split(',')
@@ -145,7 +145,7 @@ pub async fn list(bootstrap: &str, with_state: bool, out: &mut String) -> anyhow
 }
 
 /// Finds the group's coordinator, retrying while it is being created or loaded.
-async fn coordinator(conn: &mut KafkaConnection, group: &str) -> anyhow::Result<String> {
+pub async fn coordinator(conn: &mut KafkaConnection, group: &str) -> anyhow::Result<String> {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
         let r = conn

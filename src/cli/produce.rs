@@ -18,7 +18,8 @@ use super::{block_on, check, connect};
 
 #[derive(clap::Args, Debug)]
 pub struct ProduceArgs {
-    #[arg(long, default_value = "127.0.0.1:9092")]
+    /// Broker(s) to bootstrap from (default: see `gregor::cli::default_bootstrap`).
+    #[arg(long, default_value_t = super::default_bootstrap())]
     pub bootstrap_server: String,
     #[arg(long)]
     pub topic: String,

@@ -16,7 +16,8 @@ use super::{block_on, check, connect};
 #[derive(clap::Args, Debug)]
 pub struct TopicsArgs {
     /// Broker(s) to bootstrap from.
-    #[arg(long, default_value = "127.0.0.1:9092")]
+    /// Broker(s) to bootstrap from (default: see `gregor::cli::default_bootstrap`).
+    #[arg(long, default_value_t = super::default_bootstrap())]
     pub bootstrap_server: String,
     #[command(subcommand)]
     pub command: TopicsCommand,

@@ -17,7 +17,8 @@ use crate::security::sasl::scram::{random_salt, ScramMechanism};
 #[derive(clap::Args, Debug)]
 pub struct UsersArgs {
     /// Broker(s) to bootstrap from.
-    #[arg(long, default_value = "127.0.0.1:9092")]
+    /// Broker(s) to bootstrap from (default: see `gregor::cli::default_bootstrap`).
+    #[arg(long, default_value_t = super::default_bootstrap())]
     pub bootstrap_server: String,
     #[command(subcommand)]
     pub command: UsersCommand,

@@ -167,6 +167,18 @@ pub const BROKER_KEYS: &[ConfigKey] = &[
         "Per-IP or hostname overrides of max.connections.per.ip, e.g. `127.0.0.1:200,10.0.0.9:5`.",
     ),
     ConfigKey::new(
+        "metrics.listener",
+        T::String,
+        "",
+        "host:port of the HTTP listener serving Prometheus metrics at /metrics (empty: off).",
+    ),
+    ConfigKey::new(
+        "console.listener",
+        T::String,
+        "",
+        "host:port of the HTTP listener serving the web console at / (empty: off; may equal metrics.listener).",
+    ),
+    ConfigKey::new(
         "connections.max.idle.ms",
         T::Long,
         "600000",
@@ -762,6 +774,14 @@ impl BrokerConfig {
             .or_else(|| self.explicit.get(key))
             .cloned()
             .or_else(|| crate::security::config::default_of(key).map(str::to_string))
+    }
+
+    /// A key's effective value as written (explicit or default), for keys without a field.
+    pub fn value(&self, key: &str) -> Option<String> {
+        self.explicit
+            .get(key)
+            .cloned()
+            .or_else(|| key_def(key).and_then(|k| k.default.map(str::to_string)))
     }
 
     /// Every broker key with its effective value and source, for DescribeConfigs.

@@ -217,14 +217,14 @@ pub fn preferred_elections(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::coordination::{BrokerInfo, PartitionInfo, TopicInfo};
 
     /// (replicas, optional (leader, isr)) per partition.
     type Spec = (Vec<i32>, Option<(i32, Vec<i32>)>);
 
-    fn image(live: &[i32], partitions: &[Spec]) -> ClusterImage {
+    pub(crate) fn image(live: &[i32], partitions: &[Spec]) -> ClusterImage {
         let mut img = ClusterImage::default();
         for &id in live {
             img.brokers.insert(
@@ -245,12 +245,15 @@ mod tests {
             partitions: BTreeMap::new(),
             config: BTreeMap::new(),
             deleting: false,
+            zk_version: 0,
         };
         for (i, (replicas, state)) in partitions.iter().enumerate() {
             t.partitions.insert(
                 i as i32,
                 PartitionInfo {
                     replicas: replicas.clone(),
+                    adding: Vec::new(),
+                    removing: Vec::new(),
                     state: state.clone().map(|(leader, isr)| PartitionState {
                         leader,
                         leader_epoch: 3,

@@ -12,7 +12,10 @@
 //!
 //! The decisions themselves are pure functions in `decisions`.
 
+pub mod commands;
 pub mod decisions;
+pub mod election;
+pub mod reassign;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,19 +29,23 @@ use crate::coordination::znodes::*;
 use crate::coordination::{ClusterImage, PartitionState, SessionHandle, ZkSession};
 use decisions::{preferred_elections, reconcile, Exclusions, Overlay, Transition};
 
-/// Starts this broker's candidacy for the controller role.
+/// Starts this broker's candidacy for the controller role; the handle takes admin
+/// commands (elections, reassignments) to it while it is the controller.
 pub fn start(
     config: Arc<BrokerConfig>,
     session: ZkSession,
     image: watch::Receiver<Arc<ClusterImage>>,
-) {
-    tokio::spawn(run(config, session, image));
+) -> commands::ControllerHandle {
+    let (handle, rx) = commands::ControllerHandle::channel();
+    tokio::spawn(run(config, session, image, rx));
+    handle
 }
 
 async fn run(
     config: Arc<BrokerConfig>,
     session: ZkSession,
     image: watch::Receiver<Arc<ClusterImage>>,
+    mut commands: tokio::sync::mpsc::Receiver<commands::Command>,
 ) {
     loop {
         let handle = session.current().await;
@@ -58,10 +65,20 @@ async fn run(
                     broker_epochs: BTreeMap::new(),
                     deleted: Default::default(),
                 };
-                let reason = role.serve(&session, image.clone()).await;
+                let reason = role.serve(&session, image.clone(), &mut commands).await;
                 tracing::warn!(broker = config.broker_id, %reason, "no longer controller");
             }
-            Ok(None) => wait_for_controller_change(&session, &handle).await,
+            Ok(None) => {
+                // Commands sent meanwhile are dropped unanswered: NOT_CONTROLLER.
+                let change = wait_for_controller_change(&session, &handle);
+                tokio::pin!(change);
+                loop {
+                    tokio::select! {
+                        _ = &mut change => break,
+                        cmd = commands.recv() => drop(cmd),
+                    }
+                }
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "controller election failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -73,7 +90,7 @@ async fn run(
 /// The controller epoch this controller holds and the version of `/controller_epoch`
 /// every write is conditional on.
 #[derive(Debug, Clone, Copy)]
-struct Fence {
+pub(crate) struct Fence {
     epoch: i32,
     zk_version: i32,
 }
@@ -167,14 +184,14 @@ async fn wait_for_controller_change(session: &ZkSession, handle: &SessionHandle)
 
 /// Why a controller stopped being one.
 #[derive(Debug, thiserror::Error)]
-enum Resigned {
+pub(crate) enum Resigned {
     #[error("ZooKeeper session ended")]
     SessionEnded,
     #[error("controller epoch moved on: deposed")]
     Fenced,
 }
 
-struct ControllerRole {
+pub(crate) struct ControllerRole {
     config: Arc<BrokerConfig>,
     handle: SessionHandle,
     fence: Fence,
@@ -186,7 +203,7 @@ struct ControllerRole {
     deleted: std::collections::BTreeSet<String>,
 }
 
-enum WriteOutcome {
+pub(crate) enum WriteOutcome {
     Done(PartitionState),
     Conflict,
     Fenced,
@@ -197,6 +214,7 @@ impl ControllerRole {
         &mut self,
         session: &ZkSession,
         mut image_rx: watch::Receiver<Arc<ClusterImage>>,
+        commands: &mut tokio::sync::mpsc::Receiver<commands::Command>,
     ) -> Resigned {
         let mut sessions = session.subscribe();
         let mut rebalance = tokio::time::interval(Duration::from_millis(
@@ -228,6 +246,10 @@ impl ControllerRole {
                     }
                 }
                 _ = retry.tick() => {}
+                Some(cmd) = commands.recv() => {
+                    let image = image_rx.borrow().clone();
+                    if let Err(r) = self.command(&image, cmd).await { return r; }
+                }
             }
         }
     }
@@ -267,6 +289,7 @@ impl ControllerRole {
         };
         let transitions = reconcile(image, &self.overlay, &self.exclusions, unclean_for);
         self.apply(transitions).await?;
+        self.advance_reassignments(image).await?;
         // Failure notifications of brokers that re-registered since are void (their
         // directories were recovered at the restart, or failed again and re-announced).
         for child in image.stale_log_dir_events() {

@@ -37,7 +37,13 @@ impl BrokerInfo {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionInfo {
+    /// The full replica set: during a reassignment the target replicas plus the
+    /// original ones being removed (Kafka's RS = TRS + ORS).
     pub replicas: Vec<i32>,
+    /// KIP-455 reassignment in progress: replicas being added and being removed
+    /// (the topic znode's `adding_replicas` / `removing_replicas`).
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
     /// `None` until the controller has written the partition state.
     pub state: Option<PartitionState>,
 }
@@ -61,6 +67,8 @@ pub struct TopicInfo {
     pub config: BTreeMap<String, String>,
     /// Deletion requested (`/admin/delete_topics/<topic>` exists).
     pub deleting: bool,
+    /// The topic znode's version, for conditional assignment changes (reassignment).
+    pub zk_version: i32,
 }
 
 impl TopicInfo {

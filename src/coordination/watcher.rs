@@ -384,16 +384,26 @@ impl WatchState {
 
     async fn reload_topic(&mut self, topic: &str) -> ZkResult<()> {
         let path = topic_path(topic);
-        let Some((data, _)) = self.read(Reload::Topic(topic.to_string()), &path).await? else {
+        let Some((data, stat)) = self.read(Reload::Topic(topic.to_string()), &path).await? else {
             self.image.topics.remove(topic);
             return Ok(());
         };
         let parsed = TopicZnode::decode(&path, &data).and_then(|z| {
             let assignment = z.assignment(&path)?;
             let id = z.topic_uuid(&path)?;
-            Ok((id, assignment))
+            let moving = |m: &BTreeMap<String, Vec<i32>>| -> BTreeMap<i32, Vec<i32>> {
+                m.iter()
+                    .filter_map(|(p, r)| p.parse().ok().map(|p| (p, r.clone())))
+                    .collect()
+            };
+            Ok((
+                id,
+                assignment,
+                moving(&z.adding_replicas),
+                moving(&z.removing_replicas),
+            ))
         });
-        let (id, assignment) = match parsed {
+        let (id, assignment, mut adding, mut removing) = match parsed {
             Ok(found) => found,
             Err(err) => {
                 tracing::warn!(%err, "ignoring unreadable topic znode");
@@ -410,18 +420,28 @@ impl WatchState {
                 partitions: BTreeMap::new(),
                 config: BTreeMap::new(),
                 deleting: false,
+                zk_version: stat.version,
             });
         entry.id = id;
+        entry.zk_version = stat.version;
         entry.partitions.retain(|p, _| assignment.contains_key(p));
         let mut new_partitions = Vec::new();
         for (p, replicas) in assignment {
+            let add = adding.remove(&p).unwrap_or_default();
+            let remove = removing.remove(&p).unwrap_or_default();
             match entry.partitions.get_mut(&p) {
-                Some(info) => info.replicas = replicas,
+                Some(info) => {
+                    info.replicas = replicas;
+                    info.adding = add;
+                    info.removing = remove;
+                }
                 None => {
                     entry.partitions.insert(
                         p,
                         PartitionInfo {
                             replicas,
+                            adding: add,
+                            removing: remove,
                             state: None,
                         },
                     );

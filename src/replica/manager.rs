@@ -377,6 +377,7 @@ impl ReplicaManager {
         let write = handle
             .client
             .set_data(&path, &znode.encode(), Some(st.zk_version));
+        let started = std::time::Instant::now();
         let timeout = Duration::from_millis(self.config.zookeeper_session_timeout_ms);
         let Ok(result) = tokio::time::timeout(timeout, write).await else {
             tracing::warn!(partition = %partition.tp, "ISR update timed out");
@@ -385,6 +386,8 @@ impl ReplicaManager {
         };
         match result {
             Ok(stat) => {
+                crate::metrics::ZK_LATENCY.observe(started.elapsed());
+                crate::metrics::isr_changed(st.isr.len(), isr.len());
                 tracing::info!(partition = %partition.tp, old = ?st.isr, new = ?isr, "ISR changed");
                 partition.isr_committed(st.leader_epoch, isr, stat.version);
             }

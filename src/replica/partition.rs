@@ -81,6 +81,8 @@ pub struct Partition {
     reader: Arc<LogReader>,
     state: Mutex<PartitionState>,
     progress: watch::Sender<u64>,
+    /// This topic's BrokerTopicMetrics counters (see `crate::metrics`).
+    pub stats: Arc<crate::metrics::TopicStats>,
 }
 
 /// Locks a mutex, recovering from poisoning: the data is still consistent because every
@@ -97,6 +99,7 @@ impl Partition {
         log: Arc<Mutex<Log>>,
         hw_checkpoint: i64,
     ) -> Self {
+        let stats = crate::metrics::topic(&tp.topic);
         let (leo, reader) = {
             let log = lock(&log);
             (log.log_end_offset(), log.reader())
@@ -108,6 +111,7 @@ impl Partition {
             reader,
             state: Mutex::new(PartitionState::new(broker_id, hw_checkpoint, leo)),
             progress: watch::channel(0).0,
+            stats,
         }
     }
 
@@ -202,6 +206,10 @@ impl Partition {
         };
         st.advance_hw(leo);
         drop(st);
+        self.stats.appended(
+            records.len(),
+            appended.last_offset - appended.base_offset + 1,
+        );
         self.notify();
         Ok((appended, epoch))
     }
@@ -460,6 +468,7 @@ impl Partition {
         let mut log = lock(&self.log);
         if !records.is_empty() {
             log.append_as_follower(records, now_ms)?;
+            self.stats.replicated_in(records.len());
         }
         if leader_log_start > log.log_start_offset() && leader_log_start <= log.log_end_offset() {
             log.increment_log_start_offset(leader_log_start)?;

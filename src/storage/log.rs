@@ -266,6 +266,14 @@ impl Log {
     pub fn producer_state(&self, producer_id: i64) -> Option<ProducerEntrySummary> {
         self.producers.summary(producer_id)
     }
+    /// Every producer with state in this log (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<(i64, ProducerEntrySummary)> {
+        let mut ids: Vec<i64> = self.producers.last_offsets().into_keys().collect();
+        ids.sort_unstable();
+        ids.into_iter()
+            .filter_map(|id| self.producers.summary(id).map(|s| (id, s)))
+            .collect()
+    }
 
     /// The active (last) segment. Every operation keeps at least one segment in the map
     /// (replacements insert the new segment before removing the old one, Kafka's

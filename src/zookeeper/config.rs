@@ -48,6 +48,9 @@ pub struct FileConfig {
     /// under that name).
     #[serde(alias = "zookeeper.DigestAuthenticationProvider.superDigest")]
     pub super_digest: Option<String>,
+    /// `host:port` of the HTTP listener serving Prometheus metrics at /metrics (ZooKeeper:
+    /// `metricsProvider.httpHost`/`httpPort`); unset: off.
+    pub metrics_listener: Option<String>,
 }
 
 /// `jute.maxbuffer = N` written as a TOML dotted key.
@@ -120,6 +123,7 @@ pub struct Config {
     /// `DigestAuthenticationProvider` prints): a connection that authenticates as it
     /// passes every ACL check (ZooKeeper: `zookeeper.DigestAuthenticationProvider.superDigest`).
     pub super_digest: Option<String>,
+    pub metrics_listener: Option<String>,
 }
 
 impl Config {
@@ -260,6 +264,10 @@ impl FileConfig {
             )?,
             four_letter_words,
             super_digest,
+            metrics_listener: self
+                .metrics_listener
+                .clone()
+                .filter(|s| !s.trim().is_empty()),
         };
         if cfg.snapshot_retain_count < 2 {
             bail!(

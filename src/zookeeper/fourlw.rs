@@ -113,6 +113,34 @@ pub fn refusal(cmd: &str) -> String {
     format!("{cmd} is not executed because it is not in the whitelist.\n")
 }
 
+/// ZooKeeper's `mntr` keys (without the `zk_` prefix) and values.
+pub fn mntr_rows(core: &Core, stats: &Stats) -> Vec<(&'static str, String)> {
+    let c = core.counters();
+    let tree = core.tree();
+    vec![
+        ("version", VERSION.to_string()),
+        ("avg_latency", format!("{:.4}", stats.latency_avg)),
+        ("max_latency", stats.latency_max.to_string()),
+        ("min_latency", stats.latency_min.to_string()),
+        ("packets_received", c.received.to_string()),
+        ("packets_sent", c.sent.to_string()),
+        ("num_alive_connections", stats.open_connections.to_string()),
+        ("outstanding_requests", "0".to_string()),
+        ("server_state", "standalone".to_string()),
+        ("znode_count", tree.node_count().to_string()),
+        ("watch_count", core.watch_count().to_string()),
+        ("ephemerals_count", tree.ephemeral_count().to_string()),
+        (
+            "approximate_data_size",
+            tree.approximate_data_size().to_string(),
+        ),
+        ("global_sessions", core.sessions().len().to_string()),
+        ("local_sessions", "0".to_string()),
+        ("uptime", stats.uptime_ms.to_string()),
+        ("last_zxid", format!("{:#x}", core.zxid())),
+    ]
+}
+
 pub fn render(cmd: &str, core: &Core, stats: &Stats, cfg: &Config) -> String {
     if !cfg.four_letter_words.allows(cmd) {
         return refusal(cmd);
@@ -150,32 +178,10 @@ pub fn render(cmd: &str, core: &Core, stats: &Stats, cfg: &Config) -> String {
             core.watch_count()
         ),
         "dirs" => "datadir_size: 0\nlogdir_size: 0\n".to_string(),
-        "mntr" => {
-            let c = core.counters();
-            let tree = core.tree();
-            let rows: Vec<(&str, String)> = vec![
-                ("version", VERSION.to_string()),
-                ("avg_latency", format!("{:.4}", stats.latency_avg)),
-                ("max_latency", stats.latency_max.to_string()),
-                ("min_latency", stats.latency_min.to_string()),
-                ("packets_received", c.received.to_string()),
-                ("packets_sent", c.sent.to_string()),
-                ("num_alive_connections", stats.open_connections.to_string()),
-                ("outstanding_requests", "0".to_string()),
-                ("server_state", "standalone".to_string()),
-                ("znode_count", tree.node_count().to_string()),
-                ("watch_count", core.watch_count().to_string()),
-                ("ephemerals_count", tree.ephemeral_count().to_string()),
-                ("approximate_data_size", tree.approximate_data_size().to_string()),
-                ("global_sessions", core.sessions().len().to_string()),
-                ("local_sessions", "0".to_string()),
-                ("uptime", stats.uptime_ms.to_string()),
-                ("last_zxid", format!("{:#x}", core.zxid())),
-            ];
-            rows.iter()
-                .map(|(k, v)| format!("zk_{k}\t{v}\n"))
-                .collect()
-        }
+        "mntr" => mntr_rows(core, stats)
+            .iter()
+            .map(|(k, v)| format!("zk_{k}\t{v}\n"))
+            .collect(),
         other => refusal(other),
     }
 }

@@ -202,6 +202,20 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         data_dir = %cfg.data_dir.display(),
         "mini-zookeeper listening on {local}"
     );
+    if let Some(addr) = cfg.metrics_listener.clone() {
+        let tx = tx.clone();
+        let scrape: crate::metrics::http::ScrapeFn = Arc::new(move || {
+            let tx = tx.clone();
+            Box::pin(crate::metrics::zookeeper::collect(tx))
+        });
+        let listener = rt.block_on(crate::metrics::http::bind("metrics_listener", &addr))?;
+        let _guard = rt.enter();
+        crate::metrics::http::serve(
+            listener,
+            crate::metrics::http::metrics_router(scrape),
+            "metrics",
+        );
+    }
     let shared = Arc::new(connection::Shared {
         tx,
         max_request_bytes: cfg.jute_maxbuffer,

@@ -40,6 +40,10 @@ pub enum Msg {
         peer: String,
         reply: oneshot::Sender<String>,
     },
+    /// The `mntr` rows for the metrics listener (whatever the 4lw whitelist says).
+    Mntr {
+        reply: oneshot::Sender<Vec<(&'static str, String)>>,
+    },
 }
 
 /// Expiry bucket width: ZooKeeper uses the tick; we check more often so that a session
@@ -152,6 +156,21 @@ impl Latency {
     }
 }
 
+fn stats_now(started: &Instant, latency: &Latency, connections: usize, peer: String) -> Stats {
+    Stats {
+        uptime_ms: started.elapsed().as_millis() as u64,
+        latency_min: latency.min,
+        latency_max: latency.max,
+        latency_avg: if latency.count == 0 {
+            0.0
+        } else {
+            latency.total as f64 / latency.count as f64
+        },
+        open_connections: connections,
+        asking_peer: peer,
+    }
+}
+
 /// Runs the state machine until every connection sender is gone (server shutdown).
 /// An error (the log cannot be written) stops the server: it must not acknowledge
 /// anything it cannot make durable.
@@ -203,6 +222,10 @@ pub fn run(rec: Recovered, cfg: Config, rx: Receiver<Msg>) -> anyhow::Result<()>
                     }
                     core.handle(input, now());
                 }
+                Msg::Mntr { reply } => {
+                    let stats = stats_now(&started, &latency, senders.len(), String::new());
+                    let _ = reply.send(fourlw::mntr_rows(&core, &stats));
+                }
                 Msg::FourLetter { cmd, peer, reply } => {
                     let stats = Stats {
                         uptime_ms: started.elapsed().as_millis() as u64,
@@ -239,7 +262,10 @@ pub fn run(rec: Recovered, cfg: Config, rx: Receiver<Msg>) -> anyhow::Result<()>
             for (hdr, t) in &txns {
                 written = written.and_then(|()| log.append(hdr, t));
             }
-            if let Err(e) = written.and_then(|()| log.commit()) {
+            let fsync = Instant::now();
+            let written = written.and_then(|()| log.commit());
+            crate::metrics::zookeeper::FSYNC.observe(fsync.elapsed());
+            if let Err(e) = written {
                 error!("cannot write the transaction log: {e}; stopping");
                 return Err(e).context("writing the transaction log");
             }
@@ -276,9 +302,11 @@ pub fn run(rec: Recovered, cfg: Config, rx: Receiver<Msg>) -> anyhow::Result<()>
             core.handle(Input::Disconnected { conn }, now());
         }
         if requests > 0 {
-            let ms = batch_start.elapsed().as_millis() as u64;
+            let elapsed = batch_start.elapsed();
+            let ms = elapsed.as_millis() as u64;
             for _ in 0..requests {
                 latency.add(ms);
+                crate::metrics::zookeeper::LATENCY.observe(elapsed);
             }
         }
         // ZooKeeper rolls on snapCount txns or zookeeper.snapSizeLimitInKb of log.

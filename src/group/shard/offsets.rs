@@ -384,6 +384,17 @@ impl GroupShard {
         }
     }
 
+    /// Every committed offset: (group, topic, partition, offset), for the lag metrics.
+    pub fn all_committed(&self) -> Vec<(String, String, i32, i64)> {
+        let mut out = Vec::new();
+        for (group, offsets) in &self.offsets {
+            for ((topic, partition), c) in offsets {
+                out.push((group.clone(), topic.clone(), *partition, c.offset));
+            }
+        }
+        out
+    }
+
     pub fn describe_group(&self, group_id: &str) -> GroupDescription {
         match self.groups.get(group_id) {
             Some(g) => g.describe(),
