@@ -18,9 +18,10 @@ cp "$HERE/codegen_main.rs" "$W/codegen/src/main.rs"
 (cd "$W/codegen" && cargo build --release -q)
 "$W/codegen/target/release/protocol_codegen" "$J" "$W/out/messages" >/dev/null
 for api in produce fetch list_offsets offset_commit offset_fetch create_topics delete_topics \
-    describe_configs offset_for_leader_epoch describe_acls create_acls delete_acls; do
+    describe_configs offset_for_leader_epoch describe_acls create_acls delete_acls describe_log_dirs; do
   for k in request response; do
-    rustfmt --edition 2021 "$W/out/messages/${api}_$k.rs"
+    # From $W: the crate's rust-toolchain.toml pins a toolchain that may not be installed.
+    (cd "$W" && rustfmt --edition 2021 "$W/out/messages/${api}_$k.rs")
     cp "$W/out/messages/${api}_$k.rs" "$HERE/../src/messages/"
   done
 done
@@ -28,7 +29,8 @@ python3 - "$HERE/../src/messages.rs" <<'PY'
 import re, sys
 p = sys.argv[1]; s = open(p).read()
 for k in ["Produce", "Fetch", "ListOffsets", "OffsetCommit", "OffsetFetch", "CreateTopics", "DeleteTopics",
-          "DescribeConfigs", "OffsetForLeaderEpoch", "DescribeAcls", "CreateAcls", "DeleteAcls"]:
+          "DescribeConfigs", "OffsetForLeaderEpoch", "DescribeAcls", "CreateAcls", "DeleteAcls",
+          "DescribeLogDirs"]:
     s, n = re.subn(r"(ApiKey::%s => VersionRange \{ min: )\d+" % k, r"\g<1>0", s)
     assert n == 1, k
 open(p, "w").write(s)
