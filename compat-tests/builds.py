@@ -50,15 +50,18 @@ def java_classpath():
     return os.pathsep.join([str(out)] + [str(j) for j in jars])
 
 
-def _forget_stale_builds(keep, days=7):
+def _forget_stale_builds(keep, pattern="*", days=7):
     """Removes builds of other sources not used for `days`: a build another checkout of
     the repository (a worktree sharing .deps) is running must not vanish under it."""
     import time
 
     cutoff = time.time() - days * 86400
-    for old in keep.parent.iterdir():
+    for old in keep.parent.glob(pattern):
         if old != keep and old.stat().st_mtime < cutoff:
-            shutil.rmtree(old, ignore_errors=True)
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
 
 
 def java_cmd(main_class, *args):
@@ -91,9 +94,8 @@ def go_binary(name):
         if r.returncode != 0:
             raise RuntimeError(f"go build {name} failed:\n{r.stdout}\n{r.stderr}")
         tmp.rename(out)
-        for old in out.parent.glob(f"{name}-*"):
-            if old != out:
-                old.unlink()
+        _forget_stale_builds(out, f"{name}-*")
+    os.utime(out)  # last used now
     return str(out)
 
 

@@ -266,7 +266,11 @@ async fn serve_stream<R, W>(
             Some(s) if !s.authenticated() => s.listener.max_receive_size.min(max_frame),
             _ => max_frame,
         };
-        let frame = read_frame_size(&mut reader, max_frame, idle).await;
+        // Between requests: at shutdown, stop here (never in the middle of a request).
+        let frame = tokio::select! {
+            frame = read_frame_size(&mut reader, max_frame, idle) => frame,
+            _ = broker.network.stopping() => break,
+        };
         let (frame, _memory) = match frame {
             Ok(Some(size)) => {
                 let Some(memory) = reserve_request_memory(&broker, size, peer).await else {

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod limits;
 pub mod registration;
 pub mod server;
+pub mod tasks;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ use crate::coordination::{watcher, ClusterImage, ZkSession};
 use crate::group::GroupCoordinator;
 use crate::replica::ReplicaManager;
 use crate::storage::LogManager;
+use tasks::Tasks;
 
 #[derive(clap::Args, Debug)]
 pub struct BrokerArgs {
@@ -48,6 +50,12 @@ pub struct Broker {
     pub request_memory: Option<Arc<tokio::sync::Semaphore>>,
     /// The ACL authorizer (`authorizer.class.name`); `None`: every request is allowed.
     pub authorizer: Option<Arc<crate::security::acl::Authorizer>>,
+    /// Acceptors and connections: stopped first at shutdown (connections finish the
+    /// request they are serving).
+    pub network: Tasks,
+    /// Everything else the broker runs (replication, coordinators, the controller,
+    /// watches, timers): stopped after the network, before the logs close.
+    pub background: Tasks,
     /// Admin commands to this broker's controller role (elections, reassignments).
     pub controller: crate::controller::commands::ControllerHandle,
 }
@@ -164,15 +172,24 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         )
     })?;
     registration::ensure_cluster_layout(&first).await?;
-    let image = watcher::start(session.clone());
-    let replicas = ReplicaManager::start(config.clone(), logs, session.clone(), image.clone());
-    let groups = GroupCoordinator::start(config.clone(), replicas.clone(), image.clone());
+    let root = Tasks::new();
+    let (network, background) = (root.child(), root.child());
+    let image = watcher::start(session.clone(), &background);
+    let replicas = ReplicaManager::start(
+        config.clone(),
+        logs,
+        session.clone(),
+        image.clone(),
+        &background,
+    );
+    let groups =
+        GroupCoordinator::start(config.clone(), replicas.clone(), image.clone(), &background);
 
-    let authorizer = start_authorizer(&config, &session, &first.client).await?;
+    let authorizer = start_authorizer(&config, &session, &first.client, &background).await?;
 
     // Every listener: its security (TLS keys, SASL users) first, so a bad key stops
     // start-up before anything is bound; then the sockets.
-    let scram = crate::security::credentials::ScramCache::start(session.clone());
+    let scram = crate::security::credentials::ScramCache::start(session.clone(), &background);
     let mut bound = Vec::new();
     for listener_config in &config.listeners {
         let security =
@@ -182,7 +199,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
             .with_context(|| format!("cannot listen on {}", listener_config.bind_addr()))?;
         bound.push((listener, Arc::new(security)));
     }
-    let controller = controller::start(config.clone(), session.clone(), image.clone());
+    let controller = controller::start(config.clone(), session.clone(), image.clone(), &background);
     let broker = Arc::new(Broker {
         config: config.clone(),
         session: session.clone(),
@@ -196,11 +213,13 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
             Arc::new(tokio::sync::Semaphore::new(bytes))
         }),
         authorizer,
+        network: network.clone(),
+        background: background.clone(),
         controller,
     });
     let admission = server::Admission::new(&config, fd_limit);
     for (listener, security) in bound {
-        tokio::spawn(server::accept_loop(
+        network.spawn(server::accept_loop(
             broker.clone(),
             listener,
             security,
@@ -208,7 +227,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         ));
     }
     crate::metrics::http::start_broker(&broker).await?;
-    tokio::spawn(registration::keep_registered(
+    background.spawn(registration::keep_registered(
         session.clone(),
         config.clone(),
     ));
@@ -228,6 +247,7 @@ async fn start_authorizer(
     config: &BrokerConfig,
     session: &ZkSession,
     client: &zookeeper_client::Client,
+    tasks: &Tasks,
 ) -> anyhow::Result<Option<Arc<crate::security::acl::Authorizer>>> {
     use crate::security::acl::{store, Authorizer};
     let Some(settings) = config.authorizer.clone() else {
@@ -238,20 +258,39 @@ async fn start_authorizer(
         .await
         .context("cannot load the ACLs from ZooKeeper")?;
     authorizer.replace_all(acls);
-    store::start(session.clone(), authorizer.clone());
+    store::start(session.clone(), authorizer.clone(), tasks);
     Ok(Some(authorizer))
 }
 
 impl Broker {
-    /// Stops the broker. With `controlled.shutdown.enable`, first announces the shutdown
-    /// so the controller moves leadership away (clients see no errors), waiting up to the
-    /// request timeout; then stops replication, checkpoints and closes the logs, and
-    /// removes the registration so peers learn at once that this broker is gone.
+    /// Stops the broker in Kafka's order (`KafkaServer.shutdown`):
+    /// 1. with `controlled.shutdown.enable`, announce the shutdown so the controller moves
+    ///    leadership away (clients see no errors), waiting up to the request timeout;
+    /// 2. stop accepting, and let every connection finish the request it is serving;
+    /// 3. stop the background work: fetchers, timers, coordinators, the controller;
+    /// 4. checkpoint and close the logs (nothing can write to them any more);
+    /// 5. remove the registration so peers learn at once that this broker is gone, and
+    ///    close the ZooKeeper session.
     pub async fn shutdown(&self) {
         let id = self.config.broker_id;
         tracing::info!(broker = id, "shutting down");
         if self.config.controlled_shutdown_enable {
             self.controlled_shutdown().await;
+        }
+        let grace = Duration::from_millis(self.config.request_timeout_ms);
+        let left = self.network.stop(grace).await;
+        if left > 0 {
+            tracing::warn!(
+                connections = left,
+                "connections still busy after the grace period"
+            );
+        }
+        let left = self.background.stop(grace).await;
+        if left > 0 {
+            tracing::warn!(
+                tasks = left,
+                "background tasks still running after the grace period"
+            );
         }
         let replicas = self.replicas.clone();
         let _ = tokio::task::spawn_blocking(move || replicas.shutdown()).await;
@@ -268,6 +307,7 @@ impl Broker {
                 )
                 .await;
         }
+        self.session.close();
         tracing::info!(broker = id, "shut down");
     }
 

@@ -46,6 +46,7 @@ pub async fn accept_loop(
     admission: Admission,
 ) {
     let Admission { permits, per_ip } = admission;
+    let network = broker.network.clone();
     loop {
         // Like Kafka's Acceptor, wait for a free slot before accepting: connections past
         // the limit wait in the kernel's backlog and cost the broker nothing.
@@ -72,7 +73,9 @@ pub async fn accept_loop(
         };
         let broker = broker.clone();
         let security = security.clone();
-        tokio::spawn(async move {
+        // Draining: at shutdown a connection finishes the request it is serving, then
+        // closes (it watches the network group's stop signal between requests).
+        network.spawn_draining(async move {
             connection::serve(broker, stream, peer, security).await;
             drop(slot);
             drop(permit);

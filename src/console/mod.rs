@@ -57,7 +57,8 @@ pub fn router(bootstrap: String, scrapes: Vec<ScrapeFn>) -> Router {
         bootstrap,
         samples: Mutex::new(VecDeque::new()),
     });
-    tokio::spawn(sample_loop(console.clone(), scrapes));
+    // The loop holds the console weakly: it ends when the router (its server) is gone.
+    tokio::spawn(sample_loop(Arc::downgrade(&console), scrapes));
     Router::new()
         .route("/", get(overview))
         .route("/topics", get(topics).post(create_topic))
@@ -99,10 +100,13 @@ const RATES: [&str; 3] = [
     "kafka_server_brokertopicmetrics_bytesout_total",
 ];
 
-async fn sample_loop(console: Arc<Console>, scrapes: Vec<ScrapeFn>) {
+async fn sample_loop(console: std::sync::Weak<Console>, scrapes: Vec<ScrapeFn>) {
     const EVERY: Duration = Duration::from_secs(2);
     let mut last: Option<[f64; 3]> = None;
     loop {
+        let Some(console) = console.upgrade() else {
+            return;
+        };
         let mut now = [0.0; 3];
         for s in &scrapes {
             let text = s().await;
@@ -119,6 +123,7 @@ async fn sample_loop(console: Arc<Console>, scrapes: Vec<ScrapeFn>) {
             }
         }
         last = Some(now);
+        drop(console);
         tokio::time::sleep(EVERY).await;
     }
 }

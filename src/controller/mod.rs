@@ -35,9 +35,10 @@ pub fn start(
     config: Arc<BrokerConfig>,
     session: ZkSession,
     image: watch::Receiver<Arc<ClusterImage>>,
+    tasks: &crate::broker::tasks::Tasks,
 ) -> commands::ControllerHandle {
     let (handle, rx) = commands::ControllerHandle::channel();
-    tokio::spawn(run(config, session, image, rx));
+    tasks.spawn(run(config, session, image, rx));
     handle
 }
 

@@ -10,6 +10,7 @@
 //! crate also replays the auth on every reconnect of the same session.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -109,6 +110,8 @@ pub fn parse_digest_credentials(text: &str) -> anyhow::Result<String> {
 #[derive(Clone)]
 pub struct ZkSession {
     current: watch::Receiver<Option<SessionHandle>>,
+    /// Tells the supervisor to end the session for good (broker shutdown).
+    closing: Arc<watch::Sender<bool>>,
 }
 
 impl ZkSession {
@@ -120,6 +123,7 @@ impl ZkSession {
     /// declared dead. Requests from any runtime reach it through the client's channels.
     pub fn start(connect: String, session_timeout: Duration, security: ZkSecurity) -> ZkSession {
         let (tx, rx) = watch::channel(None);
+        let (closing, closed) = watch::channel(false);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build();
@@ -128,7 +132,7 @@ impl ZkSession {
                 let spawned = std::thread::Builder::new()
                     .name("gregor-zk-session".into())
                     .spawn(move || {
-                        runtime.block_on(supervise(connect, session_timeout, security, tx))
+                        runtime.block_on(supervise(connect, session_timeout, security, tx, closed))
                     });
                 if let Err(err) = spawned {
                     // No session will come: start-up then fails on
@@ -138,10 +142,19 @@ impl ZkSession {
             }
             Err(err) => {
                 tracing::error!(error = %err, "cannot build the ZooKeeper session runtime");
-                tokio::spawn(supervise(connect, session_timeout, security, tx));
+                tokio::spawn(supervise(connect, session_timeout, security, tx, closed));
             }
         }
-        ZkSession { current: rx }
+        ZkSession {
+            current: rx,
+            closing: Arc::new(closing),
+        }
+    }
+
+    /// Ends the session for good: the supervisor drops its client (ZooKeeper removes the
+    /// session's ephemeral znodes) and starts no new one. The last step of a shutdown.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// The live session, waiting while there is none.
@@ -174,11 +187,20 @@ async fn supervise(
     session_timeout: Duration,
     security: ZkSecurity,
     tx: watch::Sender<Option<SessionHandle>>,
+    mut closed: watch::Receiver<bool>,
 ) {
     let mut generation = 0u64;
     let mut backoff = Duration::from_millis(100);
     loop {
-        let client = match ensure_chroot_and_connect(&security, session_timeout, &connect).await {
+        if *closed.borrow_and_update() {
+            tx.send_replace(None);
+            return;
+        }
+        let connected = tokio::select! {
+            c = ensure_chroot_and_connect(&security, session_timeout, &connect) => c,
+            _ = closed.changed() => continue,
+        };
+        let client = match connected {
             Ok(client) => client,
             Err(err) => {
                 tracing::warn!(%connect, error = %err, "cannot reach ZooKeeper; retrying");
@@ -201,7 +223,11 @@ async fn supervise(
             acls: security.acls,
         }));
         loop {
-            match states.changed().await {
+            let state = tokio::select! {
+                s = states.changed() => s,
+                _ = closed.changed() => break,
+            };
+            match state {
                 zk::SessionState::Expired
                 | zk::SessionState::Closed
                 | zk::SessionState::AuthFailed => break,
@@ -212,7 +238,9 @@ async fn supervise(
                 _ => {}
             }
         }
-        tracing::warn!(generation, "ZooKeeper session ended; starting a new one");
+        if !*closed.borrow() {
+            tracing::warn!(generation, "ZooKeeper session ended; starting a new one");
+        }
         tx.send_replace(None);
     }
 }

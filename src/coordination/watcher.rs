@@ -12,6 +12,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use zookeeper_client as zk;
 
+use crate::broker::tasks::Tasks;
+
 use super::image::{BrokerInfo, ClusterImage, PartitionInfo, PartitionState, TopicInfo};
 use super::session::{SessionHandle, ZkSession};
 use super::znodes::*;
@@ -31,17 +33,17 @@ enum Reload {
 }
 
 /// Starts the watcher; the returned receiver always holds the latest image.
-pub fn start(session: ZkSession) -> watch::Receiver<Arc<ClusterImage>> {
+pub fn start(session: ZkSession, tasks: &Tasks) -> watch::Receiver<Arc<ClusterImage>> {
     let (tx, rx) = watch::channel(Arc::new(ClusterImage::default()));
-    tokio::spawn(run(session, tx));
+    tasks.spawn(run(session, tx, tasks.clone()));
     rx
 }
 
-async fn run(session: ZkSession, publish: watch::Sender<Arc<ClusterImage>>) {
+async fn run(session: ZkSession, publish: watch::Sender<Arc<ClusterImage>>, tasks: Tasks) {
     loop {
         let handle = session.current().await;
         let mut sessions = session.subscribe();
-        let mut state = WatchState::new(handle.clone());
+        let mut state = WatchState::new(handle.clone(), tasks.clone());
         let (reload_tx, mut reload_rx) = mpsc::unbounded_channel();
         state.reload_tx = Some(reload_tx);
         for key in [
@@ -106,18 +108,21 @@ struct WatchState {
     armed: HashSet<Reload>,
     pending: HashSet<Reload>,
     reload_tx: Option<mpsc::UnboundedSender<Reload>>,
+    /// Owner of the tasks waiting on armed watches.
+    tasks: Tasks,
 }
 
 type ZkResult<T> = Result<T, zk::Error>;
 
 impl WatchState {
-    fn new(handle: SessionHandle) -> Self {
+    fn new(handle: SessionHandle, tasks: Tasks) -> Self {
         WatchState {
             handle,
             image: ClusterImage::default(),
             armed: HashSet::new(),
             pending: HashSet::new(),
             reload_tx: None,
+            tasks,
         }
     }
 
@@ -163,7 +168,7 @@ impl WatchState {
             return;
         };
         self.armed.insert(key.clone());
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let event = watcher.changed().await;
             if event.event_type != zk::EventType::Session {
                 let _ = tx.send(key);

@@ -30,6 +30,7 @@ use kafka_protocol::ResponseError as Error;
 use tokio::sync::{watch, Notify};
 
 use crate::api::errors::partition_error;
+use crate::broker::tasks::Tasks;
 use crate::config::BrokerConfig;
 use crate::coordination::{ClusterImage, OFFSETS_TOPIC};
 use crate::replica::{Partition, ReplicaManager, Role};
@@ -76,6 +77,7 @@ pub struct Shard {
     driver_deadline: AtomicI64,
     /// Bumped whenever an append completes (OffsetFetch `require_stable` waits on it).
     progress: watch::Sender<u64>,
+    tasks: Tasks,
 }
 
 pub struct GroupCoordinator {
@@ -85,6 +87,8 @@ pub struct GroupCoordinator {
     image: watch::Receiver<Arc<ClusterImage>>,
     shards: RwLock<HashMap<i32, Arc<Shard>>>,
     commit_timeout: Duration,
+    /// Owner of the coordinator's tasks (stopped at broker shutdown).
+    tasks: Tasks,
 }
 
 impl GroupCoordinator {
@@ -93,6 +97,7 @@ impl GroupCoordinator {
         config: Arc<BrokerConfig>,
         replicas: Arc<ReplicaManager>,
         image: watch::Receiver<Arc<ClusterImage>>,
+        tasks: &Tasks,
     ) -> Arc<GroupCoordinator> {
         let coordinator = Arc::new(GroupCoordinator {
             group_config: GroupConfig::from_broker(&config),
@@ -101,12 +106,13 @@ impl GroupCoordinator {
             replicas,
             image,
             shards: RwLock::new(HashMap::new()),
+            tasks: tasks.clone(),
         });
         // Subscribe before the first scan so no change falls between the two.
         let rx = coordinator.replicas.subscribe_leadership();
-        tokio::spawn(leadership_loop(coordinator.clone(), rx));
-        tokio::spawn(expiration_loop(coordinator.clone()));
-        tokio::spawn(deleted_topics_loop(coordinator.clone()));
+        tasks.spawn(leadership_loop(coordinator.clone(), rx));
+        tasks.spawn(expiration_loop(coordinator.clone()));
+        tasks.spawn(deleted_topics_loop(coordinator.clone()));
         coordinator
     }
 
@@ -218,6 +224,7 @@ impl GroupCoordinator {
             wake: Notify::new(),
             driver_deadline: AtomicI64::new(i64::MAX),
             progress: watch::channel(0).0,
+            tasks: self.tasks.clone(),
         });
         self.write_shards().insert(p, shard.clone());
         tracing::info!(
@@ -225,9 +232,9 @@ impl GroupCoordinator {
             epoch = replica.leader_epoch(),
             "elected group coordinator; loading groups and offsets"
         );
-        tokio::spawn(drive_timers(self.clone(), shard.clone()));
+        self.tasks.spawn(drive_timers(self.clone(), shard.clone()));
         let coordinator = self.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let config = coordinator.group_config.clone();
             let started = std::time::Instant::now();
             let replica2 = replica.clone();
@@ -359,7 +366,7 @@ fn start_appends(
             Ok((appended, epoch)) => {
                 let shard = shard.clone();
                 let on_done = append.on_done;
-                tokio::spawn(async move {
+                shard.tasks.clone().spawn(async move {
                     let deadline = tokio::time::Instant::now() + timeout;
                     let outcome = shard
                         .replica

@@ -35,15 +35,20 @@ pub async fn bind(key: &str, addr: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("{key}: cannot listen on {addr}"))
 }
 
-/// Serves `router` on `listener` until the process ends.
-pub fn serve(listener: TcpListener, router: Router, what: &'static str) {
+/// Serves `router` on `listener`: the returned future runs the server; its owner spawns
+/// it (the broker's network group, the mini-zookeeper's runtime).
+pub fn serve(
+    listener: TcpListener,
+    router: Router,
+    what: &'static str,
+) -> impl Future<Output = ()> + Send + 'static {
     let local = listener.local_addr().ok();
     tracing::info!(address = ?local, "{what} listening on http://{}/", local.map(|a| a.to_string()).unwrap_or_default());
-    tokio::spawn(async move {
+    async move {
         if let Err(err) = axum::serve(listener, router).await {
             tracing::error!(error = %err, "{what} HTTP listener stopped");
         }
-    });
+    }
 }
 
 /// The broker's HTTP listeners (`metrics.listener`, `console.listener`): one server when
@@ -55,7 +60,7 @@ pub async fn start_broker(broker: &Arc<crate::broker::Broker>) -> anyhow::Result
         return Ok(());
     }
     super::enable();
-    tokio::spawn(super::broker::zookeeper_probe(
+    broker.background.spawn(super::broker::zookeeper_probe(
         broker.session.clone(),
         std::time::Duration::from_secs(10),
     ));
@@ -68,23 +73,27 @@ pub async fn start_broker(broker: &Arc<crate::broker::Broker>) -> anyhow::Result
     let console = || crate::console::embedded_router(broker, scrape.clone());
     if !metrics_addr.is_empty() && metrics_addr == console_addr {
         let listener = bind("metrics.listener", &metrics_addr).await?;
-        serve(listener, metrics.merge(console()?), "metrics and console");
+        broker.network.spawn(serve(
+            listener,
+            metrics.merge(console()?),
+            "metrics and console",
+        ));
         return Ok(());
     }
     if !metrics_addr.is_empty() {
-        serve(
+        broker.network.spawn(serve(
             bind("metrics.listener", &metrics_addr).await?,
             metrics,
             "metrics",
-        );
+        ));
     }
     if !console_addr.is_empty() {
         let router = console()?.merge(metrics_router(scrape));
-        serve(
+        broker.network.spawn(serve(
             bind("console.listener", &console_addr).await?,
             router,
             "console",
-        );
+        ));
     }
     Ok(())
 }

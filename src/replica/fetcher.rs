@@ -17,6 +17,7 @@ use tokio::sync::{watch, Notify};
 use super::manager::now_ms;
 use super::partition::Partition;
 use crate::api::errors::Error;
+use crate::broker::tasks::Tasks;
 use crate::client::KafkaConnection;
 use crate::config::BrokerConfig;
 use crate::coordination::ClusterImage;
@@ -49,6 +50,7 @@ pub struct FetcherManager {
     fetchers: Mutex<HashMap<i32, Arc<FetcherShared>>>,
     shutdown: watch::Sender<bool>,
     io: Arc<IoPool>,
+    tasks: Tasks,
 }
 
 impl FetcherManager {
@@ -56,11 +58,13 @@ impl FetcherManager {
         config: Arc<BrokerConfig>,
         image: watch::Receiver<Arc<ClusterImage>>,
         io: Arc<IoPool>,
+        tasks: Tasks,
     ) -> Self {
         FetcherManager {
             config,
             image,
             io,
+            tasks,
             fetchers: Mutex::new(HashMap::new()),
             shutdown: watch::channel(false).0,
         }
@@ -80,7 +84,7 @@ impl FetcherManager {
                     wake: Notify::new(),
                     io: self.io.clone(),
                 });
-                tokio::spawn(fetch_loop(
+                self.tasks.spawn(fetch_loop(
                     self.config.clone(),
                     self.image.clone(),
                     leader,

@@ -17,6 +17,7 @@ use super::fetcher::FetcherManager;
 use super::log_config::log_config;
 use super::partition::{Partition, Role};
 use super::state::{LeaderAndIsr, Transition};
+use crate::broker::tasks::Tasks;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::coordination::znodes::{partition_state_path, PartitionStateZnode};
 use crate::coordination::{ClusterImage, ZkSession};
@@ -51,6 +52,8 @@ pub struct ReplicaManager {
     unhostable: std::sync::Mutex<std::collections::BTreeSet<TopicPartition>>,
     /// Wakes the offline-replica announcer.
     offline_changed: tokio::sync::Notify,
+    /// Owner of the replica manager's tasks (stopped at broker shutdown).
+    tasks: Tasks,
 }
 
 const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
@@ -65,6 +68,7 @@ impl ReplicaManager {
         logs: Arc<LogManager>,
         session: ZkSession,
         image: watch::Receiver<Arc<ClusterImage>>,
+        tasks: &Tasks,
     ) -> Arc<ReplicaManager> {
         let mut hw_checkpoints = BTreeMap::new();
         for dir in &config.log_dirs {
@@ -79,7 +83,8 @@ impl ReplicaManager {
             config.num_io_threads,
             config.queued_max_requests,
         ));
-        let fetchers = FetcherManager::new(config.clone(), image.clone(), io.clone());
+        let fetchers =
+            FetcherManager::new(config.clone(), image.clone(), io.clone(), tasks.clone());
         let manager = Arc::new(ReplicaManager {
             config,
             logs,
@@ -93,12 +98,13 @@ impl ReplicaManager {
             applied: watch::channel(Arc::new(ClusterImage::default())).0,
             unhostable: Default::default(),
             offline_changed: tokio::sync::Notify::new(),
+            tasks: tasks.clone(),
         });
-        tokio::spawn(apply_loop(manager.clone()));
-        tokio::spawn(isr_shrink_loop(manager.clone()));
-        tokio::spawn(maintenance_loop(manager.clone()));
-        tokio::spawn(log_dir_failure_loop(manager.clone()));
-        tokio::spawn(offline_replica_announcer(manager.clone()));
+        tasks.spawn(apply_loop(manager.clone()));
+        tasks.spawn(isr_shrink_loop(manager.clone()));
+        tasks.spawn(maintenance_loop(manager.clone()));
+        tasks.spawn(log_dir_failure_loop(manager.clone()));
+        tasks.spawn(offline_replica_announcer(manager.clone()));
         manager
     }
 
@@ -404,7 +410,7 @@ impl ReplicaManager {
 
     /// A follower fetch proposed an ISR expansion: write it in the background.
     pub fn propose_isr(self: &Arc<Self>, partition: Arc<Partition>, isr: Vec<i32>) {
-        tokio::spawn(self.clone().change_isr(partition, isr));
+        self.tasks.spawn(self.clone().change_isr(partition, isr));
     }
 
     fn checkpoint_high_watermarks(&self) {

@@ -37,9 +37,9 @@ impl ScramCache {
     }
 
     /// Keeps the cache in step with ZooKeeper for the broker's lifetime.
-    pub fn start(session: ZkSession) -> ScramCache {
+    pub fn start(session: ZkSession, tasks: &crate::broker::tasks::Tasks) -> ScramCache {
         let cache = ScramCache::default();
-        tokio::spawn(watch_loop(session, cache.clone()));
+        tasks.spawn(watch_loop(session, cache.clone()));
         cache
     }
 }

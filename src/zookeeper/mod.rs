@@ -210,11 +210,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         });
         let listener = rt.block_on(crate::metrics::http::bind("metrics_listener", &addr))?;
         let _guard = rt.enter();
-        crate::metrics::http::serve(
+        rt.spawn(crate::metrics::http::serve(
             listener,
             crate::metrics::http::metrics_router(scrape),
             "metrics",
-        );
+        ));
     }
     let shared = Arc::new(connection::Shared {
         tx,

@@ -116,6 +116,18 @@ impl Client {
 
     /// Produces one batch; returns (error code, base offset).
     pub fn produce(&mut self, topic: &str, partition: i32, batch: Bytes, acks: i16) -> (i16, i64) {
+        self.try_produce(topic, partition, batch, acks)
+            .expect("Produce")
+    }
+
+    /// [`Client::produce`], with a transport failure (a closed connection) as an error.
+    pub fn try_produce(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: Bytes,
+        acks: i16,
+    ) -> Result<(i16, i64), ClientError> {
         let req = ProduceRequest::default()
             .with_acks(acks)
             .with_timeout_ms(10_000)
@@ -124,7 +136,7 @@ impl Client {
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(partition)
                     .with_records(Some(batch))])]);
-        let resp = self.send(&req, 9).expect("Produce");
+        let resp = self.send(&req, 9)?;
         let p = &resp.responses[0].partition_responses[0];
         if p.error_code != 0 {
             eprintln!(
@@ -132,7 +144,7 @@ impl Client {
                 p.error_code, p.error_message
             );
         }
-        (p.error_code, p.base_offset)
+        Ok((p.error_code, p.base_offset))
     }
 
     /// Fetches from `offset`; returns (error code, high watermark, raw records).
@@ -143,6 +155,18 @@ impl Client {
         offset: i64,
         max_wait_ms: i32,
     ) -> (i16, i64, Bytes) {
+        self.try_fetch(topic, partition, offset, max_wait_ms)
+            .expect("Fetch")
+    }
+
+    /// [`Client::fetch`], with a transport failure (a closed connection) as an error.
+    pub fn try_fetch(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_wait_ms: i32,
+    ) -> Result<(i16, i64, Bytes), ClientError> {
         let req = FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(max_wait_ms)
@@ -158,13 +182,13 @@ impl Client {
                     .with_current_leader_epoch(-1)
                     .with_last_fetched_epoch(-1)
                     .with_partition_max_bytes(16 * 1024 * 1024)])]);
-        let resp = self.send(&req, 12).expect("Fetch");
+        let resp = self.send(&req, 12)?;
         let p = &resp.responses[0].partitions[0];
-        (
+        Ok((
             p.error_code,
             p.high_watermark,
             p.records.clone().unwrap_or_default(),
-        )
+        ))
     }
 
     /// ListOffsets for one partition: (error, offset).

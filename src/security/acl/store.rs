@@ -154,8 +154,8 @@ async fn notify(handle: &SessionHandle, p: &ResourcePattern) -> ZkResult<()> {
 }
 
 /// Keeps `authorizer`'s cache in step with ZooKeeper for as long as the broker runs.
-pub fn start(session: ZkSession, authorizer: Arc<Authorizer>) {
-    tokio::spawn(async move {
+pub fn start(session: ZkSession, authorizer: Arc<Authorizer>, tasks: &crate::broker::tasks::Tasks) {
+    tasks.spawn(async move {
         loop {
             let handle = session.current().await;
             let generation = handle.generation;
