@@ -48,10 +48,10 @@ pub mod leave_group {
     pub const VERSIONS: super::Versions = super::Versions::new(0, 5);
 }
 pub mod offset_commit {
-    pub const VERSIONS: super::Versions = super::Versions::new(2, 9);
+    pub const VERSIONS: super::Versions = super::Versions::new(0, 9);
 }
 pub mod offset_fetch {
-    pub const VERSIONS: super::Versions = super::Versions::new(1, 9);
+    pub const VERSIONS: super::Versions = super::Versions::new(0, 9);
 }
 pub mod describe_groups {
     pub const VERSIONS: super::Versions = super::Versions::new(0, 5);
@@ -318,6 +318,9 @@ pub async fn offset_commit(
     req: OffsetCommitRequest,
 ) -> Option<OffsetCommitResponse> {
     let v = ctx.api_version;
+    if v == 0 {
+        return super::zk_offsets::offset_commit_v0(broker, ctx, req).await;
+    }
     let image = broker.image();
     let group_id = req.group_id.0.to_string();
     // Errors decided here (unknown topics/partitions) and by the coordinator.
@@ -345,6 +348,9 @@ pub async fn offset_commit(
                     offset: p.committed_offset,
                     leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
                     metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    // v1 only: the client's commit time (-1: the broker's).
+                    commit_timestamp: (v == 1 && p.commit_timestamp != -1)
+                        .then_some(p.commit_timestamp),
                 });
             } else {
                 errors.insert(key, Some(Error::UnknownTopicOrPartition));
@@ -536,6 +542,9 @@ pub async fn offset_fetch(
     req: OffsetFetchRequest,
 ) -> Option<OffsetFetchResponse> {
     let v = ctx.api_version;
+    if v == 0 {
+        return super::zk_offsets::offset_fetch_v0(broker, ctx, req).await;
+    }
     let require_stable = v >= 7 && req.require_stable;
     if v >= 8 {
         let mut groups = Vec::new();

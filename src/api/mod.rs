@@ -34,6 +34,7 @@ pub mod topics;
 pub mod txn;
 pub mod txn_markers;
 pub mod txn_produce;
+pub mod zk_offsets;
 
 /// What a handler knows about the request besides its body.
 #[derive(Debug, Clone)]

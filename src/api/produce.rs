@@ -1,4 +1,6 @@
-//! Produce (key 0), v3-v11.
+//! Produce (key 0), v0-v11. v0-v2 may carry message formats v0/v1, which the log
+//! up-converts to a v2 batch (`storage::legacy::up`); from v3 only v2 batches are accepted
+//! (Kafka's `ProduceRequest.validateRecords`).
 //!
 //! Each partition's batches are validated and appended by the partition leader without
 //! decoding records (`storage` checks the v2 header and CRC, producer sequences, and
@@ -29,12 +31,13 @@ use crate::broker::Broker;
 use crate::replica::manager::now_ms;
 use crate::replica::{Partition, PartitionError};
 use crate::security::acl::AclOperation;
+use crate::storage::AppendError;
 
 /// The client id Kafka's own admin tooling uses; the one client allowed to write into
 /// internal topics (`KafkaApis.handleProduceRequest`, `internalTopicsAllowed`).
 const ADMIN_CLIENT_ID: &str = "__admin_client";
 
-pub const VERSIONS: Versions = Versions::new(3, 11);
+pub const VERSIONS: Versions = Versions::new(0, 11);
 
 /// How long a request waits for this broker to apply a leadership change it already
 /// advertises in Metadata.
@@ -59,6 +62,9 @@ fn needs_catch_up(broker: &Broker, req: &ProduceRequest) -> bool {
         })
     })
 }
+
+/// Where a batch (any format) keeps its magic byte.
+const MAGIC_OFFSET: usize = 16;
 
 /// Whether any v2 record batch in `records` is zstd-compressed (attributes codec 4).
 /// Only the batch headers are read; malformed input is left to the storage validator.
@@ -163,12 +169,20 @@ async fn append_all(
                 let error = partition_error(&err);
                 r.error_code = code(error);
                 r.error_message = Some(StrBytes::from_string(err.to_string()));
-                if error == Error::InvalidRecord && api_version >= 8 {
-                    r.record_errors = vec![BatchIndexAndErrorMessage::default()
-                        .with_batch_index(0)
-                        .with_batch_index_error_message(Some(StrBytes::from_string(
-                            err.to_string(),
-                        )))];
+                if let (PartitionError::Append(AppendError::RecordsRejected { records, .. }), 8..) =
+                    (&err, api_version)
+                {
+                    // KIP-467: which records of the batch were refused.
+                    r.record_errors = records
+                        .iter()
+                        .map(|e| {
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(e.batch_index)
+                                .with_batch_index_error_message(Some(StrBytes::from_string(
+                                    e.message.clone(),
+                                )))
+                        })
+                        .collect();
                 }
             }
         }
@@ -284,6 +298,17 @@ pub async fn handle(
                 ));
                 continue;
             };
+            if ctx.api_version >= 3 && records.get(MAGIC_OFFSET).is_some_and(|m| *m != 2) {
+                partitions.push(fail(
+                    base,
+                    Error::InvalidRecord,
+                    Some(format!(
+                        "Produce requests with version {} are only allowed to contain record batches with magic version 2",
+                        ctx.api_version
+                    )),
+                ));
+                continue;
+            }
             if ctx.api_version < 7 && has_zstd_batch(&records) {
                 // KIP-110: zstd only from Produce v7 on, as Kafka's ProduceRequest validation.
                 partitions.push(fail(

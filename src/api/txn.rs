@@ -356,6 +356,8 @@ async fn commit_txn_offsets(
                     offset: p.committed_offset,
                     leader_epoch: p.committed_leader_epoch,
                     metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    // TxnOffsetCommit has no commit time: the coordinator's clock.
+                    commit_timestamp: None,
                 }),
             }
         }

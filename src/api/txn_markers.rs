@@ -1,5 +1,5 @@
-//! WriteTxnMarkers (key 27), v1 (the version brokers send; the message crate decodes no
-//! v0): inter-broker only — Cluster ALTER or CLUSTER_ACTION, as Kafka's KafkaApis —
+//! WriteTxnMarkers (key 27), v0-v1 (Kafka 3.9's range; brokers send v1, v0 is the same
+//! without flexible fields): inter-broker only — Cluster ALTER or CLUSTER_ACTION, as Kafka's KafkaApis —
 //! the transaction coordinator's COMMIT/ABORT markers for the partitions this broker
 //! leads. Each marker is appended as a control batch and answered once replicated
 //! (acks=all); see `txn::markers::write_local`.
@@ -17,7 +17,7 @@ use crate::broker::Broker;
 use crate::security::acl::AclOperation;
 use crate::txn::markers::{write_local, MarkerEntry};
 
-pub const VERSIONS: Versions = Versions::new(1, 1);
+pub const VERSIONS: Versions = Versions::new(0, 1);
 
 pub async fn write_txn_markers(
     broker: &Broker,

@@ -352,6 +352,39 @@ impl Partition {
     }
 
     /// OffsetForLeaderEpoch on the leader: the end offset of `epoch` in our log.
+    /// ListOffsets v0 (Kafka's `Partition.legacyFetchOffsetsForTimestamp`): up to
+    /// `max_num_offsets` segment start offsets before `timestamp`, newest first; for
+    /// consumers capped at the high watermark. Only the leader answers unless
+    /// `only_leader` is false (the debugging replica id -2).
+    pub fn legacy_offsets_before(
+        &self,
+        timestamp: i64,
+        max_num_offsets: i32,
+        from_consumer: bool,
+        only_leader: bool,
+        now_ms: i64,
+    ) -> Result<Vec<i64>, PartitionError> {
+        let st = lock(&self.state);
+        if only_leader && st.role != Role::Leader {
+            return Err(PartitionError::NotLeader);
+        }
+        let hw = st.high_watermark;
+        let log = lock(&self.log);
+        let offsets = crate::storage::legacy::offsets::offsets_before(
+            &log.segment_times(),
+            log.log_start_offset(),
+            log.log_end_offset(),
+            now_ms,
+            timestamp,
+            max_num_offsets,
+        );
+        Ok(if from_consumer {
+            crate::storage::legacy::offsets::cap_at_high_watermark(offsets, hw)
+        } else {
+            offsets
+        })
+    }
+
     pub fn end_offset_for_epoch(
         &self,
         epoch: i32,

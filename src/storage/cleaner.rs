@@ -263,7 +263,7 @@ impl Log {
 
     fn plan_clean_unguarded(
         &mut self,
-        _now_ms: i64,
+        now_ms: i64,
         max_cleanable_offset: i64,
     ) -> Result<Option<CleanPlan>, StorageError> {
         if self.is_dir_offline() {
@@ -278,10 +278,16 @@ impl Log {
             max_cleanable_offset.min(self.first_unstable_offset().unwrap_or(i64::MAX));
         let bases: Vec<i64> = self.segments.keys().copied().collect();
         let mut eligible = Vec::new();
+        let min_lag = self.config.min_compaction_lag_ms;
         for w in bases.windows(2) {
-            if w[1] <= max_cleanable_offset {
-                eligible.push(w[0]);
+            // min.compaction.lag.ms: a segment holding records younger than the lag, and
+            // everything after it, stays uncleanable (LogCleanerManager.cleanableOffsets).
+            let too_young = min_lag > 0
+                && self.segments[&w[0]].largest_timestamp() > now_ms.saturating_sub(min_lag);
+            if w[1] > max_cleanable_offset || too_young {
+                break;
             }
+            eligible.push(w[0]);
         }
         let Some(&last) = eligible.last() else {
             return Ok(None);
@@ -293,7 +299,16 @@ impl Log {
             .map(|b| self.segments[b].size())
             .sum();
         let total: u64 = eligible.iter().map(|b| self.segments[b].size()).sum();
-        if dirty == 0 || (dirty as f64) < self.config.min_cleanable_dirty_ratio * total as f64 {
+        // max.compaction.lag.ms (KIP-354): dirty records older than the lag force a
+        // cleaning whatever the dirty ratio.
+        let forced = eligible
+            .iter()
+            .filter(|&&b| b >= self.first_dirty_offset)
+            .filter_map(|b| self.segments[b].first_batch_timestamp())
+            .min()
+            .is_some_and(|first| first.saturating_add(self.config.max_compaction_lag_ms) < now_ms);
+        let below_ratio = (dirty as f64) < self.config.min_cleanable_dirty_ratio * total as f64;
+        if dirty == 0 || (below_ratio && !forced) {
             return Ok(None);
         }
         tracing::info!(partition = %self.tp, segments = eligible.len(), dirty_bytes = dirty, "cleaning log");

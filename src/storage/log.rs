@@ -238,6 +238,13 @@ impl Log {
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
+    /// (base offset, last modified ms, size) of each segment, oldest first (ListOffsets v0).
+    pub fn segment_times(&self) -> Vec<super::legacy::offsets::SegmentTime> {
+        self.segments
+            .values()
+            .map(|s| (s.base_offset(), s.last_modified_ms(), s.size()))
+            .collect()
+    }
     /// Base offsets of all segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<i64> {
         self.segments.keys().copied().collect()
@@ -467,7 +474,10 @@ impl Log {
     ) -> Result<LeaderAppend, AppendError> {
         self.check_open()?;
         self.touch(now_ms);
-        let batches = validate_client_batches(records, &self.config)?;
+        // v0/v1 message sets up-converted, batches recompressed to compression.type.
+        let prepared = super::convert::prepare_client_records(records, &self.config, now_ms)?;
+        let records: &[u8] = &prepared;
+        let batches = validate_client_batches(records, &self.config, now_ms)?;
         if records.len() as u64 > self.config.segment_bytes {
             return Err(AppendError::RecordListTooLarge {
                 size: records.len(),

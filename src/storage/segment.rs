@@ -305,6 +305,15 @@ impl Segment {
         self.dirty
     }
 
+    /// The first batch's max timestamp (Kafka's `rollingBasedTimestamp`), if known.
+    pub fn first_batch_timestamp(&self) -> Option<i64> {
+        self.rolling_based_timestamp.filter(|ts| *ts >= 0)
+    }
+
+    pub fn last_modified_ms(&self) -> i64 {
+        self.last_modified_ms
+    }
+
     /// Kafka's `largestTimestamp`: max record timestamp, or the last-modified time when
     /// the segment has no timestamps.
     pub fn largest_timestamp(&self) -> i64 {
@@ -358,7 +367,7 @@ impl Segment {
                 Some(ts) if ts >= 0 => max_timestamp_in_append.saturating_sub(ts),
                 _ => now_ms.saturating_sub(self.created_ms),
             };
-            if waited > config.segment_ms {
+            if waited > config.max_segment_ms() {
                 return Some("segment.ms elapsed");
             }
         }

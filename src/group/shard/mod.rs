@@ -144,6 +144,8 @@ pub struct CommitPartition {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: Option<String>,
+    /// OffsetCommit v1's explicit commit time (offsets then expire relative to it).
+    pub commit_timestamp: Option<i64>,
 }
 
 pub struct CommitRequest {

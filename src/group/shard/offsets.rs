@@ -70,7 +70,7 @@ impl GroupShard {
                     offset: p.offset,
                     leader_epoch: p.leader_epoch,
                     metadata: p.metadata.clone().unwrap_or_default(),
-                    commit_timestamp: now,
+                    commit_timestamp: p.commit_timestamp.unwrap_or(now),
                     expire_timestamp,
                 },
             ));

@@ -240,6 +240,7 @@ impl Harness {
                         offset: *o,
                         leader_epoch: 3,
                         metadata: metadata.map(str::to_string),
+                        commit_timestamp: None,
                     })
                     .collect(),
                 api_version: 8,

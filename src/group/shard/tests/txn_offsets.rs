@@ -27,6 +27,7 @@ impl Harness {
                     offset: *o,
                     leader_epoch: -1,
                     metadata: None,
+                    commit_timestamp: None,
                 })
                 .collect(),
             guard: None,
