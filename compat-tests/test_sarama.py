@@ -4,9 +4,9 @@ hash partitioner), idempotent producer, consumers from oldest and newest, ListOf
 900 KB and null records.
 
 sarama 1.22 sends Produce v3, Fetch v4, Metadata v5, ListOffsets v1, CreateTopics v2,
-DeleteTopics v1, CreatePartitions v0, DeleteRecords v0, AlterConfigs v0 — all within what
-gregor (and Kafka 4) serve. It describes configs with DescribeConfigs v0, which Kafka 4
-removed (KIP-896): that fails, on gregor as on Kafka 4."""
+DeleteTopics v1, CreatePartitions v0, DeleteRecords v0, AlterConfigs v0 and describes
+configs with DescribeConfigs v0 (removed by Kafka 4, served by Kafka 3.9 and gregor).
+Older config.Version settings are covered by test_legacy_clients.py."""
 
 import json
 import subprocess
@@ -125,14 +125,16 @@ def test_topic_admin(sarama, bs):
     assert "does not exist" in err["error"] or "Unknown topic" in err["error"] or "unknown topic" in err["error"].lower(), err
 
 
-def test_describe_config_v0_is_refused_like_kafka4(sarama, bs, cluster):
-    """DescribeConfigs v0 is below gregor's floor (as Kafka 4's): the request is refused
-    (connection closed), the client gets an error, and the broker keeps serving."""
-    topic = new_topic(sarama, bs, "dcv0", 1)
-    err = admin(sarama, bs, "describe-config", topic, expect_error=True)
-    assert "EOF" in err["error"] or "reset" in err["error"], err
-    assert "unsupported version 0 of DescribeConfigs" in (cluster.dir / "broker-1.log").read_text()
-    assert len(admin(sarama, bs, "describe-topic", topic)["partitions"]) == 1
+def test_describe_config_v0_and_list_topics(sarama, bs):
+    """ClusterAdmin.DescribeConfig and ListTopics send DescribeConfigs v0 (Kafka 3.9's
+    floor): the overrides come back, and sarama reads `is_default` to leave the
+    defaults out of ListTopics' ConfigEntries."""
+    topic = new_topic(sarama, bs, "dcv0", 1, "retention.ms=3600000", "cleanup.policy=compact")
+    described = admin(sarama, bs, "describe-config", topic)
+    assert described["retention.ms"] == "3600000" and described["cleanup.policy"] == "compact"
+    assert described["segment.bytes"] == "1073741824", "defaults are described too"
+    listed = admin(sarama, bs, "list-topics")
+    assert topic in listed["topics"] and listed["retention.ms"][topic] == "3600000"
 
 
 @pytest.mark.parametrize("codec", [c for c in CODECS if c != "zstd"])

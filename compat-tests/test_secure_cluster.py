@@ -23,25 +23,35 @@ from gregor_cluster import GREGOR_BIN, free_port
 BROKERS = 3
 
 
-def consecutive_free_ports(n):
-    """A base port with n free ports from it (the cluster uses base .. base+n-1)."""
-    for _ in range(50):
-        base = free_port()
-        if base + n > 65535:
-            continue
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no run of free ports")
+def all_free(ports):
+    """True when every port can be bound on loopback right now."""
+    socks = []
+    try:
+        for p in ports:
+            if not 0 < p < 65536:
+                return False
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in socks:
+            s.close()
+
+
+def ports_with_free_http(n):
+    """(zookeeper port, base port) such that every port `gregor cluster` derives from them
+    is free: the brokers' base .. base+n-1, their metrics ports (9404 + base - 9092 + i)
+    and the mini-zookeeper's metrics port (7000 + zk - 2181)."""
+    for _ in range(200):
+        zk, base = free_port(), free_port()
+        brokers = list(range(base, base + n))
+        metrics = [p - 9092 + 9404 for p in brokers]
+        if zk not in brokers and all_free([zk, zk - 2181 + 7000, *brokers, *metrics]):
+            return zk, base
+    raise RuntimeError("no free set of ports")
 
 
 class SecureLauncher:
@@ -49,8 +59,7 @@ class SecureLauncher:
 
     def __init__(self, data):
         self.data = data
-        self.zk_port = free_port()
-        self.base = consecutive_free_ports(BROKERS)
+        self.zk_port, self.base = ports_with_free_http(BROKERS)
         self.proc = None
 
     def start(self, timeout=120):

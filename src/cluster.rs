@@ -74,6 +74,22 @@ fn write_if_absent(path: &Path, text: &str) -> anyhow::Result<()> {
 struct Proc {
     name: String,
     child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// The error for a process that exited before it was up, with the end of its log (the
+    /// reason is there: a port in use, a bad config key).
+    fn exited(&self, status: std::process::ExitStatus) -> anyhow::Error {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+        anyhow::anyhow!(
+            "{} exited during start-up ({status}); the end of {}:\n{tail}",
+            self.name,
+            self.log.display()
+        )
+    }
 }
 
 pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
@@ -318,6 +334,7 @@ fn spawn(
     Ok(Proc {
         name: name.to_string(),
         child,
+        log: log.to_path_buf(),
     })
 }
 
@@ -329,7 +346,7 @@ fn wait_for_port(addr: &str, timeout: Duration, procs: &mut [Proc]) -> anyhow::R
         }
         for p in procs.iter_mut() {
             if let Ok(Some(status)) = p.child.try_wait() {
-                anyhow::bail!("{} exited during start-up ({status}); see its log", p.name);
+                return Err(p.exited(status));
             }
         }
         anyhow::ensure!(
@@ -364,7 +381,7 @@ fn wait_for_brokers(
         }
         for p in procs.iter_mut() {
             if let Ok(Some(status)) = p.child.try_wait() {
-                anyhow::bail!("{} exited during start-up ({status}); see its log", p.name);
+                return Err(p.exited(status));
             }
         }
         anyhow::ensure!(

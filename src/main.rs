@@ -38,6 +38,8 @@ enum Command {
     Consume(gregor::cli::consume::ConsumeArgs),
     /// List and describe consumer groups (like kafka-consumer-groups).
     Groups(gregor::cli::groups::GroupsArgs),
+    /// List and describe transactions (like kafka-transactions).
+    Transactions(gregor::cli::transactions::TransactionsArgs),
     /// Add, list and remove ACLs (like kafka-acls).
     Acls(gregor::cli::acls::AclsArgs),
     /// Write a CA and broker/client certificates it signs (PEM) for TLS listeners.
@@ -68,6 +70,7 @@ fn main() -> std::process::ExitCode {
         Command::Produce(args) => gregor::cli::produce::run(args),
         Command::Consume(args) => gregor::cli::consume::run(args),
         Command::Groups(args) => gregor::cli::groups::run(args),
+        Command::Transactions(args) => gregor::cli::transactions::run(args),
         Command::Acls(args) => gregor::cli::acls::run(args),
         Command::Certs(args) => gregor::cli::certs::run(args),
         Command::Users(args) => gregor::cli::users::run(args),

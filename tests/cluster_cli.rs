@@ -37,12 +37,47 @@ fn gregor(args: &[&str], stdin: Option<&str>) -> (bool, String) {
     )
 }
 
+/// True when every port can be bound on loopback right now.
+fn all_free(ports: &[i32]) -> bool {
+    let mut held = Vec::new();
+    for &p in ports {
+        let Some(p) = u16::try_from(p).ok().filter(|p| *p > 0) else {
+            return false;
+        };
+        match std::net::TcpListener::bind(("127.0.0.1", p)) {
+            Ok(l) => held.push(l),
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// A mini-zookeeper port and a broker base port such that every port `gregor cluster`
+/// derives from them is free: the brokers' ports, their metrics (9404 + base - 9092 + i)
+/// and console (8080 + base - 9092 + i) ports, the mini-zookeeper's metrics port
+/// (7000 + zk - 2181).
+fn cluster_ports(brokers: i32) -> (u16, u16) {
+    for _ in 0..200 {
+        let (zk, base) = (i32::from(free_port()), i32::from(free_port()));
+        let mut ports = vec![zk, zk - 2181 + 7000];
+        for i in 0..brokers {
+            ports.extend([base + i, base + i - 9092 + 9404, base + i - 9092 + 8080]);
+        }
+        let mut sorted = ports.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() == ports.len() && all_free(&ports) {
+            return (zk as u16, base as u16);
+        }
+    }
+    panic!("no free set of ports for a cluster");
+}
+
 #[test]
 fn cluster_command_serves_the_cli_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
-    let zk_port = free_port().to_string();
-    // Three consecutive free ports are likely above a random free one; retry a few bases.
-    let base = free_port();
+    let (zk_port, base) = cluster_ports(3);
+    let zk_port = zk_port.to_string();
     let mut cluster = Command::new(GREGOR)
         .args(["cluster", "--brokers", "3", "--data"])
         .arg(dir.path())

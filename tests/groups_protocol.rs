@@ -562,8 +562,8 @@ fn api_versions_advertise_the_group_apis() {
     assert_eq!(range(ApiKey::SyncGroup), (0, 5));
     assert_eq!(range(ApiKey::Heartbeat), (0, 4));
     assert_eq!(range(ApiKey::LeaveGroup), (0, 5));
-    assert_eq!(range(ApiKey::OffsetCommit), (2, 9));
-    assert_eq!(range(ApiKey::OffsetFetch), (1, 9));
+    assert_eq!(range(ApiKey::OffsetCommit), (0, 9));
+    assert_eq!(range(ApiKey::OffsetFetch), (0, 9));
     assert_eq!(range(ApiKey::DescribeGroups), (0, 5));
     assert_eq!(range(ApiKey::ListGroups), (0, 5));
     assert_eq!(range(ApiKey::DeleteGroups), (0, 2));

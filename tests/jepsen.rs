@@ -12,6 +12,10 @@
 //!   acknowledged before the other was sent);
 //! - nothing appears that was never sent.
 //!
+//! A second workload runs transactional producers (several partitions per transaction,
+//! some aborted on purpose) under the same nemesis and checks what read_committed
+//! readers see: committed transactions whole and once, aborted ones never.
+//!
 //! `GREGOR_JEPSEN_SEED` replays a run; `GREGOR_JEPSEN_SECS` sets the nemesis duration
 //! (default 60).
 
@@ -24,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use common::kafka::{batch, decode, topic_name, Client};
 use common::netns::{InterBroker, NamespaceGuard, NetCluster, INTERNAL_PORT};
+use common::txn::{read_committed, Brokers as TxnBrokers, Outcome, TxnProducer};
 use common::wait_until;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::ProduceRequest;
@@ -200,6 +205,95 @@ fn read_partition(addrs: &[String], partition: i32) -> Vec<(i64, String)> {
     }
 }
 
+/// The nemesis: one fault at a time, each lasting a few seconds, then heal — a broker
+/// killed (-9) and restarted, or cut off from its peers and the mini-zookeeper.
+fn nemesis(cluster: &mut NetCluster, rng: &mut rand::rngs::StdRng, secs: u64, addrs: &[String]) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut faults = Vec::new();
+    let mut long_cuts = 0;
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(rng.gen_range(1000..3000)));
+        let victim = rng.gen_range(0..3usize);
+        if rng.gen_bool(0.5) {
+            faults.push(format!("kill -9 broker {}", victim + 1));
+            cluster.brokers[victim].kill();
+            std::thread::sleep(Duration::from_millis(rng.gen_range(1000..6000)));
+            cluster.brokers[victim].start();
+        } else {
+            faults.push(format!("cut broker {}", victim + 1));
+            cluster.cut(victim);
+            let hold = Duration::from_millis(rng.gen_range(3000..12000));
+            let until = Instant::now() + hold;
+            // Evidence the cut is real: past the 6 s session timeout, the peers drop it.
+            let mut vanished = false;
+            while Instant::now() < until {
+                if !vanished && hold > Duration::from_secs(9) {
+                    let peer = (victim + 1) % 3;
+                    vanished = Client::connect(&addrs[peer])
+                        .ok()
+                        .and_then(|mut c| c.metadata(None).ok())
+                        .is_some_and(|m| {
+                            !m.brokers.iter().any(|b| b.node_id.0 == victim as i32 + 1)
+                        });
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            if hold > Duration::from_secs(9) {
+                assert!(
+                    vanished,
+                    "broker {} was cut for {hold:?} but its peers still listed it",
+                    victim + 1
+                );
+                long_cuts += 1;
+            }
+            cluster.heal();
+        }
+    }
+    eprintln!("jepsen: faults: {} ({long_cuts} cuts long enough to expire the victim's session, each verified)", faults.join(", "));
+}
+
+/// Waits until every broker is back and in every ISR of `topic`.
+fn settle(addrs: &[String], topic: &str) {
+    let settled = |report: bool| {
+        addrs.iter().any(|a| {
+            Client::connect(a)
+                .ok()
+                .and_then(|mut c| c.metadata(Some(&[topic])).ok())
+                .is_some_and(|m| {
+                    let ok = m.brokers.len() == 3
+                        && m.topics[0]
+                            .partitions
+                            .iter()
+                            .all(|p| p.leader_id.0 >= 0 && p.isr_nodes.len() == 3);
+                    if !ok && report {
+                        let state: Vec<String> = m.topics[0]
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                let isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+                                format!(
+                                    "p{} leader {} epoch {} isr {isr:?}",
+                                    p.partition_index, p.leader_id.0, p.leader_epoch
+                                )
+                            })
+                            .collect();
+                        let brokers: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
+                        eprintln!("from {a}: brokers {brokers:?}; {}", state.join("; "));
+                    }
+                    ok
+                })
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !settled(false) {
+        if Instant::now() > deadline {
+            settled(true);
+            panic!("the cluster did not settle: every broker back in every ISR");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn acknowledged_writes_survive_kills_and_partitions() {
     jepsen(InterBroker::Plaintext, 60);
@@ -286,88 +380,9 @@ fn jepsen(inter_broker: InterBroker, default_secs: u64) {
         })
         .collect();
 
-    // The nemesis: one fault at a time, each lasting a few seconds, then heal.
-    let end = Instant::now() + Duration::from_secs(secs);
-    let mut faults = Vec::new();
-    let mut long_cuts = 0;
-    while Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(rng.gen_range(1000..3000)));
-        let victim = rng.gen_range(0..3usize);
-        if rng.gen_bool(0.5) {
-            faults.push(format!("kill -9 broker {}", victim + 1));
-            cluster.brokers[victim].kill();
-            std::thread::sleep(Duration::from_millis(rng.gen_range(1000..6000)));
-            cluster.brokers[victim].start();
-        } else {
-            faults.push(format!("cut broker {}", victim + 1));
-            cluster.cut(victim);
-            let hold = Duration::from_millis(rng.gen_range(3000..12000));
-            let until = Instant::now() + hold;
-            // Evidence the cut is real: past the 6 s session timeout, the peers drop it.
-            let mut vanished = false;
-            while Instant::now() < until {
-                if !vanished && hold > Duration::from_secs(9) {
-                    let peer = (victim + 1) % 3;
-                    vanished = Client::connect(&addrs[peer])
-                        .ok()
-                        .and_then(|mut c| c.metadata(None).ok())
-                        .is_some_and(|m| {
-                            !m.brokers.iter().any(|b| b.node_id.0 == victim as i32 + 1)
-                        });
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            if hold > Duration::from_secs(9) {
-                assert!(
-                    vanished,
-                    "broker {} was cut for {hold:?} but its peers still listed it",
-                    victim + 1
-                );
-                long_cuts += 1;
-            }
-            cluster.heal();
-        }
-    }
-    eprintln!("jepsen: faults: {} ({long_cuts} cuts long enough to expire the victim's session, each verified)", faults.join(", "));
+    nemesis(&mut cluster, &mut rng, secs, &addrs);
     // Let the cluster settle with every broker back, then stop the producers.
-    let settled = |report: bool| {
-        addrs.iter().any(|a| {
-            Client::connect(a)
-                .ok()
-                .and_then(|mut c| c.metadata(Some(&[TOPIC])).ok())
-                .is_some_and(|m| {
-                    let ok = m.brokers.len() == 3
-                        && m.topics[0]
-                            .partitions
-                            .iter()
-                            .all(|p| p.leader_id.0 >= 0 && p.isr_nodes.len() == 3);
-                    if !ok && report {
-                        let state: Vec<String> = m.topics[0]
-                            .partitions
-                            .iter()
-                            .map(|p| {
-                                let isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
-                                format!(
-                                    "p{} leader {} epoch {} isr {isr:?}",
-                                    p.partition_index, p.leader_id.0, p.leader_epoch
-                                )
-                            })
-                            .collect();
-                        let brokers: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
-                        eprintln!("from {a}: brokers {brokers:?}; {}", state.join("; "));
-                    }
-                    ok
-                })
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !settled(false) {
-        if Instant::now() > deadline {
-            settled(true);
-            panic!("the cluster did not settle: every broker back in every ISR");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    settle(&addrs, TOPIC);
     std::thread::sleep(Duration::from_secs(2)); // a little clean traffic after the storm
     stop.store(true, Ordering::Relaxed);
     let acks: Vec<Ack> = producers
@@ -572,4 +587,262 @@ fn produce_acks_all_once_led(client: &mut Client, value: &[u8]) -> (i16, i64) {
         },
     );
     result
+}
+
+// ---------------------------------------------------------------- transactions
+
+const TXN_TOPIC: &str = "jepsen-txn";
+const TXN_PRODUCERS: usize = 2;
+
+/// One transaction as its producer saw it: the values it sent (partition, value) and
+/// how it ended.
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // producer and n are printed with a failing transaction
+struct TxnRecord {
+    producer: usize,
+    n: u64,
+    values: Vec<(i32, String)>,
+    outcome: Outcome,
+}
+
+/// Transactions over 3 of the topic's partitions, 2 values each, every fourth one
+/// aborted on purpose. Any failure aborts the transaction (EndTxn(abort), or a new
+/// InitProducerId, which fences and aborts it); an EndTxn(commit) without a definite
+/// answer is Unknown.
+fn txn_producer(id: usize, addrs: Vec<String>, stop: Arc<AtomicBool>) -> Vec<TxnRecord> {
+    let mut p = TxnProducer::new(&format!("jepsen-txn-{id}"), TXN_TOPIC, addrs, 10_000);
+    let reinit = |p: &mut TxnProducer| {
+        while p.init(Instant::now() + Duration::from_secs(20)).is_err() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    reinit(&mut p);
+    p.brokers.refresh(TXN_TOPIC);
+    let mut out = Vec::new();
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let parts = [(n % 6) as i32, ((n + 1) % 6) as i32, ((n + 3) % 6) as i32];
+        let values: Vec<(i32, String)> = parts
+            .iter()
+            .flat_map(|&part| (0..2).map(move |k| (part, format!("t{id}-{n}-{part}-{k}"))))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut failed = p.add_partitions(&parts, deadline).is_err();
+        let mut sent = Vec::new();
+        for (part, v) in &values {
+            if failed {
+                break;
+            }
+            sent.push((*part, v.clone()));
+            failed = p.produce(*part, v).is_err();
+        }
+        let commit = !failed && !n.is_multiple_of(4);
+        let outcome = if commit {
+            match p.end(true, deadline) {
+                Ok(()) => Outcome::Committed,
+                // Fenced or refused: a coordinator timeout aborted it (bumping the epoch).
+                Err(code) if code > 0 => Outcome::Aborted,
+                Err(_) => Outcome::Unknown,
+            }
+        } else {
+            // Never committed: aborted now, by the next InitProducerId, or by its timeout.
+            if p.end(false, deadline).is_err() {
+                reinit(&mut p);
+            }
+            Outcome::Aborted
+        };
+        if outcome != Outcome::Committed && (failed || outcome == Outcome::Unknown) {
+            reinit(&mut p);
+        }
+        out.push(TxnRecord {
+            producer: id,
+            n,
+            values: sent,
+            outcome,
+        });
+    }
+    out
+}
+
+/// Transactional producers writing to several partitions per transaction under the same
+/// nemesis: at the end a read_committed reader (Fetch READ_COMMITTED with the aborted
+/// transactions dropped, as clients do) sees every committed transaction completely and
+/// once, never a record of an aborted one, a transaction without a definite outcome all
+/// or nothing, and every partition's LSO reaches its high watermark (no transaction left
+/// hanging).
+#[test]
+fn transactions_stay_atomic_under_kills_and_partitions() {
+    if let Err(e) = NetCluster::available() {
+        panic!("this test needs network namespaces (root + iproute2): {e}");
+    }
+    let seed: u64 = std::env::var("GREGOR_JEPSEN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let secs: u64 = std::env::var("GREGOR_JEPSEN_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    eprintln!("jepsen (transactions): seed {seed} (replay with GREGOR_JEPSEN_SEED={seed}), nemesis for {secs}s");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut cluster = NetCluster::start(
+        3,
+        &[
+            ("min.insync.replicas", "2"),
+            ("replica.lag.time.max.ms", "10000"),
+            ("leader.imbalance.check.interval.seconds", "5"),
+            (
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                "1000",
+            ),
+        ],
+    );
+    let _clients = NamespaceGuard::enter(&cluster.clients.ns);
+    let addrs = cluster.bootstrap();
+    let mut admin = None;
+    wait_until(Duration::from_secs(60), "three brokers", || {
+        admin = addrs.iter().find_map(|a| Client::connect(a).ok());
+        admin.as_mut().is_some_and(|c| {
+            c.metadata(None)
+                .map(|m| m.brokers.len() == 3)
+                .unwrap_or(false)
+        })
+    });
+    let mut admin = admin.unwrap();
+    assert_eq!(
+        admin.create_topic(TXN_TOPIC, PARTITIONS, 3, &[("min.insync.replicas", "2")]),
+        0
+    );
+    wait_until(Duration::from_secs(60), "full ISRs", || {
+        admin
+            .metadata(Some(&[TXN_TOPIC]))
+            .map(|m| {
+                m.topics[0]
+                    .partitions
+                    .iter()
+                    .all(|p| p.isr_nodes.len() == 3)
+            })
+            .unwrap_or(false)
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = (0..TXN_PRODUCERS)
+        .map(|id| {
+            let (addrs, stop) = (addrs.clone(), stop.clone());
+            std::thread::spawn(move || txn_producer(id, addrs, stop))
+        })
+        .collect();
+    nemesis(&mut cluster, &mut rng, secs, &addrs);
+    settle(&addrs, TXN_TOPIC);
+    std::thread::sleep(Duration::from_secs(2)); // a little clean traffic after the storm
+    stop.store(true, Ordering::Relaxed);
+    let txns: Vec<TxnRecord> = producers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+
+    // Every transaction is decided once the coordinators are done: the LSO reaches the
+    // high watermark everywhere (a timed-out one within its 10 s timeout).
+    let mut visible: HashMap<String, Vec<(i32, i64)>> = HashMap::new();
+    for part in 0..PARTITIONS {
+        let mut brokers = TxnBrokers::new(addrs.clone());
+        let mut read = None;
+        let mut last = String::new();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut done = || {
+            brokers.refresh(TXN_TOPIC);
+            let Some(addr) = brokers.leaders.get(&part).cloned() else {
+                return false;
+            };
+            let Some(c) = brokers.conn(&addr) else {
+                return false;
+            };
+            let (err, hw) = c.list_offset(TXN_TOPIC, part, -1);
+            match read_committed(c, TXN_TOPIC, part) {
+                Ok((records, lso)) if err == 0 && lso == hw => {
+                    read = Some(records);
+                    true
+                }
+                other => {
+                    last = format!(
+                        "partition {part} at {addr}: hw {hw} (error {err}), read {:?}",
+                        other.map(|(r, lso)| (r.len(), lso))
+                    );
+                    brokers.drop_conn(&addr);
+                    false
+                }
+            }
+        };
+        while !done() {
+            if Instant::now() > deadline {
+                eprintln!("{}", cluster.logs_tail());
+                panic!("the LSO never reached the high watermark: {last}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for (offset, v) in read.unwrap() {
+            let v = String::from_utf8(v.to_vec()).unwrap();
+            visible.entry(v).or_default().push((part, offset));
+        }
+    }
+    let (mut committed, mut aborted, mut unknown, mut partial, mut leaked, mut lost) =
+        (0, 0, 0, 0, 0, 0);
+    let mut known: HashSet<&str> = HashSet::new();
+    for t in &txns {
+        let seen: Vec<&(i32, String)> = t
+            .values
+            .iter()
+            .filter(|(_, v)| visible.contains_key(v))
+            .collect();
+        for (part, v) in &t.values {
+            known.insert(v.as_str());
+            if let Some(at) = visible.get(v) {
+                assert!(
+                    at.iter().all(|(p, _)| p == part),
+                    "{v} visible in another partition: {at:?}"
+                );
+            }
+        }
+        match t.outcome {
+            Outcome::Committed => {
+                committed += 1;
+                if seen.len() != t.values.len() {
+                    lost += 1;
+                    eprintln!("COMMITTED BUT NOT (FULLY) VISIBLE {t:?}: saw {seen:?}");
+                }
+            }
+            Outcome::Aborted => {
+                aborted += 1;
+                if !seen.is_empty() {
+                    leaked += 1;
+                    eprintln!("ABORTED BUT VISIBLE {t:?}: saw {seen:?}");
+                }
+            }
+            Outcome::Unknown => {
+                unknown += 1;
+                if !seen.is_empty() && seen.len() != t.values.len() {
+                    partial += 1;
+                    eprintln!("PARTIAL {t:?}: saw {seen:?}");
+                }
+            }
+        }
+    }
+    let duplicated = visible.iter().filter(|(_, at)| at.len() > 1).count();
+    let phantom = visible
+        .keys()
+        .filter(|v| !known.contains(v.as_str()))
+        .count();
+    eprintln!(
+        "jepsen (transactions): {} transactions — committed {committed}, aborted {aborted}, unknown {unknown}; lost {lost}, leaked {leaked}, partial {partial}, duplicated {duplicated}, never-sent {phantom}",
+        txns.len()
+    );
+    assert!(
+        committed > 20,
+        "too few committed transactions ({committed}) for a meaningful check"
+    );
+    assert_eq!(lost, 0, "committed transactions not completely visible");
+    assert_eq!(leaked, 0, "aborted transactions visible to read_committed");
+    assert_eq!(partial, 0, "transactions partly visible");
+    assert_eq!(duplicated, 0, "values visible twice");
+    assert_eq!(phantom, 0, "values never sent");
 }

@@ -435,12 +435,13 @@ fn invalid_produce_requests_are_rejected() {
         log.append_as_leader(&BytesMut::new(), 0, 0),
         Err(AppendError::InvalidRecord(_))
     ));
-    // magic 1
+    // magic 1: read as a v1 message set (Produce v0-v2 may send those), whose CRC-32
+    // does not match: CORRUPT_MESSAGE, as Kafka (Produce v3+ refuses it before the log)
     let mut b = batch(3, 0);
     b[16] = 1;
     assert!(matches!(
         log.append_as_leader(&b, 0, 0),
-        Err(AppendError::InvalidRecord(_))
+        Err(AppendError::CorruptMessage(_))
     ));
     // too large
     let cfg = LogConfig {
@@ -515,10 +516,12 @@ fn invalid_produce_requests_are_rejected() {
             buf
         };
         assert!(log.append_as_leader(&b, 0, 0).is_ok(), "{codec:?}");
+        // KIP-467: INVALID_RECORD naming the keyless record.
         assert!(
             matches!(
                 log.append_as_leader(&nokey, 0, 0),
-                Err(AppendError::InvalidRecord(_))
+                Err(AppendError::RecordsRejected { timestamp: false, ref records, .. })
+                    if records.len() == 1 && records[0].batch_index == 0
             ),
             "{codec:?}"
         );
@@ -1021,4 +1024,119 @@ fn compaction_rewrites_without_the_log_and_swaps_only_an_unchanged_log() {
         leftovers.is_empty(),
         "the discarded pass left {leftovers:?}"
     );
+}
+
+#[test]
+fn min_compaction_lag_keeps_young_records_uncompacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        min_compaction_lag_ms: 10_000,
+        ..compacted_config()
+    };
+    let mut log = new_log(dir.path(), config);
+    fill_keyed(&mut log); // records stamped 100-101
+    assert!(!log.clean(5_000, i64::MAX).unwrap(), "younger than the lag");
+    assert!(log.clean(20_000, i64::MAX).unwrap(), "older than the lag");
+}
+
+#[test]
+fn max_compaction_lag_forces_a_cleaning_below_the_dirty_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        min_cleanable_dirty_ratio: 1.0,
+        max_compaction_lag_ms: 60_000,
+        ..compacted_config()
+    };
+    let mut log = new_log(dir.path(), config);
+    fill_keyed(&mut log);
+    assert!(
+        log.clean(0, i64::MAX).unwrap(),
+        "everything dirty: ratio reached"
+    );
+    for i in 0..10 {
+        log.append_as_leader(&keyed_batch(&[("k1", Some("late"))], 1_000 + i), 0, 0)
+            .unwrap();
+    }
+    assert!(log.dirty_ratio() < 1.0);
+    assert!(
+        !log.clean(30_000, i64::MAX).unwrap(),
+        "within the lag, below the ratio"
+    );
+    assert!(
+        log.clean(120_000, i64::MAX).unwrap(),
+        "past max.compaction.lag.ms"
+    );
+    let recs = decode(&read_all(&log));
+    let active = *log.segment_base_offsets().last().unwrap();
+    let k1: Vec<_> = recs
+        .iter()
+        .filter(|r| r.0 < active && r.2.as_deref() == Some(&b"k1"[..]))
+        .collect();
+    assert_eq!(k1.len(), 1, "one k1 below the active segment: {k1:?}");
+}
+
+#[test]
+fn a_compacted_logs_active_segment_rolls_after_max_compaction_lag() {
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy::Compact,
+        segment_ms: 1_000_000,
+        max_compaction_lag_ms: 1_000,
+        ..small_config()
+    };
+    assert_eq!(config.max_segment_ms(), 1_000);
+    let delete = LogConfig {
+        max_compaction_lag_ms: 1_000,
+        segment_ms: 1_000_000,
+        ..small_config()
+    };
+    assert_eq!(delete.max_segment_ms(), 1_000_000);
+}
+
+#[test]
+fn compression_type_recompresses_batches_keeping_records_and_producer_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        compression: gregor::storage::Compression::Codec {
+            codec: 3,
+            level: None,
+        },
+        ..small_config()
+    };
+    let mut log = new_log(dir.path(), config);
+    let sent = [
+        batch_with(5, 30, 1_000, Compression::Gzip, Some((7, 0, 0)), "g"),
+        batch_with(3, 30, 2_000, Compression::None, Some((7, 0, 5)), "n"),
+        batch_with(4, 30, 3_000, Compression::Lz4, None, "l"),
+    ];
+    for b in &sent {
+        log.append_as_leader(b, 0, 0).unwrap();
+    }
+    // A retry of the idempotent batch is still recognised after recompression.
+    let dup = log.append_as_leader(&sent[0], 0, 0).unwrap();
+    assert!(dup.duplicate && dup.base_offset == 0);
+    let stored = read_all(&log);
+    let mut pos = 0;
+    let mut codecs = Vec::new();
+    while pos < stored.len() {
+        let b = Batch::parse(&stored[pos..]).unwrap();
+        b.verify_crc().unwrap();
+        codecs.push((b.compression(), b.producer_id(), b.base_sequence()));
+        pos += b.size();
+    }
+    assert_eq!(codecs, vec![(3, 7, 0), (3, 7, 5), (3, -1, -1)]);
+    let want: Vec<_> = sent
+        .iter()
+        .flat_map(|b| decode(&b.clone().freeze()))
+        .collect();
+    let got = decode(&stored);
+    assert_eq!(
+        got.iter()
+            .map(|r| (r.1, r.2.clone(), r.3.clone()))
+            .collect::<Vec<_>>(),
+        want.iter()
+            .map(|r| (r.1, r.2.clone(), r.3.clone()))
+            .collect::<Vec<_>>(),
+        "timestamps, keys and values byte-exact"
+    );
+    assert_eq!(offsets(&stored), (0..12).collect::<Vec<_>>());
 }

@@ -2,7 +2,7 @@
 gregor broker: Consume in a loop, MarkMessage per record, sarama's offset manager
 committing what was marked (every second and when a session ends), Close leaving the
 group. sarama speaks the oldest group protocol versions gregor serves (JoinGroup v1,
-SyncGroup/Heartbeat/LeaveGroup v0, OffsetFetch v1, OffsetCommit v2) and assigns with its
+SyncGroup/Heartbeat/LeaveGroup v0, OffsetFetch v1, OffsetCommit v1) and assigns with its
 own range strategy. Conditions are polled with deadlines; nothing sleeps a fixed time to
 wait for one."""
 

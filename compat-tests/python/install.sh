@@ -5,11 +5,14 @@ PKGS=(
   "confluent-kafka==2.16.1"
   "kafka-python[lz4,snappy,zstd,crc32c]==3.0.12"
   "aiokafka[lz4,snappy,zstd]==0.14.0"
+  # kafka-python's lz4 for message format v0 (api_version (0, 9)) fixes Kafka's broken
+  # frame checksum with it.
+  "xxhash==4.1.0"
 )
 check() {
   python3 - <<'PY'
 import importlib.metadata as m, sys
-want = {"confluent-kafka": "2.16.1", "kafka-python": "3.0.12", "aiokafka": "0.14.0"}
+want = {"confluent-kafka": "2.16.1", "kafka-python": "3.0.12", "aiokafka": "0.14.0", "xxhash": "4.1.0"}
 for name, version in want.items():
     try:
         if m.version(name) != version:

@@ -1,5 +1,6 @@
 //! ACL administration: CreateAcls (key 30), DescribeAcls (key 29), DeleteAcls (key 31),
-//! v1-v3 (v0 is pre-2.0 and gone from the schemas gregor is built on), as Kafka's
+//! v0-v3 (v0 knows only LITERAL patterns: its filters default to LITERAL, so its answers
+//! never hold another pattern type), as Kafka's
 //! `AclApis`: Cluster DESCRIBE to describe and Cluster ALTER to change, else
 //! CLUSTER_AUTHORIZATION_FAILED; SECURITY_DISABLED without an authorizer.
 
@@ -24,13 +25,13 @@ use crate::security::acl::{
 };
 
 pub mod create_acls {
-    pub const VERSIONS: super::Versions = super::Versions::new(1, 3);
+    pub const VERSIONS: super::Versions = super::Versions::new(0, 3);
 }
 pub mod describe_acls {
-    pub const VERSIONS: super::Versions = super::Versions::new(1, 3);
+    pub const VERSIONS: super::Versions = super::Versions::new(0, 3);
 }
 pub mod delete_acls {
-    pub const VERSIONS: super::Versions = super::Versions::new(1, 3);
+    pub const VERSIONS: super::Versions = super::Versions::new(0, 3);
 }
 
 /// More creations or filters than this in one request are refused (INVALID_REQUEST)

@@ -1,4 +1,5 @@
-//! Config APIs: DescribeConfigs (key 32, v1-v4), AlterConfigs (key 33, v0-v2) and
+//! Config APIs: DescribeConfigs (key 32, v0-v4; v0 reports `is_default` instead of a
+//! source), AlterConfigs (key 33, v0-v2) and
 //! IncrementalAlterConfigs (key 44, v0-v1).
 //!
 //! Topics: every topic key with its effective value and source (DYNAMIC_TOPIC_CONFIG for
@@ -29,7 +30,7 @@ use crate::config::{ConfigSource, TopicConfig};
 use crate::security::acl::AclOperation;
 
 pub mod describe_configs {
-    pub const VERSIONS: super::Versions = super::Versions::new(1, 4);
+    pub const VERSIONS: super::Versions = super::Versions::new(0, 4);
 }
 pub mod alter_configs {
     pub const VERSIONS: super::Versions = super::Versions::new(0, 2);
@@ -154,6 +155,7 @@ pub async fn describe_configs(
                                     .with_value(value.clone().map(s))
                                     .with_read_only(true)
                                     .with_config_source(source as i8)
+                                    .with_is_default(v0_default(ctx.api_version, source))
                                     .with_is_sensitive(false)
                                     .with_config_type(key.ty.protocol_code());
                                 if req.include_synonyms {
@@ -180,6 +182,12 @@ pub async fn describe_configs(
     Some(DescribeConfigsResponse::default().with_results(results))
 }
 
+/// DescribeConfigs v0 has `is_default` where later versions have the source (KIP-226):
+/// true for a value nobody set.
+fn v0_default(version: i16, source: ConfigSource) -> bool {
+    version == 0 && source == ConfigSource::DefaultConfig
+}
+
 fn topic_entry(
     broker: &Broker,
     config: &TopicConfig,
@@ -189,12 +197,14 @@ fn topic_entry(
 ) -> DescribeConfigsResourceResult {
     let (value, is_override) = config.get(name).unwrap_or_default();
     let tk = topic_key_def(name);
-    let broker_key = tk.map(|t| t.broker_key).unwrap_or(name);
-    let broker_value = broker
-        .config
-        .describe()
-        .into_iter()
-        .find(|(k, _, _)| k.name == broker_key);
+    let broker_key = tk.and_then(|t| t.broker_key);
+    let broker_value = broker_key.and_then(|bk| {
+        broker
+            .config
+            .describe()
+            .into_iter()
+            .find(|(k, _, _)| k.name == bk)
+    });
     let broker_source = broker_value
         .as_ref()
         .map(|(_, _, src)| *src)
@@ -209,6 +219,7 @@ fn topic_entry(
         .with_value(Some(s(value.clone())))
         .with_read_only(false)
         .with_config_source(source as i8)
+        .with_is_default(v0_default(version, source))
         .with_is_sensitive(false);
     if version >= 3 {
         if let Some(tk) = tk {
@@ -238,10 +249,10 @@ fn topic_entry(
                 );
             }
         }
-        if let Some(tk) = tk {
+        if let Some(broker_key) = broker_key {
             synonyms.push(
                 DescribeConfigsSynonym::default()
-                    .with_name(StrBytes::from_static_str(tk.broker_key))
+                    .with_name(StrBytes::from_static_str(broker_key))
                     .with_value(Some(s(broker
                         .config
                         .topic_defaults

@@ -1,4 +1,9 @@
-//! Fetch (key 1), v4-v17, for consumers and for follower replicas.
+//! Fetch (key 1), v0-v17, for consumers and for follower replicas. v0-v3 clients read
+//! message formats v0 (Fetch v0-v1) and v1 (v2-v3): their partitions are down-converted
+//! (`storage::legacy::down`) on an I/O thread, unless the topic's
+//! `message.downconversion.enable` is false (UNSUPPORTED_VERSION); below v10 a topic
+//! whose `compression.type` is zstd answers UNSUPPORTED_COMPRESSION_TYPE, and below v6
+//! KAFKA_STORAGE_ERROR is answered as NOT_LEADER_OR_FOLLOWER (Kafka's `KafkaApis`).
 //!
 //! Returns whole record batches as stored (the batch containing the fetch offset first),
 //! never past the high watermark for consumers (followers read to the log end), within
@@ -25,13 +30,14 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors::{code, partition_error, Error};
 use super::{RequestContext, Versions};
 use crate::broker::Broker;
-use crate::replica::manager::now_ms;
+use crate::clock::now_ms;
+use crate::coordination::TopicInfo;
 use crate::replica::{Partition, PartitionError};
 use crate::security::acl::AclOperation;
 use crate::storage::fileio::ReadMode;
 use crate::storage::ReadError;
 
-pub const VERSIONS: Versions = Versions::new(4, 17);
+pub const VERSIONS: Versions = Versions::new(0, 17);
 
 /// The longest a fetch long-polls, whatever `max_wait_ms` it sends: a request naming
 /// i32::MAX would otherwise hold its connection's task for 24 days. (Kafka clients send
@@ -52,6 +58,57 @@ struct Slot {
     partition_max_bytes: usize,
     /// An error that does not change while waiting (unknown topic, ...).
     fixed_error: Option<Error>,
+    /// Down-conversion for Fetch v0-v3.
+    convert: Option<Convert>,
+}
+
+/// How a Fetch v0-v3 partition is converted.
+#[derive(Clone, Copy)]
+struct Convert {
+    magic: u8,
+    /// Fetch v3 returns the first message whole (KIP-74); v0-v2 have a hard limit.
+    min_one: bool,
+    decompress_limit: usize,
+}
+
+/// A topic's effective config value: its override, else the broker default.
+fn topic_setting<'a>(
+    broker: &'a Broker,
+    info: Option<&'a TopicInfo>,
+    key: &str,
+) -> Option<&'a str> {
+    info.and_then(|i| i.config.get(key))
+        .or_else(|| broker.config.topic_defaults.get(key))
+        .map(String::as_str)
+}
+
+/// Kafka's `maybeConvertFetchedData` decisions for requests below v10: a zstd topic is
+/// refused, v0-v3 consumers get converted data or UNSUPPORTED_VERSION when the topic
+/// disables down-conversion.
+fn legacy_fetch(
+    broker: &Broker,
+    info: Option<&TopicInfo>,
+    version: i16,
+    follower: bool,
+) -> Result<Option<Convert>, Error> {
+    if topic_setting(broker, info, "compression.type") == Some("zstd") {
+        return Err(Error::UnsupportedCompressionType);
+    }
+    if version > 3 {
+        return Ok(None);
+    }
+    let enabled = topic_setting(broker, info, "message.downconversion.enable") != Some("false");
+    if !follower && !enabled {
+        return Err(Error::UnsupportedVersion);
+    }
+    let max_message_bytes = topic_setting(broker, info, "max.message.bytes")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(1_048_588);
+    Ok(Some(Convert {
+        magic: if version <= 1 { 0 } else { 1 },
+        min_one: version >= 3,
+        decompress_limit: crate::storage::codec::limit_for(max_message_bytes),
+    }))
 }
 
 pub async fn handle(
@@ -129,6 +186,11 @@ pub async fn handle(
             topics.push(resp);
             topics.len() - 1
         });
+        let legacy = if version < 10 {
+            legacy_fetch(broker, image.topic(&name), version, follower.is_some())
+        } else {
+            Ok(None)
+        };
         let authorized = match follower {
             Some(_) => follower_allowed,
             None => {
@@ -146,6 +208,7 @@ pub async fn handle(
                     current_leader_epoch: p.current_leader_epoch,
                     partition_max_bytes: 0,
                     fixed_error: Some(Error::TopicAuthorizationFailed),
+                    convert: None,
                 };
                 match slot_of.entry((ti, p.partition)) {
                     Entry::Occupied(at) => slots[*at.get()] = slot,
@@ -157,7 +220,7 @@ pub async fn handle(
                 continue;
             }
             let partition = broker.replicas.partition(&name, p.partition);
-            let fixed_error = unknown_error.or_else(|| match &partition {
+            let fixed_error = unknown_error.or(legacy.err()).or_else(|| match &partition {
                 Some(_) => None,
                 None if broker.replicas.is_offline(&name, p.partition) => {
                     Some(Error::KafkaStorageError)
@@ -180,6 +243,7 @@ pub async fn handle(
                 current_leader_epoch: p.current_leader_epoch,
                 partition_max_bytes: p.partition_max_bytes.max(0) as usize,
                 fixed_error,
+                convert: legacy.unwrap_or(None),
             };
             match slot_of.entry((ti, p.partition)) {
                 Entry::Occupied(at) => slots[*at.get()] = slot,
@@ -205,13 +269,20 @@ pub async fn handle(
         let isolation_level = req.isolation_level;
         // What the page cache holds is read right here; a read that would wait for the
         // disk goes to an I/O thread (see `storage::io_pool`).
-        let read = match read_all(
-            &slots,
-            max_bytes,
-            follower,
-            isolation_level,
-            ReadMode::NoWait,
-        ) {
+        // Down-conversion is CPU work: Fetch v0-v3 reads and converts on an I/O thread.
+        let first_pass = if version <= 3 {
+            Err(Vec::new())
+        } else {
+            read_all(
+                &slots,
+                max_bytes,
+                follower,
+                isolation_level,
+                ReadMode::NoWait,
+                version,
+            )
+        };
+        let read = match first_pass {
             Ok(read) => read,
             Err(first_pass) => {
                 // The partitions read before the miss may have asked for an ISR expansion
@@ -230,6 +301,7 @@ pub async fn handle(
                             follower,
                             isolation_level,
                             ReadMode::Blocking,
+                            version,
                         )
                     })
                     .await
@@ -291,6 +363,20 @@ fn needs_catch_up(broker: &Broker, req: &FetchRequest, version: i16) -> bool {
     })
 }
 
+/// The response's `aborted_transactions` (producer id, first offset).
+fn aborted_transactions(
+    aborted: &[crate::storage::txn_index::AbortedTxn],
+) -> Vec<kafka_protocol::messages::fetch_response::AbortedTransaction> {
+    aborted
+        .iter()
+        .map(|t| {
+            kafka_protocol::messages::fetch_response::AbortedTransaction::default()
+                .with_producer_id(kafka_protocol::messages::ProducerId(t.producer_id))
+                .with_first_offset(t.first_offset)
+        })
+        .collect()
+}
+
 /// One pass over every partition of a fetch.
 struct ReadAll {
     partitions: Vec<PartitionData>,
@@ -313,6 +399,7 @@ fn read_all(
     follower: Option<i32>,
     isolation_level: i8,
     mode: ReadMode,
+    version: i16,
 ) -> Result<ReadAll, IsrExpansions> {
     let mut isr_expansions = Vec::new();
     let mut remaining = max_bytes;
@@ -323,6 +410,11 @@ fn read_all(
     for slot in slots {
         let base = PartitionData::default().with_partition_index(slot.partition_index);
         let error_data = |error: Error| {
+            // Clients before Fetch v6 do not know KAFKA_STORAGE_ERROR (KIP-112).
+            let error = match error {
+                Error::KafkaStorageError if version <= 5 => Error::NotLeaderOrFollower,
+                e => e,
+            };
             base.clone()
                 .with_error_code(code(error))
                 .with_high_watermark(-1)
@@ -368,11 +460,23 @@ fn read_all(
             follower,
             now,
             mode,
+            isolation_level == 1,
         ) {
             Err(PartitionError::Read(ReadError::WouldBlock)) => return Err(isr_expansions),
-            Ok((result, hw, update)) => {
+            Ok((result, hw, lso, update)) => {
                 if let Some(isr) = update.expand_isr_to {
                     isr_expansions.push((partition.clone(), isr));
+                }
+                let mut result = result;
+                if let Some(c) = slot.convert {
+                    match down_convert(&result.records, slot.fetch_offset, limit, c) {
+                        Ok(converted) => result.records = converted,
+                        Err(error) => {
+                            any_error = true;
+                            out.push(error_data(error));
+                            continue;
+                        }
+                    }
                 }
                 let n = result.records.len();
                 gathered += n;
@@ -380,12 +484,12 @@ fn read_all(
                 let mut data = base
                     .with_error_code(0)
                     .with_high_watermark(hw)
-                    .with_last_stable_offset(hw)
+                    .with_last_stable_offset(lso)
                     .with_log_start_offset(result.log_start_offset)
                     .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
                     .with_records(Some(result.records));
-                if isolation_level == 1 {
-                    data.aborted_transactions = Some(Vec::new());
+                if let Some(aborted) = result.aborted_transactions {
+                    data.aborted_transactions = Some(aborted_transactions(&aborted));
                 }
                 out.push(data);
             }
@@ -401,4 +505,32 @@ fn read_all(
         any_error,
         isr_expansions,
     })
+}
+
+/// Converts one partition's v2 batches for a Fetch v0-v3 client.
+fn down_convert(
+    records: &Bytes,
+    fetch_offset: i64,
+    limit: usize,
+    c: Convert,
+) -> Result<Bytes, Error> {
+    use crate::storage::legacy::down::{self, DownConvertError};
+    if records.is_empty() {
+        return Ok(records.clone());
+    }
+    match down::down_convert(
+        records,
+        c.magic,
+        fetch_offset,
+        limit,
+        c.min_one,
+        c.decompress_limit,
+    ) {
+        Ok(converted) => Ok(Bytes::from(converted.records)),
+        Err(DownConvertError::UnsupportedCompression(_)) => Err(Error::UnsupportedCompressionType),
+        Err(e @ DownConvertError::Corrupt(_)) => {
+            tracing::warn!(error = %e, "down-conversion failed");
+            Err(Error::CorruptMessage)
+        }
+    }
 }

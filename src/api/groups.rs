@@ -1,18 +1,13 @@
-//! Consumer group APIs (Kafka's classic group protocol): FindCoordinator (key 10),
-//! JoinGroup (11), Heartbeat (12), LeaveGroup (13), SyncGroup (14), DescribeGroups (15),
+//! Consumer group APIs (Kafka's classic group protocol): JoinGroup (11), Heartbeat (12), LeaveGroup (13), SyncGroup (14), DescribeGroups (15),
 //! ListGroups (16), OffsetCommit (8), OffsetFetch (9), DeleteGroups (42) and
 //! OffsetDelete (47). Handlers translate messages; the group logic is `crate::group`.
 //!
-//! FindCoordinator answers TRANSACTION keys with COORDINATOR_NOT_AVAILABLE: gregor has no
-//! transaction coordinator, and that is what Kafka answers while its transaction state
-//! topic cannot be served (clients retry, then time out). SHARE keys get INVALID_REQUEST
-//! before v6 and COORDINATOR_NOT_AVAILABLE from v6, as in Kafka 3.9.
+//! FindCoordinator is `api::coordinator`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -32,9 +27,7 @@ use tokio::sync::oneshot;
 
 use super::errors::{code, Error};
 use super::{RequestContext, Versions};
-use crate::admin::TopicSpec;
 use crate::broker::Broker;
-use crate::coordination::OFFSETS_TOPIC;
 use crate::group::classic::{JoinResult, SyncResult};
 use crate::group::shard::{
     CommitPartition, CommitRequest, CommitResult, FetchedOffset, JoinRequest, LeaveMember,
@@ -42,9 +35,6 @@ use crate::group::shard::{
 };
 use crate::security::acl::{AclOperation, ResourceType};
 
-pub mod find_coordinator {
-    pub const VERSIONS: super::Versions = super::Versions::new(0, 6);
-}
 pub mod join_group {
     pub const VERSIONS: super::Versions = super::Versions::new(0, 9);
 }
@@ -58,10 +48,10 @@ pub mod leave_group {
     pub const VERSIONS: super::Versions = super::Versions::new(0, 5);
 }
 pub mod offset_commit {
-    pub const VERSIONS: super::Versions = super::Versions::new(2, 9);
+    pub const VERSIONS: super::Versions = super::Versions::new(0, 9);
 }
 pub mod offset_fetch {
-    pub const VERSIONS: super::Versions = super::Versions::new(1, 9);
+    pub const VERSIONS: super::Versions = super::Versions::new(0, 9);
 }
 pub mod describe_groups {
     pub const VERSIONS: super::Versions = super::Versions::new(0, 5);
@@ -75,10 +65,6 @@ pub mod delete_groups {
 pub mod offset_delete {
     pub const VERSIONS: super::Versions = super::Versions::new(0, 0);
 }
-
-const KEY_TYPE_GROUP: i8 = 0;
-const KEY_TYPE_TRANSACTION: i8 = 1;
-const KEY_TYPE_SHARE: i8 = 2;
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
@@ -95,140 +81,6 @@ fn err_code(e: Option<Error>) -> i16 {
 fn client_host(ctx: &RequestContext) -> String {
     // Kafka reports InetAddress.toString(): "/127.0.0.1".
     format!("/{}", ctx.peer.ip())
-}
-
-// ------------------------------------------------------------------ FindCoordinator
-
-pub async fn find_coordinator(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: FindCoordinatorRequest,
-) -> Option<FindCoordinatorResponse> {
-    let v = ctx.api_version;
-    if v >= 4 {
-        let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
-        for key in &req.coordinator_keys {
-            let c = Coordinator::default().with_key(key.clone());
-            coordinators.push(match lookup(broker, ctx, v, req.key_type, key).await {
-                Ok((id, host, port)) => c
-                    .with_node_id(BrokerId(id))
-                    .with_host(s(host))
-                    .with_port(port),
-                Err(e) => c
-                    .with_node_id(BrokerId(-1))
-                    .with_host(s(""))
-                    .with_port(-1)
-                    .with_error_code(code(e))
-                    .with_error_message(Some(s(error_message(e)))),
-            });
-        }
-        return Some(FindCoordinatorResponse::default().with_coordinators(coordinators));
-    }
-    Some(match lookup(broker, ctx, v, req.key_type, &req.key).await {
-        Ok((id, host, port)) => FindCoordinatorResponse::default()
-            .with_node_id(BrokerId(id))
-            .with_host(s(host))
-            .with_port(port),
-        Err(e) => FindCoordinatorResponse::default()
-            .with_error_code(code(e))
-            .with_error_message(Some(s(error_message(e))))
-            .with_node_id(BrokerId(-1))
-            .with_host(s(""))
-            .with_port(-1),
-    })
-}
-
-fn error_message(e: Error) -> &'static str {
-    match e {
-        Error::CoordinatorNotAvailable => "The coordinator is not available.",
-        Error::InvalidRequest => "Unsupported coordinator key type.",
-        _ => "",
-    }
-}
-
-/// The coordinator node (id, host, port) of `key`.
-async fn lookup(
-    broker: &Broker,
-    ctx: &RequestContext,
-    version: i16,
-    key_type: i8,
-    key: &str,
-) -> Result<(i32, String, i32), Error> {
-    match key_type {
-        // Group / TransactionalId DESCRIBE (KafkaApis.getCoordinator).
-        KEY_TYPE_GROUP if !broker.authorize_group(ctx, AclOperation::Describe, key) => {
-            return Err(Error::GroupAuthorizationFailed)
-        }
-        KEY_TYPE_TRANSACTION
-            if !broker.authorize(
-                ctx,
-                AclOperation::Describe,
-                ResourceType::TransactionalId,
-                key,
-            ) =>
-        {
-            return Err(Error::TransactionalIdAuthorizationFailed)
-        }
-        KEY_TYPE_GROUP => {}
-        KEY_TYPE_TRANSACTION => return Err(Error::CoordinatorNotAvailable),
-        KEY_TYPE_SHARE if version < 6 => return Err(Error::InvalidRequest),
-        KEY_TYPE_SHARE => return Err(Error::CoordinatorNotAvailable),
-        _ => return Err(Error::InvalidRequest),
-    }
-    let image = broker.image();
-    let Some(topic) = image.topic(OFFSETS_TOPIC) else {
-        create_offsets_topic(broker).await;
-        return Err(Error::CoordinatorNotAvailable);
-    };
-    let p = crate::group::partition_for(key, topic.partitions.len() as i32);
-    let leader = topic
-        .partitions
-        .get(&p)
-        .and_then(|info| info.state.as_ref())
-        .map(|st| st.leader)
-        .filter(|l| *l >= 0)
-        .ok_or(Error::CoordinatorNotAvailable)?;
-    let node = image
-        .brokers
-        .get(&leader)
-        .ok_or(Error::CoordinatorNotAvailable)?;
-    // The coordinator as reachable on the client's listener (Kafka answers
-    // COORDINATOR_NOT_AVAILABLE when it has no such listener).
-    let (host, port) = node
-        .endpoint(&ctx.listener_name)
-        .ok_or(Error::CoordinatorNotAvailable)?;
-    Ok((node.id, host.to_string(), i32::from(port)))
-}
-
-/// Creates `__consumer_offsets` (Kafka does this on the first FindCoordinator for a
-/// group): compacted, `offsets.topic.num.partitions` partitions, replication factor
-/// `offsets.topic.replication.factor` capped by the live brokers.
-async fn create_offsets_topic(broker: &Broker) {
-    let c = &broker.config;
-    let live = broker.image().brokers.len().max(1) as i16;
-    let spec = TopicSpec {
-        name: OFFSETS_TOPIC.to_string(),
-        num_partitions: c.offsets_topic_num_partitions,
-        replication_factor: c.offsets_topic_replication_factor.min(live),
-        assignments: BTreeMap::new(),
-        configs: BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            (
-                "segment.bytes".to_string(),
-                c.offsets_topic_segment_bytes.to_string(),
-            ),
-            ("compression.type".to_string(), "producer".to_string()),
-        ]),
-    };
-    match broker.admin().create_topic(&spec, false).await {
-        Ok(created) => tracing::info!(
-            partitions = created.num_partitions,
-            rf = created.replication_factor,
-            "created {OFFSETS_TOPIC}"
-        ),
-        Err(e) if e.error == Error::TopicAlreadyExists => {}
-        Err(e) => tracing::warn!(error = %e.message, "cannot create {OFFSETS_TOPIC}"),
-    }
 }
 
 // ------------------------------------------------------------------ JoinGroup
@@ -466,6 +318,9 @@ pub async fn offset_commit(
     req: OffsetCommitRequest,
 ) -> Option<OffsetCommitResponse> {
     let v = ctx.api_version;
+    if v == 0 {
+        return super::zk_offsets::offset_commit_v0(broker, ctx, req).await;
+    }
     let image = broker.image();
     let group_id = req.group_id.0.to_string();
     // Errors decided here (unknown topics/partitions) and by the coordinator.
@@ -493,6 +348,9 @@ pub async fn offset_commit(
                     offset: p.committed_offset,
                     leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
                     metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    // v1 only: the client's commit time (-1: the broker's).
+                    commit_timestamp: (v == 1 && p.commit_timestamp != -1)
+                        .then_some(p.commit_timestamp),
                 });
             } else {
                 errors.insert(key, Some(Error::UnknownTopicOrPartition));
@@ -562,13 +420,15 @@ pub async fn offset_commit(
 type FetchedTopics = Vec<(String, Vec<FetchedOffset>)>;
 
 /// Committed offsets of one group; with `require_stable`, waits (up to
-/// `offsets.commit.timeout.ms`) until no commit for those partitions is in flight.
+/// `offsets.commit.timeout.ms`) until no commit for those partitions is in flight, and
+/// also returns the partitions with transactional offsets waiting for their marker
+/// (answered UNSTABLE_OFFSET_COMMIT, as Kafka's `getOffsets`).
 async fn fetch_group(
     broker: &Broker,
     group_id: &str,
     partitions: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
-) -> Result<FetchedTopics, Error> {
+) -> Result<(FetchedTopics, Vec<(String, i32)>), Error> {
     let coordinator = &broker.groups;
     let shard = coordinator.shard_for(group_id)?;
     if require_stable {
@@ -593,11 +453,35 @@ async fn fetch_group(
         }
     }
     coordinator.run(&shard, |gs, _| {
+        let unstable = if require_stable {
+            gs.unstable_txn_offsets(group_id)
+        } else {
+            Vec::new()
+        };
         (
-            gs.fetch_offsets(group_id, partitions.as_deref()),
+            (gs.fetch_offsets(group_id, partitions.as_deref()), unstable),
             Vec::new(),
         )
     })
+}
+
+/// Partitions with undecided transactional offsets: no offset, UNSTABLE_OFFSET_COMMIT.
+fn mark_unstable(mut shown: ShownTopics, unstable: &[(String, i32)]) -> ShownTopics {
+    for (topic, parts) in shown.iter_mut() {
+        for (o, error) in parts.iter_mut() {
+            if error.is_none()
+                && unstable
+                    .iter()
+                    .any(|(t, p)| t == topic && *p == o.partition)
+            {
+                o.offset = -1;
+                o.leader_epoch = -1;
+                o.metadata.clear();
+                *error = Some(Error::UnstableOffsetCommit);
+            }
+        }
+    }
+    shown
 }
 
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
@@ -658,6 +542,9 @@ pub async fn offset_fetch(
     req: OffsetFetchRequest,
 ) -> Option<OffsetFetchResponse> {
     let v = ctx.api_version;
+    if v == 0 {
+        return super::zk_offsets::offset_fetch_v0(broker, ctx, req).await;
+    }
     let require_stable = v >= 7 && req.require_stable;
     if v >= 8 {
         let mut groups = Vec::new();
@@ -677,9 +564,11 @@ pub async fn offset_fetch(
                 continue;
             }
             let (wanted, refused) = split_by_describe(broker, ctx, wanted);
-            let fetched = fetch_group(broker, &gid, wanted, require_stable)
-                .await
-                .map(|topics| visible(broker, ctx, topics, refused));
+            let fetched = fetch_group(broker, &gid, wanted, require_stable).await.map(
+                |(topics, unstable)| {
+                    mark_unstable(visible(broker, ctx, topics, refused), &unstable)
+                },
+            );
             groups.push(match fetched {
                 Ok(topics) => entry.with_topics(
                     topics
@@ -727,7 +616,9 @@ pub async fn offset_fetch(
         let (allowed, refused) = split_by_describe(broker, ctx, wanted.clone());
         fetch_group(broker, &gid, allowed, require_stable)
             .await
-            .map(|topics| visible(broker, ctx, topics, refused))
+            .map(|(topics, unstable)| {
+                mark_unstable(visible(broker, ctx, topics, refused), &unstable)
+            })
     } else {
         Err(Error::GroupAuthorizationFailed)
     };

@@ -1,6 +1,7 @@
-//! DescribeLogDirs (key 35, v1-v4; `kafka-log-dirs`): every log directory of this broker
-//! with the replicas it holds (size in bytes, offset lag = max(HW - LEO, 0) as Kafka's
-//! `getLogEndOffsetLag` for a current replica) and, from v4, the file system's total and
+//! DescribeLogDirs (key 35, v0-v4, v0 being v1 without throttling; `kafka-log-dirs`):
+//! every log directory of this broker with the replicas it holds (size in bytes, offset
+//! lag = max(HW - LEO, 0) as Kafka's `getLogEndOffsetLag` for a current replica) and,
+//! from v4, the file system's total and
 //! usable bytes. An offline directory answers KAFKA_STORAGE_ERROR. Cluster DESCRIBE is
 //! required (CLUSTER_AUTHORIZATION_FAILED, top-level from v3).
 
@@ -17,7 +18,7 @@ use super::{RequestContext, Versions};
 use crate::broker::Broker;
 use crate::security::acl::AclOperation;
 
-pub const VERSIONS: Versions = Versions::new(1, 4);
+pub const VERSIONS: Versions = Versions::new(0, 4);
 
 pub async fn handle(
     broker: &Broker,

@@ -16,6 +16,7 @@ pub mod api_versions;
 pub mod authz;
 pub mod cluster;
 pub mod configs;
+pub mod coordinator;
 pub mod describe_producers;
 pub mod elect_leaders;
 pub mod errors;
@@ -30,6 +31,10 @@ pub mod reassign;
 pub mod sasl;
 pub mod scram;
 pub mod topics;
+pub mod txn;
+pub mod txn_markers;
+pub mod txn_produce;
+pub mod zk_offsets;
 
 /// What a handler knows about the request besides its body.
 #[derive(Debug, Clone)]
@@ -103,6 +108,13 @@ dispatch_table! {
     OffsetForLeaderEpoch => offsets::offset_for_leader_epoch [offsets::offset_for_leader_epoch::VERSIONS],
     DeleteRecords => offsets::delete_records [offsets::delete_records::VERSIONS],
     InitProducerId => producer::init_producer_id [producer::VERSIONS],
+    AddPartitionsToTxn => txn::add_partitions_to_txn [txn::add_partitions::VERSIONS],
+    AddOffsetsToTxn => txn::add_offsets_to_txn [txn::add_offsets::VERSIONS],
+    EndTxn => txn::end_txn [txn::end_txn::VERSIONS],
+    WriteTxnMarkers => txn_markers::write_txn_markers [txn_markers::VERSIONS],
+    TxnOffsetCommit => txn::txn_offset_commit [txn::txn_offset_commit::VERSIONS],
+    DescribeTransactions => txn::describe_transactions [txn::describe::VERSIONS],
+    ListTransactions => txn::list_transactions [txn::list::VERSIONS],
     ApiVersions => api_versions::handle [api_versions::VERSIONS],
     Metadata => metadata::handle [metadata::VERSIONS],
     CreateTopics => topics::create_topics [topics::create_topics::VERSIONS],
@@ -112,7 +124,7 @@ dispatch_table! {
     AlterConfigs => configs::alter_configs [configs::alter_configs::VERSIONS],
     IncrementalAlterConfigs => configs::incremental_alter_configs [configs::incremental_alter_configs::VERSIONS],
     DescribeCluster => cluster::describe_cluster [cluster::describe_cluster::VERSIONS],
-    FindCoordinator => groups::find_coordinator [groups::find_coordinator::VERSIONS],
+    FindCoordinator => coordinator::find_coordinator [coordinator::VERSIONS],
     JoinGroup => groups::join_group [groups::join_group::VERSIONS],
     SyncGroup => groups::sync_group [groups::sync_group::VERSIONS],
     Heartbeat => groups::heartbeat [groups::heartbeat::VERSIONS],

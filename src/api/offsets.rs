@@ -1,5 +1,6 @@
-//! Offset lookups on partition leaders: ListOffsets (key 2, v1-v9), OffsetForLeaderEpoch
-//! (key 23, v2-v4) and DeleteRecords (key 21, v0-v2).
+//! Offset lookups on partition leaders: ListOffsets (key 2, v0-v9; v0 is the
+//! `max_num_offsets` form over segment times), OffsetForLeaderEpoch (key 23, v0-v4; v0
+//! answers no epoch) and DeleteRecords (key 21, v0-v2).
 
 use std::collections::HashSet;
 
@@ -23,10 +24,10 @@ use crate::broker::Broker;
 use crate::security::acl::AclOperation;
 
 pub mod list_offsets {
-    pub const VERSIONS: super::Versions = super::Versions::new(1, 9);
+    pub const VERSIONS: super::Versions = super::Versions::new(0, 9);
 }
 pub mod offset_for_leader_epoch {
-    pub const VERSIONS: super::Versions = super::Versions::new(2, 4);
+    pub const VERSIONS: super::Versions = super::Versions::new(0, 4);
 }
 pub mod delete_records {
     pub const VERSIONS: super::Versions = super::Versions::new(0, 2);
@@ -49,6 +50,8 @@ pub async fn list_offsets(
     req: ListOffsetsRequest,
 ) -> Option<ListOffsetsResponse> {
     let from_replica = req.replica_id.0 >= 0;
+    // isolation_level exists from v2: READ_COMMITTED (1) answers below the LSO.
+    let read_committed = ctx.api_version >= 2 && req.isolation_level == 1;
     // leader_epoch exists from v4; earlier versions must leave it at its default.
     let epoch_field = |epoch: i32| if ctx.api_version >= 4 { epoch } else { -1 };
     // Kafka answers every entry of a partition named more than once with INVALID_REQUEST
@@ -81,11 +84,15 @@ pub async fn list_offsets(
                     else {
                         return failed(missing(broker, &t.name, p.partition_index));
                     };
+                    if ctx.api_version == 0 {
+                        return list_offsets_v0(&partition, p, req.replica_id.0, base.clone());
+                    }
                     let found = super::blocking(|| {
                         partition.offset_for_timestamp(
                             p.timestamp,
                             p.current_leader_epoch,
                             from_replica,
+                            read_committed,
                         )
                     });
                     match found {
@@ -104,6 +111,36 @@ pub async fn list_offsets(
         })
         .collect();
     Some(ListOffsetsResponse::default().with_topics(topics))
+}
+
+/// ListOffsets v0 (`KafkaApis.handleListOffsetRequestV0`): the offsets in
+/// `old_style_offsets`; timestamps below -2 are UNSUPPORTED_VERSION. `timestamp` and
+/// `offset` stay at -1, which v0 does not carry.
+fn list_offsets_v0(
+    partition: &crate::replica::Partition,
+    p: &kafka_protocol::messages::list_offsets_request::ListOffsetsPartition,
+    replica_id: i32,
+    base: ListOffsetsPartitionResponse,
+) -> ListOffsetsPartitionResponse {
+    const CONSUMER: i32 = -1;
+    const DEBUGGING: i32 = -2;
+    if p.timestamp < -2 {
+        return base.with_error_code(code(Error::UnsupportedVersion));
+    }
+    let now = crate::clock::now_ms();
+    let found = super::blocking(|| {
+        partition.legacy_offsets_before(
+            p.timestamp,
+            p.max_num_offsets,
+            replica_id == CONSUMER,
+            replica_id != DEBUGGING,
+            now,
+        )
+    });
+    match found {
+        Ok(offsets) => base.with_error_code(0).with_old_style_offsets(offsets),
+        Err(err) => base.with_error_code(code(partition_error(&err))),
+    }
 }
 
 /// The (topic, partition) pairs a ListOffsets request names more than once.

@@ -1,4 +1,6 @@
-//! Produce (key 0), v3-v11.
+//! Produce (key 0), v0-v11. v0-v2 may carry message formats v0/v1, which the log
+//! up-converts to a v2 batch (`storage::legacy::up`); from v3 only v2 batches are accepted
+//! (Kafka's `ProduceRequest.validateRecords`).
 //!
 //! Each partition's batches are validated and appended by the partition leader without
 //! decoding records (`storage` checks the v2 header and CRC, producer sequences, and
@@ -26,15 +28,16 @@ use kafka_protocol::protocol::StrBytes;
 use super::errors::{code, partition_error, Error};
 use super::{RequestContext, Versions};
 use crate::broker::Broker;
-use crate::replica::manager::now_ms;
+use crate::clock::now_ms;
 use crate::replica::{Partition, PartitionError};
 use crate::security::acl::AclOperation;
+use crate::storage::AppendError;
 
 /// The client id Kafka's own admin tooling uses; the one client allowed to write into
 /// internal topics (`KafkaApis.handleProduceRequest`, `internalTopicsAllowed`).
 const ADMIN_CLIENT_ID: &str = "__admin_client";
 
-pub const VERSIONS: Versions = Versions::new(3, 11);
+pub const VERSIONS: Versions = Versions::new(0, 11);
 
 /// How long a request waits for this broker to apply a leadership change it already
 /// advertises in Metadata.
@@ -59,6 +62,9 @@ fn needs_catch_up(broker: &Broker, req: &ProduceRequest) -> bool {
         })
     })
 }
+
+/// Where a batch (any format) keeps its magic byte.
+const MAGIC_OFFSET: usize = 16;
 
 /// Whether any v2 record batch in `records` is zstd-compressed (attributes codec 4).
 /// Only the batch headers are read; malformed input is left to the storage validator.
@@ -103,6 +109,8 @@ struct Append {
     partition_index: usize,
     partition: Arc<Partition>,
     records: Bytes,
+    /// KIP-890: the verification guard of a transaction's first batch here.
+    guard: Option<u64>,
 }
 
 /// Appends every partition's batches in one job on the I/O pool (one hand-off per
@@ -125,7 +133,15 @@ async fn append_all(
         .run(move || {
             let outcomes: Vec<_> = appends
                 .iter()
-                .map(|a| a.partition.append_as_leader(&a.records, acks, now))
+                .map(|a| {
+                    a.partition.append_as_leader_with(
+                        &a.records,
+                        acks,
+                        crate::storage::producer_state::AppendOrigin::Client,
+                        a.guard,
+                        now,
+                    )
+                })
                 .collect();
             (appends, outcomes)
         })
@@ -153,17 +169,61 @@ async fn append_all(
                 let error = partition_error(&err);
                 r.error_code = code(error);
                 r.error_message = Some(StrBytes::from_string(err.to_string()));
-                if error == Error::InvalidRecord && api_version >= 8 {
-                    r.record_errors = vec![BatchIndexAndErrorMessage::default()
-                        .with_batch_index(0)
-                        .with_batch_index_error_message(Some(StrBytes::from_string(
-                            err.to_string(),
-                        )))];
+                if let (PartitionError::Append(AppendError::RecordsRejected { records, .. }), 8..) =
+                    (&err, api_version)
+                {
+                    // KIP-467: which records of the batch were refused.
+                    r.record_errors = records
+                        .iter()
+                        .map(|e| {
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(e.batch_index)
+                                .with_batch_index_error_message(Some(StrBytes::from_string(
+                                    e.message.clone(),
+                                )))
+                        })
+                        .collect();
                 }
             }
         }
     }
     pending
+}
+
+/// KIP-890: the appends whose transaction is verified (with their guards); the others
+/// answer the verification's error.
+async fn verify_transaction(
+    broker: &Broker,
+    ctx: &RequestContext,
+    producer: &super::txn_produce::TxnProducer,
+    appends: Vec<Append>,
+    responses: &mut [TopicProduceResponse],
+) -> Vec<Append> {
+    let parts: Vec<(usize, &Partition, &[u8])> = appends
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (i, a.partition.as_ref(), &a.records[..]))
+        .collect();
+    let verified = super::txn_produce::verify(broker, ctx, producer, &parts).await;
+    let mut kept = Vec::with_capacity(appends.len());
+    for (mut a, v) in appends.into_iter().zip(verified) {
+        match v {
+            Ok(guard) => {
+                a.guard = guard;
+                kept.push(a);
+            }
+            Err(e) => {
+                let r = &mut responses[a.topic_index].partition_responses[a.partition_index];
+                r.error_code = code(e);
+                if e == Error::InvalidTxnState {
+                    r.error_message = Some(StrBytes::from_static_str(
+                        "Partition was not added to the transaction",
+                    ));
+                }
+            }
+        }
+    }
+    kept
 }
 
 pub async fn handle(
@@ -176,6 +236,7 @@ pub async fn handle(
         broker.replicas.caught_up_with_image(CATCH_UP_WAIT).await;
     }
     let image = broker.image();
+    let txn = super::txn_produce::check(broker, ctx, &req);
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
     let mut appends: Vec<Append> = Vec::new();
     let now = now_ms();
@@ -199,12 +260,8 @@ pub async fn handle(
                 partitions.push(fail(base, Error::InvalidRequiredAcks, None));
                 continue;
             }
-            if req.transactional_id.is_some() {
-                partitions.push(fail(
-                    base,
-                    Error::TransactionalIdAuthorizationFailed,
-                    Some("transactions are not supported by gregor".into()),
-                ));
+            if let Err(e) = txn {
+                partitions.push(fail(base, e, None));
                 continue;
             }
             if !write_allowed {
@@ -241,6 +298,17 @@ pub async fn handle(
                 ));
                 continue;
             };
+            if ctx.api_version >= 3 && records.get(MAGIC_OFFSET).is_some_and(|m| *m != 2) {
+                partitions.push(fail(
+                    base,
+                    Error::InvalidRecord,
+                    Some(format!(
+                        "Produce requests with version {} are only allowed to contain record batches with magic version 2",
+                        ctx.api_version
+                    )),
+                ));
+                continue;
+            }
             if ctx.api_version < 7 && has_zstd_batch(&records) {
                 // KIP-110: zstd only from Produce v7 on, as Kafka's ProduceRequest validation.
                 partitions.push(fail(
@@ -258,6 +326,7 @@ pub async fn handle(
                 partition_index: pi,
                 partition: partition.clone(),
                 records,
+                guard: None,
             });
             partitions.push(base);
         }
@@ -266,6 +335,9 @@ pub async fn handle(
                 .with_name(topic.name)
                 .with_partition_responses(partitions),
         );
+    }
+    if let Ok(Some(producer)) = &txn {
+        appends = verify_transaction(broker, ctx, producer, appends, &mut responses).await;
     }
     let pending = append_all(broker, appends, acks, now, ctx.api_version, &mut responses).await;
     if acks == 0 {

@@ -1,7 +1,7 @@
-//! InitProducerId (key 22, v0-v5) for idempotent producers: a fresh producer id from this
-//! broker's block (claimed through ZooKeeper), epoch 0 — as Kafka does when no
-//! transactional id is given. Transactions are not supported: a transactional id is
-//! refused.
+//! InitProducerId (key 22, v0-v5). Without a transactional id: a fresh producer id from
+//! this broker's block (claimed through ZooKeeper), epoch 0, as Kafka does. With one: the
+//! transaction coordinator's answer (`txn::TransactionCoordinator::init_producer_id`:
+//! epoch bumps, fencing, KIP-360 resume with the producer id and epoch, v3+).
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
@@ -48,10 +48,27 @@ pub async fn init_producer_id(
         {
             return Some(failed(Error::TransactionalIdAuthorizationFailed))
         }
-        // Kafka's TransactionCoordinator refuses an empty transactional id.
-        Some(id) if id.is_empty() => return Some(failed(Error::InvalidRequest)),
-        // No transaction coordinator here: a clear, non-retriable refusal.
-        Some(_) => return Some(failed(Error::TransactionalIdAuthorizationFailed)),
+        Some(id) => {
+            let expected = match (req.producer_id.0, req.producer_epoch) {
+                (-1, -1) => None,
+                (-1, _) | (_, -1) => return Some(failed(Error::InvalidRequest)),
+                (pid, epoch) => Some((pid, epoch)),
+            };
+            let r = broker
+                .txns
+                .init_producer_id(id, req.transaction_timeout_ms, expected)
+                .await;
+            return Some(match r {
+                Ok((pid, epoch)) => InitProducerIdResponse::default()
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch),
+                // Clients before v4 do not know PRODUCER_FENCED.
+                Err(Error::ProducerFenced) if ctx.api_version < 4 => {
+                    failed(Error::InvalidProducerEpoch)
+                }
+                Err(e) => failed(e),
+            });
+        }
     }
     match broker.producer_ids.next_id().await {
         Ok(id) => Some(

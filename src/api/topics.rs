@@ -1,5 +1,5 @@
-//! Topic administration APIs: CreateTopics (key 19, v2-v7), DeleteTopics (key 20,
-//! v1-v6) and CreatePartitions (key 37, v0-v3). Validation and the ZooKeeper writes live
+//! Topic administration APIs: CreateTopics (key 19, v0-v7), DeleteTopics (key 20,
+//! v0-v6) and CreatePartitions (key 37, v0-v3). Validation and the ZooKeeper writes live
 //! in `crate::admin`; these handlers translate requests and wait (up to the request's
 //! timeout, as Kafka's delayed operations do) for the controller to carry them out.
 
@@ -26,10 +26,10 @@ use crate::config::ConfigSource;
 use crate::security::acl::AclOperation;
 
 pub mod create_topics {
-    pub const VERSIONS: super::Versions = super::Versions::new(2, 7);
+    pub const VERSIONS: super::Versions = super::Versions::new(0, 7);
 }
 pub mod delete_topics {
-    pub const VERSIONS: super::Versions = super::Versions::new(1, 6);
+    pub const VERSIONS: super::Versions = super::Versions::new(0, 6);
 }
 pub mod create_partitions {
     pub const VERSIONS: super::Versions = super::Versions::new(0, 3);

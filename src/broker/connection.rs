@@ -338,6 +338,8 @@ async fn serve_stream<R, W>(
             principal: principal.clone(),
             listener_name: listener_name.clone(),
         };
+        // Which API versions clients really use (`RUST_LOG=gregor::requests=debug`).
+        tracing::debug!(target: "gregor::requests", api = ?ctx.api_key, version = ctx.api_version, client = %ctx.client_id, "request");
         // An ApiVersions request of a version we do not serve is answered in v0 (KIP-511).
         let response_version = if request.body.is_none() {
             0
@@ -481,7 +483,7 @@ impl LogLimiter {
     }
 
     fn allow(&self) -> bool {
-        let now = crate::replica::manager::now_ms() / 1000;
+        let now = crate::clock::now_ms() / 1000;
         if self.second.swap(now, Ordering::Relaxed) != now {
             let suppressed = self
                 .count

@@ -42,9 +42,11 @@ pub struct Broker {
     pub session: ZkSession,
     pub image: watch::Receiver<Arc<ClusterImage>>,
     pub replicas: Arc<ReplicaManager>,
-    pub producer_ids: ProducerIdManager,
+    pub producer_ids: Arc<ProducerIdManager>,
     /// The consumer group coordinator (groups of the `__consumer_offsets` partitions led here).
     pub groups: Arc<GroupCoordinator>,
+    /// The transaction coordinator (ids of the `__transaction_state` partitions led here).
+    pub txns: Arc<crate::txn::TransactionCoordinator>,
     /// `queued.max.request.bytes` as a pool of byte permits (`None`: unbounded, Kafka's -1).
     pub request_memory: Option<Arc<tokio::sync::Semaphore>>,
     /// The ACL authorizer (`authorizer.class.name`); `None`: every request is allowed.
@@ -136,7 +138,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
     let fd_limit = limits::raise_fd_limit();
     // Recover every log before serving anything (Kafka's LogManager start-up).
     let dirs = config.log_dirs.clone();
-    let logs = tokio::task::spawn_blocking(move || LogManager::open(&dirs, registration::now_ms()))
+    let logs = tokio::task::spawn_blocking(move || LogManager::open(&dirs, crate::clock::now_ms()))
         .await?
         .context("cannot open log directories")?;
     for (tp, err) in logs.offline_partitions() {
@@ -183,6 +185,15 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
     );
     let groups =
         GroupCoordinator::start(config.clone(), replicas.clone(), image.clone(), &background);
+    let producer_ids = Arc::new(ProducerIdManager::new(config.broker_id, session.clone()));
+    let txns = crate::txn::TransactionCoordinator::start(
+        config.clone(),
+        replicas.clone(),
+        image.clone(),
+        groups.clone(),
+        producer_ids.clone(),
+        &background,
+    );
 
     let authorizer = start_authorizer(&config, &session, &first.client, &background).await?;
 
@@ -204,8 +215,9 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         session: session.clone(),
         image,
         replicas,
-        producer_ids: ProducerIdManager::new(config.broker_id, session.clone()),
+        producer_ids,
         groups,
+        txns,
         request_memory: (config.queued_max_request_bytes > 0).then(|| {
             let bytes =
                 (config.queued_max_request_bytes as usize).min(tokio::sync::Semaphore::MAX_PERMITS);

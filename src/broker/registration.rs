@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use zookeeper_client as zk;
 
+use crate::clock::now_ms;
 use crate::config::BrokerConfig;
 use crate::coordination::znodes::*;
 use crate::coordination::{SessionHandle, ZkSession};
@@ -103,5 +104,3 @@ pub async fn keep_registered(session: ZkSession, config: Arc<BrokerConfig>) {
         }
     }
 }
-
-pub use crate::clock::now_ms;

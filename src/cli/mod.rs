@@ -1,5 +1,5 @@
 //! The small admin and client CLI a newcomer reaches for first: `gregor topics`,
-//! `gregor produce`, `gregor consume` (and `gregor groups`). Everything goes over the Kafka
+//! `gregor produce`, `gregor consume` (and `gregor groups`, `gregor transactions`). Everything goes over the Kafka
 //! protocol, so it works against any broker of the cluster (or Apache Kafka).
 
 pub mod acls;
@@ -9,6 +9,7 @@ pub mod groups;
 pub mod partitioner;
 pub mod produce;
 pub mod topics;
+pub mod transactions;
 pub mod users;
 
 use crate::client::cluster::ClusterClient;

@@ -109,7 +109,7 @@ async fn send_batch(
     acks: i16,
     compression: Compression,
 ) -> anyhow::Result<()> {
-    let now = crate::broker::registration::now_ms();
+    let now = crate::clock::now_ms();
     let recs: Vec<Record> = records
         .iter()
         .enumerate()

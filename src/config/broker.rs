@@ -11,8 +11,8 @@ use super::keys::{
 };
 use super::topic;
 
-/// Every broker key gregor understands. Topic-level defaults (`log.*` and friends) are
-/// broker keys too; `topic.rs` maps topic keys onto them.
+/// Every broker key gregor understands besides the defaults of topic configs (`log.*` and
+/// friends, in `log_keys.rs`; `topic.rs` maps topic keys onto them).
 pub const BROKER_KEYS: &[ConfigKey] = &[
     ConfigKey::required("broker.id", T::Int, "The broker id of this server.").check(V::AtLeast(0)),
     ConfigKey::new(
@@ -212,175 +212,6 @@ pub const BROKER_KEYS: &[ConfigKey] = &[
         "Maximum bytes returned for one fetch request.",
     )
     .check(V::AtLeast(1024)),
-    ConfigKey::new(
-        "log.segment.bytes",
-        T::Int,
-        "1073741824",
-        "Maximum size of a single log segment.",
-    )
-    .check(V::AtLeast(14)),
-    ConfigKey::optional(
-        "log.roll.ms",
-        T::Long,
-        "Time after which a new segment is rolled (overrides log.roll.hours).",
-    ),
-    ConfigKey::new(
-        "log.roll.hours",
-        T::Int,
-        "168",
-        "Time after which a new segment is rolled.",
-    )
-    .check(V::AtLeast(1)),
-    ConfigKey::optional(
-        "log.retention.ms",
-        T::Long,
-        "Time to keep a segment (overrides minutes/hours); -1 = forever.",
-    ),
-    ConfigKey::optional(
-        "log.retention.minutes",
-        T::Int,
-        "Time to keep a segment in minutes.",
-    ),
-    ConfigKey::new(
-        "log.retention.hours",
-        T::Int,
-        "168",
-        "Time to keep a segment in hours.",
-    ),
-    ConfigKey::new(
-        "log.retention.bytes",
-        T::Long,
-        "-1",
-        "Maximum partition size before old segments are deleted.",
-    ),
-    ConfigKey::new(
-        "log.retention.check.interval.ms",
-        T::Long,
-        "300000",
-        "How often retention runs.",
-    )
-    .check(V::AtLeast(1)),
-    ConfigKey::new(
-        "log.flush.interval.messages",
-        T::Long,
-        "9223372036854775807",
-        "Messages accumulated before a flush.",
-    )
-    .check(V::AtLeast(1)),
-    ConfigKey::optional(
-        "log.flush.interval.ms",
-        T::Long,
-        "Max time data sits unflushed (defaults to log.flush.scheduler.interval.ms).",
-    ),
-    ConfigKey::new(
-        "log.flush.scheduler.interval.ms",
-        T::Long,
-        "9223372036854775807",
-        "How often the flusher checks logs.",
-    ),
-    ConfigKey::new(
-        "log.flush.offset.checkpoint.interval.ms",
-        T::Int,
-        "60000",
-        "How often recovery points are checkpointed.",
-    )
-    .check(V::AtLeast(0)),
-    ConfigKey::new(
-        "log.flush.start.offset.checkpoint.interval.ms",
-        T::Int,
-        "60000",
-        "How often log start offsets are checkpointed.",
-    )
-    .check(V::AtLeast(0)),
-    ConfigKey::new(
-        "log.index.interval.bytes",
-        T::Int,
-        "4096",
-        "Bytes between offset index entries.",
-    )
-    .check(V::AtLeast(0)),
-    ConfigKey::new(
-        "log.index.size.max.bytes",
-        T::Int,
-        "10485760",
-        "Maximum offset index size.",
-    )
-    .check(V::AtLeast(4)),
-    ConfigKey::new(
-        "log.cleanup.policy",
-        T::List,
-        "delete",
-        "delete and/or compact.",
-    )
-    .check(V::ListOf(&["delete", "compact"])),
-    ConfigKey::new(
-        "log.cleaner.enable",
-        T::Bool,
-        "true",
-        "Run the log cleaner for compacted topics.",
-    ),
-    ConfigKey::new(
-        "log.cleaner.delete.retention.ms",
-        T::Long,
-        "86400000",
-        "How long tombstones are kept.",
-    )
-    .check(V::AtLeast(0)),
-    ConfigKey::new(
-        "log.cleaner.min.cleanable.ratio",
-        T::Double,
-        "0.5",
-        "Dirty ratio that triggers cleaning.",
-    )
-    .check(V::Ratio(0.0, 1.0)),
-    ConfigKey::new(
-        "log.cleaner.dedupe.buffer.size",
-        T::Long,
-        "134217728",
-        "Memory for the cleaner's key -> offset map in one pass; keys beyond it leave later segments dirty for the next pass.",
-    )
-    .check(V::AtLeast(1 << 20)),
-    ConfigKey::new(
-        "log.cleaner.backoff.ms",
-        T::Long,
-        "15000",
-        "Sleep when no log needs cleaning.",
-    )
-    .check(V::AtLeast(0)),
-    ConfigKey::new(
-        "log.segment.delete.delay.ms",
-        T::Long,
-        "60000",
-        "Delay before a deleted segment's files are removed.",
-    )
-    .check(V::AtLeast(0)),
-    ConfigKey::new(
-        "log.message.timestamp.type",
-        T::String,
-        "CreateTime",
-        "CreateTime or LogAppendTime.",
-    )
-    .check(V::OneOf(&["CreateTime", "LogAppendTime"])),
-    ConfigKey::new(
-        "compression.type",
-        T::String,
-        "producer",
-        "Only `producer` (batches stored as sent) is supported.",
-    )
-    .check(V::OneOf(&["producer"])),
-    ConfigKey::new(
-        "min.insync.replicas",
-        T::Int,
-        "1",
-        "Minimum ISR size for acks=all writes.",
-    )
-    .check(V::AtLeast(1)),
-    ConfigKey::new(
-        "unclean.leader.election.enable",
-        T::Bool,
-        "false",
-        "Allow out-of-sync replicas to become leader.",
-    ),
     ConfigKey::new(
         "replica.lag.time.max.ms",
         T::Long,
@@ -733,6 +564,8 @@ pub struct BrokerConfig {
     pub group_max_size: usize,
     pub producer_id_expiration_ms: i64,
     pub request_timeout_ms: u64,
+    /// The transaction coordinator's keys (`config::txn`).
+    pub txn: super::txn::TxnConfig,
     /// `authorizer.class.name` set: the ACL authorizer's settings; `None`: allow everything.
     pub authorizer: Option<crate::security::acl::AuthorizerConfig>,
     /// The topic-level defaults these broker keys imply (`log.retention.ms` → `retention.ms`, ...).
@@ -884,6 +717,7 @@ impl BrokerConfig {
             group_max_size: r.int("group.max.size")? as usize,
             producer_id_expiration_ms: r.int("producer.id.expiration.ms")?,
             request_timeout_ms: r.int("request.timeout.ms")? as u64,
+            txn: super::txn::TxnConfig::resolve(&r)?,
             authorizer: r.authorizer()?,
             topic_defaults,
             explicit: values.clone(),
@@ -955,8 +789,7 @@ impl BrokerConfig {
 
     /// Every broker key with its effective value and source, for DescribeConfigs.
     pub fn describe(&self) -> Vec<(&'static ConfigKey, Option<String>, ConfigSource)> {
-        BROKER_KEYS
-            .iter()
+        all_keys()
             .map(|key| match self.explicit.get(key.name) {
                 Some(v) => (key, Some(v.clone()), ConfigSource::StaticBrokerConfig),
                 None => (
@@ -970,7 +803,16 @@ impl BrokerConfig {
 }
 
 pub fn key_def(name: &str) -> Option<&'static ConfigKey> {
-    BROKER_KEYS.iter().find(|k| k.name == name)
+    all_keys().find(|k| k.name == name)
+}
+
+/// Every broker key: the general ones, the transaction ones and the defaults of topic
+/// configs (`log_keys`).
+pub fn all_keys() -> impl Iterator<Item = &'static ConfigKey> {
+    BROKER_KEYS
+        .iter()
+        .chain(super::txn::TXN_KEYS)
+        .chain(super::log_keys::LOG_KEYS)
 }
 
 /// Reads typed values: the explicit one if set, else the key's default.

@@ -52,6 +52,103 @@ pub enum Validator {
     ListOf(&'static [&'static str]),
     /// A double in [lo, hi].
     Ratio(f64, f64),
+    /// An integer in [lo, hi] or exactly the third value (gzip's -1 default level).
+    LevelOr(i64, i64, i64),
+    /// A Kafka version (`MetadataVersion.fromVersionString`): `0.10.2`, `2.8-IV1`, `3.0`...
+    MetadataVersion,
+    /// `*` or `partition:broker,...` (Kafka's `ThrottledReplicaListValidator`).
+    ThrottledReplicas,
+}
+
+/// Kafka 3.9's `MetadataVersion` inter-broker protocol versions; with the release
+/// versions (`0.10.2`, `2.8`, `3.9`) these are what `message.format.version` accepts.
+const IBP_VERSIONS: &[&str] = &[
+    "0.8.0",
+    "0.8.1",
+    "0.8.2",
+    "0.9.0",
+    "0.10.0-IV0",
+    "0.10.0-IV1",
+    "0.10.1-IV0",
+    "0.10.1-IV1",
+    "0.10.1-IV2",
+    "0.10.2-IV0",
+    "0.11.0-IV0",
+    "0.11.0-IV1",
+    "0.11.0-IV2",
+    "1.0-IV0",
+    "1.1-IV0",
+    "2.0-IV0",
+    "2.0-IV1",
+    "2.1-IV0",
+    "2.1-IV1",
+    "2.1-IV2",
+    "2.2-IV0",
+    "2.2-IV1",
+    "2.3-IV0",
+    "2.3-IV1",
+    "2.4-IV0",
+    "2.4-IV1",
+    "2.5-IV0",
+    "2.6-IV0",
+    "2.7-IV0",
+    "2.7-IV1",
+    "2.7-IV2",
+    "2.8-IV0",
+    "2.8-IV1",
+    "3.0-IV0",
+    "3.0-IV1",
+    "3.1-IV0",
+    "3.2-IV0",
+    "3.3-IV0",
+    "3.3-IV1",
+    "3.3-IV2",
+    "3.3-IV3",
+    "3.4-IV0",
+    "3.5-IV0",
+    "3.5-IV1",
+    "3.5-IV2",
+    "3.6-IV0",
+    "3.6-IV1",
+    "3.6-IV2",
+    "3.7-IV0",
+    "3.7-IV1",
+    "3.7-IV2",
+    "3.7-IV3",
+    "3.7-IV4",
+    "3.8-IV0",
+    "3.9-IV0",
+    "4.0-IV0",
+    "4.0-IV1",
+];
+
+/// Kafka's `MetadataVersion.fromVersionString`: the first three dot-separated parts of a
+/// `0.x` version, else the first two, name an inter-broker protocol version or a release.
+pub fn is_kafka_version(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    let n = if v.starts_with("0.") { 3 } else { 2 };
+    let key = if parts.len() <= n {
+        v.to_string()
+    } else {
+        parts[..n].join(".")
+    };
+    IBP_VERSIONS.iter().any(|ibp| {
+        *ibp == key || (ibp.split("-IV").next() == Some(key.as_str()) && !ibp.starts_with("4."))
+    })
+}
+
+fn is_throttled_replica_list(v: &str) -> bool {
+    let v = v.trim();
+    if v.is_empty() || v == "*" {
+        return true;
+    }
+    split_list(v).all(|entry| {
+        let mut it = entry.trim().split(':');
+        let ok = |p: Option<&str>| {
+            p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        ok(it.next()) && ok(it.next()) && it.next().is_none()
+    })
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -136,6 +233,11 @@ impl ConfigKey {
                     Validator::Between(lo, hi) if n < lo || n > hi => {
                         return Err(bad(format!("must be between {lo} and {hi}")))
                     }
+                    Validator::LevelOr(lo, hi, or) if n != or && (n < lo || n > hi) => {
+                        return Err(bad(format!(
+                            "Value must be between {lo} and {hi} or equal to {or}"
+                        )))
+                    }
                     _ => {}
                 }
             }
@@ -150,14 +252,21 @@ impl ConfigKey {
                     }
                 }
             }
-            ConfigType::String => {
-                if let Validator::OneOf(allowed) = self.validator {
-                    if !allowed.contains(&value) {
-                        return Err(bad(format!("must be one of {}", allowed.join(", "))));
+            ConfigType::String => match self.validator {
+                Validator::OneOf(allowed) if !allowed.contains(&value) => {
+                    return Err(bad(format!("must be one of {}", allowed.join(", "))));
+                }
+                Validator::MetadataVersion if !is_kafka_version(value) => {
+                    return Err(bad(format!("Version {value} is not a valid version")));
+                }
+                _ => {}
+            },
+            ConfigType::List => {
+                if let Validator::ThrottledReplicas = self.validator {
+                    if !is_throttled_replica_list(value) {
+                        return Err(bad("must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],...".into()));
                     }
                 }
-            }
-            ConfigType::List => {
                 if let Validator::ListOf(allowed) = self.validator {
                     for item in split_list(value) {
                         if !allowed.contains(&item) {

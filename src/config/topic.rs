@@ -8,28 +8,40 @@ use super::broker::{Resolver, TopicDefaults};
 use super::keys::{
     parse_bool, split_list, ConfigError, ConfigKey, ConfigType as T, Validator as V,
 };
+use super::log_keys::COMPRESSION_TYPES;
 
-/// A topic key and the broker key its default comes from.
+/// A topic key and the broker key its default comes from (Kafka's
+/// `ServerTopicConfigSynonyms`; `None` for the keys without a server default).
 pub struct TopicKey {
     pub key: ConfigKey,
-    pub broker_key: &'static str,
+    pub broker_key: Option<&'static str>,
 }
 
 const fn topic_key(key: ConfigKey, broker_key: &'static str) -> TopicKey {
-    TopicKey { key, broker_key }
+    TopicKey {
+        key,
+        broker_key: Some(broker_key),
+    }
 }
 
-/// The topic configs gregor honours. Anything else is rejected with INVALID_CONFIG, as
-/// Kafka rejects unknown topic config names.
+const fn topic_only(key: ConfigKey) -> TopicKey {
+    TopicKey {
+        key,
+        broker_key: None,
+    }
+}
+
+const LONG_MAX: &str = "9223372036854775807";
+
+/// Every topic config of Kafka 3.9 (`TopicConfig` / `LogConfig.CONFIG`). Anything else
+/// is rejected with INVALID_CONFIG, as Kafka rejects unknown topic config names. Where a
+/// key has no effect here (tiered storage, preallocation, replication throttles,
+/// `message.format.version`) it is accepted, validated, stored and described as Kafka
+/// does and otherwise ignored.
 pub const TOPIC_KEYS: &[TopicKey] = &[
     topic_key(
-        ConfigKey::new(
-            "cleanup.policy",
-            T::List,
-            "delete",
-            "delete and/or compact.",
-        )
-        .check(V::ListOf(&["delete", "compact"])),
+        ConfigKey::new("cleanup.policy", T::List, "delete", "delete and/or compact.")
+            .check(V::ListOf(&["delete", "compact"])),
         "log.cleanup.policy",
     ),
     topic_key(
@@ -37,143 +49,195 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
             "compression.type",
             T::String,
             "producer",
-            "Only `producer` is supported: batches are stored as sent.",
+            "Codec batches are stored with: `producer` keeps the producer's; otherwise every batch is recompressed to it on append.",
         )
-        .check(V::OneOf(&["producer"])),
+        .check(V::OneOf(COMPRESSION_TYPES)),
         "compression.type",
     ),
     topic_key(
-        ConfigKey::new(
-            "delete.retention.ms",
-            T::Long,
-            "86400000",
-            "How long tombstones are kept on compacted topics.",
-        )
-        .check(V::AtLeast(0)),
+        ConfigKey::new("compression.gzip.level", T::Int, "-1", "gzip level when compression.type=gzip.")
+            .check(V::LevelOr(1, 9, -1)),
+        "compression.gzip.level",
+    ),
+    topic_key(
+        ConfigKey::new("compression.lz4.level", T::Int, "9", "lz4 level when compression.type=lz4.")
+            .check(V::Between(1, 17)),
+        "compression.lz4.level",
+    ),
+    topic_key(
+        ConfigKey::new("compression.zstd.level", T::Int, "3", "zstd level when compression.type=zstd.")
+            .check(V::Between(-131072, 22)),
+        "compression.zstd.level",
+    ),
+    topic_key(
+        ConfigKey::new("delete.retention.ms", T::Long, "86400000", "How long tombstones are kept on compacted topics.")
+            .check(V::AtLeast(0)),
         "log.cleaner.delete.retention.ms",
     ),
     topic_key(
-        ConfigKey::new(
-            "file.delete.delay.ms",
-            T::Long,
-            "60000",
-            "Delay before deleted segment files are removed.",
-        )
-        .check(V::AtLeast(0)),
+        ConfigKey::new("file.delete.delay.ms", T::Long, "60000", "Delay before deleted segment files are removed.")
+            .check(V::AtLeast(0)),
         "log.segment.delete.delay.ms",
     ),
     topic_key(
-        ConfigKey::new(
-            "flush.messages",
-            T::Long,
-            "9223372036854775807",
-            "Messages between forced fsyncs.",
-        )
-        .check(V::AtLeast(1)),
+        ConfigKey::new("flush.messages", T::Long, LONG_MAX, "Messages between forced fsyncs.").check(V::AtLeast(1)),
         "log.flush.interval.messages",
     ),
     topic_key(
-        ConfigKey::new(
-            "flush.ms",
-            T::Long,
-            "9223372036854775807",
-            "Time between forced fsyncs.",
-        )
-        .check(V::AtLeast(0)),
+        ConfigKey::new("flush.ms", T::Long, LONG_MAX, "Time between forced fsyncs.").check(V::AtLeast(0)),
         "log.flush.interval.ms",
     ),
-    topic_key(
+    topic_only(
         ConfigKey::new(
-            "index.interval.bytes",
-            T::Int,
-            "4096",
-            "Bytes between offset index entries.",
+            "follower.replication.throttled.replicas",
+            T::List,
+            "",
+            "Replicas whose follower fetches are throttled (accepted; gregor has no replication quotas).",
         )
-        .check(V::AtLeast(0)),
+        .check(V::ThrottledReplicas),
+    ),
+    topic_key(
+        ConfigKey::new("index.interval.bytes", T::Int, "4096", "Bytes between offset index entries.")
+            .check(V::AtLeast(0)),
         "log.index.interval.bytes",
+    ),
+    topic_only(
+        ConfigKey::new(
+            "leader.replication.throttled.replicas",
+            T::List,
+            "",
+            "Replicas whose leader side is throttled (accepted; gregor has no replication quotas).",
+        )
+        .check(V::ThrottledReplicas),
+    ),
+    topic_key(
+        ConfigKey::new("local.retention.bytes", T::Long, "-2", "Tiered storage's local retention (no effect).")
+            .check(V::AtLeast(-2)),
+        "log.local.retention.bytes",
+    ),
+    topic_key(
+        ConfigKey::new("local.retention.ms", T::Long, "-2", "Tiered storage's local retention (no effect).")
+            .check(V::AtLeast(-2)),
+        "log.local.retention.ms",
     ),
     topic_key(
         ConfigKey::new(
-            "max.message.bytes",
-            T::Int,
-            "1048588",
-            "Largest record batch allowed.",
+            "max.compaction.lag.ms",
+            T::Long,
+            LONG_MAX,
+            "A dirty record older than this gets its segment compacted whatever the dirty ratio.",
         )
-        .check(V::AtLeast(0)),
+        .check(V::AtLeast(1)),
+        "log.cleaner.max.compaction.lag.ms",
+    ),
+    topic_key(
+        ConfigKey::new("max.message.bytes", T::Int, "1048588", "Largest record batch allowed.").check(V::AtLeast(0)),
         "message.max.bytes",
     ),
     topic_key(
         ConfigKey::new(
-            "message.timestamp.type",
+            "message.downconversion.enable",
+            T::Bool,
+            "true",
+            "Serve Fetch v0-v3 consumers (message formats v0/v1) by converting batches; false answers them UNSUPPORTED_VERSION.",
+        ),
+        "log.message.downconversion.enable",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "message.format.version",
             T::String,
-            "CreateTime",
-            "CreateTime or LogAppendTime.",
+            "3.0-IV1",
+            "Deprecated and ignored: inter-broker protocol 3.0 and later always write format v2.",
         )
-        .check(V::OneOf(&["CreateTime", "LogAppendTime"])),
+        .check(V::MetadataVersion),
+        "log.message.format.version",
+    ),
+    topic_key(
+        ConfigKey::new("message.timestamp.after.max.ms", T::Long, LONG_MAX, "How far in the future a CreateTime timestamp may be.")
+            .check(V::AtLeast(0)),
+        "log.message.timestamp.after.max.ms",
+    ),
+    topic_key(
+        ConfigKey::new("message.timestamp.before.max.ms", T::Long, LONG_MAX, "How far in the past a CreateTime timestamp may be.")
+            .check(V::AtLeast(0)),
+        "log.message.timestamp.before.max.ms",
+    ),
+    topic_key(
+        ConfigKey::new(
+            "message.timestamp.difference.max.ms",
+            T::Long,
+            LONG_MAX,
+            "Deprecated: the bound on both sides when before/after are unset.",
+        )
+        .check(V::AtLeast(0)),
+        "log.message.timestamp.difference.max.ms",
+    ),
+    topic_key(
+        ConfigKey::new("message.timestamp.type", T::String, "CreateTime", "CreateTime or LogAppendTime.")
+            .check(V::OneOf(&["CreateTime", "LogAppendTime"])),
         "log.message.timestamp.type",
     ),
     topic_key(
-        ConfigKey::new(
-            "min.cleanable.dirty.ratio",
-            T::Double,
-            "0.5",
-            "Dirty ratio that triggers compaction.",
-        )
-        .check(V::Ratio(0.0, 1.0)),
+        ConfigKey::new("min.cleanable.dirty.ratio", T::Double, "0.5", "Dirty ratio that triggers compaction.")
+            .check(V::Ratio(0.0, 1.0)),
         "log.cleaner.min.cleanable.ratio",
     ),
     topic_key(
-        ConfigKey::new(
-            "min.insync.replicas",
-            T::Int,
-            "1",
-            "Minimum ISR size for acks=all writes.",
-        )
-        .check(V::AtLeast(1)),
+        ConfigKey::new("min.compaction.lag.ms", T::Long, "0", "Records younger than this are not compacted.")
+            .check(V::AtLeast(0)),
+        "log.cleaner.min.compaction.lag.ms",
+    ),
+    topic_key(
+        ConfigKey::new("min.insync.replicas", T::Int, "1", "Minimum ISR size for acks=all writes.").check(V::AtLeast(1)),
         "min.insync.replicas",
     ),
     topic_key(
-        ConfigKey::new(
-            "retention.bytes",
-            T::Long,
-            "-1",
-            "Maximum partition size; -1 = unbounded.",
-        ),
+        ConfigKey::new("preallocate", T::Bool, "false", "Accepted; segments are not preallocated."),
+        "log.preallocate",
+    ),
+    topic_only(ConfigKey::new(
+        "remote.log.copy.disable",
+        T::Bool,
+        "false",
+        "Tiered storage (not available in ZooKeeper mode: only false is accepted).",
+    )),
+    topic_only(ConfigKey::new(
+        "remote.log.delete.on.disable",
+        T::Bool,
+        "false",
+        "Tiered storage (not available in ZooKeeper mode: only false is accepted).",
+    )),
+    topic_only(ConfigKey::new(
+        "remote.storage.enable",
+        T::Bool,
+        "false",
+        "Tiered storage (disabled in the broker: only false is accepted).",
+    )),
+    topic_key(
+        ConfigKey::new("retention.bytes", T::Long, "-1", "Maximum partition size; -1 = unbounded."),
         "log.retention.bytes",
     ),
     topic_key(
-        ConfigKey::new(
-            "retention.ms",
-            T::Long,
-            "604800000",
-            "How long segments are kept; -1 = forever.",
-        )
-        .check(V::AtLeast(-1)),
+        ConfigKey::new("retention.ms", T::Long, "604800000", "How long segments are kept; -1 = forever.")
+            .check(V::AtLeast(-1)),
         "log.retention.ms",
     ),
     topic_key(
-        ConfigKey::new("segment.bytes", T::Int, "1073741824", "Segment file size.")
-            .check(V::AtLeast(14)),
+        ConfigKey::new("segment.bytes", T::Int, "1073741824", "Segment file size.").check(V::AtLeast(14)),
         "log.segment.bytes",
     ),
     topic_key(
-        ConfigKey::new(
-            "segment.index.bytes",
-            T::Int,
-            "10485760",
-            "Offset index size.",
-        )
-        .check(V::AtLeast(4)),
+        ConfigKey::new("segment.index.bytes", T::Int, "10485760", "Offset index size.").check(V::AtLeast(4)),
         "log.index.size.max.bytes",
     ),
     topic_key(
-        ConfigKey::new(
-            "segment.ms",
-            T::Long,
-            "604800000",
-            "Time after which a segment is rolled.",
-        )
-        .check(V::AtLeast(1)),
+        ConfigKey::new("segment.jitter.ms", T::Long, "0", "Random jitter subtracted from segment.ms.")
+            .check(V::AtLeast(0)),
+        "log.roll.jitter.ms",
+    ),
+    topic_key(
+        ConfigKey::new("segment.ms", T::Long, "604800000", "Time after which a segment is rolled.").check(V::AtLeast(1)),
         "log.roll.ms",
     ),
     topic_key(
@@ -213,7 +277,17 @@ pub(crate) fn defaults_from_broker(r: &Resolver<'_>) -> Result<TopicDefaults, Co
                 Some(ms) => ms,
                 None => r.string("log.flush.scheduler.interval.ms")?,
             },
-            _ => r.string(tk.broker_key)?,
+            "segment.jitter.ms" => match r.raw("log.roll.jitter.ms") {
+                Some(ms) => ms,
+                None => (r.int("log.roll.jitter.hours")? * 3_600_000).to_string(),
+            },
+            // Kafka reports the broker's message.format.version as 3.0-IV1 whatever the
+            // broker file says (KafkaConfig.logMessageFormatVersion with IBP >= 3.0).
+            "message.format.version" => "3.0-IV1".to_string(),
+            _ => match tk.broker_key {
+                Some(key) => r.string(key)?,
+                None => tk.key.default.unwrap_or_default().to_string(),
+            },
         };
         out.insert(tk.key.name, value);
     }
@@ -237,10 +311,47 @@ impl TopicConfig {
             let tk = topic_key_def(name).ok_or_else(|| ConfigError::Unknown(name.clone()))?;
             tk.key.validate(value)?;
         }
-        Ok(TopicConfig {
+        let config = TopicConfig {
             overrides,
             defaults: defaults.clone(),
-        })
+        };
+        config.validate_values()?;
+        Ok(config)
+    }
+
+    /// Kafka's cross-key checks (`LogConfig.validateValues` and, in ZooKeeper mode without
+    /// tiered storage, the remote storage keys).
+    fn validate_values(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| ConfigError::Invalid {
+            key: key.to_string(),
+            value: self.value(key),
+            reason: reason.to_string(),
+        };
+        let (min, max) = (
+            self.long("min.compaction.lag.ms"),
+            self.long("max.compaction.lag.ms"),
+        );
+        if min > max {
+            return Err(invalid(
+                "min.compaction.lag.ms",
+                &format!("conflict topic config setting min.compaction.lag.ms ({min}) > max.compaction.lag.ms ({max})"),
+            ));
+        }
+        if self.bool("remote.storage.enable") {
+            return Err(invalid(
+                "remote.storage.enable",
+                "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.",
+            ));
+        }
+        for key in ["remote.log.delete.on.disable", "remote.log.copy.disable"] {
+            if self.bool(key) {
+                return Err(invalid(
+                    key,
+                    "It is invalid to set `remote.log.delete.on.disable` or `remote.log.copy.disable` under Zookeeper's mode.",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A topic with no overrides: always valid.
@@ -337,5 +448,56 @@ mod tests {
         assert!(TopicConfig::new(bad_value, &d).is_err());
         let compact = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
         assert!(TopicConfig::new(compact, &d).unwrap().is_compacted());
+    }
+
+    #[test]
+    fn every_kafka_39_topic_key_is_known_with_a_valid_default() {
+        let d = defaults();
+        assert_eq!(TOPIC_KEYS.len(), 36);
+        for tk in TOPIC_KEYS {
+            let (value, is_override) = TopicConfig::defaults(&d).get(tk.key.name).unwrap();
+            assert!(!is_override);
+            tk.key
+                .validate(&value)
+                .unwrap_or_else(|e| panic!("{}: {e}", tk.key.name));
+        }
+        assert_eq!(
+            TopicConfig::defaults(&d).string("message.format.version"),
+            "3.0-IV1"
+        );
+    }
+
+    #[test]
+    fn kafkas_value_checks() {
+        let d = defaults();
+        let one = |k: &str, v: &str| {
+            TopicConfig::new(BTreeMap::from([(k.to_string(), v.to_string())]), &d)
+        };
+        for (k, good, bad) in [
+            ("compression.type", "lz4", "brotli"),
+            ("compression.gzip.level", "-1", "0"),
+            ("compression.gzip.level", "9", "10"),
+            ("compression.lz4.level", "17", "18"),
+            ("compression.zstd.level", "-131072", "23"),
+            ("message.format.version", "0.10.2", "0.10.9"),
+            ("message.format.version", "2.8-IV1", "banana"),
+            ("message.format.version", "0.10.2.1", "4.0"),
+            ("leader.replication.throttled.replicas", "0:1,1:2", "0-1"),
+            ("follower.replication.throttled.replicas", "*", "x:1"),
+            ("max.compaction.lag.ms", "1", "0"),
+            ("local.retention.ms", "-2", "-3"),
+            ("remote.storage.enable", "false", "true"),
+            ("remote.log.copy.disable", "false", "true"),
+            ("message.downconversion.enable", "false", "maybe"),
+            ("segment.jitter.ms", "0", "-1"),
+        ] {
+            assert!(one(k, good).is_ok(), "{k}={good}");
+            assert!(one(k, bad).is_err(), "{k}={bad}");
+        }
+        let lags = BTreeMap::from([
+            ("min.compaction.lag.ms".to_string(), "100".to_string()),
+            ("max.compaction.lag.ms".to_string(), "10".to_string()),
+        ]);
+        assert!(TopicConfig::new(lags, &d).is_err());
     }
 }

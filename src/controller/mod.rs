@@ -125,7 +125,7 @@ async fn try_elect(handle: &SessionHandle, broker_id: i32) -> Result<Option<Fenc
             version: 1,
             brokerid: broker_id,
             epoch: new_epoch,
-            timestamp: crate::broker::registration::now_ms().to_string(),
+            timestamp: crate::clock::now_ms().to_string(),
         };
         let mut multi = client.new_multi_writer();
         multi.add_create(CONTROLLER, &znode.encode(), &ephemeral)?;

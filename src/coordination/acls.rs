@@ -41,7 +41,8 @@ impl ZnodeAcls {
 
     /// The ACL for a znode at `path` (relative to the chroot, as Kafka's paths are).
     pub fn for_path(self, path: &str) -> zk::Acls<'static> {
-        if !self.secure {
+        // Kafka leaves `/consumers` (old consumers' offsets) open: `ZkData.defaultAcls`.
+        if !self.secure || path == super::consumer_offsets::CONSUMERS_PATH {
             zk::Acls::anyone_all()
         } else if is_sensitive(path) {
             zk::Acls::creator_all()

@@ -1,9 +1,11 @@
 //! The broker's side of coordination: its ZooKeeper session (`session`), the znode
 //! layout and codecs (`znodes`), and the cluster metadata image kept in step with
 //! ZooKeeper by watches (`image`, `watcher`), and the ACL of every znode the brokers
-//! create (`acls`).
+//! create (`acls`); OffsetCommit/OffsetFetch v0 offsets kept in ZooKeeper
+//! (`consumer_offsets`).
 
 pub mod acls;
+pub mod consumer_offsets;
 pub mod image;
 pub mod log_dir_events;
 pub mod producer_ids;

@@ -30,6 +30,14 @@ pub fn append_error(err: &AppendError) -> Error {
         AppendError::OutOfOrderSequence { .. } => Error::OutOfOrderSequenceNumber,
         AppendError::InvalidProducerEpoch { .. } => Error::InvalidProducerEpoch,
         AppendError::InvalidTimestamp(_) => Error::InvalidTimestamp,
+        AppendError::InvalidTxnState(_) => Error::InvalidTxnState,
+        AppendError::TransactionCoordinatorFenced { .. } => Error::TransactionCoordinatorFenced,
+        AppendError::RecordsRejected {
+            timestamp: true, ..
+        } => Error::InvalidTimestamp,
+        AppendError::RecordsRejected { .. } => Error::InvalidRecord,
+        AppendError::UnsupportedForMessageFormat(_) => Error::UnsupportedForMessageFormat,
+        AppendError::UnsupportedCompressionType(_) => Error::UnsupportedCompressionType,
         AppendError::FencedLeaderEpoch { .. } => Error::FencedLeaderEpoch,
         AppendError::UnexpectedAppendOffset { .. } => Error::UnknownServerError,
         AppendError::Storage(_) => Error::KafkaStorageError,

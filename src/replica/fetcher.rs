@@ -4,7 +4,6 @@
 //! the leader's: truncate to the leader's end offset for that epoch and fetch again, so
 //! a divergent tail never survives.
 
-use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,14 +14,15 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, Topic
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{watch, Notify};
 
-use super::manager::now_ms;
 use super::partition::Partition;
 use crate::client::KafkaConnection;
+use crate::clock::now_ms;
 use crate::config::BrokerConfig;
 use crate::coordination::ClusterImage;
 use crate::protocol::errors::Error;
 use crate::storage::io_pool::IoPool;
 use crate::storage::TopicPartition;
+use crate::sync::lock;
 use crate::tasks::Tasks;
 
 /// Fetch version followers use: v12 carries `last_fetched_epoch` / diverging epochs and

@@ -1,7 +1,31 @@
 //! Topic configuration → the storage layer's `LogConfig`.
 
 use crate::config::TopicConfig;
-use crate::storage::{CleanupPolicy, LogConfig, TimestampType};
+use crate::storage::{CleanupPolicy, Compression, LogConfig, TimestampType};
+
+/// `compression.type` with its level (`compression.<codec>.level`).
+fn compression(c: &TopicConfig) -> Compression {
+    let (codec, level_key) = match c.string("compression.type").as_str() {
+        "uncompressed" => (0, None),
+        "gzip" => (1, Some("compression.gzip.level")),
+        "snappy" => (2, None),
+        "lz4" => (3, Some("compression.lz4.level")),
+        "zstd" => (4, Some("compression.zstd.level")),
+        _ => return Compression::Producer,
+    };
+    // gzip's -1 is zlib's default level.
+    let level = level_key.map(|k| c.long(k) as i32).filter(|l| *l != -1);
+    Compression::Codec { codec, level }
+}
+
+/// Kafka's `LogConfig.getMessageTimestampBeforeMaxMs`/`AfterMaxMs`: the deprecated
+/// `message.timestamp.difference.max.ms` applies where the new key is at its default.
+fn timestamp_bound(c: &TopicConfig, key: &str) -> i64 {
+    match c.long(key) {
+        i64::MAX => c.long("message.timestamp.difference.max.ms"),
+        v => v,
+    }
+}
 
 pub fn log_config(c: &TopicConfig) -> LogConfig {
     let cleanup_policy = match (c.is_delete(), c.is_compacted()) {
@@ -28,6 +52,11 @@ pub fn log_config(c: &TopicConfig) -> LogConfig {
         delete_retention_ms: c.long("delete.retention.ms"),
         min_cleanable_dirty_ratio: c.double("min.cleanable.dirty.ratio"),
         file_delete_delay_ms: c.long("file.delete.delay.ms"),
+        compression: compression(c),
+        timestamp_before_max_ms: timestamp_bound(c, "message.timestamp.before.max.ms"),
+        timestamp_after_max_ms: timestamp_bound(c, "message.timestamp.after.max.ms"),
+        min_compaction_lag_ms: c.long("min.compaction.lag.ms"),
+        max_compaction_lag_ms: c.long("max.compaction.lag.ms"),
         ..LogConfig::default()
     }
 }

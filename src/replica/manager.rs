@@ -17,6 +17,7 @@ use super::fetcher::FetcherManager;
 use super::log_config::log_config;
 use super::partition::{Partition, Role};
 use super::state::{LeaderAndIsr, Transition};
+use crate::clock::now_ms;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::coordination::znodes::{partition_state_path, PartitionStateZnode};
 use crate::coordination::{ClusterImage, ZkSession};
@@ -57,8 +58,6 @@ pub struct ReplicaManager {
 }
 
 const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
-
-pub use crate::clock::now_ms;
 
 impl ReplicaManager {
     pub fn start(
@@ -304,6 +303,10 @@ impl ReplicaManager {
             Some(*topic_id.as_bytes()),
             now_ms(),
         )?;
+        // KIP-890: whether transactional appends need a verification guard.
+        log.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_verification_enabled(self.config.txn.partition_verification_enable);
         let hw = self.hw_checkpoints.get(tp).copied().unwrap_or(0);
         let partition = Arc::new(Partition::new(
             tp.clone(),

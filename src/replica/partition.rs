@@ -5,7 +5,6 @@
 //!
 //! Lock order: `state` before the log.
 
-use crate::sync::lock;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -15,11 +14,14 @@ use super::state::{
     self, FollowerUpdate, LeaderAndIsr, LogView, PartitionState, Replication, StateError,
     Transition,
 };
+use crate::storage::control::Marker;
 use crate::storage::fileio::ReadMode;
+use crate::storage::producer_state::AppendOrigin;
 use crate::storage::read_view::LogReader;
 use crate::storage::{
     AppendError, LeaderAppend, Log, ReadError, ReadResult, StorageError, TopicPartition,
 };
+use crate::sync::lock;
 
 /// A partition-level failure, mapped to a Kafka error code by the API layer.
 #[derive(Debug, thiserror::Error)]
@@ -192,14 +194,25 @@ impl Partition {
         acks: i16,
         now_ms: i64,
     ) -> Result<(LeaderAppend, i32), PartitionError> {
+        self.append_as_leader_with(records, acks, AppendOrigin::Client, None, now_ms)
+    }
+
+    /// [`Self::append_as_leader`] for `origin`, with a KIP-890 verification `guard`.
+    pub fn append_as_leader_with(
+        &self,
+        records: &[u8],
+        acks: i16,
+        origin: AppendOrigin,
+        guard: Option<u64>,
+        now_ms: i64,
+    ) -> Result<(LeaderAppend, i32), PartitionError> {
         let mut st = lock(&self.state);
         let epoch = st.check_append(acks)?;
-        let (appended, leo) = {
-            let mut log = lock(&self.log);
-            let appended = log.append_as_leader(records, epoch, now_ms)?;
-            (appended, log.log_end_offset())
-        };
-        st.advance_hw(leo);
+        let mut log = lock(&self.log);
+        let appended = log.append_as_leader_with(records, epoch, origin, guard, now_ms)?;
+        st.advance_hw(log.log_end_offset());
+        log.on_high_watermark_updated(st.high_watermark);
+        drop(log);
         drop(st);
         self.stats.appended(
             records.len(),
@@ -207,6 +220,48 @@ impl Partition {
         );
         self.notify();
         Ok((appended, epoch))
+    }
+
+    /// Appends a transaction marker as leader (WriteTxnMarkers). Like an acks=all
+    /// produce it needs `min.insync.replicas`.
+    pub fn append_marker(
+        &self,
+        marker: &Marker,
+        now_ms: i64,
+    ) -> Result<(LeaderAppend, i32), PartitionError> {
+        let mut st = lock(&self.state);
+        let epoch = st.check_append(-1)?;
+        let mut log = lock(&self.log);
+        let appended = log.append_marker(marker, epoch, now_ms)?;
+        st.advance_hw(log.log_end_offset());
+        log.on_high_watermark_updated(st.high_watermark);
+        drop(log);
+        drop(st);
+        self.notify();
+        Ok((appended, epoch))
+    }
+
+    /// KIP-890: starts verifying that `producer_id`'s transaction includes this
+    /// partition; `Ok(None)` when it already has an open transaction here.
+    pub fn start_verification(
+        &self,
+        producer_id: i64,
+        sequence: i32,
+        epoch: i16,
+        now_ms: i64,
+    ) -> Result<Option<u64>, PartitionError> {
+        let st = lock(&self.state);
+        st.check_leader()?;
+        let guard = lock(&self.log).start_verification(producer_id, sequence, epoch, now_ms);
+        drop(st);
+        Ok(guard)
+    }
+
+    /// The last stable offset (leader): below it every transaction is decided and its
+    /// marker replicated.
+    pub fn last_stable_offset(&self) -> i64 {
+        let st = lock(&self.state);
+        self.reader.view().last_stable_offset(st.high_watermark)
     }
 
     /// Waits until the high watermark reaches `required_offset` (acks=all), the leader
@@ -243,6 +298,7 @@ impl Partition {
         timestamp: i64,
         current_leader_epoch: i32,
         from_replica: bool,
+        read_committed: bool,
     ) -> Result<(i64, i64, i32), PartitionError> {
         const LATEST: i64 = -1;
         const EARLIEST: i64 = -2;
@@ -252,8 +308,11 @@ impl Partition {
         let st = lock(&self.state);
         st.check_read(current_leader_epoch)?;
         let log = lock(&self.log);
+        // Kafka's lastFetchableOffset: the LSO for read_committed consumers.
         let last_fetchable = if from_replica {
             log.log_end_offset()
+        } else if read_committed {
+            self.reader.view().last_stable_offset(st.high_watermark)
         } else {
             st.high_watermark
         };
@@ -288,6 +347,39 @@ impl Partition {
     }
 
     /// OffsetForLeaderEpoch on the leader: the end offset of `epoch` in our log.
+    /// ListOffsets v0 (Kafka's `Partition.legacyFetchOffsetsForTimestamp`): up to
+    /// `max_num_offsets` segment start offsets before `timestamp`, newest first; for
+    /// consumers capped at the high watermark. Only the leader answers unless
+    /// `only_leader` is false (the debugging replica id -2).
+    pub fn legacy_offsets_before(
+        &self,
+        timestamp: i64,
+        max_num_offsets: i32,
+        from_consumer: bool,
+        only_leader: bool,
+        now_ms: i64,
+    ) -> Result<Vec<i64>, PartitionError> {
+        let st = lock(&self.state);
+        if only_leader && st.role != Role::Leader {
+            return Err(PartitionError::NotLeader);
+        }
+        let hw = st.high_watermark;
+        let log = lock(&self.log);
+        let offsets = crate::storage::legacy::offsets::offsets_before(
+            &log.segment_times(),
+            log.log_start_offset(),
+            log.log_end_offset(),
+            now_ms,
+            timestamp,
+            max_num_offsets,
+        );
+        Ok(if from_consumer {
+            crate::storage::legacy::offsets::cap_at_high_watermark(offsets, hw)
+        } else {
+            offsets
+        })
+    }
+
     pub fn end_offset_for_epoch(
         &self,
         epoch: i32,
@@ -341,8 +433,10 @@ impl Partition {
         state::diverging_epoch(&*lock(&self.log), fetch_offset, last_fetched_epoch)
     }
 
-    /// Reads for a consumer (up to the HW) or a follower (up to the LEO). For a follower,
-    /// also records its progress; the caller acts on the returned ISR proposal.
+    /// Reads for a consumer (up to the HW, or the LSO with `read_committed`, which also
+    /// lists the aborted transactions read) or a follower (up to the LEO). For a
+    /// follower, also records its progress; the caller acts on the returned ISR proposal.
+    /// Returns the read, the HW and the LSO.
     ///
     /// Neither lock is held while reading: the role and epoch are checked, the read goes
     /// to the log's published view (appends continue meanwhile), and a follower's progress
@@ -359,13 +453,27 @@ impl Partition {
         follower: Option<i32>,
         now_ms: i64,
         mode: ReadMode,
-    ) -> Result<(ReadResult, i64, FollowerUpdate), PartitionError> {
-        let (epoch, consumer_limit) = lock(&self.state).check_read(current_leader_epoch)?;
-        // Consumers read to the HW, followers to the log end.
-        let max_offset = follower.is_none().then_some(consumer_limit);
-        let result = self
-            .reader
-            .read(fetch_offset, max_bytes, max_offset, min_one_batch, mode);
+        read_committed: bool,
+    ) -> Result<(ReadResult, i64, i64, FollowerUpdate), PartitionError> {
+        let (epoch, hw, lso) = {
+            let st = lock(&self.state);
+            let (epoch, hw) = st.check_read(current_leader_epoch)?;
+            // Under the state lock: every change of the open transactions happens under it.
+            (epoch, hw, self.reader.view().last_stable_offset(hw))
+        };
+        // Consumers read to the HW (read_committed: the LSO), followers to the log end.
+        let read_committed = read_committed && follower.is_none();
+        let max_offset = follower
+            .is_none()
+            .then_some(if read_committed { lso } else { hw });
+        let result = self.reader.read_isolated(
+            fetch_offset,
+            max_bytes,
+            max_offset,
+            min_one_batch,
+            mode,
+            read_committed,
+        );
         let leo = match &result {
             Ok(r) => Some(r.log_end_offset),
             Err(ReadError::OffsetOutOfRange { log_end_offset, .. }) => Some(*log_end_offset),
@@ -381,11 +489,12 @@ impl Partition {
             _ => FollowerUpdate::default(),
         };
         let hw = st.high_watermark;
+        let lso = lso.min(hw);
         drop(st);
         if update.hw_advanced {
             self.notify();
         }
-        Ok((result?, hw, update))
+        Ok((result?, hw, lso, update))
     }
 
     /// ISR shrink check: followers in the ISR not caught up for `lag_ms` are proposed out.
@@ -398,8 +507,10 @@ impl Partition {
     /// The ISR write for `epoch` landed in ZooKeeper with `zk_version`.
     pub fn isr_committed(&self, epoch: i32, isr: Vec<i32>, zk_version: i32) {
         let mut st = lock(&self.state);
-        let leo = lock(&self.log).log_end_offset();
-        st.isr_committed(epoch, isr, zk_version, leo);
+        let mut log = lock(&self.log);
+        st.isr_committed(epoch, isr, zk_version, log.log_end_offset());
+        log.on_high_watermark_updated(st.high_watermark);
+        drop(log);
         drop(st);
         self.notify();
     }
@@ -436,8 +547,9 @@ impl Partition {
             log.increment_log_start_offset(leader_log_start)?;
         }
         let leo = log.log_end_offset();
-        drop(log);
         st.on_follower_append(leader_hw, leo);
+        log.on_high_watermark_updated(st.high_watermark);
+        drop(log);
         drop(st);
         self.notify();
         Ok(())

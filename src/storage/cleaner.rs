@@ -11,6 +11,11 @@
 //! producer's last batch. Retained records are re-encoded with the batch's original codec
 //! (`kafka_protocol`'s compressors); untouched batches are copied byte for byte.
 //!
+//! Transactions (Kafka's `CleanedTransactionMetadata`, simplified): nothing at or above
+//! the first unstable offset is cleaned, records of aborted transactions never enter the
+//! key map and are removed, markers are kept, and a cleaned segment keeps its source's
+//! aborted-transaction index.
+//!
 //! Each segment is written as `<base>.log.cleaned`, fsynced, renamed `.swap`, then the old
 //! segment is deleted and the swap renamed into place. Recovery deletes `.cleaned` files
 //! and completes `.swap` renames, so a crash at any point leaves a consistent log.
@@ -258,7 +263,7 @@ impl Log {
 
     fn plan_clean_unguarded(
         &mut self,
-        _now_ms: i64,
+        now_ms: i64,
         max_cleanable_offset: i64,
     ) -> Result<Option<CleanPlan>, StorageError> {
         if self.is_dir_offline() {
@@ -267,13 +272,22 @@ impl Log {
         if self.closed || !self.config.cleanup_policy.compacts() {
             return Ok(None);
         }
-        // Segments eligible: inactive and ending at or below the bound.
+        // Segments eligible: inactive and ending at or below the bound, which open or
+        // unreplicated transactions lower (their outcome decides which records win).
+        let max_cleanable_offset =
+            max_cleanable_offset.min(self.first_unstable_offset().unwrap_or(i64::MAX));
         let bases: Vec<i64> = self.segments.keys().copied().collect();
         let mut eligible = Vec::new();
+        let min_lag = self.config.min_compaction_lag_ms;
         for w in bases.windows(2) {
-            if w[1] <= max_cleanable_offset {
-                eligible.push(w[0]);
+            // min.compaction.lag.ms: a segment holding records younger than the lag, and
+            // everything after it, stays uncleanable (LogCleanerManager.cleanableOffsets).
+            let too_young = min_lag > 0
+                && self.segments[&w[0]].largest_timestamp() > now_ms.saturating_sub(min_lag);
+            if w[1] > max_cleanable_offset || too_young {
+                break;
             }
+            eligible.push(w[0]);
         }
         let Some(&last) = eligible.last() else {
             return Ok(None);
@@ -285,7 +299,16 @@ impl Log {
             .map(|b| self.segments[b].size())
             .sum();
         let total: u64 = eligible.iter().map(|b| self.segments[b].size()).sum();
-        if dirty == 0 || (dirty as f64) < self.config.min_cleanable_dirty_ratio * total as f64 {
+        // max.compaction.lag.ms (KIP-354): dirty records older than the lag force a
+        // cleaning whatever the dirty ratio.
+        let forced = eligible
+            .iter()
+            .filter(|&&b| b >= self.first_dirty_offset)
+            .filter_map(|b| self.segments[b].first_batch_timestamp())
+            .min()
+            .is_some_and(|first| first.saturating_add(self.config.max_compaction_lag_ms) < now_ms);
+        let below_ratio = (dirty as f64) < self.config.min_cleanable_dirty_ratio * total as f64;
+        if dirty == 0 || (below_ratio && !forced) {
             return Ok(None);
         }
         tracing::info!(partition = %self.tp, segments = eligible.len(), dirty_bytes = dirty, "cleaning log");
@@ -302,6 +325,7 @@ impl Log {
             end_offset,
             truncations: self.truncations,
             producer_last_offsets: self.producers.last_offsets(),
+            aborted: aborted_ranges(&self.aborted_transactions(), end_offset),
             segments,
             dedupe_buffer_bytes: DEDUPE_BUFFER_BYTES,
         }))
@@ -385,6 +409,8 @@ pub struct CleanPlan {
     end_offset: i64,
     truncations: u64,
     producer_last_offsets: HashMap<i64, i64>,
+    /// Producer id -> (first offset, marker offset) of its aborted transactions.
+    aborted: HashMap<i64, Vec<(i64, i64)>>,
     segments: Vec<SegmentReader>,
     /// Memory for the key -> offset map (`log.cleaner.dedupe.buffer.size`).
     dedupe_buffer_bytes: usize,
@@ -409,7 +435,32 @@ impl Rewritten {
     }
 }
 
+/// Aborted transactions that started below `end_offset`, by producer.
+fn aborted_ranges(
+    all: &[super::txn_index::AbortedTxn],
+    end_offset: i64,
+) -> HashMap<i64, Vec<(i64, i64)>> {
+    let mut out: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+    for t in all.iter().filter(|t| t.first_offset < end_offset) {
+        out.entry(t.producer_id)
+            .or_default()
+            .push((t.first_offset, t.last_offset));
+    }
+    out
+}
+
 impl CleanPlan {
+    /// Whether `b` holds records of an aborted transaction.
+    fn is_aborted(&self, b: &Batch<'_>) -> bool {
+        b.is_transactional()
+            && !b.is_control()
+            && self.aborted.get(&b.producer_id()).is_some_and(|ranges| {
+                ranges
+                    .iter()
+                    .any(|&(first, last)| first <= b.base_offset() && b.base_offset() <= last)
+            })
+    }
+
     /// Bounds the pass's key -> offset map to `bytes` (`log.cleaner.dedupe.buffer.size`).
     pub fn with_dedupe_buffer(mut self, bytes: usize) -> CleanPlan {
         self.dedupe_buffer_bytes = bytes;
@@ -461,7 +512,7 @@ impl CleanPlan {
         for seg in &self.segments {
             let mut err = None;
             let end = seg.walk(|pos, b| {
-                if b.is_control() {
+                if b.is_control() || self.is_aborted(b) {
                     return Ok(true);
                 }
                 match batch_records(b, limit) {
@@ -514,6 +565,21 @@ impl CleanPlan {
         let end = seg.walk(|pos, b| {
             if b.is_control() {
                 out.append(b.bytes(), now_ms)?;
+                return Ok(true);
+            }
+            if self.is_aborted(b) {
+                changed = true;
+                let keep_empty =
+                    self.producer_last_offsets.get(&b.producer_id()) == Some(&b.last_offset());
+                if keep_empty {
+                    match rebuild_batch(b, &[]) {
+                        Ok(bytes) => out.append(&bytes, now_ms)?,
+                        Err(e) => {
+                            failure = Some(cleaner_err(&seg.path, pos, e));
+                            return Ok(false);
+                        }
+                    }
+                }
                 return Ok(true);
             }
             let recs = match batch_records(b, limit) {
@@ -575,6 +641,10 @@ impl CleanPlan {
         if !changed {
             out.delete_files()?;
             return Ok(None);
+        }
+        if let Err(e) = out.txn_index_mut().replace_all(seg.aborted.clone()) {
+            let _ = out.delete_files();
+            return Err(e);
         }
         out.on_become_inactive()?;
         out.flush()?;

@@ -29,6 +29,19 @@ impl CleanupPolicy {
     }
 }
 
+/// `compression.type`: keep what the producer sent, or store every batch with one codec
+/// (0 = `uncompressed`) at a level (`compression.<codec>.level`, the codec's default if
+/// `None`), recompressing on append as Kafka's LogValidator does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    #[default]
+    Producer,
+    Codec {
+        codec: u8,
+        level: Option<i32>,
+    },
+}
+
 /// Kafka's `producer.id.expiration.ms` default (1 day).
 pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
 
@@ -65,6 +78,17 @@ pub struct LogConfig {
     pub file_delete_delay_ms: i64,
     /// producer.id.expiration.ms (a broker config in Kafka; per log here)
     pub producer_id_expiration_ms: i64,
+    /// compression.type (+ compression.gzip/lz4/zstd.level)
+    pub compression: Compression,
+    /// message.timestamp.before.max.ms (or the deprecated difference.max.ms)
+    pub timestamp_before_max_ms: i64,
+    /// message.timestamp.after.max.ms (or the deprecated difference.max.ms)
+    pub timestamp_after_max_ms: i64,
+    /// min.compaction.lag.ms: records younger than this stay uncompacted.
+    pub min_compaction_lag_ms: i64,
+    /// max.compaction.lag.ms: a dirty segment older than this is compacted whatever the
+    /// dirty ratio (KIP-354).
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -85,6 +109,11 @@ impl Default for LogConfig {
             min_cleanable_dirty_ratio: 0.5,
             file_delete_delay_ms: 60_000,
             producer_id_expiration_ms: DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+            compression: Compression::Producer,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: i64::MAX,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }
@@ -118,6 +147,22 @@ impl LogConfig {
             ));
         }
         Ok(())
+    }
+
+    /// True when records' CreateTime timestamps must be checked against the append time.
+    pub fn bounds_timestamps(&self) -> bool {
+        self.timestamp_type == TimestampType::CreateTime
+            && (self.timestamp_before_max_ms != i64::MAX || self.timestamp_after_max_ms != i64::MAX)
+    }
+
+    /// Kafka's `maxSegmentMs`: a compacted log's active segment also rolls after
+    /// max.compaction.lag.ms, so its records can become cleanable in time (KIP-354).
+    pub fn max_segment_ms(&self) -> i64 {
+        if self.cleanup_policy.compacts() && self.max_compaction_lag_ms > 0 {
+            self.max_compaction_lag_ms.min(self.segment_ms)
+        } else {
+            self.segment_ms
+        }
     }
 
     /// Offset-index capacity in entries (8 bytes each).

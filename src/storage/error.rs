@@ -97,9 +97,38 @@ pub enum AppendError {
         epoch: i16,
         current: i16,
     },
-    /// INVALID_TIMESTAMP (reserved: message.timestamp.*.ms checks are not implemented).
+    /// INVALID_TXN_STATE: a transactional batch outside a verified or open transaction,
+    /// or a non-transactional batch from a producer with an open transaction.
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    /// TRANSACTION_COORDINATOR_FENCED: a marker from an older coordinator epoch.
+    #[error(
+        "marker for producer {producer_id} has coordinator epoch {epoch}, older than {current}"
+    )]
+    TransactionCoordinatorFenced {
+        producer_id: i64,
+        epoch: i32,
+        current: i32,
+    },
+    /// INVALID_TIMESTAMP for the whole append.
     #[error("invalid timestamp: {0}")]
     InvalidTimestamp(String),
+    /// Some records of a batch were refused (Kafka's `RecordValidationException`, KIP-467):
+    /// INVALID_TIMESTAMP if any of them had a bad timestamp, else INVALID_RECORD; the
+    /// response names each refused record by its index in its batch.
+    #[error("{message}")]
+    RecordsRejected {
+        timestamp: bool,
+        message: String,
+        records: Vec<RecordError>,
+    },
+    /// UNSUPPORTED_FOR_MESSAGE_FORMAT: idempotent or transactional data in a message
+    /// format older than v2.
+    #[error("{0}")]
+    UnsupportedForMessageFormat(String),
+    /// UNSUPPORTED_COMPRESSION_TYPE.
+    #[error("{0}")]
+    UnsupportedCompressionType(String),
     /// FENCED_LEADER_EPOCH: leader append with an epoch older than the log's latest epoch.
     #[error("leader epoch {epoch} is older than the log's latest epoch {latest}")]
     FencedLeaderEpoch { epoch: i32, latest: i32 },
@@ -110,6 +139,44 @@ pub enum AppendError {
     /// KAFKA_STORAGE_ERROR.
     #[error("storage error: {0}")]
     Storage(#[from] io::Error),
+}
+
+/// One refused record: its index in its batch and why (Kafka's `RecordError`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub batch_index: i32,
+    pub message: String,
+}
+
+impl AppendError {
+    /// Kafka's `LogValidator.processRecordErrors`: the exception for a batch's refused
+    /// records (`errors` is not empty).
+    pub fn rejected(records: Vec<RecordError>, timestamp: bool) -> AppendError {
+        let message = if timestamp {
+            "One or more records have been rejected due to invalid timestamp".to_string()
+        } else {
+            let shown: Vec<String> = records
+                .iter()
+                .take(3)
+                .map(|r| {
+                    format!(
+                        "RecordError(batchIndex={}, message='{}')",
+                        r.batch_index, r.message
+                    )
+                })
+                .collect();
+            format!(
+                "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+                records.len(),
+                shown.join(", ")
+            )
+        };
+        AppendError::RecordsRejected {
+            timestamp,
+            message,
+            records,
+        }
+    }
 }
 
 impl From<StorageError> for AppendError {

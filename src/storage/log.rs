@@ -19,11 +19,13 @@ use super::error::{AppendError, IoContext, ReadError, StorageError};
 use super::fileio::ReadMode;
 use super::index_file::remove_if_exists;
 use super::leader_epoch::LeaderEpochCache;
+use super::log_txn::ProducerEvent;
 use super::producer_state::{
-    LeaderCheck, ProducerBatch, ProducerEntrySummary, ProducerStateManager,
+    AppendOrigin, LeaderCheck, ProducerBatch, ProducerEntrySummary, ProducerStateManager,
 };
 use super::read_view::{LogReader, ReadView, ViewState};
 use super::segment::Segment;
+use super::txn_index::AbortedTxn;
 use super::validate::validate_client_batches;
 use super::TopicPartition;
 
@@ -59,6 +61,8 @@ pub struct ReadResult {
     pub records: Bytes,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+    /// `read_committed` reads: the aborted transactions overlapping `records`.
+    pub aborted_transactions: Option<Vec<AbortedTxn>>,
 }
 
 /// A ListOffsets answer.
@@ -234,6 +238,13 @@ impl Log {
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
+    /// (base offset, last modified ms, size) of each segment, oldest first (ListOffsets v0).
+    pub fn segment_times(&self) -> Vec<super::legacy::offsets::SegmentTime> {
+        self.segments
+            .values()
+            .map(|s| (s.base_offset(), s.last_modified_ms(), s.size()))
+            .collect()
+    }
     /// Base offsets of all segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<i64> {
         self.segments.keys().copied().collect()
@@ -286,7 +297,7 @@ impl Log {
             .ok_or_else(|| StorageError::Closed(format!("{tp} (no active segment)")))
     }
 
-    fn check_open(&self) -> Result<(), StorageError> {
+    pub(super) fn check_open(&self) -> Result<(), StorageError> {
         if self.closed {
             Err(StorageError::Closed(self.tp.to_string()))
         } else if self.is_dir_offline() {
@@ -336,6 +347,14 @@ impl Log {
             active: self.segments.values().next_back().map(Segment::view),
             failure: self.failure.clone(),
             partition: current.partition.clone(),
+            txns: {
+                let txns = self.producers.txn_view();
+                if *current.txns == txns {
+                    current.txns.clone()
+                } else {
+                    Arc::new(txns)
+                }
+            },
         });
     }
 
@@ -403,7 +422,7 @@ impl Log {
         r
     }
 
-    fn touch(&mut self, now_ms: i64) {
+    pub(super) fn touch(&mut self, now_ms: i64) {
         self.last_now_ms = self.last_now_ms.max(now_ms);
     }
 
@@ -426,7 +445,21 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LeaderAppend, AppendError> {
-        let r = self.append_as_leader_unguarded(records, leader_epoch, now_ms);
+        self.append_as_leader_with(records, leader_epoch, AppendOrigin::Client, None, now_ms)
+    }
+
+    /// [`Self::append_as_leader`] for `origin` (a coordinator's transactional offset
+    /// commit gets no sequence checks), with the KIP-890 verification `guard` a
+    /// transactional batch that opens a transaction here must bring.
+    pub fn append_as_leader_with(
+        &mut self,
+        records: &[u8],
+        leader_epoch: i32,
+        origin: AppendOrigin,
+        guard: Option<u64>,
+        now_ms: i64,
+    ) -> Result<LeaderAppend, AppendError> {
+        let r = self.append_as_leader_unguarded(records, leader_epoch, origin, guard, now_ms);
         self.publish();
         self.guarded(r)
     }
@@ -435,11 +468,16 @@ impl Log {
         &mut self,
         records: &[u8],
         leader_epoch: i32,
+        origin: AppendOrigin,
+        guard: Option<u64>,
         now_ms: i64,
     ) -> Result<LeaderAppend, AppendError> {
         self.check_open()?;
         self.touch(now_ms);
-        let batches = validate_client_batches(records, &self.config)?;
+        // v0/v1 message sets up-converted, batches recompressed to compression.type.
+        let prepared = super::convert::prepare_client_records(records, &self.config, now_ms)?;
+        let records: &[u8] = &prepared;
+        let batches = validate_client_batches(records, &self.config, now_ms)?;
         if records.len() as u64 > self.config.segment_bytes {
             return Err(AppendError::RecordListTooLarge {
                 size: records.len(),
@@ -477,12 +515,16 @@ impl Log {
                     first_offset: first,
                     last_offset: first + b.last_offset_delta as i64,
                     max_timestamp: ts,
+                    transactional: b.transactional,
                 });
             }
             offset = first + b.last_offset_delta as i64 + 1;
             record_count += b.record_count as u64;
         }
-        let update = match self.producers.check_leader_append(&producer_batches)? {
+        let update = match self
+            .producers
+            .check_leader_append(&producer_batches, origin, guard)?
+        {
             LeaderCheck::Duplicate(dup) => {
                 return Ok(LeaderAppend {
                     base_offset: dup.first_offset(),
@@ -575,7 +617,7 @@ impl Log {
         let mut expected_min = self.next_offset;
         let mut max_ts = i64::MIN;
         let mut epochs = Vec::new();
-        let mut producer_batches = Vec::new();
+        let mut events = Vec::new();
         let mut count = 0u64;
         for item in BatchIter::new(records) {
             let (_, b) = item.map_err(|e| match e {
@@ -606,8 +648,8 @@ impl Log {
             expected_min = b.next_offset();
             max_ts = max_ts.max(b.max_timestamp());
             epochs.push((b.partition_leader_epoch(), b.base_offset()));
-            if let Some(pb) = ProducerBatch::from_batch(&b, b.base_offset(), b.max_timestamp()) {
-                producer_batches.push(pb);
+            if let Some(e) = ProducerEvent::of(&b).map_err(AppendError::CorruptMessage)? {
+                events.push(e);
             }
             count += b.record_count().max(0) as u64;
         }
@@ -622,10 +664,8 @@ impl Log {
             }
         }
         self.active_mut()?.append(records, now_ms)?;
-        for pb in &producer_batches {
-            self.producers.apply_replicated(pb);
-        }
         self.next_offset = expected_min;
+        self.apply_events(&events)?;
         self.producers.update_map_end_offset(self.next_offset);
         self.after_append(count, now_ms)?;
         Ok(FollowerAppend {
@@ -634,7 +674,7 @@ impl Log {
         })
     }
 
-    fn after_append(&mut self, records: u64, now_ms: i64) -> Result<(), StorageError> {
+    pub(super) fn after_append(&mut self, records: u64, now_ms: i64) -> Result<(), StorageError> {
         self.unflushed_messages += records;
         if self.unflushed_messages >= self.config.flush_interval_messages {
             self.flush(now_ms)?;
@@ -643,7 +683,7 @@ impl Log {
     }
 
     /// Rolls when the active segment cannot take the append (Kafka's `maybeRoll`).
-    fn maybe_roll(
+    pub(super) fn maybe_roll(
         &mut self,
         size: u64,
         max_ts: i64,
@@ -843,7 +883,7 @@ impl Log {
         self.log_start_offset = self.log_start_offset.min(offset);
         self.recovery_point = self.recovery_point.min(offset);
         self.epochs.truncate_from_end(offset)?;
-        self.rebuild_producer_state(i64::MIN)?;
+        self.rebuild_producer_state(i64::MIN, i64::MAX)?;
         self.dir_dirty = true;
         Ok(())
     }
@@ -889,46 +929,6 @@ impl Log {
         self.active_mut()?.change_suffix("")?;
         self.epochs.clear()?;
         self.producers.truncate_fully_and_start_at(offset)?;
-        Ok(())
-    }
-
-    /// Reloads producer state from the newest snapshot <= log end offset and replays the
-    /// batch headers after it (Kafka's `rebuildProducerState`).
-    pub(super) fn rebuild_producer_state(&mut self, now_ms: i64) -> Result<(), StorageError> {
-        let end = self.next_offset;
-        let from = self
-            .producers
-            .reload_from_snapshot(end, self.log_start_offset, now_ms)?;
-        let mut batches = Vec::new();
-        for seg in self.segments.values() {
-            if seg.next_offset() <= from || seg.base_offset() >= end {
-                continue;
-            }
-            let start = if seg.base_offset() >= from {
-                0
-            } else {
-                match seg.translate_offset(from)? {
-                    Some((pos, _)) => pos,
-                    None => continue,
-                }
-            };
-            seg.headers_from(start).for_each(|_, h| {
-                if h.last_offset() >= from && h.base_offset() < end {
-                    if let Some(pb) =
-                        ProducerBatch::from_batch(h, h.base_offset(), h.max_timestamp())
-                    {
-                        batches.push(pb);
-                    }
-                }
-            })?;
-        }
-        for pb in &batches {
-            self.producers.apply_replicated(pb);
-        }
-        self.producers.update_map_end_offset(end);
-        if now_ms != i64::MIN {
-            self.producers.remove_expired(now_ms);
-        }
         Ok(())
     }
 

@@ -10,47 +10,60 @@
 //! - [`segment`]: one `.log` file with its indexes.
 //! - [`log`]: one partition's log ([`Log`]); [`recovery`] loads and repairs it on open;
 //!   [`retention`] deletes old segments; [`cleaner`] compacts.
-//! - [`producer_state`]: idempotent-producer sequence tracking and snapshots.
+//! - [`producer_state`]: idempotent-producer sequence tracking and snapshots;
+//!   [`producer_txn`]: open transactions, markers, the last stable offset, KIP-890
+//!   verification; [`control`]: transaction markers; [`txn_index`]: `.txnindex` files.
 //! - [`leader_epoch`]: the leader-epoch cache.
 //! - [`checkpoint`]: Kafka's checkpoint text files and `partition.metadata`.
 //! - [`manager`]: [`LogManager`], the log directories.
 //! - [`dir_failure`]: the log-dir failure channel (I/O failure takes a directory offline).
+//! - [`legacy`]: message formats v0/v1 (up-conversion on produce, down-conversion on
+//!   fetch); [`convert`] and [`builder`]: batches the broker rewrites (LogValidator).
 //! - [`config`], [`error`].
 //!
 //! `storage` knows nothing of sockets or protocol messages; time is always passed in.
 
 pub mod batch;
+pub mod builder;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod codec;
 pub mod config;
+pub mod control;
+pub mod convert;
 pub mod dir_failure;
 pub mod error;
 pub mod fileio;
 pub mod index_file;
 pub mod io_pool;
 pub mod leader_epoch;
+pub mod legacy;
 pub mod log;
+pub mod log_txn;
 pub mod manager;
 pub mod offset_index;
 pub mod producer_state;
+pub mod producer_txn;
 pub mod read_view;
 pub mod recovery;
 pub mod retention;
 pub mod scan;
 pub mod segment;
 pub mod time_index;
+pub mod txn_index;
 pub mod validate;
 
 #[cfg(test)]
 mod fault_tests;
+#[cfg(test)]
+mod txn_tests;
 
 use std::fmt;
 
 pub use checkpoint::{CheckpointFile, CheckpointFormat, OffsetCheckpointFile};
-pub use config::{CleanupPolicy, LogConfig, TimestampType};
+pub use config::{CleanupPolicy, Compression, LogConfig, TimestampType};
 pub use dir_failure::LogDirFailureChannel;
-pub use error::{AppendError, ReadError, StorageError};
+pub use error::{AppendError, ReadError, RecordError, StorageError};
 pub use log::{FollowerAppend, LeaderAppend, Log, ReadResult, TimestampAndOffset};
 pub use manager::LogManager;
 

@@ -1,9 +1,10 @@
 //! Idempotent-producer state (Kafka's `ProducerStateManager`, `ProducerStateEntry`,
 //! `ProducerAppendInfo`): per producer id the epoch and the last 5 batches' sequence and
 //! offset ranges, used to detect duplicates and sequence gaps. Persisted in
-//! `NNNNNNNNNNNNNNNNNNNN.snapshot` files in Kafka's format (version 1, CRC32C).
-//! Transactions are out of scope: the leader rejects transactional batches, so no
-//! transaction state is tracked (coordinator epoch and txn offset are written as -1).
+//! `NNNNNNNNNNNNNNNNNNNN.snapshot` files in Kafka's format (version 1, CRC32C), with each
+//! producer's coordinator epoch and the first offset of its open transaction. The
+//! transaction side (open and unreplicated transactions, markers, KIP-890 verification)
+//! is [`super::producer_txn`].
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs;
@@ -13,6 +14,7 @@ use super::batch::{decrement_sequence, HeaderFields, NO_SEQUENCE};
 use super::checkpoint::atomic_write;
 use super::error::{AppendError, IoContext, StorageError};
 use super::index_file::remove_if_exists;
+use super::producer_txn::{TxnTracker, VerificationEntry};
 
 /// Kafka's `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`.
 pub const NUM_BATCHES_TO_RETAIN: usize = 5;
@@ -49,15 +51,18 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchMetadata>,
     pub last_timestamp: i64,
     pub coordinator_epoch: i32,
+    /// First offset of the producer's open transaction in this partition.
+    pub current_txn_first_offset: Option<i64>,
 }
 
 impl ProducerEntry {
-    fn empty() -> Self {
+    pub(super) fn empty() -> Self {
         ProducerEntry {
             epoch: NO_PRODUCER_EPOCH,
             batches: VecDeque::new(),
             last_timestamp: -1,
             coordinator_epoch: -1,
+            current_txn_first_offset: None,
         }
     }
     pub fn last_seq(&self) -> i32 {
@@ -66,7 +71,7 @@ impl ProducerEntry {
     pub fn last_offset(&self) -> i64 {
         self.batches.back().map_or(-1, |b| b.last_offset)
     }
-    fn maybe_update_epoch(&mut self, epoch: i16) {
+    pub(super) fn maybe_update_epoch(&mut self, epoch: i16) {
         if self.epoch != epoch {
             self.batches.clear();
             self.epoch = epoch;
@@ -103,6 +108,17 @@ pub struct ProducerEntrySummary {
     pub last_offset: i64,
     pub last_timestamp: i64,
     pub coordinator_epoch: i32,
+    pub current_txn_start_offset: i64,
+}
+
+/// Who appends (Kafka's `AppendOrigin`): clients get sequence and duplicate checks,
+/// coordinators (transactional offset commits, markers) epoch checks only, replication
+/// and recovery none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    Client,
+    Coordinator,
+    Replication,
 }
 
 /// The producer fields of one batch being appended.
@@ -115,6 +131,7 @@ pub struct ProducerBatch {
     pub first_offset: i64,
     pub last_offset: i64,
     pub max_timestamp: i64,
+    pub transactional: bool,
 }
 
 impl ProducerBatch {
@@ -135,6 +152,7 @@ impl ProducerBatch {
             first_offset,
             last_offset: first_offset + b.last_offset_delta() as i64,
             max_timestamp,
+            transactional: b.is_transactional(),
         })
     }
     fn meta(&self) -> BatchMetadata {
@@ -156,16 +174,24 @@ pub enum LeaderCheck {
     Duplicate(BatchMetadata),
 }
 
-/// Updated producer entries computed by a validation, applied after the write succeeds.
+/// Updated producer entries computed by a validation, applied after the write succeeds,
+/// and the transactions the append starts: (producer id, first offset).
 #[derive(Debug, Default)]
 pub struct PendingUpdate {
     updates: Vec<(i64, ProducerEntry)>,
+    pub(super) started_txns: Vec<(i64, i64)>,
 }
 
 #[derive(Debug)]
 pub struct ProducerStateManager {
     dir: PathBuf,
-    producers: HashMap<i64, ProducerEntry>,
+    pub(super) producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions and completed ones not yet below the high watermark.
+    pub(super) txns: TxnTracker,
+    /// KIP-890 verification state per producer (Kafka's `VerificationStateEntry`).
+    pub(super) verifications: HashMap<i64, VerificationEntry>,
+    /// `transaction.partition.verification.enable`.
+    pub(super) verification_enabled: bool,
     /// Offset up to which the state reflects the log (exclusive).
     map_end_offset: i64,
     last_snap_offset: i64,
@@ -203,6 +229,9 @@ impl ProducerStateManager {
             last_snap_offset: start_offset,
             snapshots,
             expiration_ms,
+            txns: TxnTracker::default(),
+            verifications: HashMap::new(),
+            verification_enabled: true,
         })
     }
 
@@ -243,23 +272,41 @@ impl ProducerStateManager {
                 last_offset: e.last_offset(),
                 last_timestamp: e.last_timestamp,
                 coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
             })
     }
 
-    /// Validates a client append (Kafka's `analyzeAndValidateProducerState` with origin
-    /// CLIENT): the first batch that duplicates a cached batch makes the whole append a
-    /// duplicate; otherwise epochs and sequences are checked batch by batch against the
-    /// state as updated by the earlier batches of the same append.
+    /// Validates a leader append (Kafka's `analyzeAndValidateProducerState`): for a client
+    /// the first batch that duplicates a cached batch makes the whole append a duplicate;
+    /// epochs (and for clients sequences) are checked batch by batch against the state as
+    /// updated by the earlier batches of the same append. A transactional batch needs an
+    /// open transaction of its producer here or a matching KIP-890 verification `guard`;
+    /// a producer with an open transaction may only write transactional batches.
     pub fn check_leader_append(
         &self,
         batches: &[ProducerBatch],
+        origin: AppendOrigin,
+        guard: Option<u64>,
     ) -> Result<LeaderCheck, AppendError> {
         let mut pending: Vec<(i64, ProducerEntry, ProducerEntry)> = Vec::new(); // (pid, current, updated)
+        let mut started_txns = Vec::new();
         for b in batches {
-            if let Some(current) = self.producers.get(&b.producer_id) {
-                if let Some(dup) = current.find_duplicate(b.epoch, b.first_seq, b.last_seq) {
-                    return Ok(LeaderCheck::Duplicate(dup));
+            if origin == AppendOrigin::Client {
+                if let Some(current) = self.producers.get(&b.producer_id) {
+                    if let Some(dup) = current.find_duplicate(b.epoch, b.first_seq, b.last_seq) {
+                        return Ok(LeaderCheck::Duplicate(dup));
+                    }
                 }
+            }
+            if origin != AppendOrigin::Replication
+                && b.transactional
+                && !self.has_ongoing_txn(b.producer_id)
+                && self.missing_verification(b.producer_id, guard)
+            {
+                return Err(AppendError::InvalidTxnState(format!(
+                    "record of producer {} was not part of an ongoing transaction",
+                    b.producer_id
+                )));
             }
             let idx = match pending.iter().position(|(pid, _, _)| *pid == b.producer_id) {
                 Some(i) => i,
@@ -270,10 +317,8 @@ impl ProducerStateManager {
                         .cloned()
                         .unwrap_or_else(ProducerEntry::empty);
                     let updated = ProducerEntry {
-                        epoch: current.epoch,
                         batches: VecDeque::new(),
-                        last_timestamp: current.last_timestamp,
-                        coordinator_epoch: current.coordinator_epoch,
+                        ..current.clone()
                     };
                     pending.push((b.producer_id, current, updated));
                     pending.len() - 1
@@ -281,16 +326,45 @@ impl ProducerStateManager {
             };
             let (_, current, updated) = &mut pending[idx];
             check_epoch(b, updated)?;
-            check_sequence(b, current, updated)?;
+            if origin == AppendOrigin::Client {
+                if let Some(v) = self.verifications.get(&b.producer_id) {
+                    // Kafka's checkSequence: a verified request never starts past the
+                    // lowest sequence seen by its verification.
+                    if b.first_seq > v.lowest_seq {
+                        return Err(AppendError::OutOfOrderSequence {
+                            producer_id: b.producer_id,
+                            epoch: b.epoch,
+                            found: b.first_seq,
+                            last_seq: v.lowest_seq,
+                        });
+                    }
+                }
+                check_sequence(b, current, updated)?;
+            }
             updated.add_batch(b.epoch, b.meta());
+            match (updated.current_txn_first_offset, b.transactional) {
+                (Some(_), false) => {
+                    return Err(AppendError::InvalidTxnState(format!(
+                        "expected a transactional write from producer {}",
+                        b.producer_id
+                    )))
+                }
+                (None, true) => {
+                    updated.current_txn_first_offset = Some(b.first_offset);
+                    started_txns.push((b.producer_id, b.first_offset));
+                }
+                _ => {}
+            }
         }
         Ok(LeaderCheck::Ok(PendingUpdate {
             updates: pending.into_iter().map(|(pid, _, u)| (pid, u)).collect(),
+            started_txns,
         }))
     }
 
     /// Applies a validated leader append (Kafka's `update`: merges the new batches into
-    /// the current entry, resetting it on an epoch change).
+    /// the current entry, resetting it on an epoch change), registers the transactions
+    /// it started and drops their producers' verification state.
     pub fn apply(&mut self, update: PendingUpdate, end_offset: i64) {
         for (pid, updated) in update.updates {
             let entry = self
@@ -303,12 +377,20 @@ impl ProducerStateManager {
             }
             entry.last_timestamp = updated.last_timestamp;
             entry.coordinator_epoch = updated.coordinator_epoch;
+            entry.current_txn_first_offset = updated.current_txn_first_offset;
+            if updated.current_txn_first_offset.is_some() {
+                self.verifications.remove(&pid);
+            }
+        }
+        for (pid, first) in update.started_txns {
+            self.txns.start(pid, first);
         }
         self.map_end_offset = end_offset;
     }
 
     /// Replication / recovery update (origin REPLICATION): no sequence validation; an
-    /// older epoch is logged and applied, as Kafka does.
+    /// older epoch is logged and applied, as Kafka does. A transactional batch opens its
+    /// producer's transaction if none is open.
     pub fn apply_replicated(&mut self, b: &ProducerBatch) {
         let entry = self
             .producers
@@ -324,6 +406,21 @@ impl ProducerStateManager {
             );
         }
         entry.add_batch(b.epoch, b.meta());
+        match (entry.current_txn_first_offset, b.transactional) {
+            (None, true) => {
+                entry.current_txn_first_offset = Some(b.first_offset);
+                self.txns.start(b.producer_id, b.first_offset);
+            }
+            (Some(_), false) => tracing::warn!(
+                producer_id = b.producer_id,
+                offset = b.first_offset,
+                "replicated non-transactional batch inside an open transaction"
+            ),
+            _ => {}
+        }
+        if b.transactional {
+            self.verifications.remove(&b.producer_id);
+        }
         if b.last_offset + 1 > self.map_end_offset {
             self.map_end_offset = b.last_offset + 1;
         }
@@ -334,14 +431,19 @@ impl ProducerStateManager {
     pub fn remove_expired(&mut self, now_ms: i64) -> usize {
         let exp = self.expiration_ms;
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < exp);
+        // A producer with an open transaction never expires (Kafka's isProducerExpired).
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some() || now_ms.saturating_sub(e.last_timestamp) < exp
+        });
+        self.verifications
+            .retain(|_, v| now_ms.saturating_sub(v.timestamp) < exp);
         before - self.producers.len()
     }
 
     /// Forgets all state and deletes every snapshot (Kafka's `truncateFullyAndStartAt`).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
         self.producers.clear();
+        self.txns.clear();
         for off in std::mem::take(&mut self.snapshots) {
             remove_if_exists(&snapshot_path(&self.dir, off))?;
         }
@@ -370,23 +472,33 @@ impl ProducerStateManager {
         Ok(())
     }
 
-    /// Clears the in-memory state and loads the newest readable snapshot at or below
-    /// `max_offset` (corrupt ones are deleted with a warning; Kafka's `loadFromSnapshot`).
-    /// Returns the offset the state now reflects; the caller replays the log from there.
+    /// Clears the in-memory state, deletes the snapshots past `max_offset` (they describe
+    /// data that is gone) and loads the newest readable snapshot at or below
+    /// `load_at_or_below` (corrupt ones are deleted with a warning; Kafka's
+    /// `loadFromSnapshot`). Returns the offset the state now reflects; the caller replays
+    /// the log from there.
     pub fn reload_from_snapshot(
         &mut self,
         max_offset: i64,
+        load_at_or_below: i64,
         log_start_offset: i64,
         now_ms: i64,
     ) -> Result<i64, StorageError> {
         self.producers.clear();
+        self.txns.clear();
         self.delete_snapshots_after(max_offset)?;
-        while let Some(&off) = self.snapshots.iter().next_back() {
+        while let Some(&off) = self.snapshots.range(..=load_at_or_below).next_back() {
             let path = snapshot_path(&self.dir, off);
             match read_snapshot(&path) {
                 Ok(entries) => {
                     for (pid, e) in entries {
-                        if now_ms.saturating_sub(e.last_timestamp) < self.expiration_ms {
+                        let open = e.current_txn_first_offset;
+                        if open.is_some()
+                            || now_ms.saturating_sub(e.last_timestamp) < self.expiration_ms
+                        {
+                            if let Some(first) = open {
+                                self.txns.start(pid, first);
+                            }
                             self.producers.insert(pid, e);
                         }
                     }
@@ -488,7 +600,7 @@ pub fn encode_snapshot(producers: &HashMap<i64, ProducerEntry>) -> Vec<u8> {
         out.extend_from_slice(&last.map_or(0i32, |b| b.offset_delta).to_be_bytes());
         out.extend_from_slice(&e.last_timestamp.to_be_bytes());
         out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
-        out.extend_from_slice(&(-1i64).to_be_bytes());
+        out.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
     }
     let crc = crc32c::crc32c(&out[6..]);
     out[2..6].copy_from_slice(&crc.to_be_bytes());
@@ -541,6 +653,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Vec<(i64, ProducerEntry)>, String
         let offset_delta = i32_at(22);
         let timestamp = i64_at(26);
         let coordinator_epoch = i32_at(34);
+        let current_txn_first_offset = i64_at(38);
         let mut batches = VecDeque::new();
         if last_offset >= 0 {
             batches.push_back(BatchMetadata {
@@ -557,6 +670,8 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Vec<(i64, ProducerEntry)>, String
                 batches,
                 last_timestamp: timestamp,
                 coordinator_epoch,
+                current_txn_first_offset: (current_txn_first_offset >= 0)
+                    .then_some(current_txn_first_offset),
             },
         ));
     }
@@ -576,6 +691,7 @@ mod tests {
             first_offset,
             last_offset: first_offset + n as i64 - 1,
             max_timestamp: 1000,
+            transactional: false,
         }
     }
 
@@ -586,7 +702,7 @@ mod tests {
     }
 
     fn append(m: &mut ProducerStateManager, b: ProducerBatch) -> Result<LeaderCheck, AppendError> {
-        let r = m.check_leader_append(&[b])?;
+        let r = m.check_leader_append(&[b], AppendOrigin::Client, None)?;
         if let LeaderCheck::Ok(u) = r {
             m.apply(u, b.last_offset + 1);
             return Ok(LeaderCheck::Ok(PendingUpdate::default()));
@@ -697,11 +813,19 @@ mod tests {
         let (_d, mut m) = mgr();
         append(&mut m, pb(1, 0, 0, 1, 0)).unwrap();
         let ok = m
-            .check_leader_append(&[pb(1, 0, 1, 1, 1), pb(1, 0, 2, 1, 2)])
+            .check_leader_append(
+                &[pb(1, 0, 1, 1, 1), pb(1, 0, 2, 1, 2)],
+                AppendOrigin::Client,
+                None,
+            )
             .unwrap();
         assert!(matches!(ok, LeaderCheck::Ok(_)));
         assert!(m
-            .check_leader_append(&[pb(1, 0, 1, 1, 1), pb(1, 0, 3, 1, 2)])
+            .check_leader_append(
+                &[pb(1, 0, 1, 1, 1), pb(1, 0, 3, 1, 2)],
+                AppendOrigin::Client,
+                None
+            )
             .is_err());
     }
 
@@ -716,11 +840,12 @@ mod tests {
         let loaded = read_snapshot(&path).unwrap();
         assert_eq!(loaded.len(), 2);
         let mut m2 = ProducerStateManager::new(d.path(), 0, 86_400_000).unwrap();
-        assert_eq!(m2.reload_from_snapshot(100, 0, 1000).unwrap(), 7);
+        assert_eq!(m2.reload_from_snapshot(100, 100, 0, 1000).unwrap(), 7);
         assert_eq!(m2.summary(2).unwrap().last_sequence, 4);
         // the last batch survives a reload, so its retry is still a duplicate
         assert!(matches!(
-            m2.check_leader_append(&[pb(2, 7, 3, 2, 50)]).unwrap(),
+            m2.check_leader_append(&[pb(2, 7, 3, 2, 50)], AppendOrigin::Client, None)
+                .unwrap(),
             LeaderCheck::Duplicate(_)
         ));
         assert_eq!(m2.remove_expired(1000 + 86_400_000), 2);
@@ -730,7 +855,7 @@ mod tests {
         raw[n - 1] ^= 1;
         std::fs::write(&path, raw).unwrap();
         let mut m3 = ProducerStateManager::new(d.path(), 0, 86_400_000).unwrap();
-        assert_eq!(m3.reload_from_snapshot(100, 0, 1000).unwrap(), 0);
+        assert_eq!(m3.reload_from_snapshot(100, 100, 0, 1000).unwrap(), 0);
         assert!(!path.exists());
         assert!(decode_snapshot(&[0, 1, 2]).is_err());
     }

@@ -27,8 +27,10 @@ use super::fileio::{read_exact_at_uninit_mode, ReadMode};
 use super::index_file::{read_entries, SharedEntries};
 use super::log::ReadResult;
 use super::offset_index::OffsetEntry;
+use super::producer_txn::TxnView;
 use super::scan::{corrupt, HeaderScanner};
 use super::segment::SegmentRead;
+use super::txn_index::{collect_aborted, AbortedTxn};
 
 /// One segment as a view sees it.
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub struct SegmentView {
     /// The segment's offset index (entries beyond `size` may appear later; a floor
     /// lookup for an offset this view holds never lands on them).
     index: SharedEntries<OffsetEntry>,
+    /// The segment's aborted transactions (`.txnindex`).
+    aborted: SharedEntries<AbortedTxn>,
 }
 
 impl SegmentView {
@@ -50,6 +54,7 @@ impl SegmentView {
         path: Arc<Path>,
         size: u64,
         index: SharedEntries<OffsetEntry>,
+        aborted: SharedEntries<AbortedTxn>,
     ) -> SegmentView {
         SegmentView {
             base_offset,
@@ -57,6 +62,7 @@ impl SegmentView {
             path,
             size,
             index,
+            aborted,
         }
     }
 
@@ -191,6 +197,8 @@ pub struct ReadView {
     pub(super) active: Option<SegmentView>,
     pub(super) failure: Option<DirFailureHook>,
     pub(super) partition: Arc<str>,
+    /// Open and unreplicated transactions, for the last stable offset.
+    pub(super) txns: Arc<TxnView>,
 }
 
 impl ReadView {
@@ -204,7 +212,32 @@ impl ReadView {
             active: None,
             failure: None,
             partition: Arc::from(partition),
+            txns: Arc::new(TxnView::default()),
         }
+    }
+
+    /// The last stable offset for `high_watermark` (Kafka's `lastStableOffset`).
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.txns.last_stable_offset(high_watermark)
+    }
+
+    /// Kafka's `collectAbortedTransactions`: the aborted transactions overlapping
+    /// `[fetch_offset, upper_bound)`, from the segment holding `fetch_offset` on, until
+    /// an entry's last stable offset shows that later segments cannot add any.
+    pub fn aborted_transactions(&self, fetch_offset: i64, upper_bound: i64) -> Vec<AbortedTxn> {
+        let mut out = Vec::new();
+        let start = self
+            .segments()
+            .take_while(|s| s.base_offset <= fetch_offset)
+            .count()
+            .saturating_sub(1);
+        for seg in self.segments().skip(start) {
+            let entries = read_entries(&seg.aborted);
+            if collect_aborted(&entries, fetch_offset, upper_bound, &mut out) {
+                break;
+            }
+        }
+        out
     }
 
     pub(super) fn segments(&self) -> impl Iterator<Item = &SegmentView> {
@@ -244,6 +277,7 @@ impl ReadView {
             records,
             log_start_offset: self.log_start_offset,
             log_end_offset: self.log_end_offset,
+            aborted_transactions: None,
         };
         let max_offset = max_offset.min(self.log_end_offset);
         if fetch_offset == self.log_end_offset || fetch_offset >= max_offset {
@@ -337,10 +371,45 @@ impl LogReader {
         min_one_batch: bool,
         mode: ReadMode,
     ) -> Result<ReadResult, ReadError> {
+        self.read_isolated(
+            fetch_offset,
+            max_bytes,
+            max_offset,
+            min_one_batch,
+            mode,
+            false,
+        )
+    }
+
+    /// [`Self::read`], and with `read_committed` the aborted transactions overlapping the
+    /// records returned (Kafka's `FetchIsolation.TXN_COMMITTED` reads; the caller passes
+    /// the last stable offset as `max_offset`).
+    pub fn read_isolated(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset: Option<i64>,
+        min_one_batch: bool,
+        mode: ReadMode,
+        read_committed: bool,
+    ) -> Result<ReadResult, ReadError> {
         let _no_truncation = crate::sync::read(&self.truncation);
         let view = self.view();
         let max_offset = max_offset.unwrap_or(view.log_end_offset);
-        match view.read(fetch_offset, max_bytes, max_offset, min_one_batch, mode) {
+        let read = view
+            .read(fetch_offset, max_bytes, max_offset, min_one_batch, mode)
+            .map(|mut r| {
+                if read_committed {
+                    let upper = last_offset_of(&r.records).map_or(fetch_offset, |last| last + 1);
+                    r.aborted_transactions = Some(if upper > fetch_offset {
+                        view.aborted_transactions(fetch_offset, upper)
+                    } else {
+                        Vec::new()
+                    });
+                }
+                r
+            });
+        match read {
             Err(ReadError::Storage(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 Err(ReadError::WouldBlock)
             }
@@ -353,6 +422,24 @@ impl LogReader {
             ok => ok,
         }
     }
+}
+
+/// The last offset of the last whole batch in `records`.
+fn last_offset_of(records: &[u8]) -> Option<i64> {
+    let mut pos = 0usize;
+    let mut last = None;
+    while records.len() - pos >= LAST_OFFSET_PREFIX {
+        let prefix = &records[pos..pos + LAST_OFFSET_PREFIX];
+        let Ok(size) = batch_size_from_prefix(prefix) else {
+            break;
+        };
+        if size == 0 || pos + size > records.len() {
+            break;
+        }
+        last = last_offset_from_prefix(prefix).or(last);
+        pos += size;
+    }
+    last
 }
 
 #[cfg(test)]

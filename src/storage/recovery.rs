@@ -22,6 +22,7 @@ use super::segment::{
     parse_segment_file, segment_file, Segment, CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_EXT, LOG_EXT,
     SWAP_SUFFIX, TIME_INDEX_EXT,
 };
+use super::txn_index::TXN_INDEX_EXT;
 use super::TopicPartition;
 
 /// Deletes leftovers and finishes interrupted swaps. Returns the base offsets of the
@@ -71,7 +72,9 @@ fn clean_directory(dir: &Path, config: &LogConfig, now_ms: i64) -> Result<Vec<i6
             .iter()
             .filter(|&&o| o >= base && (o < end || o == base))
         {
-            for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+            // The swap's own `.txnindex.swap` (the cleaner copied the entries) replaces
+            // the old one below.
+            for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT] {
                 remove_if_exists(&segment_file(dir, old, ext, ""))?;
             }
         }
@@ -83,7 +86,7 @@ fn clean_directory(dir: &Path, config: &LogConfig, now_ms: i64) -> Result<Vec<i6
     }
     // 3. Orphan index files.
     for name in &names {
-        for ext in [INDEX_EXT, TIME_INDEX_EXT] {
+        for ext in [INDEX_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT] {
             if let Some(base) = parse_segment_file(name, ext, "") {
                 if !logs.contains(&base) {
                     remove_if_exists(&dir.join(name))?;
@@ -147,6 +150,9 @@ pub fn load_log(
             .unwrap_or(i64::MIN)
     };
     let mut segments: BTreeMap<i64, Segment> = BTreeMap::new();
+    // The first segment whose transaction index must be rebuilt from the log (it was
+    // recovered, or its `.txnindex` was unreadable).
+    let mut txn_index_from = i64::MAX;
     let mut prev_next: i64 = 0;
     let mut truncated = false;
     let mut recovered_any = false;
@@ -154,7 +160,7 @@ pub fn load_log(
         if truncated {
             // Everything after a corrupt tail is unreachable: delete it (Kafka does too).
             tracing::warn!(partition = %tp, base_offset = base, "deleting segment after a corrupt tail");
-            for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+            for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT] {
                 remove_if_exists(&segment_file(dir, base, ext, ""))?;
             }
             continue;
@@ -168,6 +174,9 @@ pub fn load_log(
         }
         let (mut seg, mut needs_recovery) = Segment::open(dir, base, &config, "", now_ms)?;
         needs_recovery |= base >= recover_from;
+        if seg.txn_index_lost() {
+            txn_index_from = txn_index_from.min(base);
+        }
         if !needs_recovery {
             if let Err(e) = seg.load_tail_state() {
                 tracing::warn!(partition = %tp, base_offset = base, error = %e, "index inconsistent with log; rebuilding");
@@ -183,6 +192,7 @@ pub fn load_log(
             };
             let out = seg.recover(prev_next, &mut visit)?;
             recovered_any = true;
+            txn_index_from = txn_index_from.min(base);
             if out.truncated_bytes > 0 {
                 truncated = true;
             }
@@ -260,7 +270,7 @@ pub fn load_log(
     epochs.write()?;
     log.epochs = epochs;
 
-    log.rebuild_producer_state(now_ms)?;
+    log.rebuild_producer_state(now_ms, txn_index_from)?;
     if recovered_any {
         // Recovered data is now verified: make it durable so it is not scanned again.
         log.flush(now_ms)?;

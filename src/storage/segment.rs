@@ -16,6 +16,9 @@ use super::read_view::SegmentView;
 use super::scan::corrupt;
 pub use super::scan::{walk_batches, HeaderScanner, WalkEnd};
 use super::time_index::TimeIndex;
+use super::txn_index::{TxnIndex, TXN_INDEX_EXT};
+
+mod lookup;
 
 pub const LOG_EXT: &str = ".log";
 pub const INDEX_EXT: &str = ".index";
@@ -63,6 +66,8 @@ pub struct SegmentReader {
     pub path: PathBuf,
     pub size: u64,
     pub largest_timestamp: i64,
+    /// The segment's aborted transactions (a cleaned copy keeps them).
+    pub aborted: Vec<super::txn_index::AbortedTxn>,
 }
 
 impl SegmentReader {
@@ -86,6 +91,10 @@ pub struct Segment {
     size: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    /// Aborted transactions whose ABORT marker is in this segment.
+    txn_index: TxnIndex,
+    /// The `.txnindex` file was unreadable and is gone: the log rebuilds it.
+    txn_index_lost: bool,
     /// Offset after the last batch in this segment (base offset when empty).
     next_offset: i64,
     max_timestamp: i64,
@@ -129,6 +138,7 @@ impl Segment {
                 .open(&p)
                 .ctx(&p)?;
         }
+        remove_if_exists(&segment_file(dir, base_offset, TXN_INDEX_EXT, suffix))?;
         Self::assemble(dir, base_offset, config, suffix, file, 0, now_ms)
     }
 
@@ -204,6 +214,16 @@ impl Segment {
             base_offset,
             config.max_time_index_entries(),
         )?;
+        let txn_path = segment_file(dir, base_offset, TXN_INDEX_EXT, suffix);
+        let (txn_index, txn_index_lost) = match TxnIndex::open(&txn_path, base_offset) {
+            Ok(t) => (t, false),
+            Err(StorageError::Corrupt(why)) => {
+                tracing::warn!(%why, "unreadable transaction index; rebuilding it");
+                remove_if_exists(&txn_path)?;
+                (TxnIndex::empty(&txn_path, base_offset), true)
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
@@ -213,6 +233,8 @@ impl Segment {
             size,
             offset_index,
             time_index,
+            txn_index,
+            txn_index_lost,
             next_offset: base_offset,
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
@@ -260,6 +282,7 @@ impl Segment {
             self.path.clone(),
             self.size,
             self.offset_index.file().shared_entries(),
+            self.txn_index.shared_entries(),
         )
     }
     pub fn offset_index(&self) -> &OffsetIndex {
@@ -268,8 +291,27 @@ impl Segment {
     pub fn time_index(&self) -> &TimeIndex {
         &self.time_index
     }
+    pub fn txn_index(&self) -> &TxnIndex {
+        &self.txn_index
+    }
+    pub fn txn_index_mut(&mut self) -> &mut TxnIndex {
+        &mut self.txn_index
+    }
+    /// Whether the `.txnindex` was unreadable at open (and must be rebuilt).
+    pub fn txn_index_lost(&self) -> bool {
+        self.txn_index_lost
+    }
     pub fn is_dirty(&self) -> bool {
         self.dirty
+    }
+
+    /// The first batch's max timestamp (Kafka's `rollingBasedTimestamp`), if known.
+    pub fn first_batch_timestamp(&self) -> Option<i64> {
+        self.rolling_based_timestamp.filter(|ts| *ts >= 0)
+    }
+
+    pub fn last_modified_ms(&self) -> i64 {
+        self.last_modified_ms
     }
 
     /// Kafka's `largestTimestamp`: max record timestamp, or the last-modified time when
@@ -291,6 +333,7 @@ impl Segment {
             path: self.log_path(),
             size: self.size,
             largest_timestamp: self.largest_timestamp(),
+            aborted: self.txn_index.entries(),
         })
     }
 
@@ -324,7 +367,7 @@ impl Segment {
                 Some(ts) if ts >= 0 => max_timestamp_in_append.saturating_sub(ts),
                 _ => now_ms.saturating_sub(self.created_ms),
             };
-            if waited > config.segment_ms {
+            if waited > config.max_segment_ms() {
                 return Some("segment.ms elapsed");
             }
         }
@@ -527,82 +570,6 @@ impl Segment {
         Ok(bytes)
     }
 
-    /// Kafka's `findOffsetByTimestamp`: first record with timestamp >= `target` and
-    /// offset >= `starting_offset` -> (timestamp, offset, batch leader epoch). A batch
-    /// that would decompress past `decompress_limit` answers at batch granularity (its
-    /// first offset at or after `starting_offset`, its max timestamp): the bytes were
-    /// accepted once, and a lookup must not expand a bomb.
-    pub fn find_offset_by_timestamp(
-        &self,
-        target: i64,
-        starting_offset: i64,
-        decompress_limit: usize,
-    ) -> Result<Option<(i64, i64, i32)>, StorageError> {
-        let ts_entry = self.time_index.lookup(target);
-        let start = self
-            .offset_index
-            .lookup(ts_entry.offset.max(starting_offset))
-            .position as u64;
-        let path = self.log_path();
-        let mut scan = HeaderScanner::new(&self.file, &path, start, self.size);
-        while let Some((pos, hdr)) = scan.next_header()? {
-            if hdr.max_timestamp() < target || hdr.last_offset() < starting_offset {
-                continue;
-            }
-            let bytes = self.read_batch(pos, &hdr)?;
-            let b = Batch::parse(&bytes).map_err(|e| corrupt(&path, pos, e))?;
-            let records = match super::batch::decode_records(&b, decompress_limit) {
-                Ok(records) => records,
-                Err(e) if b.is_compressed() => {
-                    tracing::warn!(path = %path.display(), pos, error = %e, "answering a timestamp lookup from the batch header");
-                    let offset = b.base_offset().max(starting_offset);
-                    return Ok(Some((
-                        b.max_timestamp(),
-                        offset,
-                        b.partition_leader_epoch(),
-                    )));
-                }
-                Err(e) => return Err(corrupt(&path, pos, e)),
-            };
-            for r in records {
-                if r.timestamp >= target && r.offset >= starting_offset {
-                    return Ok(Some((r.timestamp, r.offset, b.partition_leader_epoch())));
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// The record carrying this segment's max timestamp (first such offset):
-    /// (timestamp, offset, batch leader epoch). Decompresses into at most
-    /// `decompress_limit` bytes.
-    pub fn max_timestamp_record(
-        &self,
-        decompress_limit: usize,
-    ) -> Result<Option<(i64, i64, i32)>, StorageError> {
-        if self.size == 0 {
-            return Ok(None);
-        }
-        let Some((pos, hdr)) = self.translate_offset(self.offset_of_max_timestamp)? else {
-            return Ok(None);
-        };
-        let epoch = hdr.partition_leader_epoch();
-        let bytes = self.read_batch(pos, &hdr)?;
-        let path = self.log_path();
-        let b = Batch::parse(&bytes).map_err(|e| corrupt(&path, pos, e))?;
-        let records = super::batch::decode_records(&b, decompress_limit)
-            .map_err(|e| corrupt(&path, pos, e))?;
-        let found = records
-            .iter()
-            .find(|r| r.timestamp == self.max_timestamp)
-            .map(|r| (r.timestamp, r.offset, epoch));
-        Ok(found.or(Some((
-            self.max_timestamp,
-            self.offset_of_max_timestamp,
-            epoch,
-        ))))
-    }
-
     /// Loads max timestamp, next offset and index bookkeeping for a segment whose indexes
     /// are trusted, by scanning from the last offset-index entry to the end. Fails with
     /// `Corrupt` if the indexes and the log disagree (the caller then recovers it).
@@ -781,6 +748,7 @@ impl Segment {
         let path = self.log_path();
         self.offset_index.truncate_to(offset)?;
         self.time_index.truncate_to(offset)?;
+        self.txn_index.truncate_to(offset)?;
         self.file.set_len(pos).ctx(&path)?;
         let removed = self.size - pos;
         self.size = pos;
@@ -809,7 +777,8 @@ impl Segment {
             self.dirty = false;
         }
         self.offset_index.file_mut().flush()?;
-        self.time_index.file_mut().flush()
+        self.time_index.file_mut().flush()?;
+        self.txn_index.flush()
     }
 
     /// Renames the three files from the current suffix to `new_suffix`.
@@ -837,17 +806,24 @@ impl Segment {
             TIME_INDEX_EXT,
             new_suffix,
         ))?;
+        self.txn_index.rename_to(&segment_file(
+            &self.dir,
+            self.base_offset,
+            TXN_INDEX_EXT,
+            new_suffix,
+        ))?;
         self.suffix = new_suffix.to_string();
         self.path = Arc::from(new_log);
         Ok(())
     }
 
-    /// Paths of the three files.
-    pub fn file_paths(&self) -> [PathBuf; 3] {
+    /// Paths of the segment's files (the `.txnindex` whether it exists or not).
+    pub fn file_paths(&self) -> [PathBuf; 4] {
         [
             self.log_path(),
             self.offset_index.file().path().to_path_buf(),
             self.time_index.file().path().to_path_buf(),
+            self.txn_index.path().to_path_buf(),
         ]
     }
 
@@ -858,7 +834,7 @@ impl Segment {
         Ok(self.file_paths().to_vec())
     }
 
-    /// Removes the three files now.
+    /// Removes the files now.
     pub fn delete_files(self) -> Result<(), StorageError> {
         for p in self.file_paths() {
             remove_if_exists(&p)?;

@@ -4,10 +4,11 @@
 //! records. Compressed batches are only decompressed on compacted topics (key check).
 
 use super::batch::{
-    check_count, decode_records, walk_uncompressed, BatchError, BatchIter, HeaderFields,
+    check_count, decode_records, walk_uncompressed, Batch, BatchError, BatchIter, HeaderFields,
+    RecordIter,
 };
-use super::config::LogConfig;
-use super::error::AppendError;
+use super::config::{LogConfig, TimestampType};
+use super::error::{AppendError, RecordError};
 
 /// What the log needs to know about one validated client batch.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +23,7 @@ pub struct ValidatedBatch {
     pub base_sequence: i32,
     pub last_sequence: i32,
     pub last_offset_delta: i32,
+    pub transactional: bool,
     /// The header's max timestamp was wrong (Kafka recomputes it from the records: some
     /// clients, e.g. sarama, send -1): the log stores `max_timestamp` instead.
     pub fix_max_timestamp: bool,
@@ -37,10 +39,91 @@ fn framing_error(e: BatchError) -> AppendError {
     }
 }
 
+/// Kafka's `LogValidator.validateKey` and `validateTimestamp` for one record:
+/// `Some((timestamp_error, message))` when the record is refused.
+pub(crate) fn check_record(
+    null_key: bool,
+    timestamp: i64,
+    offset: i64,
+    batch_log_append_time: bool,
+    config: &LogConfig,
+    now_ms: i64,
+) -> Option<(bool, String)> {
+    if null_key && config.cleanup_policy.compacts() {
+        return Some((
+            false,
+            "Compacted topic cannot accept message without key".to_string(),
+        ));
+    }
+    if config.timestamp_type == TimestampType::CreateTime && timestamp != -1 {
+        let (before, after) = (
+            config.timestamp_before_max_ms,
+            config.timestamp_after_max_ms,
+        );
+        let diff = now_ms as i128 - timestamp as i128;
+        if diff > before as i128 || -diff > after as i128 {
+            return Some((
+                true,
+                format!(
+                    "Timestamp {timestamp} of message with offset {offset} is out of range. The timestamp should be within [{}, {}]",
+                    now_ms.saturating_sub(before),
+                    now_ms.saturating_add(after)
+                ),
+            ));
+        }
+    } else if batch_log_append_time {
+        return Some((
+            true,
+            format!("Invalid timestamp type in message with offset {offset}. Producer should not set timestamp type to LogAppendTime."),
+        ));
+    }
+    None
+}
+
+/// Checks every record of a v2 batch (keys on compacted topics, timestamps) and refuses
+/// the batch with record errors (KIP-467) if some fail. `records` yields
+/// (null key, timestamp, offset delta).
+fn check_records(
+    b: &Batch<'_>,
+    records: impl Iterator<Item = (bool, i64, i64)>,
+    config: &LogConfig,
+    now_ms: i64,
+) -> Result<(), AppendError> {
+    let lat = b.is_log_append_time();
+    let mut errors = Vec::new();
+    let mut timestamp_error = false;
+    for (index, (null_key, ts, delta)) in records.enumerate() {
+        if let Some((is_ts, message)) = check_record(null_key, ts, delta, lat, config, now_ms) {
+            timestamp_error |= is_ts;
+            errors.push(RecordError {
+                batch_index: index as i32,
+                message,
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppendError::rejected(errors, timestamp_error))
+    }
+}
+
+/// (null key, timestamp, offset delta) of each record of an uncompressed batch (already
+/// walked, so well formed).
+fn uncompressed_records<'a>(b: &'a Batch<'a>) -> impl Iterator<Item = (bool, i64, i64)> + 'a {
+    RecordIter::new(b.records_payload(), b.record_count())
+        .map_while(Result::ok)
+        .map(move |r| {
+            let ts = b.record_timestamp(b.first_timestamp().wrapping_add(r.timestamp_delta));
+            (r.key.is_none(), ts, r.offset_delta as i64)
+        })
+}
+
 /// Validates every batch of a produce request's records for a partition.
 pub fn validate_client_batches(
     buf: &[u8],
     config: &LogConfig,
+    now_ms: i64,
 ) -> Result<Vec<ValidatedBatch>, AppendError> {
     if buf.is_empty() {
         return Err(AppendError::InvalidRecord(
@@ -71,9 +154,9 @@ pub fn validate_client_batches(
                 "clients are not allowed to write control records".into(),
             ));
         }
-        if b.is_transactional() {
+        if b.is_transactional() && !b.has_producer_id() {
             return Err(AppendError::InvalidRecord(
-                "transactional record batches are not supported".into(),
+                "a transactional record batch needs a producer id".into(),
             ));
         }
         if b.has_producer_id() && b.base_sequence() < 0 {
@@ -92,9 +175,12 @@ pub fn validate_client_batches(
         // Kafka recomputes the max timestamp from the records. Uncompressed batches are
         // walked anyway; a compressed one is decompressed only when its header value is
         // clearly unset (below its first timestamp), so well-behaved clients cost nothing.
+        // Records are looked at one by one only when something can refuse them: keys on
+        // compacted topics, bounded timestamps, a producer-set LogAppendTime.
+        let per_record = compacted || config.bounds_timestamps() || b.is_log_append_time();
         let header_max = b.max_timestamp();
-        let must_decode = b.is_compressed() && (compacted || header_max < b.first_timestamp());
-        let (null_key, max_timestamp) = if must_decode {
+        let must_decode = b.is_compressed() && (per_record || header_max < b.first_timestamp());
+        let max_timestamp = if must_decode {
             let limit = super::codec::limit_for(config.max_message_bytes);
             let recs = decode_records(&b, limit).map_err(AppendError::CorruptMessage)?;
             if recs.len() != b.record_count() as usize {
@@ -102,19 +188,25 @@ pub fn validate_client_batches(
                     "record count does not match the header".into(),
                 ));
             }
+            if per_record {
+                let base = b.base_offset();
+                let each = recs
+                    .iter()
+                    .map(|r| (r.key.is_none(), r.timestamp, r.offset.wrapping_sub(base)));
+                check_records(&b, each, config, now_ms)?;
+            }
             let max = recs.iter().map(|r| r.timestamp).max().unwrap_or(header_max);
-            (recs.iter().any(|r| r.key.is_none()), max.max(header_max))
+            max.max(header_max)
         } else if b.is_compressed() {
-            (false, header_max)
+            header_max
         } else {
             let walk = walk_uncompressed(&b).map_err(AppendError::InvalidRecord)?;
-            (walk.null_key, walk.max_timestamp)
+            let other_checks = config.bounds_timestamps() || b.is_log_append_time();
+            if (compacted && walk.null_key) || other_checks {
+                check_records(&b, uncompressed_records(&b), config, now_ms)?;
+            }
+            walk.max_timestamp
         };
-        if compacted && null_key {
-            return Err(AppendError::InvalidRecord(
-                "compacted topic cannot accept message without key".into(),
-            ));
-        }
         out.push(ValidatedBatch {
             pos,
             size: b.size(),
@@ -126,6 +218,7 @@ pub fn validate_client_batches(
             base_sequence: b.base_sequence(),
             last_sequence: b.last_sequence(),
             last_offset_delta: b.last_offset_delta(),
+            transactional: b.is_transactional(),
         });
     }
     Ok(out)
@@ -152,7 +245,7 @@ mod tests {
     fn accepts_valid_and_reports_producer_fields() {
         let mut two = ok_batch();
         two.extend_from_slice(&ok_batch());
-        let v = validate_client_batches(&two, &LogConfig::default()).unwrap();
+        let v = validate_client_batches(&two, &LogConfig::default(), 0).unwrap();
         assert_eq!(v.len(), 2);
         assert_eq!(
             (
@@ -171,28 +264,28 @@ mod tests {
         let mut b = ok_batch();
         b.truncate(b.len() - 1);
         assert!(matches!(
-            validate_client_batches(&b, &cfg),
+            validate_client_batches(&b, &cfg, 0),
             Err(AppendError::CorruptMessage(_))
         ));
         let mut b = ok_batch();
         b[53..57].copy_from_slice(&(-1i32).to_be_bytes()); // producer id but no sequence
         patch::rewrite_crc(&mut b);
         assert!(matches!(
-            validate_client_batches(&b, &cfg),
+            validate_client_batches(&b, &cfg, 0),
             Err(AppendError::InvalidRecord(_))
         ));
         let mut b = ok_batch();
         b[22] |= 0x20; // control
         patch::rewrite_crc(&mut b);
         assert!(matches!(
-            validate_client_batches(&b, &cfg),
+            validate_client_batches(&b, &cfg, 0),
             Err(AppendError::InvalidRecord(_))
         ));
         let mut b = ok_batch();
         b[22] |= 0x07; // codec 7
         patch::rewrite_crc(&mut b);
         assert!(matches!(
-            validate_client_batches(&b, &cfg),
+            validate_client_batches(&b, &cfg, 0),
             Err(AppendError::InvalidRecord(_))
         ));
         let compacted = LogConfig {
@@ -200,11 +293,15 @@ mod tests {
             ..LogConfig::default()
         };
         let nokey = build_batch(0, 10, (-1, -1, -1), &[(None, Some(b"v"))]);
-        assert!(validate_client_batches(&nokey, &cfg).is_ok());
-        assert!(matches!(
-            validate_client_batches(&nokey, &compacted),
-            Err(AppendError::InvalidRecord(_))
-        ));
+        assert!(validate_client_batches(&nokey, &cfg, 0).is_ok());
+        match validate_client_batches(&nokey, &compacted, 0) {
+            Err(AppendError::RecordsRejected {
+                timestamp: false,
+                records,
+                ..
+            }) => assert_eq!(records[0].batch_index, 0),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -213,13 +310,13 @@ mod tests {
         // Clients like sarama send -1 as the batch max timestamp.
         b[35..43].copy_from_slice(&(-1i64).to_be_bytes());
         patch::rewrite_crc(&mut b);
-        let v = validate_client_batches(&b, &LogConfig::default()).unwrap();
+        let v = validate_client_batches(&b, &LogConfig::default(), 0).unwrap();
         assert!(v[0].fix_max_timestamp);
         assert_eq!(
             v[0].max_timestamp,
             Batch::parse(&ok_batch()).unwrap().max_timestamp()
         );
-        let v = validate_client_batches(&ok_batch(), &LogConfig::default()).unwrap();
+        let v = validate_client_batches(&ok_batch(), &LogConfig::default(), 0).unwrap();
         assert!(!v[0].fix_max_timestamp, "a correct header is kept as sent");
     }
 }

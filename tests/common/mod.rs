@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub mod authz;
 pub mod kafka;
 pub mod netns;
+pub mod txn;
 
 pub const GREGOR: &str = env!("CARGO_BIN_EXE_gregor");
 

@@ -69,7 +69,7 @@ func emit(line string) {
 
 func config(version string) *sarama.Config {
 	c := sarama.NewConfig()
-	c.ClientID = "sarama-compat"
+	c.ClientID = "sarama-compat-" + version
 	v, err := sarama.ParseKafkaVersion(version)
 	if err != nil {
 		fail("version: %v", err)
@@ -407,11 +407,16 @@ func admin(conf *sarama.Config, addrs []string, args []string) {
 	case "list-topics":
 		ts, err := a.ListTopics()
 		var names []string
-		for n := range ts {
+		retention := map[string]string{}
+		for n, d := range ts {
 			names = append(names, n)
+			if v := d.ConfigEntries["retention.ms"]; v != nil {
+				retention[n] = *v
+			}
 		}
 		sort.Strings(names)
-		result(err, map[string]interface{}{"topics": names})
+		// retention.ms as ListTopics read it from DescribeConfigs (v0 in sarama 1.22).
+		result(err, map[string]interface{}{"topics": names, "retention.ms": retention})
 	default:
 		fail("unknown admin command %s", args[0])
 	}

@@ -5,10 +5,10 @@
 // committing what was marked every Consumer.Offsets.CommitInterval and when a session
 // ends (rebalance or close). Close() leaves the group.
 //
-// sarama 1.22 commits with OffsetCommit v1 unless Consumer.Offsets.Retention is set;
-// Kafka 4 (and gregor) serve v2 and up (KIP-896) and close the connection on v1, so, as
-// against Kafka 4, the member sets a retention (-retention-ms) and commits with v2.
-// config.Version is 2.1.0 as in the sarama driver (consumer groups need >= 0.10.2).
+// sarama 1.22 commits with OffsetCommit v1 (per-partition commit timestamps) unless
+// Consumer.Offsets.Retention is set (-retention-ms N: v2 with that retention). Kafka 3.9
+// and gregor serve both. config.Version defaults to 2.1.0 as in the sarama driver
+// (consumer groups need >= 0.10.2); -version picks the protocol set.
 //
 //	saramagroup -brokers B -group G -topic T [-count N] [-idle-ms 10000] [-client-id ID]
 //	            [-session-ms 10000] [-heartbeat-ms 3000] [-commit-ms 1000]
@@ -128,7 +128,7 @@ func main() {
 	sessionMs := flag.Int("session-ms", 10000, "Consumer.Group.Session.Timeout")
 	heartbeatMs := flag.Int("heartbeat-ms", 3000, "Consumer.Group.Heartbeat.Interval")
 	commitMs := flag.Int("commit-ms", 1000, "Consumer.Offsets.CommitInterval")
-	retentionMs := flag.Int("retention-ms", 24*3600*1000, "Consumer.Offsets.Retention (0: OffsetCommit v1)")
+	retentionMs := flag.Int("retention-ms", 0, "Consumer.Offsets.Retention (0: OffsetCommit v1)")
 	version := flag.String("version", "2.1.0", "sarama config.Version")
 	security := addSecurityFlags(flag.CommandLine)
 	flag.Parse()

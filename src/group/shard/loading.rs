@@ -118,6 +118,7 @@ impl GroupShard {
         self.groups.clear();
         self.offsets.clear();
         self.pending_commits.clear();
+        self.pending_txn_offsets.clear();
         self.timer.clear();
     }
 }

@@ -28,6 +28,9 @@ use crate::config::BrokerConfig;
 mod loading;
 mod offsets;
 mod rebalance;
+mod txn_offsets;
+
+pub use txn_offsets::TxnCommitRequest;
 #[cfg(test)]
 mod tests;
 
@@ -60,45 +63,16 @@ impl GroupConfig {
     }
 }
 
-/// Outcome of an append: the base offset of the records, or the partition error.
-pub type AppendResult = Result<i64, Error>;
+pub use crate::coordinator::AppendResult;
 
 /// Continuation of an [`Append`]: runs with the shard once the records are replicated
 /// (or failed); may ask for more appends.
-pub type OnAppend = Box<dyn FnOnce(&mut GroupShard, AppendResult, i64) -> Vec<Append> + Send>;
+pub type OnAppend = crate::coordinator::OnAppend<GroupShard>;
 
 /// Records to append to this shard's `__consumer_offsets` partition.
-pub struct Append {
-    pub records: Vec<Record>,
-    pub on_done: OnAppend,
-}
+pub type Append = crate::coordinator::Append<GroupShard>;
 
-impl Append {
-    fn new(
-        records: Vec<Record>,
-        on_done: impl FnOnce(&mut GroupShard, AppendResult, i64) -> Vec<Append> + Send + 'static,
-    ) -> Append {
-        Append {
-            records,
-            on_done: Box::new(on_done),
-        }
-    }
-}
-
-/// Maps a failed append to the error Kafka's coordinator answers with.
-pub fn coordinator_error(e: Error) -> Error {
-    match e {
-        Error::UnknownTopicOrPartition
-        | Error::NotEnoughReplicas
-        | Error::NotEnoughReplicasAfterAppend
-        | Error::RequestTimedOut => Error::CoordinatorNotAvailable,
-        Error::NotLeaderOrFollower | Error::KafkaStorageError => Error::NotCoordinator,
-        Error::MessageTooLarge | Error::RecordListTooLarge | Error::InvalidFetchSize => {
-            Error::UnknownServerError
-        }
-        other => other,
-    }
-}
+pub use crate::coordinator::coordinator_error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum TimerKey {
@@ -170,6 +144,8 @@ pub struct CommitPartition {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: Option<String>,
+    /// OffsetCommit v1's explicit commit time (offsets then expire relative to it).
+    pub commit_timestamp: Option<i64>,
 }
 
 pub struct CommitRequest {
@@ -229,6 +205,8 @@ pub struct GroupShard {
     offsets: HashMap<String, GroupOffsets>,
     /// Commits appended but not replicated yet, per group and partition.
     pending_commits: HashMap<String, HashMap<(String, i32), u32>>,
+    /// Transactional offsets waiting for their marker, by producer id and group.
+    pending_txn_offsets: HashMap<i64, txn_offsets::PendingTxnOffsets>,
     timer: Timer<TimerKey, TimerTask>,
     /// `None`: random member ids (uuid); `Some(n)`: sequential, for tests.
     id_counter: Option<u64>,
@@ -247,6 +225,7 @@ impl GroupShard {
             groups: BTreeMap::new(),
             offsets: HashMap::new(),
             pending_commits: HashMap::new(),
+            pending_txn_offsets: HashMap::new(),
             timer: Timer::default(),
             id_counter: None,
         }
@@ -349,5 +328,20 @@ impl GroupShard {
             group_id.to_string(),
             member_id.to_string(),
         ));
+    }
+}
+
+impl crate::coordinator::CoordinatorShard for GroupShard {
+    fn finish_loading(&mut self, now: i64) -> Vec<Append> {
+        GroupShard::finish_loading(self, now)
+    }
+    fn unload(&mut self, now: i64) {
+        GroupShard::unload(self, now)
+    }
+    fn next_deadline(&self) -> Option<i64> {
+        GroupShard::next_deadline(self)
+    }
+    fn poll_timers(&mut self, now: i64) -> Vec<Append> {
+        GroupShard::poll_timers(self, now)
     }
 }

@@ -70,7 +70,7 @@ impl GroupShard {
                     offset: p.offset,
                     leader_epoch: p.leader_epoch,
                     metadata: p.metadata.clone().unwrap_or_default(),
-                    commit_timestamp: now,
+                    commit_timestamp: p.commit_timestamp.unwrap_or(now),
                     expire_timestamp,
                 },
             ));
@@ -486,7 +486,11 @@ impl GroupShard {
                     }
                 }
             }
-            if all_expired && g.is(GroupState::Empty) && !self.pending_commits.contains_key(&gid) {
+            if all_expired
+                && g.is(GroupState::Empty)
+                && !self.pending_commits.contains_key(&gid)
+                && !self.has_pending_txn_offsets(&gid)
+            {
                 if let Some(g) = self.groups.remove(&gid) {
                     deleted_groups.push((gid.clone(), g));
                 }

@@ -230,7 +230,7 @@ async fn process_changes(
         .filter_map(|c| change_seq(&c).map(|s| (s, c)))
         .collect();
     seqs.sort();
-    let now = crate::broker::registration::now_ms();
+    let now = crate::clock::now_ms();
     let mut newest = last;
     for (seq, child) in seqs {
         let path = format!("{dir}/{child}");

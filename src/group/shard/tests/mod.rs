@@ -13,6 +13,7 @@ use crate::group::records::{self, Record};
 
 mod offsets;
 mod rebalance;
+mod txn_offsets;
 
 const SESSION: i32 = 10_000;
 const REBALANCE: i32 = 30_000;
@@ -239,6 +240,7 @@ impl Harness {
                         offset: *o,
                         leader_epoch: 3,
                         metadata: metadata.map(str::to_string),
+                        commit_timestamp: None,
                     })
                     .collect(),
                 api_version: 8,
