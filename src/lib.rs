@@ -14,6 +14,7 @@ pub mod console;
 pub mod controller;
 pub mod coordination;
 pub mod coordinator;
+pub mod fetch_session;
 pub mod group;
 pub mod logging;
 pub mod metrics;

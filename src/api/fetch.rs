@@ -11,16 +11,16 @@
 //! non-empty partition is always returned (KIP-74). With fewer than `min_bytes` ready, the
 //! request waits up to `max_wait_ms` for an append or HW move on any of its partitions.
 //!
-//! Fetch sessions (KIP-227): gregor answers every request as a full, sessionless fetch
-//! (session id 0), which Kafka itself does when its session cache is full; clients keep
-//! sending full requests. An incremental request naming a session is answered with
-//! FETCH_SESSION_ID_NOT_FOUND so the client falls back to a full one.
+//! Fetch sessions (KIP-227, v7+): a full request may create a session
+//! (`fetch_session::cache`); an incremental one reads every partition of its session and
+//! answers only those with news.
 
-use std::collections::hash_map::{Entry, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use indexmap::IndexMap;
 use kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
@@ -31,7 +31,9 @@ use super::errors::{code, partition_error, Error};
 use super::{RequestContext, Versions};
 use crate::broker::Broker;
 use crate::clock::now_ms;
-use crate::coordination::TopicInfo;
+use crate::coordination::{ClusterImage, TopicInfo};
+use crate::fetch_session::cache::{FetchContext, FetchRequestView};
+use crate::fetch_session::{PartitionKey, PartitionParams, PartitionSummary, TopicRef};
 use crate::replica::{Partition, PartitionError};
 use crate::security::acl::AclOperation;
 use crate::storage::fileio::ReadMode;
@@ -43,10 +45,6 @@ pub const VERSIONS: Versions = Versions::new(0, 17);
 /// i32::MAX would otherwise hold its connection's task for 24 days. (Kafka clients send
 /// `fetch.max.wait.ms`, 500 ms by default; followers `replica.fetch.wait.max.ms`.)
 const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
-
-/// Fetch session epochs (KIP-227).
-const INITIAL_EPOCH: i32 = 0;
-const FINAL_EPOCH: i32 = -1;
 
 struct Slot {
     topic_index: usize,
@@ -117,144 +115,40 @@ pub async fn handle(
     req: FetchRequest,
 ) -> Option<FetchResponse> {
     let version = ctx.api_version;
-    if version >= 7 {
-        let (id, epoch) = (req.session_id, req.session_epoch);
-        let error = if id == 0 && epoch != INITIAL_EPOCH && epoch != FINAL_EPOCH {
-            Some(Error::InvalidFetchSessionEpoch)
-        } else if id != 0 && epoch != FINAL_EPOCH {
-            Some(Error::FetchSessionIdNotFound)
-        } else {
-            None
-        };
-        if let Some(error) = error {
-            return Some(
-                FetchResponse::default()
-                    .with_error_code(code(error))
-                    .with_session_id(0),
-            );
-        }
-    }
     let replica_id = if version >= 15 {
         req.replica_state.replica_id.0
     } else {
         req.replica_id.0
     };
     let follower = (replica_id >= 0).then_some(replica_id);
-    if needs_catch_up(broker, &req, version) {
+    let requested = requested_partitions(&req, version);
+    let session = if version >= 7 {
+        let forgotten = forgotten_partitions(&req, version);
+        let view = FetchRequestView {
+            session_id: req.session_id,
+            epoch: req.session_epoch,
+            uses_topic_ids: version >= 13,
+            partitions: &requested,
+            forgotten: &forgotten,
+        };
+        crate::sync::lock(&broker.fetch_sessions).begin(&view, now_ms())
+    } else {
+        FetchContext::Sessionless
+    };
+    let wanted = match &session {
+        FetchContext::Error(error) => return Some(session_error(*error)),
+        FetchContext::Incremental { partitions, .. } => partitions.as_slice(),
+        FetchContext::Sessionless | FetchContext::Full => requested.as_slice(),
+    };
+    let image = broker.image();
+    if needs_catch_up(broker, &image, wanted) {
         broker
             .replicas
             .caught_up_with_image(Duration::from_millis(1000))
             .await;
     }
     let image = broker.image();
-    // A follower's fetch needs Cluster CLUSTER_ACTION, else every partition is
-    // TOPIC_AUTHORIZATION_FAILED and nothing is read, so a client posing as a replica
-    // moves neither the ISR nor the high watermark (KafkaApis.handleFetchRequest).
-    let follower_allowed =
-        follower.is_none() || broker.authorize_cluster(ctx, AclOperation::ClusterAction);
-
-    // A partition named twice is read once (Kafka keys the fetch data by partition, the
-    // later entry replacing the earlier): a request repeating one partition a million
-    // times costs one read and answers one entry.
-    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
-    let mut topic_slots: HashMap<(&TopicName, uuid::Uuid), usize> = HashMap::new();
-    let mut slot_of: HashMap<(usize, i32), usize> = HashMap::new();
-    let mut slots: Vec<Slot> = Vec::new();
-    for t in req.topics.iter() {
-        let (name, unknown_error) = if version >= 13 {
-            match image.topic_by_id(&t.topic_id) {
-                Some(info) => (info.name.clone(), None),
-                None => (String::new(), Some(Error::UnknownTopicId)),
-            }
-        } else {
-            let name = t.topic.0.to_string();
-            let unknown = image
-                .topic(&name)
-                .is_none()
-                .then_some(Error::UnknownTopicOrPartition);
-            (name, unknown)
-        };
-        // Borrowed from the request: no allocation per topic on the fetch path.
-        let key = (&t.topic, t.topic_id);
-        let ti = *topic_slots.entry(key).or_insert_with(|| {
-            let mut resp = FetchableTopicResponse::default();
-            if version >= 13 {
-                resp.topic_id = t.topic_id;
-            } else {
-                resp.topic = TopicName(StrBytes::from_string(name.clone()));
-            }
-            topics.push(resp);
-            topics.len() - 1
-        });
-        let legacy = if version < 10 {
-            legacy_fetch(broker, image.topic(&name), version, follower.is_some())
-        } else {
-            Ok(None)
-        };
-        let authorized = match follower {
-            Some(_) => follower_allowed,
-            None => {
-                unknown_error.is_some() || broker.authorize_topic(ctx, AclOperation::Read, &name)
-            }
-        };
-        for p in &t.partitions {
-            if !authorized {
-                let slot = Slot {
-                    topic_index: ti,
-                    partition: None,
-                    partition_index: p.partition,
-                    fetch_offset: p.fetch_offset,
-                    last_fetched_epoch: -1,
-                    current_leader_epoch: p.current_leader_epoch,
-                    partition_max_bytes: 0,
-                    fixed_error: Some(Error::TopicAuthorizationFailed),
-                    convert: None,
-                };
-                match slot_of.entry((ti, p.partition)) {
-                    Entry::Occupied(at) => slots[*at.get()] = slot,
-                    Entry::Vacant(at) => {
-                        at.insert(slots.len());
-                        slots.push(slot);
-                    }
-                }
-                continue;
-            }
-            let partition = broker.replicas.partition(&name, p.partition);
-            let fixed_error = unknown_error.or(legacy.err()).or_else(|| match &partition {
-                Some(_) => None,
-                None if broker.replicas.is_offline(&name, p.partition) => {
-                    Some(Error::KafkaStorageError)
-                }
-                None if image.partition(&name, p.partition).is_some() => {
-                    Some(Error::NotLeaderOrFollower)
-                }
-                None => Some(Error::UnknownTopicOrPartition),
-            });
-            let slot = Slot {
-                topic_index: ti,
-                partition,
-                partition_index: p.partition,
-                fetch_offset: p.fetch_offset,
-                last_fetched_epoch: if version >= 12 {
-                    p.last_fetched_epoch
-                } else {
-                    -1
-                },
-                current_leader_epoch: p.current_leader_epoch,
-                partition_max_bytes: p.partition_max_bytes.max(0) as usize,
-                fixed_error,
-                convert: legacy.unwrap_or(None),
-            };
-            match slot_of.entry((ti, p.partition)) {
-                Entry::Occupied(at) => slots[*at.get()] = slot,
-                Entry::Vacant(at) => {
-                    at.insert(slots.len());
-                    slots.push(slot);
-                }
-            }
-        }
-    }
-
+    let (topics, slots) = build_slots(broker, ctx, &image, follower, wanted);
     let max_bytes = (req.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes as usize);
     let min_bytes = req.min_bytes.max(0) as usize;
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_FETCH_WAIT);
@@ -319,16 +213,12 @@ pub async fn handle(
             || receivers.is_empty()
             || req.max_wait_ms <= 0
         {
-            for (slot, data) in slots.iter().zip(results) {
-                crate::metrics::fetched(slot.partition.as_deref(), &data, follower.is_some());
-                topics[slot.topic_index].partitions.push(data);
+            for (slot, data) in slots.iter().zip(&results) {
+                crate::metrics::fetched(slot.partition.as_deref(), data, follower.is_some());
             }
-            return Some(
-                FetchResponse::default()
-                    .with_error_code(0)
-                    .with_session_id(0)
-                    .with_responses(topics),
-            );
+            return Some(respond(
+                broker, &session, wanted, &slots, results, topics, follower, version,
+            ));
         }
         let changes = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
         let wait = tokio::time::timeout_at(deadline, futures::future::select_all(changes));
@@ -336,31 +226,290 @@ pub async fn handle(
     }
 }
 
-/// True if a partition of the request is led here according to the image but not yet
-/// locally (see `ReplicaManager::caught_up_with_image`).
-fn needs_catch_up(broker: &Broker, req: &FetchRequest, version: i16) -> bool {
-    let image = broker.image();
-    let me = broker.config.broker_id;
-    req.topics.iter().any(|t| {
-        let name = if version >= 13 {
-            image
-                .topic_by_id(&t.topic_id)
-                .map(|i| i.name.clone())
-                .unwrap_or_default()
-        } else {
-            t.topic.0.to_string()
-        };
-        t.partitions.iter().any(|p| {
-            image
-                .partition(&name, p.partition)
-                .and_then(|i| i.state.as_ref())
-                .is_some_and(|s| s.leader == me)
-                && broker
-                    .replicas
-                    .partition(&name, p.partition)
-                    .is_none_or(|part| part.role() != crate::replica::Role::Leader)
+/// The request's partitions, each once (Kafka keys the fetch data by partition, a later
+/// entry replacing an earlier one): a request repeating one partition a million times
+/// costs one read and answers one entry.
+fn requested_partitions(req: &FetchRequest, version: i16) -> Vec<(PartitionKey, PartitionParams)> {
+    let mut out: IndexMap<PartitionKey, PartitionParams> = IndexMap::new();
+    for t in &req.topics {
+        let topic = topic_ref(&t.topic, t.topic_id, version);
+        for p in &t.partitions {
+            let params = PartitionParams {
+                fetch_offset: p.fetch_offset,
+                current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: if version >= 12 {
+                    p.last_fetched_epoch
+                } else {
+                    -1
+                },
+                log_start_offset: p.log_start_offset,
+                max_bytes: p.partition_max_bytes,
+            };
+            out.insert((topic.clone(), p.partition), params);
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The partitions an incremental request drops from its session.
+fn forgotten_partitions(req: &FetchRequest, version: i16) -> Vec<PartitionKey> {
+    req.forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            let topic = topic_ref(&t.topic, t.topic_id, version);
+            t.partitions.iter().map(move |p| (topic.clone(), *p))
         })
+        .collect()
+}
+
+fn topic_ref(name: &TopicName, id: uuid::Uuid, version: i16) -> TopicRef {
+    if version >= 13 {
+        TopicRef::Id(id)
+    } else {
+        TopicRef::Name(name.0.to_string())
+    }
+}
+
+/// A top-level session error: nothing read, no session (Kafka's `SessionErrorContext`).
+fn session_error(error: Error) -> FetchResponse {
+    FetchResponse::default()
+        .with_error_code(code(error))
+        .with_session_id(0)
+}
+
+/// True if a partition of the fetch is led here according to the image but not yet
+/// locally (see `ReplicaManager::caught_up_with_image`).
+fn needs_catch_up(
+    broker: &Broker,
+    image: &ClusterImage,
+    wanted: &[(PartitionKey, PartitionParams)],
+) -> bool {
+    let me = broker.config.broker_id;
+    wanted.iter().any(|((topic, partition), _)| {
+        let name = match topic {
+            TopicRef::Name(name) => name.as_str(),
+            TopicRef::Id(id) => match image.topic_by_id(id) {
+                Some(info) => info.name.as_str(),
+                None => return false,
+            },
+        };
+        image
+            .partition(name, *partition)
+            .and_then(|i| i.state.as_ref())
+            .is_some_and(|s| s.leader == me)
+            && broker
+                .replicas
+                .partition(name, *partition)
+                .is_none_or(|part| part.role() != crate::replica::Role::Leader)
     })
+}
+
+/// What a fetch needs to know of one topic, looked up once per topic.
+struct TopicSlot {
+    index: usize,
+    name: String,
+    unknown_error: Option<Error>,
+    legacy: Result<Option<Convert>, Error>,
+    authorized: bool,
+}
+
+/// One slot per wanted partition (in the same order), and the response's topics (with
+/// no partitions yet) the slots point into.
+fn build_slots(
+    broker: &Broker,
+    ctx: &RequestContext,
+    image: &ClusterImage,
+    follower: Option<i32>,
+    wanted: &[(PartitionKey, PartitionParams)],
+) -> (Vec<FetchableTopicResponse>, Vec<Slot>) {
+    let version = ctx.api_version;
+    // A follower's fetch needs Cluster CLUSTER_ACTION, else every partition is
+    // TOPIC_AUTHORIZATION_FAILED and nothing is read, so a client posing as a replica
+    // moves neither the ISR nor the high watermark (KafkaApis.handleFetchRequest).
+    let follower_allowed =
+        follower.is_none() || broker.authorize_cluster(ctx, AclOperation::ClusterAction);
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut topic_slots: HashMap<&TopicRef, TopicSlot> = HashMap::new();
+    let mut slots = Vec::with_capacity(wanted.len());
+    for ((topic, partition), params) in wanted {
+        let t = topic_slots.entry(topic).or_insert_with(|| {
+            let (name, unknown_error) = match topic {
+                TopicRef::Id(id) => match image.topic_by_id(id) {
+                    Some(info) => (info.name.clone(), None),
+                    None => (String::new(), Some(Error::UnknownTopicId)),
+                },
+                TopicRef::Name(name) => (
+                    name.clone(),
+                    image
+                        .topic(name)
+                        .is_none()
+                        .then_some(Error::UnknownTopicOrPartition),
+                ),
+            };
+            let mut resp = FetchableTopicResponse::default();
+            match topic {
+                TopicRef::Id(id) => resp.topic_id = *id,
+                TopicRef::Name(name) => resp.topic = TopicName(StrBytes::from_string(name.clone())),
+            }
+            topics.push(resp);
+            let legacy = if version < 10 {
+                legacy_fetch(broker, image.topic(&name), version, follower.is_some())
+            } else {
+                Ok(None)
+            };
+            let authorized = match follower {
+                Some(_) => follower_allowed,
+                None => {
+                    unknown_error.is_some()
+                        || broker.authorize_topic(ctx, AclOperation::Read, &name)
+                }
+            };
+            TopicSlot {
+                index: topics.len() - 1,
+                name,
+                unknown_error,
+                legacy,
+                authorized,
+            }
+        });
+        slots.push(slot_for(broker, image, t, *partition, params));
+    }
+    (topics, slots)
+}
+
+fn slot_for(
+    broker: &Broker,
+    image: &ClusterImage,
+    t: &TopicSlot,
+    partition_index: i32,
+    params: &PartitionParams,
+) -> Slot {
+    if !t.authorized {
+        return Slot {
+            topic_index: t.index,
+            partition: None,
+            partition_index,
+            fetch_offset: params.fetch_offset,
+            last_fetched_epoch: -1,
+            current_leader_epoch: params.current_leader_epoch,
+            partition_max_bytes: 0,
+            fixed_error: Some(Error::TopicAuthorizationFailed),
+            convert: None,
+        };
+    }
+    let partition = broker.replicas.partition(&t.name, partition_index);
+    let fixed_error = t
+        .unknown_error
+        .or(t.legacy.err())
+        .or_else(|| match &partition {
+            Some(_) => None,
+            None if broker.replicas.is_offline(&t.name, partition_index) => {
+                Some(Error::KafkaStorageError)
+            }
+            None if image.partition(&t.name, partition_index).is_some() => {
+                Some(Error::NotLeaderOrFollower)
+            }
+            None => Some(Error::UnknownTopicOrPartition),
+        });
+    Slot {
+        topic_index: t.index,
+        partition,
+        partition_index,
+        fetch_offset: params.fetch_offset,
+        last_fetched_epoch: params.last_fetched_epoch,
+        current_leader_epoch: params.current_leader_epoch,
+        partition_max_bytes: params.max_bytes.max(0) as usize,
+        fixed_error,
+        convert: t.legacy.unwrap_or(None),
+    }
+}
+
+/// What a session needs to know of one partition's answer.
+fn summary(data: &PartitionData) -> PartitionSummary {
+    PartitionSummary {
+        error_code: data.error_code,
+        has_records: data.records.as_ref().is_some_and(|r| !r.is_empty()),
+        has_other_news: data.diverging_epoch.epoch >= 0
+            || data.preferred_read_replica.0 >= 0
+            || data
+                .aborted_transactions
+                .as_ref()
+                .is_some_and(|a| !a.is_empty()),
+        high_watermark: data.high_watermark,
+        last_stable_offset: data.last_stable_offset,
+        log_start_offset: data.log_start_offset,
+    }
+}
+
+/// The response: every partition for a sessionless or full fetch (creating a session for
+/// a full one if the cache has room), only the changed ones for an incremental fetch.
+#[allow(clippy::too_many_arguments)]
+fn respond(
+    broker: &Broker,
+    session: &FetchContext,
+    wanted: &[(PartitionKey, PartitionParams)],
+    slots: &[Slot],
+    results: Vec<PartitionData>,
+    mut topics: Vec<FetchableTopicResponse>,
+    follower: Option<i32>,
+    version: i16,
+) -> FetchResponse {
+    assert_eq!(
+        wanted.len(),
+        results.len(),
+        "one answer per fetched partition"
+    );
+    let mut session_id = 0;
+    let include: Vec<bool> = match session {
+        FetchContext::Incremental {
+            session_id: id,
+            epoch,
+            ..
+        } => {
+            let summaries: Vec<_> = wanted
+                .iter()
+                .zip(&results)
+                .map(|((key, _), data)| (key.clone(), summary(data)))
+                .collect();
+            let finished = crate::sync::lock(&broker.fetch_sessions)
+                .finish_incremental(*id, *epoch, &summaries);
+            match finished {
+                Ok(include) => {
+                    session_id = *id;
+                    include
+                }
+                Err(error) => return session_error(error),
+            }
+        }
+        FetchContext::Full => {
+            let entries = wanted
+                .iter()
+                .zip(&results)
+                .map(|((key, params), data)| (key.clone(), params.clone(), summary(data)))
+                .collect();
+            session_id = crate::sync::lock(&broker.fetch_sessions).finish_full(
+                follower.is_some(),
+                version >= 13,
+                entries,
+                now_ms(),
+                &mut || rand::random::<i32>(),
+            );
+            vec![true; results.len()]
+        }
+        FetchContext::Sessionless | FetchContext::Error(_) => vec![true; results.len()],
+    };
+    for ((slot, data), carried) in slots.iter().zip(results).zip(include) {
+        if carried {
+            topics[slot.topic_index].partitions.push(data);
+        }
+    }
+    if matches!(session, FetchContext::Incremental { .. }) {
+        topics.retain(|t| !t.partitions.is_empty());
+    }
+    FetchResponse::default()
+        .with_error_code(0)
+        .with_session_id(session_id)
+        .with_responses(topics)
 }
 
 /// The response's `aborted_transactions` (producer id, first offset).

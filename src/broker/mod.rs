@@ -59,6 +59,8 @@ pub struct Broker {
     pub background: Tasks,
     /// Admin commands to this broker's controller role (elections, reassignments).
     pub controller: crate::controller::commands::ControllerHandle,
+    /// Incremental fetch sessions (KIP-227) of consumers and followers fetching here.
+    pub fetch_sessions: std::sync::Mutex<crate::fetch_session::cache::FetchSessionCache>,
 }
 
 impl Broker {
@@ -227,6 +229,10 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         network: network.clone(),
         background: background.clone(),
         controller,
+        fetch_sessions: std::sync::Mutex::new(crate::fetch_session::cache::FetchSessionCache::new(
+            config.max_incremental_fetch_session_cache_slots,
+            crate::fetch_session::cache::DEFAULT_MAX_PARTITIONS,
+        )),
     });
     let admission = server::Admission::new(&config, fd_limit);
     for (listener, security) in bound {

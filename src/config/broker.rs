@@ -220,6 +220,13 @@ pub const BROKER_KEYS: &[ConfigKey] = &[
     )
     .check(V::AtLeast(1)),
     ConfigKey::new(
+        "max.incremental.fetch.session.cache.slots",
+        T::Int,
+        "1000",
+        "Incremental fetch sessions (KIP-227) a broker keeps at most.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
         "replica.fetch.max.bytes",
         T::Int,
         "1048576",
@@ -542,6 +549,7 @@ pub struct BrokerConfig {
     pub log_cleaner_dedupe_buffer_size: usize,
     pub replica_lag_time_max_ms: u64,
     pub replica_fetch_max_bytes: i32,
+    pub max_incremental_fetch_session_cache_slots: usize,
     pub replica_fetch_wait_max_ms: i32,
     pub replica_fetch_min_bytes: i32,
     pub replica_fetch_response_max_bytes: i32,
@@ -687,6 +695,9 @@ impl BrokerConfig {
             log_cleaner_dedupe_buffer_size: r.int("log.cleaner.dedupe.buffer.size")? as usize,
             replica_lag_time_max_ms: r.int("replica.lag.time.max.ms")? as u64,
             replica_fetch_max_bytes: r.int("replica.fetch.max.bytes")? as i32,
+            max_incremental_fetch_session_cache_slots: r
+                .int("max.incremental.fetch.session.cache.slots")?
+                as usize,
             replica_fetch_wait_max_ms: r.int("replica.fetch.wait.max.ms")? as i32,
             replica_fetch_min_bytes: r.int("replica.fetch.min.bytes")? as i32,
             replica_fetch_response_max_bytes: r.int("replica.fetch.response.max.bytes")? as i32,

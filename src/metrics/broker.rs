@@ -25,7 +25,49 @@ pub async fn collect(broker: &Broker) -> String {
     lag_metrics(&mut scrape, broker).await;
     socket_metrics(&mut scrape);
     zookeeper_metrics(&mut scrape, broker);
+    fetch_session_metrics(&mut scrape, broker);
     scrape.encode()
+}
+
+/// Kafka's `kafka.server:type=FetchSessionCache` metrics.
+fn fetch_session_metrics(scrape: &mut Scrape, broker: &Broker) {
+    let (sessions, partitions, evictions, created) = {
+        let cache = crate::sync::lock(&broker.fetch_sessions);
+        (
+            cache.len(),
+            cache.cached_partitions(),
+            cache.evictions(),
+            cache.created(),
+        )
+    };
+    scrape.push(
+        Family::gauge(
+            "kafka_server_fetchsessioncache_numincrementalfetchsessions",
+            "Incremental fetch sessions cached (NumIncrementalFetchSessions)",
+        )
+        .with(Vec::new(), Value::Gauge(sessions as f64)),
+    );
+    scrape.push(
+        Family::gauge(
+            "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached",
+            "Partitions cached over all fetch sessions (NumIncrementalFetchPartitionsCached)",
+        )
+        .with(Vec::new(), Value::Gauge(partitions as f64)),
+    );
+    scrape.push(
+        Family::counter(
+            "kafka_server_fetchsessioncache_incrementalfetchsessionevictions",
+            "Fetch sessions evicted to make room (IncrementalFetchSessionEvictionsPerSec)",
+        )
+        .with(Vec::new(), Value::Counter(evictions)),
+    );
+    scrape.push(
+        Family::counter(
+            "gregor_fetch_session_creations",
+            "Incremental fetch sessions created (not a Kafka metric: a fetcher keeping its session creates one)",
+        )
+        .with(Vec::new(), Value::Counter(created)),
+    );
 }
 
 fn topic_metrics(scrape: &mut Scrape, image: &crate::coordination::ClusterImage) {

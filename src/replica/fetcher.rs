@@ -2,13 +2,15 @@
 //! broker follows from that leader, with Kafka's Fetch protocol (replica id set, v12 so
 //! the leader reports diverging epochs, KIP-595). A diverging epoch means our tail is not
 //! the leader's: truncate to the leader's end offset for that epoch and fetch again, so
-//! a divergent tail never survives.
+//! a divergent tail never survives. Fetches use an incremental fetch session (KIP-227,
+//! `fetch_session::handler`): after the first full request only partitions whose position
+//! changed are sent, and the leader answers only partitions with news.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -19,6 +21,8 @@ use crate::client::KafkaConnection;
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
 use crate::coordination::ClusterImage;
+use crate::fetch_session::handler::FetchSessionHandler;
+use crate::fetch_session::PartitionParams;
 use crate::protocol::errors::Error;
 use crate::storage::io_pool::IoPool;
 use crate::storage::TopicPartition;
@@ -127,6 +131,8 @@ async fn fetch_loop(
 ) {
     let backoff = Duration::from_millis(config.replica_fetch_backoff_ms.max(10));
     let mut conn: Option<KafkaConnection> = None;
+    // KIP-227: after the first full fetch only changed partitions are sent and answered.
+    let mut session = FetchSessionHandler::new();
     loop {
         if *shutdown.borrow() {
             return;
@@ -181,7 +187,7 @@ async fn fetch_loop(
             }
         }
         let Some(c) = conn.as_mut() else { continue };
-        let request = build_request(&config, &due);
+        let request = build_request(&config, &due, &mut session);
         let timeout = Duration::from_millis(
             config.replica_fetch_wait_max_ms as u64 + config.request_timeout_ms,
         );
@@ -193,11 +199,18 @@ async fn fetch_loop(
             Ok(r) => r,
             Err(err) => {
                 tracing::debug!(leader, error = %err, "follower fetch failed");
+                session.on_failure();
                 conn = None;
                 tokio::time::sleep(backoff).await;
                 continue;
             }
         };
+        session.on_response(response.error_code, response.session_id);
+        if is_session_error(response.error_code) {
+            // The next request is a full one: no need to wait.
+            tracing::debug!(leader, error = response.error_code, "fetch session reset");
+            continue;
+        }
         if response.error_code != 0 {
             tracing::warn!(
                 leader,
@@ -261,22 +274,51 @@ enum Outcome {
     OutOfRange,
 }
 
-fn build_request(config: &BrokerConfig, due: &[Followed]) -> FetchRequest {
+fn is_session_error(code: i16) -> bool {
+    [
+        Error::FetchSessionIdNotFound,
+        Error::InvalidFetchSessionEpoch,
+        Error::FetchSessionTopicIdError,
+    ]
+    .iter()
+    .any(|e| e.code() == code)
+}
+
+fn build_request(
+    config: &BrokerConfig,
+    due: &[Followed],
+    session: &mut FetchSessionHandler,
+) -> FetchRequest {
+    let wanted: BTreeMap<TopicPartition, PartitionParams> = due
+        .iter()
+        .map(|f| {
+            let (fetch_offset, last_epoch, log_start) = f.partition.follower_fetch_position();
+            let params = PartitionParams {
+                fetch_offset,
+                current_leader_epoch: f.leader_epoch,
+                last_fetched_epoch: last_epoch,
+                log_start_offset: log_start,
+                max_bytes: config.replica_fetch_max_bytes,
+            };
+            (f.partition.tp.clone(), params)
+        })
+        .collect();
+    let next = session.build(wanted);
     let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
-    for f in due {
-        let (fetch_offset, last_epoch, log_start) = f.partition.follower_fetch_position();
-        topics
-            .entry(f.partition.tp.topic.clone())
-            .or_default()
-            .push(
-                FetchPartition::default()
-                    .with_partition(f.partition.tp.partition)
-                    .with_current_leader_epoch(f.leader_epoch)
-                    .with_fetch_offset(fetch_offset)
-                    .with_last_fetched_epoch(last_epoch)
-                    .with_log_start_offset(log_start)
-                    .with_partition_max_bytes(config.replica_fetch_max_bytes),
-            );
+    for (tp, p) in next.partitions {
+        topics.entry(tp.topic).or_default().push(
+            FetchPartition::default()
+                .with_partition(tp.partition)
+                .with_current_leader_epoch(p.current_leader_epoch)
+                .with_fetch_offset(p.fetch_offset)
+                .with_last_fetched_epoch(p.last_fetched_epoch)
+                .with_log_start_offset(p.log_start_offset)
+                .with_partition_max_bytes(p.max_bytes),
+        );
+    }
+    let mut forgotten: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for tp in next.forgotten {
+        forgotten.entry(tp.topic).or_default().push(tp.partition);
     }
     FetchRequest::default()
         .with_replica_id(BrokerId(config.broker_id))
@@ -284,13 +326,23 @@ fn build_request(config: &BrokerConfig, due: &[Followed]) -> FetchRequest {
         .with_min_bytes(config.replica_fetch_min_bytes)
         .with_max_bytes(config.replica_fetch_response_max_bytes)
         .with_isolation_level(0)
-        .with_session_id(0)
-        .with_session_epoch(-1)
+        .with_session_id(next.session_id)
+        .with_session_epoch(next.epoch)
         .with_topics(
             topics
                 .into_iter()
                 .map(|(t, partitions)| {
                     FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        )
+        .with_forgotten_topics_data(
+            forgotten
+                .into_iter()
+                .map(|(t, partitions)| {
+                    ForgottenTopic::default()
                         .with_topic(TopicName(StrBytes::from_string(t)))
                         .with_partitions(partitions)
                 })
