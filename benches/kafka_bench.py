@@ -158,8 +158,38 @@ def replicated_suite(cp, n):
             cpu = sum(cpu_seconds(p) for p in pids) - c0
             rows.append(("gregor x3", f"produce RF=3 (1 KB, acks={acks})", f"{float(r['records_per_s']):,.0f} rec/s",
                          f"{float(r['mb_per_s']):.1f} MB/s", f"p50 {r['p50_ms']} / p99 {r['p99_ms']} ms", f"{cpu / (n['large'] * 1024 / 1e9):.1f} CPU-s/GB (3 brokers)"))
+        rows.append(trickle_row(c, pids))
         rows.append(("gregor x3", "kill -9 leader -> first acks=all write", f"{failover_seconds(c):.2f} s", "session timeout 6 s", "", ""))
     return rows
+
+
+def trickle_row(c, pids, partitions=600, seconds=20, rate=100):
+    """Many partitions, little data: what replication costs per fetch round. Without
+    incremental fetch sessions (KIP-227) every follower round names and answers every
+    partition; with them only the partitions that moved."""
+    from confluent_kafka import Producer
+    create_topics(c.bootstrap, [("many", partitions, 3, None)])
+    time.sleep(3)
+    p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 0})
+    lat = []
+    c0 = sum(cpu_seconds(pid) for pid in pids)
+    start = time.monotonic()
+    i = 0
+    while time.monotonic() - start < seconds:
+        sent = time.monotonic()
+        p.produce("many", b"x" * 100, partition=i % partitions,
+                  on_delivery=lambda err, msg, sent=sent: lat.append(time.monotonic() - sent))
+        i += 1
+        # poll() serves delivery callbacks while waiting, so latencies are not rounded
+        # up to the send interval.
+        while (left := start + i / rate - time.monotonic()) > 0:
+            p.poll(left)
+    p.flush(30)
+    cpu = sum(cpu_seconds(pid) for pid in pids) - c0
+    lat.sort()
+    q = lambda x: lat[min(len(lat) - 1, int(len(lat) * x))] * 1000
+    return ("gregor x3", f"{partitions} partitions RF=3, {rate} rec/s acks=all", f"{cpu / seconds * 100:.0f}% CPU (3 brokers)",
+            f"{i} records", f"p50 {q(0.5):.1f} / p99 {q(0.99):.1f} ms", "")
 
 
 def failover_seconds(c):
@@ -357,6 +387,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-tansu", action="store_true")
     ap.add_argument("--skip-replicated", action="store_true")
+    ap.add_argument("--replicated-only", action="store_true", help="only the 3-broker RF=3 workloads")
     ap.add_argument("--security", action="store_true",
                     help="only PLAINTEXT vs SASL_SSL (SCRAM-SHA-512): throughput, CPU/GB, connection set-up")
     ap.add_argument("--metrics", action="store_true",
@@ -364,11 +395,14 @@ def main():
     args = ap.parse_args()
     n = {"small": 300_000, "large": 100_000, "e2e": 300, "connections": 300} if args.quick else \
         {"small": 2_000_000, "large": 500_000, "e2e": 2000, "connections": 2000}
-    cp = prepare(need_tansu=not (args.security or args.skip_tansu))
+    cp = prepare(need_tansu=not (args.security or args.skip_tansu or args.replicated_only))
     rows = []
     if args.security:
         rows += security_suite(cp, n)
         print_rows(rows)
+        return
+    if args.replicated_only:
+        print_rows(replicated_suite(cp, n))
         return
     with GregorCluster(brokers=1, metrics=args.metrics) as c:
         scraper = Scraper(c.metrics_url(1)) if args.metrics else None

@@ -253,7 +253,7 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
             println!("console: http://{c}/");
         }
     }
-    let bootstrap_file = data.join(crate::cli::BOOTSTRAP_FILE);
+    let bootstrap_file = data.join(crate::client::tools::BOOTSTRAP_FILE);
     let _ = std::fs::write(&bootstrap_file, bootstrap.join(","));
     println!("  zookeeper:         {zk_connect}");
     println!("  data and configs:  {}", data.display());

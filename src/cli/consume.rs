@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
 use super::{block_on, check, connect};
-use crate::client::cluster::ClusterClient;
+pub use crate::client::tools::list_offset;
 
 #[derive(clap::Args, Debug)]
 pub struct ConsumeArgs {
@@ -158,31 +157,4 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             }
         }
     })
-}
-
-pub async fn list_offset(
-    c: &mut ClusterClient,
-    topic: &str,
-    partition: i32,
-    timestamp: i64,
-) -> anyhow::Result<i64> {
-    let leader = c
-        .leader(topic, partition)
-        .ok_or_else(|| anyhow::anyhow!("{topic}-{partition} has no leader"))?;
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(partition)
-                .with_timestamp(timestamp)
-                .with_current_leader_epoch(-1)])]);
-    let resp = c.send_to(leader, &req, 7).await?;
-    let p = &resp.topics[0].partitions[0];
-    check(
-        p.error_code,
-        &format!("list offsets {topic}-{partition}"),
-        None,
-    )?;
-    Ok(p.offset)
 }

@@ -18,6 +18,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use crate::client::tools::{connect_any, coordinator};
 use crate::client::KafkaConnection;
 use crate::group::consumer_protocol;
 
@@ -82,24 +83,6 @@ fn check(code: i16, what: &str) -> anyhow::Result<()> {
     }
 }
 
-pub async fn connect_any(bootstrap: &str) -> anyhow::Result<KafkaConnection> {
-    let mut last = None;
-    for addr in bootstrap
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-    {
-        match KafkaConnection::connect(addr, CLIENT_ID, Duration::from_secs(10)).await {
-            Ok(c) => return Ok(c),
-            Err(e) => last = Some(e),
-        }
-    }
-    match last {
-        Some(e) => Err(e.into()),
-        None => bail!("--bootstrap-server is empty"),
-    }
-}
-
 /// Brokers of the cluster: id → "host:port".
 async fn brokers(conn: &mut KafkaConnection) -> anyhow::Result<BTreeMap<i32, String>> {
     let md = conn
@@ -142,33 +125,6 @@ pub async fn list(bootstrap: &str, with_state: bool, out: &mut String) -> anyhow
         }
     }
     Ok(())
-}
-
-/// Finds the group's coordinator, retrying while it is being created or loaded.
-pub async fn coordinator(conn: &mut KafkaConnection, group: &str) -> anyhow::Result<String> {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        let r = conn
-            .send(
-                &FindCoordinatorRequest::default()
-                    .with_key_type(0)
-                    .with_coordinator_keys(vec![s(group)]),
-                4,
-                TIMEOUT,
-            )
-            .await?;
-        let c = r
-            .coordinators
-            .first()
-            .context("FindCoordinator: no answer")?;
-        match ResponseError::try_from_code(c.error_code) {
-            None => return Ok(format!("{}:{}", c.host, c.port)),
-            Some(e) if e.is_retriable() && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Some(e) => bail!("FindCoordinator: {e:?}"),
-        }
-    }
 }
 
 struct Owner {

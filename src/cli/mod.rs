@@ -14,28 +14,7 @@ pub mod users;
 
 use crate::client::cluster::ClusterClient;
 
-/// Where `gregor cluster` records the bootstrap address of the cluster it runs (under its
-/// `--data` directory, removed when it stops).
-pub const BOOTSTRAP_FILE: &str = "bootstrap";
-
-/// Every client command's default `--bootstrap-server`: `GREGOR_BOOTSTRAP` if set, else
-/// the bootstrap of a `gregor cluster` running from this directory (`gregor-data/bootstrap`),
-/// else `127.0.0.1:9092`.
-pub fn default_bootstrap() -> String {
-    bootstrap_from(
-        std::env::var("GREGOR_BOOTSTRAP").ok(),
-        std::fs::read_to_string(std::path::Path::new("gregor-data").join(BOOTSTRAP_FILE)).ok(),
-    )
-}
-
-fn bootstrap_from(env: Option<String>, running: Option<String>) -> String {
-    [env, running]
-        .into_iter()
-        .flatten()
-        .map(|s| s.trim().to_string())
-        .find(|s| !s.is_empty())
-        .unwrap_or_else(|| "127.0.0.1:9092".to_string())
-}
+pub use crate::client::tools::{check, default_bootstrap, BOOTSTRAP_FILE};
 
 /// Runs an async CLI body on a small runtime.
 pub fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
@@ -68,33 +47,4 @@ pub fn partition_count(c: &ClusterClient, topic: &str) -> anyhow::Result<i32> {
     }
     check(code, &format!("topic {topic}"), None)?;
     anyhow::bail!("topic {topic}: no metadata")
-}
-
-/// Turns a Kafka error code into a readable error.
-pub fn check(code: i16, what: &str, message: Option<&str>) -> anyhow::Result<()> {
-    if code == 0 {
-        return Ok(());
-    }
-    let name = kafka_protocol::ResponseError::try_from_code(code)
-        .map(|e| format!("{e:?}"))
-        .unwrap_or_default();
-    match message {
-        Some(m) if !m.is_empty() => anyhow::bail!("{what}: {name} ({code}): {m}"),
-        _ => anyhow::bail!("{what}: {name} ({code})"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn bootstrap_default_prefers_the_environment_then_a_running_cluster() {
-        use super::bootstrap_from;
-        assert_eq!(bootstrap_from(None, None), "127.0.0.1:9092");
-        assert_eq!(bootstrap_from(None, Some("h:1\n".into())), "h:1");
-        assert_eq!(
-            bootstrap_from(Some("e:2".into()), Some("h:1".into())),
-            "e:2"
-        );
-        assert_eq!(bootstrap_from(Some(" ".into()), Some("h:1".into())), "h:1");
-    }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 pub mod cluster;
 pub mod security;
+pub mod tools;
 
 pub use security::ClientSecurity;
 

@@ -28,7 +28,8 @@ pub async fn connect(c: &Console) -> Result<ClusterClient, String> {
 }
 
 fn check(code: i16, message: Option<&StrBytes>) -> Result<(), String> {
-    crate::cli::check(code, "refused", message.map(|m| m.as_str())).map_err(|e| e.to_string())
+    crate::client::tools::check(code, "refused", message.map(|m| m.as_str()))
+        .map_err(|e| e.to_string())
 }
 
 #[derive(serde::Deserialize)]
@@ -143,10 +144,10 @@ pub async fn reset_offsets(c: &Console, group: &str, f: &ResetOffsets) -> Result
     if partition < 0 || offset < 0 {
         return Err("partition and offset are required".into());
     }
-    let mut conn = crate::cli::groups::connect_any(&c.bootstrap)
+    let mut conn = crate::client::tools::connect_any(&c.bootstrap)
         .await
         .map_err(|e| e.to_string())?;
-    let addr = crate::cli::groups::coordinator(&mut conn, group)
+    let addr = crate::client::tools::coordinator(&mut conn, group)
         .await
         .map_err(|e| e.to_string())?;
     let mut coord =

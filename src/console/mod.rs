@@ -241,7 +241,7 @@ async fn reset_offsets(
 #[derive(clap::Args, Debug)]
 pub struct ConsoleArgs {
     /// Broker(s) to bootstrap from.
-    #[arg(long, default_value_t = crate::cli::default_bootstrap())]
+    #[arg(long, default_value_t = crate::client::tools::default_bootstrap())]
     pub bootstrap_server: String,
     /// Address to serve the console on.
     #[arg(long, default_value = "127.0.0.1:8080")]

@@ -126,7 +126,7 @@ pub async fn topics(c: &Console, result: Page) -> Page {
 async fn offsets(client: &mut ClusterClient, topic: &str, partition: i32) -> (String, String) {
     let mut out = Vec::new();
     for ts in [-2, -1] {
-        let o = crate::cli::consume::list_offset(client, topic, partition, ts).await;
+        let o = crate::client::tools::list_offset(client, topic, partition, ts).await;
         out.push(o.map(|o| o.to_string()).unwrap_or_else(|_| "?".into()));
     }
     (out[0].clone(), out[1].clone())
@@ -261,11 +261,11 @@ pub async fn messages(c: &Console, name: &str, q: &Browse) -> Page {
             let ts = ts
                 .parse::<i64>()
                 .map_err(|_| "timestamp: not a number (ms since the epoch)")?;
-            crate::cli::consume::list_offset(&mut client, name, partition, ts)
+            crate::client::tools::list_offset(&mut client, name, partition, ts)
                 .await
                 .map_err(err)?
         }
-        (None, None) => crate::cli::consume::list_offset(&mut client, name, partition, -2)
+        (None, None) => crate::client::tools::list_offset(&mut client, name, partition, -2)
             .await
             .map_err(err)?,
     };
@@ -301,7 +301,7 @@ pub async fn messages(c: &Console, name: &str, q: &Browse) -> Page {
     };
     for t in responses {
         for p in t.partitions {
-            crate::cli::check(p.error_code, "fetch", None).map_err(err)?;
+            crate::client::tools::check(p.error_code, "fetch", None).map_err(err)?;
             let mut records = p.records.unwrap_or_default();
             let sets = RecordBatchDecoder::decode_all(&mut records).map_err(err)?;
             for r in sets
