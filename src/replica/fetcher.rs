@@ -7,12 +7,15 @@
 //! changed are sent, and the leader answers only partitions with news.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{watch, Notify};
 
@@ -89,9 +92,13 @@ impl FetcherManager {
                     wake: Notify::new(),
                     io: self.io.clone(),
                 });
+                let dialer = NetworkDialer {
+                    config: self.config.clone(),
+                    image: self.image.clone(),
+                };
                 self.tasks.spawn(fetch_loop(
                     self.config.clone(),
-                    self.image.clone(),
+                    dialer,
                     leader,
                     shared.clone(),
                     self.shutdown.subscribe(),
@@ -122,15 +129,92 @@ impl FetcherManager {
     }
 }
 
-async fn fetch_loop(
+/// The fetcher's line to its leader: a Kafka connection in a broker
+/// ([`NetworkDialer`]), an in-process leader in tests, so the fetcher's logic (sessions,
+/// appends, truncation, resets) is tested without sockets.
+pub trait LeaderLink: Send {
+    fn fetch(
+        &mut self,
+        request: &FetchRequest,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<FetchResponse, String>> + Send;
+
+    fn list_offsets(
+        &mut self,
+        request: &ListOffsetsRequest,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<ListOffsetsResponse, String>> + Send;
+}
+
+/// Opens a [`LeaderLink`] to a leader broker.
+pub trait LeaderDialer: Send + Sync + 'static {
+    type Link: LeaderLink;
+
+    fn dial(&self, leader: i32) -> impl Future<Output = Result<Self::Link, String>> + Send;
+}
+
+impl LeaderLink for KafkaConnection {
+    async fn fetch(
+        &mut self,
+        request: &FetchRequest,
+        timeout: Duration,
+    ) -> Result<FetchResponse, String> {
+        self.send(request, FOLLOWER_FETCH_VERSION, timeout)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn list_offsets(
+        &mut self,
+        request: &ListOffsetsRequest,
+        timeout: Duration,
+    ) -> Result<ListOffsetsResponse, String> {
+        self.send(request, LIST_OFFSETS_VERSION, timeout)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Dials the leader's inter-broker listener, as the image advertises it.
+struct NetworkDialer {
     config: Arc<BrokerConfig>,
     image: watch::Receiver<Arc<ClusterImage>>,
+}
+
+impl LeaderDialer for NetworkDialer {
+    type Link = KafkaConnection;
+
+    async fn dial(&self, leader: i32) -> Result<KafkaConnection, String> {
+        let addr = self
+            .image
+            .borrow()
+            .brokers
+            .get(&leader)
+            .and_then(|b| b.endpoint(&self.config.inter_broker_listener))
+            .map(|(host, port)| format!("{host}:{port}"))
+            .ok_or_else(|| format!("broker {leader} has no inter-broker endpoint"))?;
+        let security = crate::client::ClientSecurity::inter_broker(&self.config)
+            .map_err(|e| format!("inter-broker client security is misconfigured: {e}"))?;
+        KafkaConnection::connect_with(
+            &addr,
+            &format!("broker-{}-fetcher", self.config.broker_id),
+            Duration::from_secs(5),
+            &security,
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+}
+
+async fn fetch_loop<D: LeaderDialer>(
+    config: Arc<BrokerConfig>,
+    dialer: D,
     leader: i32,
     shared: Arc<FetcherShared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let backoff = Duration::from_millis(config.replica_fetch_backoff_ms.max(10));
-    let mut conn: Option<KafkaConnection> = None;
+    let mut conn: Option<D::Link> = None;
     // KIP-227: after the first full fetch only changed partitions are sent and answered.
     let mut session = FetchSessionHandler::new();
     loop {
@@ -152,32 +236,7 @@ async fn fetch_loop(
             continue;
         }
         if conn.is_none() {
-            let Some(addr) = image
-                .borrow()
-                .brokers
-                .get(&leader)
-                .and_then(|b| b.endpoint(&config.inter_broker_listener))
-                .map(|(host, port)| format!("{host}:{port}"))
-            else {
-                tokio::time::sleep(backoff).await;
-                continue;
-            };
-            let security = match crate::client::ClientSecurity::inter_broker(&config) {
-                Ok(s) => s,
-                Err(err) => {
-                    tracing::warn!(error = %err, "inter-broker client security is misconfigured");
-                    tokio::time::sleep(backoff).await;
-                    continue;
-                }
-            };
-            match KafkaConnection::connect_with(
-                &addr,
-                &format!("broker-{}-fetcher", config.broker_id),
-                Duration::from_secs(5),
-                &security,
-            )
-            .await
-            {
+            match dialer.dial(leader).await {
                 Ok(c) => conn = Some(c),
                 Err(err) => {
                     tracing::debug!(leader, error = %err, "cannot reach leader");
@@ -192,7 +251,7 @@ async fn fetch_loop(
             config.replica_fetch_wait_max_ms as u64 + config.request_timeout_ms,
         );
         let response = tokio::select! {
-            r = c.send(&request, FOLLOWER_FETCH_VERSION, timeout) => r,
+            r = c.fetch(&request, timeout) => r,
             _ = shutdown.changed() => return,
         };
         let response = match response {
@@ -411,7 +470,7 @@ fn whole_batches(buf: &[u8]) -> usize {
 /// end, start over at its log start (Kafka's `handleOutOfRangeError`); otherwise
 /// truncate to its end.
 async fn reset_to_leader_start(
-    conn: &mut KafkaConnection,
+    conn: &mut impl LeaderLink,
     config: &BrokerConfig,
     f: &Followed,
 ) -> Result<(), String> {
@@ -439,16 +498,8 @@ async fn reset_to_leader_start(
         }
         Ok(p.offset)
     };
-    let start = offset_of(
-        conn.send(&ask(-2), LIST_OFFSETS_VERSION, timeout)
-            .await
-            .map_err(|e| e.to_string())?,
-    )?;
-    let end = offset_of(
-        conn.send(&ask(-1), LIST_OFFSETS_VERSION, timeout)
-            .await
-            .map_err(|e| e.to_string())?,
-    )?;
+    let start = offset_of(conn.list_offsets(&ask(-2), timeout).await?)?;
+    let end = offset_of(conn.list_offsets(&ask(-1), timeout).await?)?;
     let (leo, _, _) = f.partition.follower_fetch_position();
     if leo > end {
         f.partition.truncate_to(end).map_err(|e| e.to_string())
@@ -459,3 +510,7 @@ async fn reset_to_leader_start(
             .map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+#[path = "fetcher_tests.rs"]
+mod tests;
