@@ -95,7 +95,16 @@ def create_topic(bs, topic, partitions=3, *configs):
 
 def wait_isr(bs, topic, partitions):
     def full():
-        d = admin(bs, "describe-topic", topic)
+        # The broker the Admin client asks may learn of a new topic a moment after the
+        # one that created it (UNKNOWN_TOPIC_OR_PARTITION, retriable, as with Kafka).
+        d = _ADMIN[bs]
+        d.send(["\t".join(["describe-topic", topic])])
+        line = d.next_line(time.time() + 120)
+        assert line is not None, f"AdminTool exited; stderr:\n{d.err_tail()}"
+        d = json.loads(line)
+        if d.get("error", "").startswith("UnknownTopicOrPartitionException"):
+            return False
+        assert "error" not in d, f"describe-topic {topic} failed: {d}"
         ps = d["partitions"]
         return len(ps) == partitions and all(p["leader"] in p["replicas"] and sorted(p["isr"]) == sorted(p["replicas"]) for p in ps) and d
 
