@@ -424,23 +424,6 @@ fn slot_for(
     }
 }
 
-/// What a session needs to know of one partition's answer.
-fn summary(data: &PartitionData) -> PartitionSummary {
-    PartitionSummary {
-        error_code: data.error_code,
-        has_records: data.records.as_ref().is_some_and(|r| !r.is_empty()),
-        has_other_news: data.diverging_epoch.epoch >= 0
-            || data.preferred_read_replica.0 >= 0
-            || data
-                .aborted_transactions
-                .as_ref()
-                .is_some_and(|a| !a.is_empty()),
-        high_watermark: data.high_watermark,
-        last_stable_offset: data.last_stable_offset,
-        log_start_offset: data.log_start_offset,
-    }
-}
-
 /// The response: every partition for a sessionless or full fetch (creating a session for
 /// a full one if the cache has room), only the changed ones for an incremental fetch.
 #[allow(clippy::too_many_arguments)]
@@ -469,7 +452,7 @@ fn respond(
             let summaries: Vec<_> = wanted
                 .iter()
                 .zip(&results)
-                .map(|((key, _), data)| (key.clone(), summary(data)))
+                .map(|((key, _), data)| (key.clone(), PartitionSummary::of(data)))
                 .collect();
             let finished = crate::sync::lock(&broker.fetch_sessions)
                 .finish_incremental(*id, *epoch, &summaries);
@@ -485,7 +468,9 @@ fn respond(
             let entries = wanted
                 .iter()
                 .zip(&results)
-                .map(|((key, params), data)| (key.clone(), params.clone(), summary(data)))
+                .map(|((key, params), data)| {
+                    (key.clone(), params.clone(), PartitionSummary::of(data))
+                })
                 .collect();
             session_id = crate::sync::lock(&broker.fetch_sessions).finish_full(
                 follower.is_some(),

@@ -40,6 +40,25 @@ pub struct PartitionParams {
     pub max_bytes: i32,
 }
 
+impl PartitionSummary {
+    /// What a session needs to know of one partition's Fetch answer.
+    pub fn of(data: &kafka_protocol::messages::fetch_response::PartitionData) -> Self {
+        PartitionSummary {
+            error_code: data.error_code,
+            has_records: data.records.as_ref().is_some_and(|r| !r.is_empty()),
+            has_other_news: data.diverging_epoch.epoch >= 0
+                || data.preferred_read_replica.0 >= 0
+                || data
+                    .aborted_transactions
+                    .as_ref()
+                    .is_some_and(|a| !a.is_empty()),
+            high_watermark: data.high_watermark,
+            last_stable_offset: data.last_stable_offset,
+            log_start_offset: data.log_start_offset,
+        }
+    }
+}
+
 /// What the answer for one partition says, as far as a session cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionSummary {

@@ -164,17 +164,6 @@ fn key() -> PartitionKey {
     (TopicRef::Name("t".into()), 0)
 }
 
-fn summary(d: &PartitionData) -> PartitionSummary {
-    PartitionSummary {
-        error_code: d.error_code,
-        has_records: d.records.as_ref().is_some_and(|r| !r.is_empty()),
-        has_other_news: d.diverging_epoch.epoch >= 0,
-        high_watermark: d.high_watermark,
-        last_stable_offset: d.last_stable_offset,
-        log_start_offset: d.log_start_offset,
-    }
-}
-
 impl LeaderLink for InProcessLeader {
     async fn fetch(
         &mut self,
@@ -233,7 +222,7 @@ impl LeaderLink for InProcessLeader {
         // A short long-poll, so an idle fetcher does not spin.
         let mut changed = self.partition.subscribe();
         let answers: Vec<PartitionData> = wanted.iter().map(|(_, p)| self.answer(p)).collect();
-        if answers.iter().all(|a| !summary(a).has_records) {
+        if answers.iter().all(|a| !PartitionSummary::of(a).has_records) {
             let _ = tokio::time::timeout(Duration::from_millis(20), changed.changed()).await;
         }
         let mut sessions = self.sessions.lock().unwrap();
@@ -242,7 +231,7 @@ impl LeaderLink for InProcessLeader {
                 let entries = wanted
                     .iter()
                     .zip(&answers)
-                    .map(|((k, p), a)| (k.clone(), p.clone(), summary(a)))
+                    .map(|((k, p), a)| (k.clone(), p.clone(), PartitionSummary::of(a)))
                     .collect();
                 let mut next = rand::random::<i32>;
                 let id =
@@ -255,7 +244,7 @@ impl LeaderLink for InProcessLeader {
                 let summaries: Vec<_> = wanted
                     .iter()
                     .zip(&answers)
-                    .map(|((k, _), a)| (k.clone(), summary(a)))
+                    .map(|((k, _), a)| (k.clone(), PartitionSummary::of(a)))
                     .collect();
                 match sessions.finish_incremental(*session_id, *epoch, &summaries) {
                     Ok(include) => (*session_id, include),
