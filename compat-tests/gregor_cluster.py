@@ -79,9 +79,12 @@ def metadata_brokers_and_controller(port):
 
 class GregorCluster:
     def __init__(self, brokers=1, broker_config=None, session_timeout_ms=6000, keep_dir=False,
-                 zookeeper_hosts=None, chroot="", metrics=False, console=False):
-        """`zookeeper_hosts`: an already running ZooKeeper (e.g. Apache ZooKeeper) to use
-        instead of starting `gregor zookeeper`; `chroot`: the brokers' chroot in it."""
+                 zookeeper_hosts=None, chroot="", metrics=False, console=False, gregor_bin=None):
+        """`zookeeper_hosts`: an already running ZooKeeper (e.g. Apache ZooKeeper, or an
+        ensemble as "h1:p1,h2:p2,h3:p3") to use instead of starting `gregor zookeeper`;
+        `chroot`: the brokers' chroot in it. `gregor_bin`: the binary to run (default
+        $GREGOR_BIN), e.g. a private copy a concurrent rebuild cannot replace mid-test."""
+        self.bin = gregor_bin or GREGOR_BIN
         self.external_zookeeper = zookeeper_hosts
         self.chroot = chroot
         self.n = brokers
@@ -147,7 +150,7 @@ class GregorCluster:
             "tick_time_ms = 500\nmin_session_timeout_ms = 1000\n"
             + (f'metrics_listener = "127.0.0.1:{self.zk_metrics_port}"\n' if self.zk_metrics_port else "")
         )
-        self._spawn("zookeeper", [GREGOR_BIN, "zookeeper", "--config", str(cfg)])
+        self._spawn("zookeeper", [self.bin, "zookeeper", "--config", str(cfg)])
         wait_until(lambda: port_open(self.zk_port), 30, "zookeeper")
 
     def broker_config_path(self, broker_id):
@@ -172,7 +175,7 @@ class GregorCluster:
         for k, v in self.extra.items():
             lines.append(f'"{k}" = "{v}"')
         cfg.write_text("\n".join(lines) + "\n")
-        self._spawn(f"broker-{broker_id}", [GREGOR_BIN, "broker", "--config", str(cfg)])
+        self._spawn(f"broker-{broker_id}", [self.bin, "broker", "--config", str(cfg)])
         if wait:
             self.wait_ready(broker_id)
 

@@ -46,6 +46,12 @@ enum Command {
     Certs(gregor::cli::certs::CertsArgs),
     /// Add, list and remove SCRAM users (AlterUserScramCredentials / DescribeUserScramCredentials).
     Users(gregor::cli::users::UsersArgs),
+    /// Describe and alter topic and broker configs (like kafka-configs).
+    Configs(gregor::cli::configs::ConfigsArgs),
+    /// Move partitions between brokers (like kafka-reassign-partitions).
+    Reassign(gregor::cli::reassign::ReassignArgs),
+    /// Elect preferred or unclean leaders (like kafka-leader-election).
+    ElectLeaders(gregor::cli::elect_leaders::ElectLeadersArgs),
     /// Serve the web console for a cluster (brokers serve it too: console.listener).
     Console(gregor::console::ConsoleArgs),
 }
@@ -74,6 +80,9 @@ fn main() -> std::process::ExitCode {
         Command::Acls(args) => gregor::cli::acls::run(args),
         Command::Certs(args) => gregor::cli::certs::run(args),
         Command::Users(args) => gregor::cli::users::run(args),
+        Command::Configs(args) => gregor::cli::configs::run(args),
+        Command::Reassign(args) => gregor::cli::reassign::run(args),
+        Command::ElectLeaders(args) => gregor::cli::elect_leaders::run(args),
         Command::Console(args) => gregor::console::run(args),
     };
     match result {

@@ -1,5 +1,6 @@
 //! `gregor consume`: prints a topic's records, from the beginning or from the end, reading
 //! every partition (or one) from its leader. Without a group: offsets are not committed.
+//! On a terminal, a progress line on stderr counts the records (against `--max-messages`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -54,6 +55,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             positions.insert(p, list_offset(&mut c, &args.topic, p, start_ts).await?);
         }
         let mut printed = 0usize;
+        let mut progress = super::progress::Progress::new();
         let mut last_data = Instant::now();
         loop {
             let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
@@ -139,6 +141,15 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                                     println!("{value}");
                                 }
                                 printed += 1;
+                                progress.show(|| {
+                                    format!(
+                                        "consumed {}",
+                                        super::progress::fraction(
+                                            printed as u64,
+                                            args.max_messages.map(|m| m as u64)
+                                        )
+                                    )
+                                });
                                 if args.max_messages.is_some_and(|m| printed >= m) {
                                     return Ok(());
                                 }

@@ -4,10 +4,14 @@
 
 pub mod acls;
 pub mod certs;
+pub mod configs;
 pub mod consume;
+pub mod elect_leaders;
 pub mod groups;
 pub mod partitioner;
 pub mod produce;
+pub mod progress;
+pub mod reassign;
 pub mod topics;
 pub mod transactions;
 pub mod users;

@@ -1,5 +1,6 @@
 //! `gregor topics`: list, create, describe (leader, leader epoch, replicas, ISR per
-//! partition, non-default configs, and the cluster's under-replicated partitions), delete.
+//! partition, non-default configs, and the cluster's under-replicated partitions), delete,
+//! alter (more partitions, config changes).
 
 use std::collections::BTreeMap;
 
@@ -12,10 +13,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{block_on, check, connect};
+use crate::client::admin::{self, ConfigResource};
 
 #[derive(clap::Args, Debug)]
 pub struct TopicsArgs {
-    /// Broker(s) to bootstrap from.
     /// Broker(s) to bootstrap from (default: see `gregor::cli::default_bootstrap`).
     #[arg(long, default_value_t = super::default_bootstrap())]
     pub bootstrap_server: String,
@@ -42,6 +43,19 @@ pub enum TopicsCommand {
     Describe { names: Vec<String> },
     /// Delete a topic.
     Delete { name: String },
+    /// Add partitions to a topic and change its configs.
+    Alter {
+        name: String,
+        /// The new partition count (only grows, as in Kafka).
+        #[arg(long)]
+        partitions: Option<i32>,
+        /// Topic config to set, `key=value` (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        configs: Vec<String>,
+        /// Topic config to remove, back to the broker default (repeatable).
+        #[arg(long = "delete-config", value_name = "KEY")]
+        delete_configs: Vec<String>,
+    },
 }
 
 pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
@@ -137,9 +151,39 @@ pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
                 )?;
                 println!("Deleted topic {name}.");
             }
+            TopicsCommand::Alter {
+                name,
+                partitions,
+                configs,
+                delete_configs,
+            } => alter(&mut c, &name, partitions, &configs, &delete_configs).await?,
         }
         Ok(())
     })
+}
+
+/// `topics alter`: the partition count first (CreatePartitions), then the configs
+/// (IncrementalAlterConfigs), as `kafka-topics --alter` and `kafka-configs --alter` would.
+async fn alter(
+    c: &mut crate::client::cluster::ClusterClient,
+    name: &str,
+    partitions: Option<i32>,
+    configs: &[String],
+    delete_configs: &[String],
+) -> anyhow::Result<()> {
+    if partitions.is_none() && configs.is_empty() && delete_configs.is_empty() {
+        anyhow::bail!("nothing to alter: give --partitions, --config or --delete-config");
+    }
+    if let Some(n) = partitions {
+        admin::create_partitions(c, name, n).await?;
+        println!("Topic {name} now has {n} partitions.");
+    }
+    if !configs.is_empty() || !delete_configs.is_empty() {
+        let changes = super::configs::changes(configs, delete_configs)?;
+        admin::alter_configs(c, &ConfigResource::Topic(name.to_string()), &changes).await?;
+        println!("Updated the configs of topic {name}.");
+    }
+    Ok(())
 }
 
 async fn non_default_configs(

@@ -27,7 +27,7 @@ pub enum TransactionsCommand {
     /// List the transactional ids of every transaction coordinator.
     List {
         /// A broker to start from (host:port; comma-separated list accepted).
-        #[arg(long = "bootstrap-server")]
+        #[arg(long = "bootstrap-server", default_value_t = super::default_bootstrap())]
         bootstrap_server: String,
         /// Only transactions in this state (Ongoing, PrepareCommit, ...); repeatable.
         #[arg(long = "state")]
@@ -44,7 +44,7 @@ pub enum TransactionsCommand {
         #[arg(long = "transactional-id")]
         transactional_id: String,
         /// A broker to start from (host:port; comma-separated list accepted).
-        #[arg(long = "bootstrap-server")]
+        #[arg(long = "bootstrap-server", default_value_t = super::default_bootstrap())]
         bootstrap_server: String,
     },
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+pub mod admin;
 pub mod cluster;
 pub mod security;
 pub mod tools;
