@@ -384,8 +384,10 @@ def run_scenario(ensemble, c):
         ensemble.wait_quorum(ensemble.ids, timeout=45)
         assert ensemble.mode(zk_leader) == "follower"
         producer.more_acks(100, "after the ZooKeeper server rejoined")
-    finally:
-        producer.finish()
+    except BaseException:
+        producer.stop.set()  # no flush checks: they would hide what failed
+        raise
+    producer.finish()
 
     zk = KazooClient(hosts=f"127.0.0.1:{ensemble.client[zk_leader]}", timeout=10)
     zk.start(timeout=30)
