@@ -434,6 +434,36 @@ impl Admin<'_> {
     }
 }
 
+impl Admin<'_> {
+    /// Writes one dynamic broker config entity (`broker`: an id, `None` the cluster-wide
+    /// default) after checking every key is dynamic and every value valid. Brokers
+    /// watch `/config/brokers` and apply it at once.
+    pub async fn set_broker_config(
+        &self,
+        broker: Option<i32>,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        crate::config::dynamic::validate(&overrides)?;
+        if validate_only {
+            return Ok(());
+        }
+        let handle = self.session.current().await;
+        let client = &handle.client;
+        let data = BrokerConfigZnode::new(overrides).encode();
+        let path = broker_config_path(&crate::config::dynamic::entity_name(broker));
+        match client.set_data(&path, &data, None).await {
+            Ok(_) => Ok(()),
+            Err(zk::Error::NoNode) => {
+                let options = handle.create_options(zk::CreateMode::Persistent, &path);
+                client.create(&path, &data, &options).await?;
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
 fn validate_manual_assignment(
     assignment: &BTreeMap<i32, Vec<i32>>,
     image: &ClusterImage,

@@ -6,7 +6,9 @@
 //! an override, STATIC_BROKER_CONFIG when the broker file set the default, else
 //! DEFAULT_CONFIG), with synonyms, types and documentation when asked, as
 //! `kafka-configs --describe --all` and `kafka-topics --describe` expect. Brokers: the
-//! static configuration; it cannot be altered at runtime here.
+//! config file's values, with the dynamic configs (KIP-226, `config::dynamic`: the
+//! replication throttles) over them; those can be altered, for one broker (sent to it)
+//! or for every broker (the empty name), and the rest are refused by name.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -26,7 +28,7 @@ use crate::admin::AdminError;
 use crate::broker::Broker;
 use crate::config::keys::split_list;
 use crate::config::topic::{topic_key_def, TOPIC_KEYS};
-use crate::config::{ConfigSource, TopicConfig};
+use crate::config::{dynamic, ConfigSource, TopicConfig};
 use crate::security::acl::AclOperation;
 
 pub mod describe_configs {
@@ -150,10 +152,12 @@ pub async fn describe_configs(
                             .into_iter()
                             .filter(|(k, _, _)| wanted(k.name))
                             .map(|(key, value, source)| {
+                                let (value, source) =
+                                    with_dynamic_value(broker, &image, key.name, value, source);
                                 let mut e = DescribeConfigsResourceResult::default()
                                     .with_name(StrBytes::from_static_str(key.name))
                                     .with_value(value.clone().map(s))
-                                    .with_read_only(true)
+                                    .with_read_only(!dynamic::is_dynamic(key.name))
                                     .with_config_source(source as i8)
                                     .with_is_default(v0_default(ctx.api_version, source))
                                     .with_is_sensitive(false)
@@ -180,6 +184,39 @@ pub async fn describe_configs(
         results.push(result);
     }
     Some(DescribeConfigsResponse::default().with_results(results))
+}
+
+/// A broker key's value and source once its dynamic configs (KIP-226) are applied.
+fn with_dynamic_value(
+    broker: &Broker,
+    image: &crate::coordination::ClusterImage,
+    key: &str,
+    value: Option<String>,
+    source: ConfigSource,
+) -> (Option<String>, ConfigSource) {
+    match image.dynamic_broker_config_with_source(broker.config.broker_id, key) {
+        Some((v, true)) => (Some(v), ConfigSource::DynamicBrokerConfig),
+        Some((v, false)) => (Some(v), ConfigSource::DynamicDefaultBrokerConfig),
+        None => (value, source),
+    }
+}
+
+/// The dynamic config entity a broker resource names: `""` the cluster-wide default,
+/// else this broker's id (Kafka's ZooKeeper-mode brokers answer only for themselves).
+fn broker_entity(broker: &Broker, name: &str) -> Result<Option<i32>, AdminError> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if name == broker.config.broker_id.to_string() {
+        return Ok(Some(broker.config.broker_id));
+    }
+    Err(AdminError::new(
+        Error::InvalidRequest,
+        format!(
+            "Unexpected broker id, expected {} or empty string, but received {name}",
+            broker.config.broker_id
+        ),
+    ))
 }
 
 /// DescribeConfigs v0 has `is_default` where later versions have the source (KIP-226):
@@ -275,13 +312,6 @@ fn outcome(result: Result<(), AdminError>) -> (i16, Option<StrBytes>) {
     }
 }
 
-fn broker_not_alterable() -> AdminError {
-    AdminError::new(
-        Error::InvalidRequest,
-        "gregor does not support dynamic broker configs; change the broker's config file and restart it",
-    )
-}
-
 pub async fn alter_configs(
     broker: &Broker,
     ctx: &RequestContext,
@@ -296,29 +326,50 @@ pub async fn alter_configs(
             &resource.resource_name,
             AclOperation::AlterConfigs,
         );
-        let result = match resource.resource_type {
-            _ if refused.is_some() => Err(refused.unwrap_or_else(broker_not_alterable)),
-            RESOURCE_TOPIC => {
-                // AlterConfigs replaces the whole override set.
-                let overrides: BTreeMap<String, String> = resource
-                    .configs
-                    .iter()
-                    .filter_map(|c| {
-                        c.value
-                            .as_ref()
-                            .map(|v| (c.name.to_string(), v.to_string()))
-                    })
-                    .collect();
-                broker
-                    .admin()
-                    .set_topic_config(&resource.resource_name, overrides, req.validate_only)
-                    .await
+        let result = if let Some(refusal) = refused {
+            Err(refusal)
+        } else {
+            match resource.resource_type {
+                RESOURCE_TOPIC => {
+                    // AlterConfigs replaces the whole override set.
+                    let overrides: BTreeMap<String, String> = resource
+                        .configs
+                        .iter()
+                        .filter_map(|c| {
+                            c.value
+                                .as_ref()
+                                .map(|v| (c.name.to_string(), v.to_string()))
+                        })
+                        .collect();
+                    broker
+                        .admin()
+                        .set_topic_config(&resource.resource_name, overrides, req.validate_only)
+                        .await
+                }
+                RESOURCE_BROKER => match broker_entity(broker, &resource.resource_name) {
+                    // AlterConfigs replaces the entity's whole dynamic config.
+                    Ok(entity) => {
+                        let overrides = resource
+                            .configs
+                            .iter()
+                            .filter_map(|c| {
+                                c.value
+                                    .as_ref()
+                                    .map(|v| (c.name.to_string(), v.to_string()))
+                            })
+                            .collect();
+                        broker
+                            .admin()
+                            .set_broker_config(entity, overrides, req.validate_only)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
+                other => Err(AdminError::new(
+                    Error::InvalidRequest,
+                    format!("Unsupported resource type {other}"),
+                )),
             }
-            RESOURCE_BROKER => Err(broker_not_alterable()),
-            other => Err(AdminError::new(
-                Error::InvalidRequest,
-                format!("Unsupported resource type {other}"),
-            )),
         };
         let (error_code, error_message) = outcome(result);
         responses.push(
@@ -353,28 +404,56 @@ pub async fn incremental_alter_configs(
             &resource.resource_name,
             AclOperation::AlterConfigs,
         );
-        let result = match resource.resource_type {
-            _ if refused.is_some() => Err(refused.unwrap_or_else(broker_not_alterable)),
-            RESOURCE_TOPIC => match image.topic(&resource.resource_name) {
-                None => Err(AdminError::new(
-                    Error::UnknownTopicOrPartition,
-                    format!("Topic {} does not exist.", &*resource.resource_name),
-                )),
-                Some(topic) => match apply_incremental(broker, topic.config.clone(), resource) {
-                    Ok(overrides) => {
-                        broker
-                            .admin()
-                            .set_topic_config(&resource.resource_name, overrides, req.validate_only)
-                            .await
+        let result = if let Some(refusal) = refused {
+            Err(refusal)
+        } else {
+            match resource.resource_type {
+                RESOURCE_TOPIC => match image.topic(&resource.resource_name) {
+                    None => Err(AdminError::new(
+                        Error::UnknownTopicOrPartition,
+                        format!("Topic {} does not exist.", &*resource.resource_name),
+                    )),
+                    Some(topic) => {
+                        match apply_incremental(topic.config.clone(), resource, &topic_keys(broker))
+                        {
+                            Ok(overrides) => {
+                                broker
+                                    .admin()
+                                    .set_topic_config(
+                                        &resource.resource_name,
+                                        overrides,
+                                        req.validate_only,
+                                    )
+                                    .await
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                },
+                RESOURCE_BROKER => match broker_entity(broker, &resource.resource_name) {
+                    Ok(entity) => {
+                        let current = image
+                            .broker_configs
+                            .get(&dynamic::entity_name(entity))
+                            .cloned()
+                            .unwrap_or_default();
+                        match apply_incremental(current, resource, &broker_keys(broker)) {
+                            Ok(overrides) => {
+                                broker
+                                    .admin()
+                                    .set_broker_config(entity, overrides, req.validate_only)
+                                    .await
+                            }
+                            Err(e) => Err(e),
+                        }
                     }
                     Err(e) => Err(e),
                 },
-            },
-            RESOURCE_BROKER => Err(broker_not_alterable()),
-            other => Err(AdminError::new(
-                Error::InvalidRequest,
-                format!("Unsupported resource type {other}"),
-            )),
+                other => Err(AdminError::new(
+                    Error::InvalidRequest,
+                    format!("Unsupported resource type {other}"),
+                )),
+            }
         };
         let (error_code, error_message) = outcome(result);
         responses.push(
@@ -388,10 +467,37 @@ pub async fn incremental_alter_configs(
     Some(IncrementalAlterConfigsResponse::default().with_responses(responses))
 }
 
+type DefaultOf<'a> = Box<dyn Fn(&str) -> Option<String> + Send + Sync + 'a>;
+
+/// What IncrementalAlterConfigs needs to know of a resource type's keys.
+struct KeySet<'a> {
+    /// "topic" or "broker", for errors.
+    kind: &'static str,
+    type_of: fn(&str) -> Option<crate::config::keys::ConfigType>,
+    /// The value a key has without an override (APPEND / SUBTRACT start from it).
+    default_of: DefaultOf<'a>,
+}
+
+fn topic_keys(broker: &Broker) -> KeySet<'_> {
+    KeySet {
+        kind: "topic",
+        type_of: |name| topic_key_def(name).map(|tk| tk.key.ty),
+        default_of: Box::new(|name| broker.config.topic_defaults.get(name).cloned()),
+    }
+}
+
+fn broker_keys(broker: &Broker) -> KeySet<'_> {
+    KeySet {
+        kind: "broker",
+        type_of: |name| crate::config::broker::key_def(name).map(|k| k.ty),
+        default_of: Box::new(|name| broker.config.value(name)),
+    }
+}
+
 fn apply_incremental(
-    broker: &Broker,
     mut overrides: BTreeMap<String, String>,
     resource: &kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource,
+    keys: &KeySet<'_>,
 ) -> Result<BTreeMap<String, String>, AdminError> {
     let mut seen = std::collections::BTreeSet::new();
     for op in &resource.configs {
@@ -402,10 +508,10 @@ fn apply_incremental(
                 format!("Error due to duplicate config keys: {name}"),
             ));
         }
-        let Some(tk) = topic_key_def(&name) else {
+        let Some(ty) = (keys.type_of)(&name) else {
             return Err(AdminError::new(
                 Error::InvalidConfig,
-                format!("Unknown topic config name: {name}"),
+                format!("Unknown {} config name: {name}", keys.kind),
             ));
         };
         let value = op.value.as_ref().map(|v| v.to_string());
@@ -423,7 +529,7 @@ fn apply_incremental(
                 overrides.remove(&name);
             }
             OP_APPEND | OP_SUBTRACT => {
-                if tk.key.ty != crate::config::keys::ConfigType::List {
+                if ty != crate::config::keys::ConfigType::List {
                     return Err(AdminError::new(
                         Error::InvalidConfig,
                         format!("Config value append is not allowed for config key: {name}"),
@@ -432,7 +538,7 @@ fn apply_incremental(
                 let current = overrides
                     .get(&name)
                     .cloned()
-                    .or_else(|| broker.config.topic_defaults.get(name.as_str()).cloned())
+                    .or_else(|| (keys.default_of)(&name))
                     .unwrap_or_default();
                 let mut items: Vec<String> = split_list(&current).map(str::to_string).collect();
                 for item in split_list(value.as_deref().unwrap_or("")) {

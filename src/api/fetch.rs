@@ -34,6 +34,7 @@ use crate::clock::now_ms;
 use crate::coordination::{ClusterImage, TopicInfo};
 use crate::fetch_session::cache::{FetchContext, FetchRequestView};
 use crate::fetch_session::{PartitionKey, PartitionParams, PartitionSummary, TopicRef};
+use crate::replica::throttle::ReplicationQuotas;
 use crate::replica::{Partition, PartitionError};
 use crate::security::acl::AclOperation;
 use crate::storage::fileio::ReadMode;
@@ -171,6 +172,7 @@ pub async fn handle(
                 &slots,
                 max_bytes,
                 follower,
+                &broker.replicas.quotas,
                 isolation_level,
                 ReadMode::NoWait,
                 version,
@@ -185,6 +187,7 @@ pub async fn handle(
                     broker.replicas.propose_isr(partition, isr);
                 }
                 let reading = slots.clone();
+                let quotas = broker.replicas.quotas.clone();
                 broker
                     .replicas
                     .io
@@ -193,6 +196,7 @@ pub async fn handle(
                             &reading,
                             max_bytes,
                             follower,
+                            &quotas,
                             isolation_level,
                             ReadMode::Blocking,
                             version,
@@ -216,6 +220,9 @@ pub async fn handle(
             for (slot, data) in slots.iter().zip(&results) {
                 crate::metrics::fetched(slot.partition.as_deref(), data, follower.is_some());
             }
+            if follower.is_some() {
+                record_throttled(&broker.replicas.quotas, &slots, &results);
+            }
             return Some(respond(
                 broker, &session, wanted, &slots, results, topics, follower, version,
             ));
@@ -224,6 +231,22 @@ pub async fn handle(
         let wait = tokio::time::timeout_at(deadline, futures::future::select_all(changes));
         let _ = crate::metrics::requests::remote(wait).await;
     }
+}
+
+/// Counts what a follower fetch sent of throttled replicas toward the leader quota
+/// (in-sync followers' bytes too, as Kafka's `sizeOfThrottledPartitions`).
+fn record_throttled(quotas: &ReplicationQuotas, slots: &[Slot], results: &[PartitionData]) {
+    let bytes: usize = slots
+        .iter()
+        .zip(results)
+        .filter(|(slot, _)| {
+            slot.partition
+                .as_ref()
+                .is_some_and(|p| p.is_leader_throttled())
+        })
+        .map(|(_, data)| data.records.as_ref().map_or(0, |r| r.len()))
+        .sum();
+    quotas.leader.record(bytes as u64, now_ms());
 }
 
 /// The request's partitions, each once (Kafka keys the fetch data by partition, a later
@@ -527,10 +550,12 @@ type IsrExpansions = Vec<(Arc<Partition>, Vec<i32>)>;
 /// Reads every slot once. `Err` if a `NoWait` read would have waited for the disk: the
 /// caller proposes the ISR expansions gathered so far and reads again on an I/O thread
 /// (what this pass recorded of a follower's progress is recorded again then, unchanged).
+#[allow(clippy::too_many_arguments)]
 fn read_all(
     slots: &[Slot],
     max_bytes: usize,
     follower: Option<i32>,
+    quotas: &ReplicationQuotas,
     isolation_level: i8,
     mode: ReadMode,
     version: i16,
@@ -584,8 +609,19 @@ fn read_all(
             );
             continue;
         }
-        let limit = slot.partition_max_bytes.min(remaining);
-        let min_one = gathered == 0;
+        // KIP-73: an out-of-sync follower of a throttled replica gets no records while
+        // the leader quota is exceeded (its position is still recorded).
+        let throttled = follower.is_some_and(|f| {
+            partition.is_leader_throttled()
+                && quotas.leader.is_exceeded(now)
+                && !partition.is_in_sync(f)
+        });
+        let limit = if throttled {
+            0
+        } else {
+            slot.partition_max_bytes.min(remaining)
+        };
+        let min_one = gathered == 0 && !throttled;
         match partition.read(
             slot.fetch_offset,
             limit,

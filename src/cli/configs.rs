@@ -99,7 +99,11 @@ pub fn changes(set: &[String], delete: &[String]) -> anyhow::Result<Vec<ConfigCh
         .iter()
         .map(|kv| ConfigChange::parse_set(kv))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    out.extend(delete.iter().map(|k| ConfigChange::Delete(k.trim().to_string())));
+    out.extend(
+        delete
+            .iter()
+            .map(|k| ConfigChange::Delete(k.trim().to_string())),
+    );
     if out.is_empty() {
         anyhow::bail!("nothing to change: give --set KEY=VALUE or --delete KEY");
     }

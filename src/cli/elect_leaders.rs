@@ -88,7 +88,10 @@ fn render(election: ElectionType, results: &[(TopicPartition, ElectionOutcome)])
     }
     for (tp, o) in results {
         if let ElectionOutcome::Failed(why) = o {
-            out.push_str(&format!("Election for partition {} failed: {why}\n", name(tp)));
+            out.push_str(&format!(
+                "Election for partition {} failed: {why}\n",
+                name(tp)
+            ));
         }
     }
     if results.is_empty() {
@@ -106,7 +109,10 @@ mod tests {
         let results = vec![
             (("t".to_string(), 0), ElectionOutcome::Elected),
             (("t".to_string(), 1), ElectionOutcome::NotNeeded),
-            (("t".to_string(), 2), ElectionOutcome::Failed("no live replica".into())),
+            (
+                ("t".to_string(), 2),
+                ElectionOutcome::Failed("no live replica".into()),
+            ),
         ];
         assert_eq!(
             render(ElectionType::Preferred, &results),

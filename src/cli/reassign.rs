@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::client::admin::{self, ConfigChange, ConfigResource, OngoingReassignment, TopicPartition};
+use crate::client::admin::{
+    self, ConfigChange, ConfigResource, OngoingReassignment, TopicPartition,
+};
 use crate::client::cluster::ClusterClient;
 
 use super::{block_on, connect};
@@ -67,7 +69,10 @@ pub fn run(args: ReassignArgs) -> anyhow::Result<()> {
         let moves = requested_moves(&args)?;
         if args.cancel {
             let cancels: Vec<_> = moves.into_iter().map(|(tp, _)| (tp, None)).collect();
-            report(admin::alter_reassignments(&mut c, &cancels).await?, "Cancelled")?;
+            report(
+                admin::alter_reassignments(&mut c, &cancels).await?,
+                "Cancelled",
+            )?;
             return Ok(());
         }
         let plan = match args.throttle {
@@ -84,7 +89,10 @@ pub fn run(args: ReassignArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(tp, r)| (tp.clone(), Some(r.clone())))
             .collect();
-        report(admin::alter_reassignments(&mut c, &targets).await?, "Started moving")?;
+        report(
+            admin::alter_reassignments(&mut c, &targets).await?,
+            "Started moving",
+        )?;
         if args.no_wait {
             if plan.is_some() {
                 println!("The throttles stay until removed (gregor configs alter --delete).");
@@ -215,7 +223,9 @@ async fn follow(
             }
         }
         for tp in parts {
-            let moving = ongoing.iter().any(|r| (&r.topic, r.partition) == (&tp.0, tp.1));
+            let moving = ongoing
+                .iter()
+                .any(|r| (&r.topic, r.partition) == (&tp.0, tp.1));
             if !moving && done.insert(tp.clone()) {
                 let now = replicas.get(tp).map(|r| ids(r)).unwrap_or_default();
                 println!(
@@ -241,7 +251,14 @@ async fn follow(
     }
 }
 
-fn partitions_of(c: &ClusterClient) -> impl Iterator<Item = (TopicPartition, &kafka_protocol::messages::metadata_response::MetadataResponsePartition)> {
+fn partitions_of(
+    c: &ClusterClient,
+) -> impl Iterator<
+    Item = (
+        TopicPartition,
+        &kafka_protocol::messages::metadata_response::MetadataResponsePartition,
+    ),
+> {
     c.metadata.topics.iter().flat_map(|t| {
         let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
         t.partitions
@@ -273,10 +290,10 @@ pub struct ThrottlePlan {
     pub rate: u64,
 }
 
-const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
-const FOLLOWER_REPLICAS: &str = "follower.replication.throttled.replicas";
-const LEADER_RATE: &str = "leader.replication.throttled.rate";
-const FOLLOWER_RATE: &str = "follower.replication.throttled.rate";
+use crate::config::dynamic::{
+    FOLLOWER_THROTTLED_RATE as FOLLOWER_RATE, FOLLOWER_THROTTLED_REPLICAS as FOLLOWER_REPLICAS,
+    LEADER_THROTTLED_RATE as LEADER_RATE, LEADER_THROTTLED_REPLICAS as LEADER_REPLICAS,
+};
 
 impl ThrottlePlan {
     pub fn of(
@@ -288,12 +305,21 @@ impl ThrottlePlan {
         let mut followers: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut brokers = BTreeSet::new();
         for ((topic, partition), target) in moves {
-            let now = current.get(&(topic.clone(), *partition)).cloned().unwrap_or_default();
+            let now = current
+                .get(&(topic.clone(), *partition))
+                .cloned()
+                .unwrap_or_default();
             for b in &now {
-                leaders.entry(topic.clone()).or_default().push(format!("{partition}:{b}"));
+                leaders
+                    .entry(topic.clone())
+                    .or_default()
+                    .push(format!("{partition}:{b}"));
             }
             for b in target.iter().filter(|b| !now.contains(b)) {
-                followers.entry(topic.clone()).or_default().push(format!("{partition}:{b}"));
+                followers
+                    .entry(topic.clone())
+                    .or_default()
+                    .push(format!("{partition}:{b}"));
             }
             brokers.extend(now.iter().chain(target));
         }
@@ -307,7 +333,11 @@ impl ThrottlePlan {
                 (t.clone(), (list(&leaders), list(&followers)))
             })
             .collect();
-        ThrottlePlan { topics, brokers, rate }
+        ThrottlePlan {
+            topics,
+            brokers,
+            rate,
+        }
     }
 
     async fn apply(&self, c: &mut ClusterClient) -> anyhow::Result<()> {

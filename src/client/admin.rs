@@ -180,11 +180,12 @@ pub async fn alter_configs(
                 .with_value(None),
         })
         .collect();
-    let req =
-        IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
             .with_resource_type(resource.type_code())
             .with_resource_name(s(&resource.name()))
-            .with_configs(configs)]);
+            .with_configs(configs),
+    ]);
     let resp = resource.send(c, &req, 1).await?;
     let Some(r) = resp.responses.into_iter().next() else {
         bail!("alter configs of {}: no answer", resource.describe());
@@ -252,12 +253,15 @@ pub async fn alter_reassignments(
 ) -> anyhow::Result<PartitionResults> {
     let mut by_topic: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
     for ((topic, partition), target) in moves {
-        by_topic
-            .entry(topic)
-            .or_default()
-            .push(ReassignablePartition::default()
+        by_topic.entry(topic).or_default().push(
+            ReassignablePartition::default()
                 .with_partition_index(*partition)
-                .with_replicas(target.as_ref().map(|r| r.iter().map(|b| BrokerId(*b)).collect())));
+                .with_replicas(
+                    target
+                        .as_ref()
+                        .map(|r| r.iter().map(|b| BrokerId(*b)).collect()),
+                ),
+        );
     }
     let req = AlterPartitionReassignmentsRequest::default()
         .with_timeout_ms(OPERATION_TIMEOUT_MS)

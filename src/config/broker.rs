@@ -234,6 +234,20 @@ pub const BROKER_KEYS: &[ConfigKey] = &[
     )
     .check(V::AtLeast(0)),
     ConfigKey::new(
+        "leader.replication.throttled.rate",
+        T::Long,
+        "9223372036854775807",
+        "Bytes/s this broker sends as leader to throttled replicas (KIP-73); dynamic.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
+        "follower.replication.throttled.rate",
+        T::Long,
+        "9223372036854775807",
+        "Bytes/s this broker fetches as follower for throttled replicas (KIP-73); dynamic.",
+    )
+    .check(V::AtLeast(0)),
+    ConfigKey::new(
         "replica.fetch.wait.max.ms",
         T::Int,
         "500",
@@ -788,6 +802,13 @@ impl BrokerConfig {
             .or_else(|| self.explicit.get(key))
             .cloned()
             .or_else(|| crate::security::config::default_of(key).map(str::to_string))
+    }
+
+    /// A replication throttle rate from the config file (`None`: unlimited).
+    pub fn replication_throttled_rate(&self, key: &str) -> Option<u64> {
+        self.value(key)
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|v| *v < i64::MAX as u64)
     }
 
     /// A key's effective value as written (explicit or default), for keys without a field.

@@ -34,6 +34,8 @@ impl ConfigType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     TopicConfig = 1,
+    DynamicBrokerConfig = 2,
+    DynamicDefaultBrokerConfig = 3,
     StaticBrokerConfig = 4,
     DefaultConfig = 5,
 }
@@ -289,6 +291,9 @@ pub enum ConfigError {
     Unknown(String),
     #[error("missing required config key `{0}`")]
     Missing(String),
+    /// Kafka's answer to a dynamic update of a static broker key.
+    #[error("Cannot update these configs dynamically: Set({0})")]
+    NotDynamic(String),
     #[error("invalid value `{value}` for config key `{key}`: {reason}")]
     Invalid {
         key: String,
@@ -361,6 +366,8 @@ impl fmt::Display for ConfigSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self {
             ConfigSource::TopicConfig => "DYNAMIC_TOPIC_CONFIG",
+            ConfigSource::DynamicBrokerConfig => "DYNAMIC_BROKER_CONFIG",
+            ConfigSource::DynamicDefaultBrokerConfig => "DYNAMIC_DEFAULT_BROKER_CONFIG",
             ConfigSource::StaticBrokerConfig => "STATIC_BROKER_CONFIG",
             ConfigSource::DefaultConfig => "DEFAULT_CONFIG",
         };

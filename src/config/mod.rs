@@ -3,6 +3,7 @@
 //! (`keys.rs`). Names and defaults are Apache Kafka's, so its documentation applies.
 
 pub mod broker;
+pub mod dynamic;
 pub mod keys;
 pub mod listeners;
 pub mod log_keys;

@@ -92,7 +92,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
             "follower.replication.throttled.replicas",
             T::List,
             "",
-            "Replicas whose follower fetches are throttled (accepted; gregor has no replication quotas).",
+            "Replicas (partition:broker, or *) whose follower fetches follower.replication.throttled.rate (KIP-73).",
         )
         .check(V::ThrottledReplicas),
     ),
@@ -106,7 +106,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
             "leader.replication.throttled.replicas",
             T::List,
             "",
-            "Replicas whose leader side is throttled (accepted; gregor has no replication quotas).",
+            "Replicas (partition:broker, or *) whose leader side follows leader.replication.throttled.rate (KIP-73).",
         )
         .check(V::ThrottledReplicas),
     ),

@@ -89,6 +89,8 @@ pub struct ClusterImage {
     /// Log directory failure notifications (`/log_dir_event_notification/*`), by child
     /// name: which replicas a broker lost with a failed log directory.
     pub log_dir_events: BTreeMap<String, crate::coordination::log_dir_events::LogDirEventZnode>,
+    /// Dynamic broker configs (`/config/brokers/<id>` and `<default>`), by entity name.
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// True once the first full load from ZooKeeper finished.
     pub loaded: bool,
 }
@@ -154,6 +156,32 @@ impl ClusterImage {
             }
         }
         out
+    }
+
+    /// A dynamic broker config in force for `broker`: its own entry, else the default.
+    pub fn dynamic_broker_config(&self, broker: i32, key: &str) -> Option<String> {
+        self.dynamic_broker_config_with_source(broker, key)
+            .map(|(v, _)| v)
+    }
+
+    /// As `dynamic_broker_config`, with whether it came from the broker's own entry
+    /// (true) or the cluster-wide default (false).
+    pub fn dynamic_broker_config_with_source(
+        &self,
+        broker: i32,
+        key: &str,
+    ) -> Option<(String, bool)> {
+        let own = self
+            .broker_configs
+            .get(&broker.to_string())
+            .and_then(|c| c.get(key))
+            .map(|v| (v.clone(), true));
+        own.or_else(|| {
+            self.broker_configs
+                .get(crate::config::dynamic::DEFAULT_ENTITY)
+                .and_then(|c| c.get(key))
+                .map(|v| (v.clone(), false))
+        })
     }
 
     pub fn rebuild_id_index(&mut self) {

@@ -30,6 +30,9 @@ enum Reload {
     Deletions,
     ShuttingDown,
     LogDirEvents,
+    /// The dynamic broker config entities (`/config/brokers` children).
+    BrokerConfigs,
+    BrokerConfig(String),
 }
 
 /// Starts the watcher; the returned receiver always holds the latest image.
@@ -53,6 +56,7 @@ async fn run(session: ZkSession, publish: watch::Sender<Arc<ClusterImage>>, task
             Reload::Deletions,
             Reload::ShuttingDown,
             Reload::LogDirEvents,
+            Reload::BrokerConfigs,
         ] {
             state.pending.insert(key);
         }
@@ -142,7 +146,8 @@ impl WatchState {
                 | Reload::Controller
                 | Reload::Deletions
                 | Reload::ShuttingDown
-                | Reload::LogDirEvents => 0,
+                | Reload::LogDirEvents
+                | Reload::BrokerConfigs => 0,
                 Reload::Topics => 1,
                 Reload::Topic(_) => 2,
                 _ => 3,
@@ -254,6 +259,34 @@ impl WatchState {
                 Ok(())
             }
             Reload::LogDirEvents => self.reload_log_dir_events().await,
+            Reload::BrokerConfigs => {
+                let entities = self.children(key.clone(), CONFIG_BROKERS).await?;
+                self.image
+                    .broker_configs
+                    .retain(|name, _| entities.contains(name));
+                for entity in entities {
+                    self.pending.insert(Reload::BrokerConfig(entity));
+                }
+                Ok(())
+            }
+            Reload::BrokerConfig(entity) => {
+                let path = broker_config_path(entity);
+                match self.read(key.clone(), &path).await? {
+                    Some((data, _)) => match BrokerConfigZnode::decode(&path, &data) {
+                        Ok(z) => {
+                            self.image.broker_configs.insert(entity.clone(), z.config);
+                        }
+                        Err(err) => {
+                            tracing::warn!(%err, "ignoring unreadable dynamic broker config");
+                            self.image.broker_configs.remove(entity);
+                        }
+                    },
+                    None => {
+                        self.image.broker_configs.remove(entity);
+                    }
+                }
+                Ok(())
+            }
             Reload::Deletions => {
                 let names: HashSet<String> = self
                     .children(key.clone(), DELETE_TOPICS)

@@ -9,6 +9,7 @@
 //! /brokers/topics/<topic>                       {"version":3,"topic_id":..,"partitions":{"0":[1,2]}}
 //! /brokers/topics/<topic>/partitions/<p>/state  {"leader","leader_epoch","isr","controller_epoch","version":1}
 //! /config/topics/<topic>                        {"version":1,"config":{..}}
+//! /config/brokers/<id>|<default>                {"version":1,"config":{..}} dynamic broker configs
 //! /admin/delete_topics/<topic>                  pending deletions
 //! /admin/controlled_shutdown/<id> (ephemeral)   broker shutting down: move leaders away
 //! /latest_producer_id_block                     {"version":1,"broker","block_start","block_end"}
@@ -24,6 +25,7 @@ pub const BROKER_TOPICS: &str = "/brokers/topics";
 pub const CONTROLLER: &str = "/controller";
 pub const CONTROLLER_EPOCH: &str = "/controller_epoch";
 pub const CONFIG_TOPICS: &str = "/config/topics";
+pub const CONFIG_BROKERS: &str = "/config/brokers";
 pub const DELETE_TOPICS: &str = "/admin/delete_topics";
 pub const PRODUCER_ID_BLOCK: &str = "/latest_producer_id_block";
 pub const CONTROLLED_SHUTDOWN: &str = "/admin/controlled_shutdown";
@@ -45,7 +47,7 @@ pub const PERSISTENT_PATHS: &[&str] = &[
     // create them world-writable and plant credentials or ACLs beneath.
     "/config/changes",
     "/config/users",
-    "/config/brokers",
+    CONFIG_BROKERS,
     "/config/clients",
     "/config/ips",
     "/kafka-acl",
@@ -76,6 +78,11 @@ pub fn partition_state_path(topic: &str, partition: i32) -> String {
 
 pub fn topic_config_path(topic: &str) -> String {
     format!("{CONFIG_TOPICS}/{topic}")
+}
+
+/// A dynamic broker config entity's znode (`entity`: a broker id or `<default>`).
+pub fn broker_config_path(entity: &str) -> String {
+    format!("{CONFIG_BROKERS}/{entity}")
 }
 
 pub fn controlled_shutdown_path(broker: i32) -> String {
@@ -293,6 +300,9 @@ impl TopicConfigZnode {
         decode(path, data)
     }
 }
+
+/// Kafka keeps every config entity (topics, brokers, users) in the same shape.
+pub type BrokerConfigZnode = TopicConfigZnode;
 
 /// The last producer-id block handed out (Kafka's `ProducerIdBlockZNode`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

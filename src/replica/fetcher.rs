@@ -4,7 +4,9 @@
 //! the leader's: truncate to the leader's end offset for that epoch and fetch again, so
 //! a divergent tail never survives. Fetches use an incremental fetch session (KIP-227,
 //! `fetch_session::handler`): after the first full request only partitions whose position
-//! changed are sent, and the leader answers only partitions with news.
+//! changed are sent, and the leader answers only partitions with news. Throttled
+//! partitions that have not caught up sit out fetches while the follower replication
+//! quota is exceeded (KIP-73, `replica::throttle`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -20,6 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{watch, Notify};
 
 use super::partition::Partition;
+use super::throttle::ReplicationQuotas;
 use crate::client::KafkaConnection;
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
@@ -43,6 +46,16 @@ struct Followed {
     leader_epoch: i32,
     /// Back off this partition until then (leader not ready for our epoch, errors).
     delayed_until_ms: i64,
+    /// Our log reached the leader's high watermark at the last answer (Kafka's
+    /// `PartitionFetchState.isReplicaInSync`): a caught-up replica is never throttled.
+    caught_up: bool,
+}
+
+impl Followed {
+    /// Left out of fetches while the follower quota is exceeded (KIP-73).
+    fn throttled(&self) -> bool {
+        self.partition.is_follower_throttled() && !self.caught_up
+    }
 }
 
 struct FetcherShared {
@@ -50,6 +63,8 @@ struct FetcherShared {
     wake: Notify,
     /// Follower appends are storage work: they run on the broker's I/O pool.
     io: Arc<IoPool>,
+    /// The follower-side replication quota (KIP-73, `replica::throttle`).
+    quotas: Arc<ReplicationQuotas>,
 }
 
 pub struct FetcherManager {
@@ -58,6 +73,7 @@ pub struct FetcherManager {
     fetchers: Mutex<HashMap<i32, Arc<FetcherShared>>>,
     shutdown: watch::Sender<bool>,
     io: Arc<IoPool>,
+    quotas: Arc<ReplicationQuotas>,
     tasks: Tasks,
 }
 
@@ -66,12 +82,14 @@ impl FetcherManager {
         config: Arc<BrokerConfig>,
         image: watch::Receiver<Arc<ClusterImage>>,
         io: Arc<IoPool>,
+        quotas: Arc<ReplicationQuotas>,
         tasks: Tasks,
     ) -> Self {
         FetcherManager {
             config,
             image,
             io,
+            quotas,
             tasks,
             fetchers: Mutex::new(HashMap::new()),
             shutdown: watch::channel(false).0,
@@ -91,6 +109,7 @@ impl FetcherManager {
                     partitions: Mutex::new(BTreeMap::new()),
                     wake: Notify::new(),
                     io: self.io.clone(),
+                    quotas: self.quotas.clone(),
                 });
                 let dialer = NetworkDialer {
                     config: self.config.clone(),
@@ -113,6 +132,7 @@ impl FetcherManager {
                 partition,
                 leader_epoch,
                 delayed_until_ms: 0,
+                caught_up: false,
             },
         );
         shared.wake.notify_one();
@@ -222,9 +242,10 @@ async fn fetch_loop<D: LeaderDialer>(
             return;
         }
         let now = now_ms();
+        let over_quota = shared.quotas.follower.is_exceeded(now);
         let due: Vec<Followed> = lock(&shared.partitions)
             .values()
-            .filter(|f| f.delayed_until_ms <= now)
+            .filter(|f| f.delayed_until_ms <= now && !(over_quota && f.throttled()))
             .cloned()
             .collect();
         if due.is_empty() {
@@ -280,6 +301,8 @@ async fn fetch_loop<D: LeaderDialer>(
             continue;
         }
         let mut fetched = Vec::new();
+        let mut leader_hws = Vec::new();
+        let mut throttled_bytes = 0u64;
         for topic in response.responses {
             for pd in topic.partitions {
                 let tp = TopicPartition {
@@ -287,10 +310,15 @@ async fn fetch_loop<D: LeaderDialer>(
                     partition: pd.partition_index,
                 };
                 if let Some(followed) = lock(&shared.partitions).get(&tp).cloned() {
+                    if followed.partition.is_follower_throttled() {
+                        throttled_bytes += pd.records.as_ref().map_or(0, |r| r.len() as u64);
+                    }
+                    leader_hws.push((tp, pd.high_watermark));
                     fetched.push((followed, pd));
                 }
             }
         }
+        shared.quotas.follower.record(throttled_bytes, now_ms());
         // One hand-off per response: every partition's append in one I/O-pool job.
         let outcomes = shared
             .io
@@ -304,6 +332,11 @@ async fn fetch_loop<D: LeaderDialer>(
                     .collect::<Vec<_>>()
             })
             .await;
+        for (tp, leader_hw) in leader_hws {
+            if let Some(f) = lock(&shared.partitions).get_mut(&tp) {
+                f.caught_up = f.partition.log_end_offset() >= leader_hw;
+            }
+        }
         let mut out_of_range = Vec::new();
         for (followed, outcome) in outcomes {
             match outcome {

@@ -30,6 +30,7 @@ use crate::fetch_session::cache::{FetchContext, FetchRequestView, FetchSessionCa
 use crate::fetch_session::{PartitionKey, PartitionParams, PartitionSummary, TopicRef};
 use crate::replica::partition::Partition;
 use crate::replica::state::LeaderAndIsr;
+use crate::replica::throttle::ReplicationQuotas;
 use crate::storage::fileio::ReadMode;
 use crate::storage::io_pool::IoPool;
 use crate::storage::{LogConfig, LogManager, TopicPartition};
@@ -311,13 +312,13 @@ fn config() -> Arc<BrokerConfig> {
     Arc::new(BrokerConfig::from_values(values).unwrap())
 }
 
-/// Runs a fetcher for `follower` against `leader` until `done` holds (or 30 s pass).
-async fn replicate_until(
+/// Starts a fetcher for `follower` against `leader`; stop it by sending `true`.
+fn spawn_fetcher(
     leader: InProcessLeader,
     follower: Arc<Partition>,
     epoch: i32,
-    mut done: impl FnMut() -> bool,
-) {
+    quotas: Arc<ReplicationQuotas>,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let mut partitions = BTreeMap::new();
     partitions.insert(
         tp(),
@@ -325,15 +326,28 @@ async fn replicate_until(
             partition: follower,
             leader_epoch: epoch,
             delayed_until_ms: 0,
+            caught_up: false,
         },
     );
     let shared = Arc::new(FetcherShared {
         partitions: Mutex::new(partitions),
         wake: Notify::new(),
         io: Arc::new(IoPool::new(2, 16)),
+        quotas,
     });
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(fetch_loop(config(), leader, LEADER, shared, stopped));
+    (stop, task)
+}
+
+/// Runs a fetcher for `follower` against `leader` until `done` holds (or 30 s pass).
+async fn replicate_until(
+    leader: InProcessLeader,
+    follower: Arc<Partition>,
+    epoch: i32,
+    mut done: impl FnMut() -> bool,
+) {
+    let (stop, task) = spawn_fetcher(leader, follower, epoch, Default::default());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !done() {
         assert!(
@@ -437,4 +451,46 @@ async fn a_divergent_tail_is_truncated_to_the_new_leaders_epoch_end() {
     .await;
     assert_eq!(old.log_end_offset(), 7);
     assert_eq!(contents(&old), contents(&leader));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_follower_sits_out_while_over_quota_and_resumes_when_it_lifts() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let leader = replica(dirs.0.path(), LEADER);
+    let follower = replica(dirs.1.path(), FOLLOWER);
+    let now = crate::clock::now_ms();
+    leader.apply(&state(LEADER, 1), now).unwrap();
+    follower.apply(&state(LEADER, 1), now).unwrap();
+    for i in 0..50 {
+        leader
+            .append_as_leader(&batch(&format!("v{i}")), 1, now)
+            .unwrap();
+    }
+    // The follower's replica is throttled and its quota already spent.
+    follower.set_replication_throttles(false, true);
+    let quotas = Arc::new(ReplicationQuotas::default());
+    quotas.follower.set_bound(Some(1));
+    quotas.follower.record(1 << 20, now);
+    let link = InProcessLeader {
+        partition: leader.clone(),
+        sessions: Arc::new(Mutex::new(FetchSessionCache::new(10, 100))),
+        faults: Arc::new(Mutex::new(Faults::default())),
+    };
+    let (stop, task) = spawn_fetcher(link.clone(), follower.clone(), 1, quotas.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(follower.log_end_offset(), 0, "nothing fetched over quota");
+    assert_eq!(link.faults.lock().unwrap().requests, 0, "not even asked");
+    // An unthrottled replica of the same broker is not held back by the quota.
+    follower.set_replication_throttles(false, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while follower.log_end_offset() < 50 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the follower did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send_replace(true);
+    task.await.unwrap();
+    assert_eq!(contents(&follower), contents(&leader));
 }

@@ -17,7 +17,12 @@ use super::fetcher::FetcherManager;
 use super::log_config::log_config;
 use super::partition::{Partition, Role};
 use super::state::{LeaderAndIsr, Transition};
+use super::throttle::{ReplicationQuotas, ThrottledReplicas};
 use crate::clock::now_ms;
+use crate::config::dynamic::{
+    FOLLOWER_THROTTLED_RATE, FOLLOWER_THROTTLED_REPLICAS, LEADER_THROTTLED_RATE,
+    LEADER_THROTTLED_REPLICAS,
+};
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::coordination::znodes::{partition_state_path, PartitionStateZnode};
 use crate::coordination::{ClusterImage, ZkSession};
@@ -55,6 +60,8 @@ pub struct ReplicaManager {
     offline_changed: tokio::sync::Notify,
     /// Owner of the replica manager's tasks (stopped at broker shutdown).
     tasks: Tasks,
+    /// This broker's replication quotas (KIP-73), bounds from its dynamic configs.
+    pub quotas: Arc<ReplicationQuotas>,
 }
 
 const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
@@ -80,8 +87,14 @@ impl ReplicaManager {
             config.num_io_threads,
             config.queued_max_requests,
         ));
-        let fetchers =
-            FetcherManager::new(config.clone(), image.clone(), io.clone(), tasks.clone());
+        let quotas = Arc::new(ReplicationQuotas::default());
+        let fetchers = FetcherManager::new(
+            config.clone(),
+            image.clone(),
+            io.clone(),
+            quotas.clone(),
+            tasks.clone(),
+        );
         let manager = Arc::new(ReplicaManager {
             config,
             logs,
@@ -96,6 +109,7 @@ impl ReplicaManager {
             unhostable: Default::default(),
             offline_changed: tokio::sync::Notify::new(),
             tasks: tasks.clone(),
+            quotas,
         });
         tasks.spawn(apply_loop(manager.clone()));
         tasks.spawn(isr_shrink_loop(manager.clone()));
@@ -202,6 +216,7 @@ impl ReplicaManager {
     fn apply_image(self: &Arc<Self>, image: &ClusterImage) {
         let me = self.broker_id();
         let now = now_ms();
+        self.apply_quota_bounds(image);
         let mut wanted = std::collections::HashSet::new();
         for topic in image.topics.values() {
             let config = match TopicConfig::new(topic.config.clone(), &self.config.topic_defaults) {
@@ -239,6 +254,12 @@ impl ReplicaManager {
                     }
                 };
                 partition.set_min_insync_replicas(config.min_insync_replicas());
+                partition.set_replication_throttles(
+                    ThrottledReplicas::parse(&config.string(LEADER_THROTTLED_REPLICAS))
+                        .covers(p, me),
+                    ThrottledReplicas::parse(&config.string(FOLLOWER_THROTTLED_REPLICAS))
+                        .covers(p, me),
+                );
                 if let Ok(mut log) = partition.log().lock() {
                     log.set_config(log_config(&config));
                 }
@@ -283,6 +304,22 @@ impl ReplicaManager {
         }
         if image.loaded {
             self.remove_unwanted(&wanted, image);
+        }
+    }
+
+    /// The replication rates in force for this broker: its dynamic config, else the
+    /// cluster-wide dynamic default, else its config file.
+    fn apply_quota_bounds(&self, image: &ClusterImage) {
+        let me = self.broker_id();
+        for (key, quota) in [
+            (LEADER_THROTTLED_RATE, &self.quotas.leader),
+            (FOLLOWER_THROTTLED_RATE, &self.quotas.follower),
+        ] {
+            let rate = image
+                .dynamic_broker_config(me, key)
+                .and_then(|v| v.parse::<u64>().ok())
+                .or_else(|| self.config.replication_throttled_rate(key));
+            quota.set_bound(rate);
         }
     }
 

@@ -13,6 +13,7 @@ mod sim;
 pub mod state;
 #[cfg(test)]
 mod state_tests;
+pub mod throttle;
 
 pub use manager::ReplicaManager;
 pub use partition::{Partition, PartitionError, Role};

@@ -5,6 +5,7 @@
 //!
 //! Lock order: `state` before the log.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -86,6 +87,10 @@ pub struct Partition {
     progress: watch::Sender<u64>,
     /// This topic's BrokerTopicMetrics counters (see `crate::metrics`).
     pub stats: Arc<crate::metrics::TopicStats>,
+    /// Whether this broker's replica is throttled as leader / as follower (the topic's
+    /// `*.replication.throttled.replicas`, see `replica::throttle`).
+    leader_throttled: AtomicBool,
+    follower_throttled: AtomicBool,
 }
 
 impl Partition {
@@ -109,6 +114,8 @@ impl Partition {
             state: Mutex::new(PartitionState::new(broker_id, hw_checkpoint, leo)),
             progress: watch::channel(0).0,
             stats,
+            leader_throttled: AtomicBool::new(false),
+            follower_throttled: AtomicBool::new(false),
         }
     }
 
@@ -147,6 +154,25 @@ impl Partition {
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.progress.subscribe()
+    }
+
+    pub fn set_replication_throttles(&self, as_leader: bool, as_follower: bool) {
+        self.leader_throttled.store(as_leader, Ordering::Relaxed);
+        self.follower_throttled
+            .store(as_follower, Ordering::Relaxed);
+    }
+
+    pub fn is_leader_throttled(&self) -> bool {
+        self.leader_throttled.load(Ordering::Relaxed)
+    }
+
+    pub fn is_follower_throttled(&self) -> bool {
+        self.follower_throttled.load(Ordering::Relaxed)
+    }
+
+    /// Whether `replica` is in this (leader's) ISR.
+    pub fn is_in_sync(&self, replica: i32) -> bool {
+        lock(&self.state).isr.contains(&replica)
     }
 
     pub fn set_min_insync_replicas(&self, min: i32) {

@@ -124,6 +124,11 @@ pub struct PartitionState {
     pub followers: BTreeMap<i32, FollowerProgress>,
     /// LEO when this broker became leader of the current epoch.
     pub leader_epoch_start_offset: i64,
+    /// The epoch that began this broker's current uninterrupted leadership. The
+    /// controller also bumps the epoch of a leader that stays leader (an ISR change in
+    /// ZooKeeper mode); its log is continuous through such bumps, so appends made since
+    /// this epoch may still complete.
+    pub leader_since_epoch: i32,
     pub min_insync_replicas: i32,
 }
 
@@ -142,6 +147,7 @@ impl PartitionState {
             high_watermark: hw_checkpoint.clamp(0, leo.max(0)),
             followers: BTreeMap::new(),
             leader_epoch_start_offset: -1,
+            leader_since_epoch: -1,
             min_insync_replicas: 1,
         };
         state.check_invariants(leo);
@@ -261,6 +267,9 @@ impl PartitionState {
     }
 
     fn start_leader_term(&mut self, epoch: i32, leo: i64, now_ms: i64) {
+        if !self.is_leader() {
+            self.leader_since_epoch = epoch;
+        }
         self.role = Role::Leader;
         self.leader_epoch = epoch;
         self.leader_epoch_start_offset = leo;
@@ -321,9 +330,12 @@ impl PartitionState {
     /// Whether an `acks=all` append under `epoch` that needs the HW at `required_offset`
     /// is complete (Kafka's `DelayedProduce`): replicated once the HW passes it, but
     /// NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below min.insync.replicas
-    /// meanwhile; NotLeader once the term it was appended in is over.
+    /// meanwhile; NotLeader once this broker's leadership it was appended in is over.
+    /// An epoch bump that keeps this broker leader does not end it: as Kafka's
+    /// `checkEnoughReplicasReachOffset`, what counts is still leading, and the HW.
     pub fn replication(&self, required_offset: i64, epoch: i32) -> Replication {
-        if !self.is_leader() || self.leader_epoch != epoch {
+        let same_leadership = self.leader_since_epoch <= epoch && epoch <= self.leader_epoch;
+        if !self.is_leader() || !same_leadership {
             return Replication::Failed(StateError::NotLeader);
         }
         if self.high_watermark < required_offset {
@@ -590,6 +602,14 @@ impl PartitionState {
             self.isr,
             self.replicas
         );
+        if self.is_leader() {
+            assert!(
+                self.leader_since_epoch <= self.leader_epoch,
+                "leadership began at epoch {} after the current epoch {}",
+                self.leader_since_epoch,
+                self.leader_epoch
+            );
+        }
         if let Some(p) = &self.pending_isr {
             assert!(self.is_leader(), "only a leader has a pending ISR change");
             assert!(

@@ -63,6 +63,30 @@ fn acks_all_completes_at_the_hw_and_fails_when_the_term_ends() {
 }
 
 #[test]
+fn acks_all_survives_an_epoch_bump_that_keeps_the_leader_but_not_a_lost_leadership() {
+    // The controller shrinks the ISR of a leader that stays leader (a dead follower):
+    // ZooKeeper-mode Kafka bumps the epoch; the leader's log goes on, so an append made
+    // before the bump completes at the HW, as in Kafka (`checkEnoughReplicasReachOffset`).
+    let mut st = leader(0);
+    let epoch = st.check_append(-1).unwrap();
+    st.apply(&lai(ME, epoch + 1, &[1, 2]), 5, 1);
+    assert_eq!(st.replication(5, epoch), Replication::Pending);
+    st.on_follower_fetch(epoch + 1, 2, 5, 5, 2).unwrap();
+    assert_eq!(st.replication(5, epoch), Replication::Done);
+    // Leadership lost and regained: the log may have been truncated in between, so an
+    // append from before is never acknowledged, even once the new term's HW passes it.
+    let appended = st.check_append(-1).unwrap();
+    st.apply(&lai(2, appended + 1, &[2, 1]), 7, 3);
+    st.apply(&lai(ME, appended + 2, &[1, 2]), 7, 4);
+    st.on_follower_fetch(appended + 2, 2, 7, 7, 5).unwrap();
+    assert_eq!(st.high_watermark, 7);
+    assert_eq!(
+        st.replication(7, appended),
+        Replication::Failed(StateError::NotLeader)
+    );
+}
+
+#[test]
 fn min_insync_is_checked_before_the_append_and_after_replication() {
     let mut st = PartitionState::new(ME, 0, 0);
     st.apply(&lai(ME, 1, &[1]), 0, 0);
