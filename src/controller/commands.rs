@@ -2,10 +2,13 @@
 //! through an in-process channel, as Kafka's ZooKeeper-mode `KafkaController` takes them
 //! as events; a broker that is not the controller answers NOT_CONTROLLER.
 
+use std::collections::BTreeSet;
+
 use tokio::sync::{mpsc, oneshot};
 use zookeeper_client as zk;
 
 use super::election::{elect, ElectError, ElectionType};
+use super::legacy_reassign::Started;
 use super::reassign::{self, ReassignError, Step};
 use super::{ControllerRole, Fence, Resigned, WriteOutcome};
 use crate::coordination::znodes::*;
@@ -105,24 +108,51 @@ impl ControllerRole {
             }
             Command::Reassign { changes, reply } => {
                 let mut results = Vec::with_capacity(changes.len());
+                let mut accepted = BTreeSet::new();
                 for (topic, p, target) in &changes {
-                    let step =
-                        reassign::request(image, &self.overlay, topic, *p, target.as_deref());
-                    results.push(match step {
-                        Ok(None) => Ok(()),
-                        Ok(Some(step)) => match self.write_step(&step).await? {
-                            true => Ok(()),
-                            false => Err(ReassignError::InvalidReplicaAssignment(
-                                "the partition changed meanwhile; retry".into(),
-                            )),
-                        },
-                        Err(e) => Err(e),
+                    let started = self
+                        .start_reassignment(image, topic, *p, target.as_deref())
+                        .await?;
+                    results.push(match started {
+                        Started::Yes => {
+                            accepted.insert((topic.clone(), *p));
+                            Ok(())
+                        }
+                        Started::Raced => Err(ReassignError::InvalidReplicaAssignment(
+                            "the partition changed meanwhile; retry".into(),
+                        )),
+                        Started::Refused(e) => Err(e),
                     });
                 }
+                // The latest reassignment wins: these partitions leave
+                // `/admin/reassign_partitions` (Kafka's `processApiPartitionReassignment`).
+                self.zk_reassign.supersede(&accepted);
+                self.tidy_zk_reassignment(image).await?;
                 let _ = reply.send(results);
             }
         }
         Ok(())
+    }
+
+    /// Starts (or, `target` None, cancels) one partition's reassignment, as requested by
+    /// AlterPartitionReassignments or `/admin/reassign_partitions`.
+    pub(super) async fn start_reassignment(
+        &mut self,
+        image: &ClusterImage,
+        topic: &str,
+        partition: i32,
+        target: Option<&[i32]>,
+    ) -> Result<Started, Resigned> {
+        Ok(
+            match reassign::request(image, &self.overlay, topic, partition, target) {
+                Ok(None) => Started::Yes,
+                Ok(Some(step)) => match self.write_step(&step).await? {
+                    true => Started::Yes,
+                    false => Started::Raced,
+                },
+                Err(e) => Started::Refused(e),
+            },
+        )
     }
 
     /// Completes the reassignments whose target replicas are all in sync.

@@ -10,11 +10,16 @@
 //! takes it out of ISRs before it stops (Kafka's controlled shutdown, through ZooKeeper
 //! rather than an RPC).
 //!
+//! Reassignments come from AlterPartitionReassignments (through `commands`) or from the
+//! `/admin/reassign_partitions` znode (`legacy_reassign`), and are carried out by
+//! `reassign`'s decisions.
+//!
 //! The decisions themselves are pure functions in `decisions`.
 
 pub mod commands;
 pub mod decisions;
 pub mod election;
+mod legacy_reassign;
 pub mod reassign;
 
 use std::collections::BTreeMap;
@@ -65,6 +70,7 @@ async fn run(
                     exclusions: Exclusions::default(),
                     broker_epochs: BTreeMap::new(),
                     deleted: Default::default(),
+                    zk_reassign: legacy_reassign::ZkReassignment::new(),
                 };
                 let reason = role.serve(&session, image.clone(), &mut commands).await;
                 tracing::warn!(broker = config.broker_id, %reason, "no longer controller");
@@ -202,6 +208,8 @@ pub(crate) struct ControllerRole {
     broker_epochs: BTreeMap<i32, i64>,
     /// Topics this controller deleted that the image still shows (it lags our writes).
     deleted: std::collections::BTreeSet<String>,
+    /// The `/admin/reassign_partitions` znode's reassignment.
+    zk_reassign: legacy_reassign::ZkReassignment,
 }
 
 pub(crate) enum WriteOutcome {
@@ -224,11 +232,19 @@ impl ControllerRole {
         rebalance.tick().await;
         // Retry pass for writes that lost a race with the image.
         let mut retry = tokio::time::interval(Duration::from_secs(1));
+        // The exists watch on `/admin/reassign_partitions`, armed on the first pass.
+        let mut zk_reassign_watch = None;
         loop {
             let image = image_rx.borrow_and_update().clone();
             if image.loaded {
                 self.note_broker_epochs(&image);
                 if let Err(r) = self.reconcile_once(&image).await {
+                    return r;
+                }
+                if let Some(watch) = self.check_zk_reassignment(&image).await {
+                    zk_reassign_watch = Some(watch);
+                }
+                if let Err(r) = self.advance_zk_reassignment(&image).await {
                     return r;
                 }
             }
@@ -247,6 +263,10 @@ impl ControllerRole {
                     }
                 }
                 _ = retry.tick() => {}
+                _ = legacy_reassign::fired(&mut zk_reassign_watch) => {
+                    zk_reassign_watch = None;
+                    self.zk_reassign.check = true;
+                }
                 Some(cmd) = commands.recv() => {
                     let image = image_rx.borrow().clone();
                     if let Err(r) = self.command(&image, cmd).await { return r; }

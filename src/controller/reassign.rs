@@ -12,8 +12,15 @@
 //! Cancelling (null target) reverts to ORS the same way. Every step is one fenced `multi`
 //! writing the topic znode and the partition state together, so the ISR never names a
 //! broker outside the assignment.
+//!
+//! Reassignments requested through the `/admin/reassign_partitions` znode (Kafka's
+//! ZooKeeper-mode legacy path) start as API ones do; [`under_way`] and
+//! [`znode_removals`] decide what the controller does with the znode's entries.
+
+use std::collections::BTreeSet;
 
 use super::decisions::{current_state, Overlay, Transition};
+use crate::coordination::znodes::ReassignTargets;
 use crate::coordination::ClusterImage;
 
 /// Why a reassignment request is refused (Kafka's error and message).
@@ -197,6 +204,51 @@ pub fn completions(
     out
 }
 
+/// Whether `topic`-`partition` is already being reassigned to exactly `target`: a
+/// controller taking over reads `/admin/reassign_partitions` again and resumes such an
+/// entry (its completion is watched like any other) rather than starting it anew.
+pub fn under_way(image: &ClusterImage, topic: &str, partition: i32, target: &[i32]) -> bool {
+    image.partition(topic, partition).is_some_and(|info| {
+        (!info.adding.is_empty() || !info.removing.is_empty())
+            && minus(&info.replicas, &info.removing) == target
+    })
+}
+
+/// The partitions that leave `/admin/reassign_partitions` now, among its `targets` (the
+/// callers of Kafka's `KafkaController.maybeRemoveFromZkReassignment`):
+///
+/// - `dropped`: refused when started (`processZkPartitionReassignment` drops the failed
+///   ones) or superseded by an AlterPartitionReassignments request for the same partition
+///   (`processApiPartitionReassignment`: the latest reassignment wins);
+/// - settled: the assignment is the entry's target, in its order, with nothing being
+///   added or removed (`removePartitionFromReassigningPartitions` removes the entry whose
+///   replicas equal the completed assignment); a target equal to the current assignment
+///   settles at once, as Kafka completes it at once;
+/// - gone: the topic no longer exists or is being deleted. Kafka keeps a topic under
+///   reassignment from being deleted; gregor deletes it, and its entry would never settle.
+///
+/// The znode is deleted when no entry is left.
+pub fn znode_removals(
+    image: &ClusterImage,
+    targets: &ReassignTargets,
+    dropped: &BTreeSet<(String, i32)>,
+) -> BTreeSet<(String, i32)> {
+    targets
+        .iter()
+        .filter(|((topic, p), target)| {
+            let info = image
+                .topic(topic)
+                .filter(|t| !t.deleting)
+                .and_then(|t| t.partitions.get(p));
+            let settled = |info: &crate::coordination::PartitionInfo| {
+                info.adding.is_empty() && info.removing.is_empty() && info.replicas == **target
+            };
+            dropped.contains(&(topic.clone(), *p)) || info.is_none_or(settled)
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +340,76 @@ mod tests {
             Err(ReassignError::UnknownTopicOrPartition)
         );
         assert_eq!(request(&img, &o, "t", 0, Some(&[1, 2])), Ok(None));
+    }
+
+    fn key(topic: &str, p: i32) -> (String, i32) {
+        (topic.to_string(), p)
+    }
+
+    #[test]
+    fn a_znode_entry_is_under_way_only_while_reassigning_to_the_same_target() {
+        let mut img = image(
+            &[1, 2, 3, 4],
+            &[(vec![2, 3, 4, 1], Some((1, vec![1, 2, 3])))],
+        );
+        assert!(!under_way(&img, "t", 0, &[2, 3, 4]), "not being reassigned");
+        reassigning(&mut img, &[4], &[1]);
+        assert!(under_way(&img, "t", 0, &[2, 3, 4]));
+        assert!(!under_way(&img, "t", 0, &[4, 3, 2]), "order matters");
+        assert!(!under_way(&img, "t", 0, &[2, 3, 5]));
+        assert!(!under_way(&img, "t", 9, &[2, 3, 4]), "no such partition");
+        assert!(!under_way(&img, "u", 0, &[2, 3, 4]), "no such topic");
+    }
+
+    #[test]
+    fn znode_entries_leave_when_settled_dropped_or_gone() {
+        // t-0 done, t-1 under way, t-2 not started yet, t-3 refused, t-4 at its target
+        // in another order, u-0 of a topic that is no more, t-9 of a partition that never was.
+        let mut img = image(
+            &[1, 2, 3, 4],
+            &[
+                (vec![2, 3, 4], Some((2, vec![2, 3, 4]))),
+                (vec![2, 3, 4, 1], Some((1, vec![1, 2, 3]))),
+                (vec![1, 2, 3], Some((1, vec![1, 2, 3]))),
+                (vec![1, 2, 3], Some((1, vec![1, 2, 3]))),
+                (vec![2, 3, 4], Some((2, vec![2, 3, 4]))),
+            ],
+        );
+        {
+            let info = img.topics.get_mut("t").unwrap().partitions.get_mut(&1);
+            let info = info.unwrap();
+            info.adding = vec![4];
+            info.removing = vec![1];
+        }
+        let targets: ReassignTargets = [
+            (key("t", 0), vec![2, 3, 4]),
+            (key("t", 1), vec![2, 3, 4]),
+            (key("t", 2), vec![2, 3, 4]),
+            (key("t", 3), vec![1, 1, 2]),
+            (key("t", 4), vec![4, 3, 2]),
+            (key("u", 0), vec![1]),
+            (key("t", 9), vec![1]),
+        ]
+        .into_iter()
+        .collect();
+        let dropped = BTreeSet::from([key("t", 3), key("v", 0)]);
+        assert_eq!(
+            znode_removals(&img, &targets, &dropped),
+            BTreeSet::from([key("t", 0), key("t", 3), key("u", 0), key("t", 9)])
+        );
+        // The partition under way settles once its reassignment completes; a topic being
+        // deleted takes its entries with it.
+        {
+            let info = img.topics.get_mut("t").unwrap().partitions.get_mut(&1);
+            let info = info.unwrap();
+            (info.replicas, info.adding, info.removing) = (vec![2, 3, 4], vec![], vec![]);
+        }
+        assert!(znode_removals(&img, &targets, &BTreeSet::new()).contains(&key("t", 1)));
+        img.topics.get_mut("t").unwrap().deleting = true;
+        assert_eq!(
+            znode_removals(&img, &targets, &BTreeSet::new()).len(),
+            targets.len()
+        );
+        assert!(znode_removals(&img, &ReassignTargets::new(), &dropped).is_empty());
     }
 }

@@ -118,6 +118,9 @@ mod tests {
             "/kafka-acl/Topic/t",
             "/kafka-acl-changes/acl_changes_0000000000",
             "/admin/delete_topics/t",
+            // Created by an operator's tool with the brokers' credentials (the world may
+            // not write under `/admin`); the controller only rewrites and deletes it.
+            "/admin/reassign_partitions",
             "/latest_producer_id_block",
             "/log_dir_event_notification/log_dir_event_0000000000",
         ] {

@@ -12,6 +12,10 @@
 //! /config/brokers/<id>|<default>                {"version":1,"config":{..}} dynamic broker configs
 //! /admin/delete_topics/<topic>                  pending deletions
 //! /admin/controlled_shutdown/<id> (ephemeral)   broker shutting down: move leaders away
+//! /admin/reassign_partitions                    {"version":1,"partitions":[{"topic","partition","replicas"},..]}
+//!                                               legacy reassignment request (pre-KIP-455 tools, zkCli):
+//!                                               the controller starts it when created, drops each
+//!                                               partition once done or refused, deletes it when empty
 //! /latest_producer_id_block                     {"version":1,"broker","block_start","block_end"}
 //! ```
 
@@ -29,6 +33,8 @@ pub const CONFIG_BROKERS: &str = "/config/brokers";
 pub const DELETE_TOPICS: &str = "/admin/delete_topics";
 pub const PRODUCER_ID_BLOCK: &str = "/latest_producer_id_block";
 pub const CONTROLLED_SHUTDOWN: &str = "/admin/controlled_shutdown";
+/// Kafka's `ReassignPartitionsZNode`: not created at start-up (its existence is the request).
+pub const REASSIGN_PARTITIONS: &str = "/admin/reassign_partitions";
 
 /// Persistent parents every cluster needs; created idempotently at start-up.
 pub const PERSISTENT_PATHS: &[&str] = &[
@@ -322,6 +328,59 @@ impl ProducerIdBlockZnode {
     }
 }
 
+/// `/admin/reassign_partitions`: reassignments requested by writing ZooKeeper directly
+/// (Kafka's `ReassignPartitionsZNode`, its `LegacyPartitionAssignment` JSON). `log_dirs`,
+/// which some tools add per entry, is accepted and ignored (log directories are chosen
+/// with AlterReplicaLogDirs), and not written back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReassignPartitionsZnode {
+    pub version: i32,
+    pub partitions: Vec<ReassignPartitionEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReassignPartitionEntry {
+    pub topic: String,
+    pub partition: i32,
+    pub replicas: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_dirs: Option<Vec<String>>,
+}
+
+/// The target replicas of each partition named in `/admin/reassign_partitions`.
+pub type ReassignTargets = BTreeMap<(String, i32), Vec<i32>>;
+
+impl ReassignPartitionsZnode {
+    pub fn new(targets: &ReassignTargets) -> Self {
+        ReassignPartitionsZnode {
+            version: 1,
+            partitions: targets
+                .iter()
+                .map(|((topic, partition), replicas)| ReassignPartitionEntry {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    replicas: replicas.clone(),
+                    log_dirs: None,
+                })
+                .collect(),
+        }
+    }
+    /// The targets by partition. Kafka decodes the list into a map, so a partition named
+    /// twice keeps its last entry.
+    pub fn targets(&self) -> ReassignTargets {
+        self.partitions
+            .iter()
+            .map(|e| ((e.topic.clone(), e.partition), e.replicas.clone()))
+            .collect()
+    }
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+    pub fn decode(data: &[u8]) -> Result<Self, ZnodeDecodeError> {
+        decode(REASSIGN_PARTITIONS, data)
+    }
+}
+
 /// Kafka prints topic ids as URL-safe base64 without padding.
 pub fn encode_topic_id(id: uuid::Uuid) -> String {
     base64_url_encode(id.as_bytes())
@@ -400,6 +459,47 @@ mod tests {
         assert_eq!(json["isr"], serde_json::json!([2, 3]));
         assert_eq!(PartitionStateZnode::decode("p", &s.encode()).unwrap(), s);
         assert!(PartitionStateZnode::decode("p", b"{").is_err());
+    }
+
+    #[test]
+    fn reassign_partitions_reads_what_kafka_tools_write() {
+        // As `kafka-reassign-partitions --zookeeper` (Kafka <= 2.x) writes it, with the
+        // optional `log_dirs` and a partition named twice (the last entry wins).
+        let data = br#"{"version":1,"partitions":[
+            {"topic":"t","partition":0,"replicas":[2,3,4],"log_dirs":["any","any","any"]},
+            {"topic":"u","partition":1,"replicas":[1]},
+            {"topic":"t","partition":0,"replicas":[4,3,2]}]}"#;
+        let z = ReassignPartitionsZnode::decode(data).unwrap();
+        assert_eq!(z.partitions.len(), 3);
+        assert_eq!(
+            z.partitions[0].log_dirs.as_deref(),
+            Some(&["any".to_string(), "any".into(), "any".into()][..])
+        );
+        let targets = z.targets();
+        assert_eq!(
+            targets,
+            BTreeMap::from([
+                (("t".to_string(), 0), vec![4, 3, 2]),
+                (("u".to_string(), 1), vec![1]),
+            ])
+        );
+        // Written back as Kafka's `ReassignPartitionsZNode.encode`: no log_dirs.
+        let json: serde_json::Value =
+            serde_json::from_slice(&ReassignPartitionsZnode::new(&targets).encode()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"version":1,"partitions":[
+                {"topic":"t","partition":0,"replicas":[4,3,2]},
+                {"topic":"u","partition":1,"replicas":[1]}]})
+        );
+        for bad in [
+            &b"{"[..],
+            br#"{"version":1}"#,
+            br#"{"version":1,"partitions":[{"topic":"t","replicas":[1]}]}"#,
+            br#"{"version":1,"partitions":[{"topic":"t","partition":"x","replicas":[1]}]}"#,
+        ] {
+            assert!(ReassignPartitionsZnode::decode(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -16,10 +16,20 @@ pub mod txn;
 
 pub const GREGOR: &str = env!("CARGO_BIN_EXE_gregor");
 
-/// A free TCP port on loopback (bind to 0, read, release).
+/// A free TCP port on loopback (bind to 0, read, release), never one handed out before
+/// in this test binary: the kernel may offer a released port again before the process it
+/// was meant for has bound it (tests running in parallel, or brokers of one cluster).
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Polls `cond` every 20 ms until it holds or `timeout` passes.
