@@ -86,6 +86,9 @@ async fn elect(
     if broker.image().controller_id != Some(broker.config.broker_id) {
         return not_controller();
     }
+    // Taken before the election: its writes may reach this broker's metadata before
+    // `elect` returns, and "moved" means a leader epoch above the one before it.
+    let before = broker.image();
     let Ok(results) = broker.controller.elect(kind, partitions.to_vec()).await else {
         return not_controller();
     };
@@ -97,7 +100,6 @@ async fn elect(
         .filter(|(_, r)| r.is_ok())
         .map(|(p, _)| p)
         .collect();
-    let before = broker.image();
     let mut rx = broker.image.clone();
     let moved = |img: &crate::coordination::ClusterImage, (t, p): &(String, i32)| {
         let old = before

@@ -16,10 +16,13 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use std::time::Duration;
+
 use super::errors::{code, Error};
 use super::{RequestContext, Versions};
 use crate::broker::Broker;
 use crate::controller::reassign::ReassignError;
+use crate::coordination::ClusterImage;
 use crate::security::acl::AclOperation;
 
 pub mod alter {
@@ -66,6 +69,21 @@ pub async fn alter_partition_reassignments(
     let Ok(results) = broker.controller.reassign(changes.clone()).await else {
         return Some(fail_all(Error::NotController, None));
     };
+    let accepted: Vec<_> = changes
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(c, _)| c)
+        .collect();
+    let wait = Duration::from_millis(req.timeout_ms.clamp(0, 30_000) as u64);
+    let mut rx = broker.image.clone();
+    // Answer once this broker's metadata shows the moves, so a ListPartitionReassignments
+    // (or Metadata) right after the answer sees them, as Kafka's in-memory controller
+    // state would; the moves stand either way.
+    crate::coordination::watcher::wait_for(&mut rx, wait, |img| {
+        accepted.iter().all(|(t, p, target)| shows(img, t, *p, target.as_deref()))
+    })
+    .await;
     let outcomes = results
         .into_iter()
         .map(|r| {
@@ -79,6 +97,27 @@ pub async fn alter_partition_reassignments(
         })
         .collect();
     Some(respond(&changes, outcomes))
+}
+
+/// Whether `image` shows a partition moving to (or at) `target`, or with its move
+/// cancelled (`None`): the target is the assignment without the replicas being removed
+/// (KIP-455: RS = TRS ++ (ORS - TRS)).
+fn shows(image: &ClusterImage, topic: &str, partition: i32, target: Option<&[i32]>) -> bool {
+    let Some(info) = image.partition(topic, partition) else {
+        return true; // deleted meanwhile: nothing to wait for
+    };
+    match target {
+        Some(target) => {
+            let heading_to: Vec<i32> = info
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| !info.removing.contains(r))
+                .collect();
+            heading_to == target
+        }
+        None => info.adding.is_empty() && info.removing.is_empty(),
+    }
 }
 
 type Outcome = Result<(), (Error, Option<String>)>;

@@ -14,7 +14,7 @@ use crate::security::acl::{AclOperation, PatternType, PermissionType, ResourceTy
 pub struct AclsArgs {
     /// Broker(s) to bootstrap from.
     /// Broker(s) to bootstrap from (default: see `gregor::cli::default_bootstrap`).
-    #[arg(long, default_value_t = super::default_bootstrap())]
+    #[arg(long, global = true, default_value_t = super::default_bootstrap())]
     pub bootstrap_server: String,
     #[command(subcommand)]
     pub command: AclsCommand,

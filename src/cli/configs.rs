@@ -15,7 +15,7 @@ use super::{block_on, connect};
 #[derive(clap::Args, Debug)]
 pub struct ConfigsArgs {
     /// Broker(s) to bootstrap from (default: see `gregor::cli::default_bootstrap`).
-    #[arg(long, default_value_t = super::default_bootstrap())]
+    #[arg(long, global = true, default_value_t = super::default_bootstrap())]
     pub bootstrap_server: String,
     #[command(subcommand)]
     pub command: ConfigsCommand,

@@ -99,8 +99,7 @@ pub fn run(args: ReassignArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        let parts: Vec<TopicPartition> = moves.iter().map(|(tp, _)| tp.clone()).collect();
-        follow(&mut c, &parts, args.timeout_ms.map(Duration::from_millis)).await?;
+        follow(&mut c, &moves, args.timeout_ms.map(Duration::from_millis)).await?;
         if let Some(plan) = plan {
             plan.remove(&mut c).await?;
             println!("Removed the replication throttles.");
@@ -199,13 +198,15 @@ fn describe_ongoing(r: &OngoingReassignment, isr: Option<&[i32]>) -> String {
     line
 }
 
-/// Polls until none of `parts` is being reassigned, printing each change of state and
-/// each partition as it completes, with its final replicas.
+/// Polls until every move is done (not being reassigned, and assigned its target),
+/// printing each change of state and each partition as it completes.
 async fn follow(
     c: &mut ClusterClient,
-    parts: &[TopicPartition],
+    moves: &[(TopicPartition, Vec<i32>)],
     timeout: Option<Duration>,
 ) -> anyhow::Result<()> {
+    let parts: Vec<TopicPartition> = moves.iter().map(|(tp, _)| tp.clone()).collect();
+    let parts = parts.as_slice();
     let started = Instant::now();
     let mut last: BTreeMap<TopicPartition, String> = BTreeMap::new();
     let mut done: BTreeSet<TopicPartition> = BTreeSet::new();
@@ -222,11 +223,12 @@ async fn follow(
                 last.insert(tp, line);
             }
         }
-        for tp in parts {
+        for (tp, target) in moves {
             let moving = ongoing
                 .iter()
                 .any(|r| (&r.topic, r.partition) == (&tp.0, tp.1));
-            if !moving && done.insert(tp.clone()) {
+            let arrived = replicas.get(tp) == Some(target);
+            if !moving && arrived && done.insert(tp.clone()) {
                 let now = replicas.get(tp).map(|r| ids(r)).unwrap_or_default();
                 println!(
                     "Reassignment of {}-{} complete: replicas {now} ({} of {} partitions done).",

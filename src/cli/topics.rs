@@ -18,7 +18,7 @@ use crate::client::admin::{self, ConfigResource};
 #[derive(clap::Args, Debug)]
 pub struct TopicsArgs {
     /// Broker(s) to bootstrap from (default: see `gregor::cli::default_bootstrap`).
-    #[arg(long, default_value_t = super::default_bootstrap())]
+    #[arg(long, global = true, default_value_t = super::default_bootstrap())]
     pub bootstrap_server: String,
     #[command(subcommand)]
     pub command: TopicsCommand,

@@ -18,7 +18,7 @@ use crate::security::sasl::scram::{random_salt, ScramMechanism};
 pub struct UsersArgs {
     /// Broker(s) to bootstrap from.
     /// Broker(s) to bootstrap from (default: see `gregor::cli::default_bootstrap`).
-    #[arg(long, default_value_t = super::default_bootstrap())]
+    #[arg(long, global = true, default_value_t = super::default_bootstrap())]
     pub bootstrap_server: String,
     #[command(subcommand)]
     pub command: UsersCommand,

@@ -27,8 +27,9 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use super::cluster::ClusterClient;
 use super::tools::check;
 
-/// How long the broker may take for an operation that waits on the controller.
-const OPERATION_TIMEOUT_MS: i32 = 30_000;
+/// How long the broker may take for an operation that waits on the controller: less than
+/// the client's own request timeout (`cluster::TIMEOUT`), so the answer arrives.
+const OPERATION_TIMEOUT_MS: i32 = 20_000;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())

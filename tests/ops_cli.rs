@@ -1,0 +1,229 @@
+//! The operator's CLI against a real 4-broker cluster: `gregor configs` (topic and
+//! dynamic broker configs), `gregor topics alter`, `gregor reassign` with a replication
+//! throttle (KIP-73) and `gregor elect-leaders`, each checked by what the cluster then
+//! reports through the Kafka protocol, not only by the command's own words.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::kafka::{batch, Client};
+use common::{wait_until, Cluster, Coordinator, GREGOR};
+use kafka_protocol::records::Compression;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// Runs `gregor ARGS --bootstrap-server B`: (succeeded, stdout + stderr).
+fn gregor(cluster: &Cluster, args: &[&str]) -> (bool, String) {
+    let out = Command::new(GREGOR)
+        .args(args)
+        .args(["--bootstrap-server", &cluster.bootstrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn ok(cluster: &Cluster, args: &[&str]) -> String {
+    let (success, out) = gregor(cluster, args);
+    assert!(success, "gregor {args:?} failed:\n{out}");
+    out
+}
+
+/// (replicas, isr, leader) of a partition, from Metadata.
+fn partition(client: &mut Client, topic: &str, p: i32) -> (Vec<i32>, Vec<i32>, i32) {
+    let md = client.metadata(Some(&[topic])).unwrap();
+    let t = &md.topics[0];
+    let part = t
+        .partitions
+        .iter()
+        .find(|x| x.partition_index == p)
+        .unwrap_or_else(|| panic!("{topic}-{p} not in metadata"));
+    (
+        part.replica_nodes.iter().map(|b| b.0).collect(),
+        part.isr_nodes.iter().map(|b| b.0).collect(),
+        part.leader_id.0,
+    )
+}
+
+fn partition_count(client: &mut Client, topic: &str) -> usize {
+    client.metadata(Some(&[topic])).unwrap().topics[0]
+        .partitions
+        .len()
+}
+
+#[test]
+fn configs_and_topics_alter_change_what_the_cluster_reports() {
+    let cluster = Cluster::start(Coordinator::Gregor, 2, &[]);
+    let mut client = cluster.client(0);
+    assert_eq!(client.create_topic("t", 2, 2, &[]), 0);
+
+    // Topic configs: set, seen by describe, deleted.
+    ok(&cluster, &["configs", "alter", "--topic", "t", "--set", "retention.ms=60000"]);
+    let described = ok(&cluster, &["configs", "describe", "--topic", "t"]);
+    assert!(described.contains("retention.ms=60000"), "{described}");
+    ok(&cluster, &["configs", "alter", "--topic", "t", "--delete", "retention.ms"]);
+    let all = ok(&cluster, &["configs", "describe", "--topic", "t", "--all"]);
+    assert!(
+        all.contains("retention.ms=604800000\tsource=DEFAULT_CONFIG"),
+        "{all}"
+    );
+    let (success, out) = gregor(
+        &cluster,
+        &["configs", "alter", "--topic", "t", "--set", "retention.ms=soon"],
+    );
+    assert!(!success && out.contains("InvalidConfig"), "{out}");
+
+    // Dynamic broker configs: the throttle rates only, per broker or for all.
+    ok(&cluster, &[
+        "configs", "alter", "--broker", "1", "--set", "leader.replication.throttled.rate=1000000",
+    ]);
+    ok(&cluster, &[
+        "configs", "alter", "--broker-defaults", "--set", "follower.replication.throttled.rate=2000000",
+    ]);
+    wait_until(WAIT, "broker 1 to apply its dynamic configs", || {
+        let all = ok(&cluster, &["configs", "describe", "--broker", "1", "--all"]);
+        all.contains("leader.replication.throttled.rate=1000000\tsource=DYNAMIC_BROKER_CONFIG")
+            && all.contains(
+                "follower.replication.throttled.rate=2000000\tsource=DYNAMIC_DEFAULT_BROKER_CONFIG",
+            )
+    });
+    let broker2 = ok(&cluster, &["configs", "describe", "--broker", "2", "--all"]);
+    assert!(
+        broker2.contains("leader.replication.throttled.rate=9223372036854775807\tsource=DEFAULT_CONFIG"),
+        "{broker2}"
+    );
+    let (success, out) = gregor(
+        &cluster,
+        &["configs", "alter", "--broker", "1", "--set", "log.retention.hours=1"],
+    );
+    assert!(!success, "{out}");
+    assert!(out.contains("Cannot update these configs dynamically"), "{out}");
+    ok(&cluster, &[
+        "configs", "alter", "--broker", "1", "--delete", "leader.replication.throttled.rate",
+    ]);
+    let dynamic = ok(&cluster, &["configs", "describe", "--broker", "1"]);
+    assert!(!dynamic.contains("leader.replication.throttled.rate"), "{dynamic}");
+
+    // topics alter: more partitions and a config in one command.
+    ok(&cluster, &["topics", "alter", "t", "--partitions", "5", "--config", "cleanup.policy=compact"]);
+    wait_until(WAIT, "t to have 5 partitions", || partition_count(&mut client, "t") == 5);
+    let described = ok(&cluster, &["configs", "describe", "--topic", "t"]);
+    assert!(described.contains("cleanup.policy=compact"), "{described}");
+    let (success, out) = gregor(&cluster, &["topics", "alter", "t", "--partitions", "3"]);
+    assert!(!success && out.contains("InvalidPartitions"), "{out}");
+}
+
+#[test]
+fn a_throttled_reassignment_moves_a_partition_at_the_throttled_rate_and_lifts_the_throttle() {
+    let mut cluster = Cluster::start(Coordinator::Gregor, 3, &[]);
+    cluster.add_broker(4, &[]);
+    cluster.wait_for_broker(3);
+    let mut client = cluster.client(0);
+    assert_eq!(client.create_topic("moving", 1, 2, &[]), 0);
+    wait_until(WAIT, "moving-0 to have a leader", || {
+        partition(&mut client, "moving", 0).2 >= 0
+    });
+    let (before, _, leader) = partition(&mut client, "moving", 0);
+    let mut leader_client = Client::connect(&cluster.brokers[cluster.broker_index(leader)].addr()).unwrap();
+    // 2 MB in 64 KB batches.
+    let value = vec![b'x'; 16 * 1024];
+    let values: Vec<&[u8]> = (0..4).map(|_| value.as_slice()).collect();
+    for _ in 0..32 {
+        // NOT_LEADER_OR_FOLLOWER (6) while the leader learns of its leadership: retriable.
+        wait_until(WAIT, "a produce to moving-0", || {
+            let (code, _) =
+                leader_client.produce("moving", 0, batch(&values, Compression::None), -1);
+            assert!(code == 0 || code == 6, "produce error {code}");
+            code == 0
+        });
+    }
+    let target: Vec<i32> = (1..=4).filter(|b| !before.contains(b)).take(2).collect();
+    let target_arg = target.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+    const RATE: u64 = 500_000;
+
+    let started = Instant::now();
+    let out = ok(&cluster, &[
+        "reassign", "--topic", "moving", "--partition", "0", "--replicas", &target_arg,
+        "--throttle", &RATE.to_string(), "--timeout-ms", "120000",
+    ]);
+    let took = started.elapsed();
+    eprintln!("reassignment took {took:?}:\n{out}");
+    assert!(out.contains("Throttled the moves' replication at 500000 bytes/s"), "{out}");
+    assert!(out.contains("Started moving moving-0."), "{out}");
+    assert!(out.contains("moving-0: replicas "), "progress is shown:\n{out}");
+    assert!(
+        out.contains(&format!("Reassignment of moving-0 complete: replicas {target_arg}")),
+        "{out}"
+    );
+    assert!(out.contains("Removed the replication throttles."), "{out}");
+    // Two new replicas copy 2 MB each, 4 MB out of the leader at 500 KB/s: about eight
+    // seconds, never less than a few (one second's worth and one fetch per follower may
+    // go before the rate is measured over them); unthrottled it takes well under one.
+    assert!(
+        took >= Duration::from_secs(3),
+        "2 MB moved twice in {took:?} despite a {RATE} B/s throttle"
+    );
+
+    let (replicas, isr, leader) = partition(&mut client, "moving", 0);
+    assert_eq!(replicas, target);
+    assert!(isr.iter().all(|b| target.contains(b)), "isr {isr:?}");
+    assert!(target.contains(&leader));
+    // Every record is on the new leader.
+    let mut new_leader = Client::connect(&cluster.brokers[cluster.broker_index(leader)].addr()).unwrap();
+    let records = new_leader.read_all("moving", 0, 0);
+    assert_eq!(records.len(), 32 * 4);
+    assert!(records.iter().all(|(_, v)| v.as_ref() == Some(&Bytes::from(value.clone()))));
+    // The throttles are gone again: no dynamic broker config, no throttled replicas.
+    for b in before.iter().chain(&target) {
+        let dynamic = ok(&cluster, &["configs", "describe", "--broker", &b.to_string()]);
+        assert!(!dynamic.contains("throttled.rate"), "broker {b}: {dynamic}");
+    }
+    let topic = ok(&cluster, &["configs", "describe", "--topic", "moving"]);
+    assert!(!topic.contains("throttled.replicas"), "{topic}");
+    assert!(ok(&cluster, &["reassign", "--list"]).contains("No partition reassignments in progress."));
+}
+
+#[test]
+fn elect_leaders_moves_leadership_back_to_the_preferred_replicas() {
+    let mut cluster = Cluster::start(Coordinator::Gregor, 3, &[]);
+    let mut client = cluster.client(0);
+    assert_eq!(client.create_topic("e", 6, 3, &[]), 0);
+    let preferred_everywhere = |client: &mut Client| {
+        (0..6).all(|p| {
+            let (replicas, isr, leader) = partition(client, "e", p);
+            leader == replicas[0] && isr.len() == 3
+        })
+    };
+    wait_until(WAIT, "every partition led by its preferred replica", || {
+        preferred_everywhere(&mut client)
+    });
+    // Broker 1 dies: its partitions move; it comes back as a follower only.
+    let i = cluster.broker_index(1);
+    cluster.brokers[i].process.kill();
+    let mut client = cluster.client(cluster.broker_index(2));
+    wait_until(WAIT, "leaders to move off broker 1", || {
+        (0..6).all(|p| partition(&mut client, "e", p).2 != 1)
+    });
+    cluster.brokers[i].process.start();
+    cluster.wait_for_broker(i);
+    wait_until(WAIT, "broker 1 back in every ISR", || {
+        (0..6).all(|p| partition(&mut client, "e", p).1.contains(&1))
+    });
+    assert!(!preferred_everywhere(&mut client), "broker 1 leads nothing yet");
+
+    let out = ok(&cluster, &["elect-leaders", "--topic", "e"]);
+    assert!(out.contains("Successfully completed leader election (PREFERRED) for partitions"), "{out}");
+    wait_until(WAIT, "preferred leaders everywhere", || preferred_everywhere(&mut client));
+    // Nothing left to do: every partition answers "already elected".
+    let again = ok(&cluster, &["elect-leaders", "--topic", "e", "--partition", "0"]);
+    assert!(again.contains("Valid replica already elected for partitions e-0"), "{again}");
+}
