@@ -161,3 +161,31 @@ def test_consumer_group_offset_reset_and_delete(ops):
     assert ops("group-offsets", group)["offsets"] == {f"{TOPIC}-0": 2}
     ops("delete-offsets", group, TOPIC, 0)
     assert ops("group-offsets", group)["offsets"] == {}
+
+
+def test_dynamic_broker_configs_through_the_java_admin(cluster4, ops):
+    """kafka-configs --entity-type brokers (and kafka-reassign-partitions --throttle) set
+    the replication throttles with IncrementalAlterConfigs on a broker resource: per
+    broker, or for every broker through the default; DescribeConfigs reports each with
+    Kafka's source; a static key is refused, as Kafka refuses it."""
+    rate = "leader.replication.throttled.rate"
+    follower = "follower.replication.throttled.rate"
+    assert ops("describe-broker-config", 2, rate) == {
+        "value": "9223372036854775807", "source": "DEFAULT_CONFIG", "read_only": False}
+    ops("alter-broker-config", 2, "SET", rate, 1048576)
+    ops("alter-broker-config", "default", "SET", follower, 2097152)
+    wait_until(lambda: ops("describe-broker-config", 2, rate)["source"] == "DYNAMIC_BROKER_CONFIG",
+               30, "broker 2 to apply its dynamic config")
+    assert ops("describe-broker-config", 2, rate)["value"] == "1048576"
+    wait_until(lambda: ops("describe-broker-config", 3, follower).get("source") == "DYNAMIC_DEFAULT_BROKER_CONFIG",
+               30, "broker 3 to apply the default")
+    assert ops("describe-broker-config", 3, follower)["value"] == "2097152"
+    assert ops("describe-broker-config", 3, rate)["source"] == "DEFAULT_CONFIG", "only broker 2's"
+    ops("alter-broker-config", 2, "SET", "log.retention.hours", 1,
+        expect_error="Cannot update these configs dynamically")
+    assert ops("describe-broker-config", 2, "log.retention.hours")["read_only"] is True
+    ops("alter-broker-config", 2, "DELETE", rate)
+    ops("alter-broker-config", "default", "DELETE", follower)
+    wait_until(lambda: ops("describe-broker-config", 2, rate)["source"] == "DEFAULT_CONFIG"
+               and ops("describe-broker-config", 3, follower)["source"] == "DEFAULT_CONFIG",
+               30, "the dynamic configs to be gone")

@@ -174,6 +174,24 @@ public class OpsTool {
                 }
                 return "{\"offsets\": {" + String.join(", ", parts) + "}}";
             }
+            case "alter-broker-config": {
+                // a[1]: broker id, or "default" for every broker; a[2] SET|DELETE; a[3] key; a[4] value
+                org.apache.kafka.common.config.ConfigResource r = new org.apache.kafka.common.config.ConfigResource(
+                        org.apache.kafka.common.config.ConfigResource.Type.BROKER, a[1].equals("default") ? "" : a[1]);
+                org.apache.kafka.clients.admin.AlterConfigOp.OpType op = org.apache.kafka.clients.admin.AlterConfigOp.OpType.valueOf(a[2]);
+                org.apache.kafka.clients.admin.AlterConfigOp change = new org.apache.kafka.clients.admin.AlterConfigOp(
+                        new org.apache.kafka.clients.admin.ConfigEntry(a[3], a.length > 4 ? a[4] : null), op);
+                admin.incrementalAlterConfigs(Map.of(r, List.of(change))).all().get();
+                return "{\"ok\": true}";
+            }
+            case "describe-broker-config": {
+                // a[1]: broker id; a[2]: key
+                org.apache.kafka.common.config.ConfigResource r = new org.apache.kafka.common.config.ConfigResource(
+                        org.apache.kafka.common.config.ConfigResource.Type.BROKER, a[1]);
+                org.apache.kafka.clients.admin.ConfigEntry e = admin.describeConfigs(List.of(r)).all().get().get(r).get(a[2]);
+                if (e == null) return "{\"missing\": true}";
+                return "{\"value\": " + q(e.value()) + ", \"source\": " + q(e.source().name()) + ", \"read_only\": " + e.isReadOnly() + "}";
+            }
             default:
                 return "{\"error\": " + q("unknown command " + a[0]) + "}";
         }
