@@ -67,10 +67,30 @@ fn configs_and_topics_alter_change_what_the_cluster_reports() {
     assert_eq!(client.create_topic("t", 2, 2, &[]), 0);
 
     // Topic configs: set, seen by describe, deleted.
-    ok(&cluster, &["configs", "alter", "--topic", "t", "--set", "retention.ms=60000"]);
+    ok(
+        &cluster,
+        &[
+            "configs",
+            "alter",
+            "--topic",
+            "t",
+            "--set",
+            "retention.ms=60000",
+        ],
+    );
     let described = ok(&cluster, &["configs", "describe", "--topic", "t"]);
     assert!(described.contains("retention.ms=60000"), "{described}");
-    ok(&cluster, &["configs", "alter", "--topic", "t", "--delete", "retention.ms"]);
+    ok(
+        &cluster,
+        &[
+            "configs",
+            "alter",
+            "--topic",
+            "t",
+            "--delete",
+            "retention.ms",
+        ],
+    );
     let all = ok(&cluster, &["configs", "describe", "--topic", "t", "--all"]);
     assert!(
         all.contains("retention.ms=604800000\tsource=DEFAULT_CONFIG"),
@@ -78,17 +98,39 @@ fn configs_and_topics_alter_change_what_the_cluster_reports() {
     );
     let (success, out) = gregor(
         &cluster,
-        &["configs", "alter", "--topic", "t", "--set", "retention.ms=soon"],
+        &[
+            "configs",
+            "alter",
+            "--topic",
+            "t",
+            "--set",
+            "retention.ms=soon",
+        ],
     );
     assert!(!success && out.contains("InvalidConfig"), "{out}");
 
     // Dynamic broker configs: the throttle rates only, per broker or for all.
-    ok(&cluster, &[
-        "configs", "alter", "--broker", "1", "--set", "leader.replication.throttled.rate=1000000",
-    ]);
-    ok(&cluster, &[
-        "configs", "alter", "--broker-defaults", "--set", "follower.replication.throttled.rate=2000000",
-    ]);
+    ok(
+        &cluster,
+        &[
+            "configs",
+            "alter",
+            "--broker",
+            "1",
+            "--set",
+            "leader.replication.throttled.rate=1000000",
+        ],
+    );
+    ok(
+        &cluster,
+        &[
+            "configs",
+            "alter",
+            "--broker-defaults",
+            "--set",
+            "follower.replication.throttled.rate=2000000",
+        ],
+    );
     wait_until(WAIT, "broker 1 to apply its dynamic configs", || {
         let all = ok(&cluster, &["configs", "describe", "--broker", "1", "--all"]);
         all.contains("leader.replication.throttled.rate=1000000\tsource=DYNAMIC_BROKER_CONFIG")
@@ -98,24 +140,60 @@ fn configs_and_topics_alter_change_what_the_cluster_reports() {
     });
     let broker2 = ok(&cluster, &["configs", "describe", "--broker", "2", "--all"]);
     assert!(
-        broker2.contains("leader.replication.throttled.rate=9223372036854775807\tsource=DEFAULT_CONFIG"),
+        broker2.contains(
+            "leader.replication.throttled.rate=9223372036854775807\tsource=DEFAULT_CONFIG"
+        ),
         "{broker2}"
     );
     let (success, out) = gregor(
         &cluster,
-        &["configs", "alter", "--broker", "1", "--set", "log.retention.hours=1"],
+        &[
+            "configs",
+            "alter",
+            "--broker",
+            "1",
+            "--set",
+            "log.retention.hours=1",
+        ],
     );
     assert!(!success, "{out}");
-    assert!(out.contains("Cannot update these configs dynamically"), "{out}");
-    ok(&cluster, &[
-        "configs", "alter", "--broker", "1", "--delete", "leader.replication.throttled.rate",
-    ]);
+    assert!(
+        out.contains("Cannot update these configs dynamically"),
+        "{out}"
+    );
+    ok(
+        &cluster,
+        &[
+            "configs",
+            "alter",
+            "--broker",
+            "1",
+            "--delete",
+            "leader.replication.throttled.rate",
+        ],
+    );
     let dynamic = ok(&cluster, &["configs", "describe", "--broker", "1"]);
-    assert!(!dynamic.contains("leader.replication.throttled.rate"), "{dynamic}");
+    assert!(
+        !dynamic.contains("leader.replication.throttled.rate"),
+        "{dynamic}"
+    );
 
     // topics alter: more partitions and a config in one command.
-    ok(&cluster, &["topics", "alter", "t", "--partitions", "5", "--config", "cleanup.policy=compact"]);
-    wait_until(WAIT, "t to have 5 partitions", || partition_count(&mut client, "t") == 5);
+    ok(
+        &cluster,
+        &[
+            "topics",
+            "alter",
+            "t",
+            "--partitions",
+            "5",
+            "--config",
+            "cleanup.policy=compact",
+        ],
+    );
+    wait_until(WAIT, "t to have 5 partitions", || {
+        partition_count(&mut client, "t") == 5
+    });
     let described = ok(&cluster, &["configs", "describe", "--topic", "t"]);
     assert!(described.contains("cleanup.policy=compact"), "{described}");
     let (success, out) = gregor(&cluster, &["topics", "alter", "t", "--partitions", "3"]);
@@ -133,7 +211,8 @@ fn a_throttled_reassignment_moves_a_partition_at_the_throttled_rate_and_lifts_th
         partition(&mut client, "moving", 0).2 >= 0
     });
     let (before, _, leader) = partition(&mut client, "moving", 0);
-    let mut leader_client = Client::connect(&cluster.brokers[cluster.broker_index(leader)].addr()).unwrap();
+    let mut leader_client =
+        Client::connect(&cluster.brokers[cluster.broker_index(leader)].addr()).unwrap();
     // 2 MB in 64 KB batches.
     let value = vec![b'x'; 16 * 1024];
     let values: Vec<&[u8]> = (0..4).map(|_| value.as_slice()).collect();
@@ -147,21 +226,45 @@ fn a_throttled_reassignment_moves_a_partition_at_the_throttled_rate_and_lifts_th
         });
     }
     let target: Vec<i32> = (1..=4).filter(|b| !before.contains(b)).take(2).collect();
-    let target_arg = target.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+    let target_arg = target
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     const RATE: u64 = 500_000;
 
     let started = Instant::now();
-    let out = ok(&cluster, &[
-        "reassign", "--topic", "moving", "--partition", "0", "--replicas", &target_arg,
-        "--throttle", &RATE.to_string(), "--timeout-ms", "120000",
-    ]);
+    let out = ok(
+        &cluster,
+        &[
+            "reassign",
+            "--topic",
+            "moving",
+            "--partition",
+            "0",
+            "--replicas",
+            &target_arg,
+            "--throttle",
+            &RATE.to_string(),
+            "--timeout-ms",
+            "120000",
+        ],
+    );
     let took = started.elapsed();
     eprintln!("reassignment took {took:?}:\n{out}");
-    assert!(out.contains("Throttled the moves' replication at 500000 bytes/s"), "{out}");
-    assert!(out.contains("Started moving moving-0."), "{out}");
-    assert!(out.contains("moving-0: replicas "), "progress is shown:\n{out}");
     assert!(
-        out.contains(&format!("Reassignment of moving-0 complete: replicas {target_arg}")),
+        out.contains("Throttled the moves' replication at 500000 bytes/s"),
+        "{out}"
+    );
+    assert!(out.contains("Started moving moving-0."), "{out}");
+    assert!(
+        out.contains("moving-0: replicas "),
+        "progress is shown:\n{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Reassignment of moving-0 complete: replicas {target_arg}"
+        )),
         "{out}"
     );
     assert!(out.contains("Removed the replication throttles."), "{out}");
@@ -178,18 +281,26 @@ fn a_throttled_reassignment_moves_a_partition_at_the_throttled_rate_and_lifts_th
     assert!(isr.iter().all(|b| target.contains(b)), "isr {isr:?}");
     assert!(target.contains(&leader));
     // Every record is on the new leader.
-    let mut new_leader = Client::connect(&cluster.brokers[cluster.broker_index(leader)].addr()).unwrap();
+    let mut new_leader =
+        Client::connect(&cluster.brokers[cluster.broker_index(leader)].addr()).unwrap();
     let records = new_leader.read_all("moving", 0, 0);
     assert_eq!(records.len(), 32 * 4);
-    assert!(records.iter().all(|(_, v)| v.as_ref() == Some(&Bytes::from(value.clone()))));
+    assert!(records
+        .iter()
+        .all(|(_, v)| v.as_ref() == Some(&Bytes::from(value.clone()))));
     // The throttles are gone again: no dynamic broker config, no throttled replicas.
     for b in before.iter().chain(&target) {
-        let dynamic = ok(&cluster, &["configs", "describe", "--broker", &b.to_string()]);
+        let dynamic = ok(
+            &cluster,
+            &["configs", "describe", "--broker", &b.to_string()],
+        );
         assert!(!dynamic.contains("throttled.rate"), "broker {b}: {dynamic}");
     }
     let topic = ok(&cluster, &["configs", "describe", "--topic", "moving"]);
     assert!(!topic.contains("throttled.replicas"), "{topic}");
-    assert!(ok(&cluster, &["reassign", "--list"]).contains("No partition reassignments in progress."));
+    assert!(
+        ok(&cluster, &["reassign", "--list"]).contains("No partition reassignments in progress.")
+    );
 }
 
 #[test]
@@ -218,12 +329,26 @@ fn elect_leaders_moves_leadership_back_to_the_preferred_replicas() {
     wait_until(WAIT, "broker 1 back in every ISR", || {
         (0..6).all(|p| partition(&mut client, "e", p).1.contains(&1))
     });
-    assert!(!preferred_everywhere(&mut client), "broker 1 leads nothing yet");
+    assert!(
+        !preferred_everywhere(&mut client),
+        "broker 1 leads nothing yet"
+    );
 
     let out = ok(&cluster, &["elect-leaders", "--topic", "e"]);
-    assert!(out.contains("Successfully completed leader election (PREFERRED) for partitions"), "{out}");
-    wait_until(WAIT, "preferred leaders everywhere", || preferred_everywhere(&mut client));
+    assert!(
+        out.contains("Successfully completed leader election (PREFERRED) for partitions"),
+        "{out}"
+    );
+    wait_until(WAIT, "preferred leaders everywhere", || {
+        preferred_everywhere(&mut client)
+    });
     // Nothing left to do: every partition answers "already elected".
-    let again = ok(&cluster, &["elect-leaders", "--topic", "e", "--partition", "0"]);
-    assert!(again.contains("Valid replica already elected for partitions e-0"), "{again}");
+    let again = ok(
+        &cluster,
+        &["elect-leaders", "--topic", "e", "--partition", "0"],
+    );
+    assert!(
+        again.contains("Valid replica already elected for partitions e-0"),
+        "{again}"
+    );
 }

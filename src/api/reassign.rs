@@ -81,7 +81,9 @@ pub async fn alter_partition_reassignments(
     // (or Metadata) right after the answer sees them, as Kafka's in-memory controller
     // state would; the moves stand either way.
     crate::coordination::watcher::wait_for(&mut rx, wait, |img| {
-        accepted.iter().all(|(t, p, target)| shows(img, t, *p, target.as_deref()))
+        accepted
+            .iter()
+            .all(|(t, p, target)| shows(img, t, *p, target.as_deref()))
     })
     .await;
     let outcomes = results

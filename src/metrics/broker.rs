@@ -26,7 +26,38 @@ pub async fn collect(broker: &Broker) -> String {
     socket_metrics(&mut scrape);
     zookeeper_metrics(&mut scrape, broker);
     fetch_session_metrics(&mut scrape, broker);
+    replication_quota_metrics(&mut scrape, broker);
     scrape.encode()
+}
+
+/// Kafka's `kafka.server:type=LeaderReplication|FollowerReplication,name=byte-rate`: the
+/// throttled replication traffic's measured rate, beside the bound in force (KIP-73).
+fn replication_quota_metrics(scrape: &mut Scrape, broker: &Broker) {
+    let now = crate::clock::now_ms();
+    let quotas = &broker.replicas.quotas;
+    let sides = [
+        (
+            &quotas.leader,
+            "kafka_server_leaderreplication_byte_rate",
+            "Throttled replication bytes/s sent as leader, over the quota window (LeaderReplication byte-rate)",
+            "gregor_leader_replication_throttled_rate",
+            "The leader.replication.throttled.rate in force (bytes/s; -1: unlimited)",
+        ),
+        (
+            &quotas.follower,
+            "kafka_server_followerreplication_byte_rate",
+            "Throttled replication bytes/s fetched as follower, over the quota window (FollowerReplication byte-rate)",
+            "gregor_follower_replication_throttled_rate",
+            "The follower.replication.throttled.rate in force (bytes/s; -1: unlimited)",
+        ),
+    ];
+    for (quota, rate_name, rate_help, bound_name, bound_help) in sides {
+        scrape.push(
+            Family::gauge(rate_name, rate_help).with(Vec::new(), Value::Gauge(quota.rate(now))),
+        );
+        let bound = quota.bound().map_or(-1.0, |b| b as f64);
+        scrape.push(Family::gauge(bound_name, bound_help).with(Vec::new(), Value::Gauge(bound)));
+    }
 }
 
 /// Kafka's `kafka.server:type=FetchSessionCache` metrics.
