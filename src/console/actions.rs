@@ -4,9 +4,6 @@
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -14,6 +11,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::Console;
+use crate::client::admin::{self, ConfigChange, ConfigResource};
 use crate::client::cluster::ClusterClient;
 use crate::client::KafkaConnection;
 
@@ -107,26 +105,22 @@ pub struct AlterConfig {
     pub value: String,
 }
 
-/// IncrementalAlterConfigs SET (DELETE when the value is empty).
+/// IncrementalAlterConfigs SET (DELETE when the value is empty), as `gregor configs alter`.
 pub async fn alter_config(c: &Console, topic: &str, f: &AlterConfig) -> Result<String, String> {
-    let op = if f.value.trim().is_empty() { 1 } else { 0 };
-    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(s(topic))
-            .with_configs(vec![AlterableConfig::default()
-                .with_name(s(f.key.trim()))
-                .with_config_operation(op)
-                .with_value((op == 0).then(|| s(f.value.trim())))]),
-    ]);
-    let r = connect(c)
-        .await?
-        .send_any(&req, 1)
-        .await
-        .map_err(|e| e.to_string())?;
-    let res = r.responses.first().ok_or("no answer")?;
-    check(res.error_code, res.error_message.as_ref())?;
-    Ok(format!("Set {} on {topic}.", f.key.trim()))
+    let key = f.key.trim().to_string();
+    let change = match f.value.trim() {
+        "" => ConfigChange::Delete(key.clone()),
+        value => ConfigChange::Set(key.clone(), value.to_string()),
+    };
+    let mut client = connect(c).await?;
+    admin::alter_configs(
+        &mut client,
+        &ConfigResource::Topic(topic.to_string()),
+        &[change],
+    )
+    .await
+    .map_err(|e| format!("{e:#}"))?;
+    Ok(format!("Set {key} on {topic}."))
 }
 
 #[derive(serde::Deserialize)]
