@@ -93,6 +93,16 @@ def test_console_pages_in_a_browser(cluster, browser):
     assert all(c[6].text == "10" for c in cells), [c[6].text for c in cells]  # log end offsets
     assert all(len(c[3].text.split(",")) == 3 for c in cells)  # full ISR
     assert "retention.ms" in text(d, "configs")
+    # A config change through the page, and one the API's validation refuses.
+    d.find_element(By.ID, "config-key").send_keys("max.message.bytes")
+    d.find_element(By.ID, "config-value").send_keys("200000")
+    d.find_element(By.ID, "set-config").click()
+    wait_until(lambda: "max.message.bytes" in text(d, "configs") and "200000" in text(d, "configs"),
+               30, "the config change to show")
+    d.find_element(By.ID, "config-key").send_keys("max.message.bytes")
+    d.find_element(By.ID, "config-value").send_keys("huge")
+    d.find_element(By.ID, "set-config").click()
+    wait_until(lambda: "InvalidConfig" in text(d, "result"), 30, "the bad value to be refused")
     shot(d, "topic")
 
     d.get(base + "/topics/web/messages?partition=1&offset=2&format=json")
