@@ -11,7 +11,7 @@ use crate::zookeeper::state::Msg;
 
 /// Time of each group-commit fsync of the transaction log.
 pub static FSYNC: Histogram = Histogram::new();
-/// Time from a request batch's start to its replies (per request).
+/// Time from a request batch's start to its replies, one observation per request.
 pub static LATENCY: Histogram = Histogram::new();
 
 fn help(key: &str) -> &'static str {
@@ -29,7 +29,8 @@ fn help(key: &str) -> &'static str {
         "packets_received" => "Packets received (mntr zk_packets_received)",
         "packets_sent" => "Packets sent (mntr zk_packets_sent)",
         "uptime" => "Milliseconds since start (mntr zk_uptime)",
-        _ => "mntr value",
+        "local_sessions" => "Local sessions: always 0, every session is global (mntr zk_local_sessions)",
+        _ => "A ZooKeeper mntr value of the same name (mntr zk_<name>)",
     }
 }
 
@@ -63,7 +64,7 @@ pub fn families(rows: &[(&'static str, String)]) -> Scrape {
     );
     let (sum, count, buckets) = LATENCY.snapshot();
     scrape.push(
-        Family::histogram("requests_latency_ms", "Request latency in ms, per request")
+        Family::histogram("requests_latency_ms", "Request latency in ms (one observation per request, all request types together)")
             .with(Vec::new(), Value::Histogram(sum, count, buckets)),
     );
     scrape
