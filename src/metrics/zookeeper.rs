@@ -29,7 +29,9 @@ fn help(key: &str) -> &'static str {
         "packets_received" => "Packets received (mntr zk_packets_received)",
         "packets_sent" => "Packets sent (mntr zk_packets_sent)",
         "uptime" => "Milliseconds since start (mntr zk_uptime)",
-        "local_sessions" => "Local sessions: always 0, every session is global (mntr zk_local_sessions)",
+        "local_sessions" => {
+            "Local sessions: always 0, every session is global (mntr zk_local_sessions)"
+        }
         _ => "A ZooKeeper mntr value of the same name (mntr zk_<name>)",
     }
 }
@@ -64,8 +66,11 @@ pub fn families(rows: &[(&'static str, String)]) -> Scrape {
     );
     let (sum, count, buckets) = LATENCY.snapshot();
     scrape.push(
-        Family::histogram("requests_latency_ms", "Request latency in ms (one observation per request, all request types together)")
-            .with(Vec::new(), Value::Histogram(sum, count, buckets)),
+        Family::histogram(
+            "requests_latency_ms",
+            "Request latency in ms (one observation per request, all request types together)",
+        )
+        .with(Vec::new(), Value::Histogram(sum, count, buckets)),
     );
     scrape
 }
