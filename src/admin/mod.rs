@@ -418,23 +418,27 @@ impl Admin<'_> {
         if validate_only {
             return Ok(());
         }
+        let data = TopicConfigZnode::new(overrides).encode();
+        self.write_config_znode(&topic_config_path(name), &data)
+            .await
+    }
+
+    /// Sets a config entity's znode, creating it if absent (Kafka's
+    /// `AdminZkClient.changeEntityConfig`).
+    async fn write_config_znode(&self, path: &str, data: &[u8]) -> Result<(), AdminError> {
         let handle = self.session.current().await;
         let client = &handle.client;
-        let data = TopicConfigZnode::new(overrides).encode();
-        let path = topic_config_path(name);
-        match client.set_data(&path, &data, None).await {
+        match client.set_data(path, data, None).await {
             Ok(_) => Ok(()),
             Err(zk::Error::NoNode) => {
-                let options = handle.create_options(zk::CreateMode::Persistent, &path);
-                client.create(&path, &data, &options).await?;
+                let options = handle.create_options(zk::CreateMode::Persistent, path);
+                client.create(path, data, &options).await?;
                 Ok(())
             }
             Err(err) => Err(err.into()),
         }
     }
-}
 
-impl Admin<'_> {
     /// Writes one dynamic broker config entity (`broker`: an id, `None` the cluster-wide
     /// default) after checking every key is dynamic and every value valid. Brokers
     /// watch `/config/brokers` and apply it at once.
@@ -448,19 +452,9 @@ impl Admin<'_> {
         if validate_only {
             return Ok(());
         }
-        let handle = self.session.current().await;
-        let client = &handle.client;
         let data = BrokerConfigZnode::new(overrides).encode();
         let path = broker_config_path(&crate::config::dynamic::entity_name(broker));
-        match client.set_data(&path, &data, None).await {
-            Ok(_) => Ok(()),
-            Err(zk::Error::NoNode) => {
-                let options = handle.create_options(zk::CreateMode::Persistent, &path);
-                client.create(&path, &data, &options).await?;
-                Ok(())
-            }
-            Err(err) => Err(err.into()),
-        }
+        self.write_config_znode(&path, &data).await
     }
 }
 

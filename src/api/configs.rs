@@ -331,36 +331,20 @@ pub async fn alter_configs(
         } else {
             match resource.resource_type {
                 RESOURCE_TOPIC => {
-                    // AlterConfigs replaces the whole override set.
-                    let overrides: BTreeMap<String, String> = resource
-                        .configs
-                        .iter()
-                        .filter_map(|c| {
-                            c.value
-                                .as_ref()
-                                .map(|v| (c.name.to_string(), v.to_string()))
-                        })
-                        .collect();
                     broker
                         .admin()
-                        .set_topic_config(&resource.resource_name, overrides, req.validate_only)
+                        .set_topic_config(
+                            &resource.resource_name,
+                            replacement(resource),
+                            req.validate_only,
+                        )
                         .await
                 }
                 RESOURCE_BROKER => match broker_entity(broker, &resource.resource_name) {
-                    // AlterConfigs replaces the entity's whole dynamic config.
                     Ok(entity) => {
-                        let overrides = resource
-                            .configs
-                            .iter()
-                            .filter_map(|c| {
-                                c.value
-                                    .as_ref()
-                                    .map(|v| (c.name.to_string(), v.to_string()))
-                            })
-                            .collect();
                         broker
                             .admin()
-                            .set_broker_config(entity, overrides, req.validate_only)
+                            .set_broker_config(entity, replacement(resource), req.validate_only)
                             .await
                     }
                     Err(e) => Err(e),
@@ -381,6 +365,22 @@ pub async fn alter_configs(
         );
     }
     Some(AlterConfigsResponse::default().with_responses(responses))
+}
+
+/// AlterConfigs replaces a resource's whole override set with the request's (null
+/// values dropped).
+fn replacement(
+    resource: &kafka_protocol::messages::alter_configs_request::AlterConfigsResource,
+) -> BTreeMap<String, String> {
+    resource
+        .configs
+        .iter()
+        .filter_map(|c| {
+            c.value
+                .as_ref()
+                .map(|v| (c.name.to_string(), v.to_string()))
+        })
+        .collect()
 }
 
 /// IncrementalAlterConfigs operations (KIP-339).

@@ -229,6 +229,15 @@ pub async fn create_partitions(
 /// A partition of a topic.
 pub type TopicPartition = (String, i32);
 
+/// Partitions grouped by topic, as requests carry them.
+fn by_topic(parts: &[TopicPartition]) -> BTreeMap<&str, Vec<i32>> {
+    let mut grouped: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in parts {
+        grouped.entry(t).or_default().push(*p);
+    }
+    grouped
+}
+
 /// The outcome per partition of a multi-partition operation.
 pub type PartitionResults = Vec<(TopicPartition, anyhow::Result<()>)>;
 
@@ -252,9 +261,9 @@ pub async fn alter_reassignments(
     c: &mut ClusterClient,
     moves: &[(TopicPartition, Option<Vec<i32>>)],
 ) -> anyhow::Result<PartitionResults> {
-    let mut by_topic: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
+    let mut grouped: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
     for ((topic, partition), target) in moves {
-        by_topic.entry(topic).or_default().push(
+        grouped.entry(topic).or_default().push(
             ReassignablePartition::default()
                 .with_partition_index(*partition)
                 .with_replicas(
@@ -267,7 +276,7 @@ pub async fn alter_reassignments(
     let req = AlterPartitionReassignmentsRequest::default()
         .with_timeout_ms(OPERATION_TIMEOUT_MS)
         .with_topics(
-            by_topic
+            grouped
                 .into_iter()
                 .map(|(topic, partitions)| {
                     ReassignableTopic::default()
@@ -315,11 +324,7 @@ pub async fn list_reassignments(
     only: Option<&[TopicPartition]>,
 ) -> anyhow::Result<Vec<OngoingReassignment>> {
     let topics = only.map(|parts| {
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (t, p) in parts {
-            by_topic.entry(t).or_default().push(*p);
-        }
-        by_topic
+        by_topic(parts)
             .into_iter()
             .map(|(t, ps)| {
                 ListPartitionReassignmentsTopics::default()
@@ -378,11 +383,7 @@ pub async fn elect_leaders(
     partitions: Option<&[TopicPartition]>,
 ) -> anyhow::Result<Vec<(TopicPartition, ElectionOutcome)>> {
     let topic_partitions = partitions.map(|parts| {
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (t, p) in parts {
-            by_topic.entry(t).or_default().push(*p);
-        }
-        by_topic
+        by_topic(parts)
             .into_iter()
             .map(|(t, ps)| {
                 TopicPartitions::default()
