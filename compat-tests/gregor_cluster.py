@@ -38,6 +38,18 @@ def wait_until(cond, timeout, what):
         time.sleep(0.05)
 
 
+def four_letter(port, cmd, timeout=5.0):
+    """A ZooKeeper four-letter word's answer (the server closes the connection after it)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(cmd.encode())
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out.decode(errors="replace")
+            out += chunk
+
+
 def port_open(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):

@@ -24,7 +24,6 @@ import collections
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,7 +36,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kazoo.client import KazooClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gregor_cluster import GREGOR_BIN, GregorCluster, free_port, metadata_brokers_and_controller  # noqa: E402
+from gregor_cluster import (  # noqa: E402
+    GREGOR_BIN, GregorCluster, four_letter, free_port, metadata_brokers_and_controller,
+)
 
 ZK_JAR = "/usr/share/java/zookeeper.jar"
 ZK_CONF_DIR = "/etc/zookeeper/conf"  # log4j.properties
@@ -47,15 +48,6 @@ PARTITIONS = 3
 TICK_MS = 1000
 
 
-def four_letter(port, cmd, timeout=2.0):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(cmd.encode())
-        out = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return out.decode(errors="replace")
-            out += chunk
 
 
 def wait_for(what, fn, timeout=30.0, interval=0.1):

@@ -17,29 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from gregor_cluster import four_letter, free_port  # noqa: F401 - the suites import them from here
+
 REPO = Path(__file__).resolve().parents[2]
 GREGOR_BIN = os.environ.get("GREGOR_BIN", str(REPO / "target" / "release" / "gregor"))
 ZK_JAR = "/usr/share/java/zookeeper.jar"
 ZK_CONF_DIR = "/etc/zookeeper/conf"
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 TICK_MS = 2000
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def four_letter(port, cmd, timeout=5.0):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(cmd.encode())
-        out = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return out.decode()
-            out += chunk
 
 
 def wait_until(what, fn, timeout=30.0, interval=0.05):

@@ -246,7 +246,9 @@ fn record_throttled(quotas: &ReplicationQuotas, slots: &[Slot], results: &[Parti
         })
         .map(|(_, data)| data.records.as_ref().map_or(0, |r| r.len()))
         .sum();
-    quotas.leader.record(bytes as u64, now_ms());
+    if bytes > 0 {
+        quotas.leader.record(bytes as u64, now_ms());
+    }
 }
 
 /// The request's partitions, each once (Kafka keys the fetch data by partition, a later

@@ -139,12 +139,11 @@ fn render(resource: &ConfigResource, entries: &[admin::ConfigEntry], all: bool) 
 mod tests {
     use super::*;
 
-    fn entry(name: &str, value: &str, source: &'static str) -> admin::ConfigEntry {
+    fn entry(name: &str, value: &str, source: &str) -> admin::ConfigEntry {
         admin::ConfigEntry {
             name: name.into(),
             value: Some(value.into()),
-            source,
-            read_only: false,
+            source: source.into(),
             sensitive: false,
         }
     }

@@ -26,6 +26,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 
 use super::cluster::ClusterClient;
 use super::tools::check;
+use crate::config::ConfigSource;
 
 /// How long the broker may take for an operation that waits on the controller: less than
 /// the client's own request timeout (`cluster::TIMEOUT`), so the answer arrives.
@@ -88,23 +89,8 @@ pub struct ConfigEntry {
     pub name: String,
     pub value: Option<String>,
     /// Kafka's `ConfigSource` name (DYNAMIC_TOPIC_CONFIG, DEFAULT_CONFIG, ...).
-    pub source: &'static str,
-    pub read_only: bool,
+    pub source: String,
     pub sensitive: bool,
-}
-
-/// Kafka's `DescribeConfigsResponse.ConfigSource` codes, by name.
-fn source_name(code: i8) -> &'static str {
-    match code {
-        1 => "DYNAMIC_TOPIC_CONFIG",
-        2 => "DYNAMIC_BROKER_CONFIG",
-        3 => "DYNAMIC_DEFAULT_BROKER_CONFIG",
-        4 => "STATIC_BROKER_CONFIG",
-        5 => "DEFAULT_CONFIG",
-        6 => "DYNAMIC_BROKER_LOGGER_CONFIG",
-        7 => "CLIENT_METRICS_CONFIG",
-        _ => "UNKNOWN",
-    }
 }
 
 /// DescribeConfigs (v4) of one resource: every config with its value and source.
@@ -132,8 +118,10 @@ pub async fn describe_configs(
         .map(|e| ConfigEntry {
             name: e.name.to_string(),
             value: e.value.map(|v| v.to_string()),
-            source: source_name(e.config_source),
-            read_only: e.read_only,
+            source: ConfigSource::from_code(e.config_source).map_or_else(
+                || format!("UNKNOWN({})", e.config_source),
+                |s| s.to_string(),
+            ),
             sensitive: e.is_sensitive,
         })
         .collect();

@@ -40,6 +40,22 @@ pub enum ConfigSource {
     DefaultConfig = 5,
 }
 
+impl ConfigSource {
+    /// The source a DescribeConfigs answer names (`None`: one gregor never reports,
+    /// such as a broker logger's or client metrics').
+    pub fn from_code(code: i8) -> Option<ConfigSource> {
+        [
+            ConfigSource::TopicConfig,
+            ConfigSource::DynamicBrokerConfig,
+            ConfigSource::DynamicDefaultBrokerConfig,
+            ConfigSource::StaticBrokerConfig,
+            ConfigSource::DefaultConfig,
+        ]
+        .into_iter()
+        .find(|s| *s as i8 == code)
+    }
+}
+
 /// How a value must look beyond its type.
 #[derive(Debug, Clone, Copy)]
 pub enum Validator {

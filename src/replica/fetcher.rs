@@ -301,7 +301,8 @@ async fn fetch_loop<D: LeaderDialer>(
             continue;
         }
         let mut fetched = Vec::new();
-        let mut leader_hws = Vec::new();
+        // Throttled partitions' leader HWs: whether each has caught up (KIP-73).
+        let mut throttled_hws = Vec::new();
         let mut throttled_bytes = 0u64;
         for topic in response.responses {
             for pd in topic.partitions {
@@ -312,8 +313,8 @@ async fn fetch_loop<D: LeaderDialer>(
                 if let Some(followed) = lock(&shared.partitions).get(&tp).cloned() {
                     if followed.partition.is_follower_throttled() {
                         throttled_bytes += pd.records.as_ref().map_or(0, |r| r.len() as u64);
+                        throttled_hws.push((followed.partition.clone(), pd.high_watermark));
                     }
-                    leader_hws.push((tp, pd.high_watermark));
                     fetched.push((followed, pd));
                 }
             }
@@ -332,9 +333,17 @@ async fn fetch_loop<D: LeaderDialer>(
                     .collect::<Vec<_>>()
             })
             .await;
-        for (tp, leader_hw) in leader_hws {
-            if let Some(f) = lock(&shared.partitions).get_mut(&tp) {
-                f.caught_up = f.partition.log_end_offset() >= leader_hw;
+        // Unthrottled partitions skip this: their log is not locked again here.
+        let caught_up: Vec<(TopicPartition, bool)> = throttled_hws
+            .into_iter()
+            .map(|(p, leader_hw)| (p.tp.clone(), p.log_end_offset() >= leader_hw))
+            .collect();
+        if !caught_up.is_empty() {
+            let mut followed = lock(&shared.partitions);
+            for (tp, up) in caught_up {
+                if let Some(f) = followed.get_mut(&tp) {
+                    f.caught_up = up;
+                }
             }
         }
         let mut out_of_range = Vec::new();

@@ -340,14 +340,31 @@ fn spawn_fetcher(
     (stop, task)
 }
 
+/// A leader partition served in-process, with these faults.
+fn link_to(leader: &Arc<Partition>, faults: Faults) -> InProcessLeader {
+    InProcessLeader {
+        partition: leader.clone(),
+        sessions: Arc::new(Mutex::new(FetchSessionCache::new(10, 100))),
+        faults: Arc::new(Mutex::new(faults)),
+    }
+}
+
 /// Runs a fetcher for `follower` against `leader` until `done` holds (or 30 s pass).
 async fn replicate_until(
     leader: InProcessLeader,
     follower: Arc<Partition>,
     epoch: i32,
+    done: impl FnMut() -> bool,
+) {
+    let fetcher = spawn_fetcher(leader, follower, epoch, Default::default());
+    stop_when(fetcher, done).await;
+}
+
+/// Waits until `done` holds (or 30 s pass), then stops the fetcher.
+async fn stop_when(
+    (stop, task): (watch::Sender<bool>, tokio::task::JoinHandle<()>),
     mut done: impl FnMut() -> bool,
 ) {
-    let (stop, task) = spawn_fetcher(leader, follower, epoch, Default::default());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !done() {
         assert!(
@@ -368,15 +385,14 @@ async fn the_follower_copies_the_leader_through_lost_requests_and_forgotten_sess
     let now = crate::clock::now_ms();
     leader.apply(&state(LEADER, 1), now).unwrap();
     follower.apply(&state(LEADER, 1), now).unwrap();
-    let link = InProcessLeader {
-        partition: leader.clone(),
-        sessions: Arc::new(Mutex::new(FetchSessionCache::new(10, 100))),
-        faults: Arc::new(Mutex::new(Faults {
+    let link = link_to(
+        &leader,
+        Faults {
             lose_every: 7,
             forget_every: 11,
             ..Faults::default()
-        })),
-    };
+        },
+    );
     // The leader keeps appending while the fetcher runs.
     let writer = {
         let leader = leader.clone();
@@ -439,11 +455,7 @@ async fn a_divergent_tail_is_truncated_to_the_new_leaders_epoch_end() {
             .append_as_leader(&batch(&format!("b{i}")), 1, now)
             .unwrap();
     }
-    let link = InProcessLeader {
-        partition: leader.clone(),
-        sessions: Arc::new(Mutex::new(FetchSessionCache::new(10, 100))),
-        faults: Arc::new(Mutex::new(Faults::default())),
-    };
+    let link = link_to(&leader, Faults::default());
     let (l, f) = (leader.clone(), old.clone());
     replicate_until(link, old.clone(), 2, move || {
         f.log_end_offset() == l.log_end_offset() && contents(&f) == contents(&l)
@@ -471,26 +483,14 @@ async fn a_throttled_follower_sits_out_while_over_quota_and_resumes_when_it_lift
     let quotas = Arc::new(ReplicationQuotas::default());
     quotas.follower.set_bound(Some(1));
     quotas.follower.record(1 << 20, now);
-    let link = InProcessLeader {
-        partition: leader.clone(),
-        sessions: Arc::new(Mutex::new(FetchSessionCache::new(10, 100))),
-        faults: Arc::new(Mutex::new(Faults::default())),
-    };
-    let (stop, task) = spawn_fetcher(link.clone(), follower.clone(), 1, quotas.clone());
+    let link = link_to(&leader, Faults::default());
+    let fetcher = spawn_fetcher(link.clone(), follower.clone(), 1, quotas.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(follower.log_end_offset(), 0, "nothing fetched over quota");
     assert_eq!(link.faults.lock().unwrap().requests, 0, "not even asked");
     // An unthrottled replica of the same broker is not held back by the quota.
     follower.set_replication_throttles(false, false);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while follower.log_end_offset() < 50 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the follower did not catch up"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    stop.send_replace(true);
-    task.await.unwrap();
+    let f = follower.clone();
+    stop_when(fetcher, move || f.log_end_offset() == 50).await;
     assert_eq!(contents(&follower), contents(&leader));
 }

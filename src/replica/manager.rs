@@ -226,6 +226,11 @@ impl ReplicaManager {
                     TopicConfig::defaults(&self.config.topic_defaults)
                 }
             };
+            // Which of this topic's replicas are throttled (KIP-73), parsed once per topic.
+            let leader_throttled =
+                ThrottledReplicas::parse(&config.string(LEADER_THROTTLED_REPLICAS));
+            let follower_throttled =
+                ThrottledReplicas::parse(&config.string(FOLLOWER_THROTTLED_REPLICAS));
             for (&p, info) in &topic.partitions {
                 if !info.replicas.contains(&me) {
                     continue;
@@ -255,10 +260,8 @@ impl ReplicaManager {
                 };
                 partition.set_min_insync_replicas(config.min_insync_replicas());
                 partition.set_replication_throttles(
-                    ThrottledReplicas::parse(&config.string(LEADER_THROTTLED_REPLICAS))
-                        .covers(p, me),
-                    ThrottledReplicas::parse(&config.string(FOLLOWER_THROTTLED_REPLICAS))
-                        .covers(p, me),
+                    leader_throttled.covers(p, me),
+                    follower_throttled.covers(p, me),
                 );
                 if let Ok(mut log) = partition.log().lock() {
                     log.set_config(log_config(&config));
