@@ -176,17 +176,28 @@ def test_dynamic_broker_configs_through_the_java_admin(cluster4, ops):
     Kafka's source; a static key is refused, as Kafka refuses it."""
     rate = "leader.replication.throttled.rate"
     follower = "follower.replication.throttled.rate"
+    unlimited = "9223372036854775807"
     assert ops("describe-broker-config", 2, rate) == {
-        "value": "9223372036854775807", "source": "DEFAULT_CONFIG", "read_only": False}
+        "value": unlimited, "source": "DEFAULT_CONFIG", "read_only": False,
+        "synonyms": [f"DEFAULT_CONFIG:{rate}={unlimited}"]}
     ops("alter-broker-config", 2, "SET", rate, 1048576)
+    ops("alter-broker-config", "default", "SET", rate, 4194304)
     ops("alter-broker-config", "default", "SET", follower, 2097152)
-    wait_until(lambda: ops("describe-broker-config", 2, rate)["source"] == "DYNAMIC_BROKER_CONFIG",
-               30, "broker 2 to apply its dynamic config")
-    assert ops("describe-broker-config", 2, rate)["value"] == "1048576"
+    wait_until(lambda: len(ops("describe-broker-config", 2, rate)["synonyms"]) == 3,
+               30, "broker 2 to apply its dynamic configs")
+    # The value in force first, then every level below it, as Kafka lists synonyms.
+    assert ops("describe-broker-config", 2, rate) == {
+        "value": "1048576", "source": "DYNAMIC_BROKER_CONFIG", "read_only": False,
+        "synonyms": [f"DYNAMIC_BROKER_CONFIG:{rate}=1048576", f"DYNAMIC_DEFAULT_BROKER_CONFIG:{rate}=4194304",
+                     f"DEFAULT_CONFIG:{rate}={unlimited}"]}
+    ops("alter-broker-config", "default", "DELETE", rate)
     wait_until(lambda: ops("describe-broker-config", 3, follower).get("source") == "DYNAMIC_DEFAULT_BROKER_CONFIG",
                30, "broker 3 to apply the default")
     assert ops("describe-broker-config", 3, follower)["value"] == "2097152"
-    assert ops("describe-broker-config", 3, rate)["source"] == "DEFAULT_CONFIG", "only broker 2's"
+    # Broker 2's own value never reaches broker 3 (the default rate's deletion may still be
+    # on its way to it).
+    wait_until(lambda: ops("describe-broker-config", 3, rate)["source"] == "DEFAULT_CONFIG", 30,
+               "broker 3 to see only the default rate")
     ops("alter-broker-config", 2, "SET", "log.retention.hours", 1,
         expect_error="Cannot update these configs dynamically")
     assert ops("describe-broker-config", 2, "log.retention.hours")["read_only"] is True

@@ -5,32 +5,28 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::kafka::{batch, Client};
-use common::{wait_until, Cluster, Coordinator, GREGOR};
+use common::{wait_until, Cluster, Coordinator};
 use kafka_protocol::records::Compression;
 
 const WAIT: Duration = Duration::from_secs(90);
 
 /// Runs `gregor ARGS --bootstrap-server B`: (succeeded, stdout + stderr).
 fn gregor(cluster: &Cluster, args: &[&str]) -> (bool, String) {
-    let out = Command::new(GREGOR)
-        .args(args)
-        .args(["--bootstrap-server", &cluster.bootstrap()])
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let bootstrap = cluster.bootstrap();
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--bootstrap-server", &bootstrap])
+        .collect();
+    common::run_cli(&args, None)
 }
+
+/// A throttle rate's default: Long.MAX_VALUE, no throttle.
+const UNLIMITED: i64 = i64::MAX;
 
 fn ok(cluster: &Cluster, args: &[&str]) -> String {
     let (success, out) = gregor(cluster, args);
@@ -93,7 +89,13 @@ fn configs_and_topics_alter_change_what_the_cluster_reports() {
     );
     let all = ok(&cluster, &["configs", "describe", "--topic", "t", "--all"]);
     assert!(
-        all.contains("retention.ms=604800000\tsource=DEFAULT_CONFIG"),
+        // Nothing sets log.retention.ms (only log.retention.hours has a default), so as in
+        // Kafka no broker synonym follows; cleanup.policy has its broker key's default.
+        all.contains("  retention.ms=604800000 sensitive=false synonyms={}\n")
+            && all.contains(
+                "  cleanup.policy=delete sensitive=false \
+                 synonyms={DEFAULT_CONFIG:log.cleanup.policy=delete}\n"
+            ),
         "{all}"
     );
     let (success, out) = gregor(
@@ -133,16 +135,32 @@ fn configs_and_topics_alter_change_what_the_cluster_reports() {
     );
     wait_until(WAIT, "broker 1 to apply its dynamic configs", || {
         let all = ok(&cluster, &["configs", "describe", "--broker", "1", "--all"]);
-        all.contains("leader.replication.throttled.rate=1000000\tsource=DYNAMIC_BROKER_CONFIG")
-            && all.contains(
-                "follower.replication.throttled.rate=2000000\tsource=DYNAMIC_DEFAULT_BROKER_CONFIG",
-            )
+        // Each key in force at its highest level, every level as a synonym (KIP-226).
+        all.contains(&format!(
+            "  leader.replication.throttled.rate=1000000 sensitive=false synonyms=\
+             {{DYNAMIC_BROKER_CONFIG:leader.replication.throttled.rate=1000000, \
+             DEFAULT_CONFIG:leader.replication.throttled.rate={UNLIMITED}}}"
+        )) && all.contains(&format!(
+            "  follower.replication.throttled.rate=2000000 sensitive=false synonyms=\
+             {{DYNAMIC_DEFAULT_BROKER_CONFIG:follower.replication.throttled.rate=2000000, \
+             DEFAULT_CONFIG:follower.replication.throttled.rate={UNLIMITED}}}"
+        ))
     });
+    // The cluster default lists only what it sets, at its own level only (Kafka's
+    // `perBrokerConfig = false`), never a broker's own value.
+    let defaults = ok(&cluster, &["configs", "describe", "--broker-defaults"]);
+    assert_eq!(
+        defaults,
+        "Default configs for brokers in the cluster are:\n  \
+         follower.replication.throttled.rate=2000000 sensitive=false synonyms=\
+         {DYNAMIC_DEFAULT_BROKER_CONFIG:follower.replication.throttled.rate=2000000}\n"
+    );
     let broker2 = ok(&cluster, &["configs", "describe", "--broker", "2", "--all"]);
     assert!(
-        broker2.contains(
-            "leader.replication.throttled.rate=9223372036854775807\tsource=DEFAULT_CONFIG"
-        ),
+        broker2.contains(&format!(
+            "  leader.replication.throttled.rate={UNLIMITED} sensitive=false \
+             synonyms={{DEFAULT_CONFIG:leader.replication.throttled.rate={UNLIMITED}}}\n"
+        )),
         "{broker2}"
     );
     let (success, out) = gregor(
@@ -351,4 +369,68 @@ fn elect_leaders_moves_leadership_back_to_the_preferred_replicas() {
         again.contains("Valid replica already elected for partitions e-0"),
         "{again}"
     );
+}
+
+/// Config changes sent in a row through different brokers all survive: each broker
+/// reads the current overrides from ZooKeeper, not from its own metadata, which may not
+/// show the change another broker wrote a moment ago (it did, and the later write
+/// dropped the earlier key).
+#[test]
+fn incremental_config_changes_through_different_brokers_all_survive() {
+    const TOPIC: i8 = 2;
+    const BROKER: i8 = 4;
+    const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+    let cluster = Cluster::start(Coordinator::Gregor, 3, &[]);
+    let mut clients: Vec<Client> = (0..3).map(|i| cluster.client(i)).collect();
+    assert_eq!(clients[0].create_topic("c", 1, 3, &[]), 0);
+    for c in clients.iter_mut() {
+        wait_until(WAIT, "every broker to know topic c", || {
+            partition_count(c, "c") == 1
+        });
+    }
+    let wanted = [
+        ("retention.ms", "3600000"),
+        ("segment.ms", "7200000"),
+        ("max.message.bytes", "2000000"),
+        ("retention.bytes", "123456789"),
+        ("delete.retention.ms", "1000"),
+        ("file.delete.delay.ms", "2000"),
+        ("flush.messages", "500"),
+        ("min.insync.replicas", "2"),
+        ("segment.bytes", "52428800"),
+    ];
+    for (i, (key, value)) in wanted.iter().enumerate() {
+        assert_eq!(
+            clients[i % 3].set_config(TOPIC, "c", key, value),
+            0,
+            "{key}"
+        );
+    }
+    wait_until(WAIT, "every change in the topic's overrides", || {
+        let now = clients[0].configs(TOPIC, "c");
+        wanted.iter().all(|(k, v)| {
+            now.iter().any(|(name, value, source)| {
+                name == k && value == v && *source == DYNAMIC_TOPIC_CONFIG
+            })
+        })
+    });
+
+    // The cluster-wide dynamic broker default, through two brokers in a row.
+    let rates = [
+        ("leader.replication.throttled.rate", "1000000"),
+        ("follower.replication.throttled.rate", "2000000"),
+    ];
+    for (i, (key, value)) in rates.iter().enumerate() {
+        assert_eq!(
+            clients[i + 1].set_config(BROKER, "", key, value),
+            0,
+            "{key}"
+        );
+    }
+    wait_until(WAIT, "both rates in the broker default", || {
+        let now = clients[0].configs(BROKER, "");
+        rates
+            .iter()
+            .all(|(k, v)| now.iter().any(|(name, value, _)| name == k && value == v))
+    });
 }

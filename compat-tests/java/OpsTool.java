@@ -188,9 +188,16 @@ public class OpsTool {
                 // a[1]: broker id; a[2]: key
                 org.apache.kafka.common.config.ConfigResource r = new org.apache.kafka.common.config.ConfigResource(
                         org.apache.kafka.common.config.ConfigResource.Type.BROKER, a[1]);
-                org.apache.kafka.clients.admin.ConfigEntry e = admin.describeConfigs(List.of(r)).all().get().get(r).get(a[2]);
+                org.apache.kafka.clients.admin.ConfigEntry e = admin.describeConfigs(List.of(r),
+                        new org.apache.kafka.clients.admin.DescribeConfigsOptions().includeSynonyms(true)).all().get().get(r).get(a[2]);
                 if (e == null) return "{\"missing\": true}";
-                return "{\"value\": " + q(e.value()) + ", \"source\": " + q(e.source().name()) + ", \"read_only\": " + e.isReadOnly() + "}";
+                StringBuilder synonyms = new StringBuilder();
+                for (org.apache.kafka.clients.admin.ConfigEntry.ConfigSynonym y : e.synonyms()) {
+                    if (synonyms.length() > 0) synonyms.append(", ");
+                    synonyms.append(q(y.source().name() + ":" + y.name() + "=" + y.value()));
+                }
+                return "{\"value\": " + q(e.value()) + ", \"source\": " + q(e.source().name()) + ", \"read_only\": " + e.isReadOnly()
+                        + ", \"synonyms\": [" + synonyms + "]}";
             }
             default:
                 return "{\"error\": " + q("unknown command " + a[0]) + "}";

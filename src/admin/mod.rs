@@ -401,11 +401,13 @@ impl Admin<'_> {
         ))
     }
 
-    /// Replaces a topic's config overrides (AlterConfigs) after validating them.
-    pub async fn set_topic_config(
+    /// Changes a topic's config overrides: `change` maps the overrides ZooKeeper holds now
+    /// to the new set (AlterConfigs replaces them, IncrementalAlterConfigs edits them),
+    /// which is validated before it is written.
+    pub async fn update_topic_config(
         &self,
         name: &str,
-        overrides: BTreeMap<String, String>,
+        change: impl Fn(Overrides) -> Result<Overrides, AdminError>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
         if !self.image().topics.contains_key(name) {
@@ -414,49 +416,87 @@ impl Admin<'_> {
                 format!("Topic {name} does not exist."),
             ));
         }
-        TopicConfig::new(overrides.clone(), &self.config.topic_defaults)?;
-        if validate_only {
-            return Ok(());
-        }
-        let data = TopicConfigZnode::new(overrides).encode();
-        self.write_config_znode(&topic_config_path(name), &data)
+        let validate = |overrides: &Overrides| {
+            TopicConfig::new(overrides.clone(), &self.config.topic_defaults)
+                .map(drop)
+                .map_err(AdminError::from)
+        };
+        self.update_config_znode(&topic_config_path(name), change, validate, validate_only)
             .await
     }
 
-    /// Sets a config entity's znode, creating it if absent (Kafka's
-    /// `AdminZkClient.changeEntityConfig`).
-    async fn write_config_znode(&self, path: &str, data: &[u8]) -> Result<(), AdminError> {
-        let handle = self.session.current().await;
-        let client = &handle.client;
-        match client.set_data(path, data, None).await {
-            Ok(_) => Ok(()),
-            Err(zk::Error::NoNode) => {
-                let options = handle.create_options(zk::CreateMode::Persistent, path);
-                client.create(path, data, &options).await?;
-                Ok(())
-            }
-            Err(err) => Err(err.into()),
-        }
-    }
-
-    /// Writes one dynamic broker config entity (`broker`: an id, `None` the cluster-wide
-    /// default) after checking every key is dynamic and every value valid. Brokers
-    /// watch `/config/brokers` and apply it at once.
-    pub async fn set_broker_config(
+    /// Changes one dynamic broker config entity (`broker`: an id, `None` the cluster-wide
+    /// default) as `update_topic_config` a topic's, checking every key is dynamic and
+    /// every value valid. Brokers watch `/config/brokers` and apply it at once.
+    pub async fn update_broker_config(
         &self,
         broker: Option<i32>,
-        overrides: BTreeMap<String, String>,
+        change: impl Fn(Overrides) -> Result<Overrides, AdminError>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
-        crate::config::dynamic::validate(&overrides)?;
-        if validate_only {
-            return Ok(());
-        }
-        let data = BrokerConfigZnode::new(overrides).encode();
         let path = broker_config_path(&crate::config::dynamic::entity_name(broker));
-        self.write_config_znode(&path, &data).await
+        let validate = |overrides: &Overrides| {
+            crate::config::dynamic::validate(overrides).map_err(AdminError::from)
+        };
+        self.update_config_znode(&path, change, validate, validate_only)
+            .await
+    }
+
+    /// Read-modify-write of a config entity znode (Kafka's `AdminZkClient.changeEntityConfig`
+    /// shape). The current overrides are read from ZooKeeper, not from this broker's
+    /// image, which may not yet show a change another broker just wrote: two
+    /// IncrementalAlterConfigs in a row through two brokers would lose the first. The
+    /// new set is written only if the znode is unchanged since the read (its version),
+    /// else it is read again.
+    async fn update_config_znode(
+        &self,
+        path: &str,
+        change: impl Fn(Overrides) -> Result<Overrides, AdminError>,
+        validate: impl Fn(&Overrides) -> Result<(), AdminError>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        const ATTEMPTS: usize = 10;
+        let handle = self.session.current().await;
+        let client = &handle.client;
+        for _ in 0..ATTEMPTS {
+            let (current, version) = match client.get_data(path).await {
+                Ok((data, stat)) => {
+                    let znode = TopicConfigZnode::decode(path, &data)
+                        .map_err(|e| AdminError::new(Error::UnknownServerError, e.to_string()))?;
+                    (znode.config, Some(stat.version))
+                }
+                Err(zk::Error::NoNode) => (Overrides::new(), None),
+                Err(err) => return Err(err.into()),
+            };
+            let overrides = change(current)?;
+            validate(&overrides)?;
+            if validate_only {
+                return Ok(());
+            }
+            let data = TopicConfigZnode::new(overrides).encode();
+            let written = match version {
+                Some(v) => client.set_data(path, &data, Some(v)).await.map(drop),
+                None => {
+                    let options = handle.create_options(zk::CreateMode::Persistent, path);
+                    client.create(path, &data, &options).await.map(drop)
+                }
+            };
+            match written {
+                Ok(()) => return Ok(()),
+                // Written (or created, or deleted) by someone else since the read.
+                Err(zk::Error::BadVersion | zk::Error::NodeExists | zk::Error::NoNode) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(AdminError::new(
+            Error::UnknownServerError,
+            format!("{path} kept changing; config not updated."),
+        ))
     }
 }
+
+/// A config entity's overrides, key to value.
+pub type Overrides = BTreeMap<String, String>;
 
 fn validate_manual_assignment(
     assignment: &BTreeMap<i32, Vec<i32>>,

@@ -26,7 +26,9 @@ use super::errors::{code, Error};
 use super::{RequestContext, Versions};
 use crate::admin::AdminError;
 use crate::broker::Broker;
-use crate::config::keys::split_list;
+use crate::config::broker::{all_keys, key_def};
+use crate::config::keys::{split_list, ConfigKey};
+use crate::config::synonyms::{self, Level};
 use crate::config::topic::{topic_key_def, TOPIC_KEYS};
 use crate::config::{dynamic, ConfigSource, TopicConfig};
 use crate::security::acl::AclOperation;
@@ -126,7 +128,14 @@ pub async fn describe_configs(
                                 .iter()
                                 .filter(|tk| wanted(tk.key.name))
                                 .map(|tk| {
-                                    topic_entry(broker, &config, tk.key.name, &req, ctx.api_version)
+                                    topic_entry(
+                                        broker,
+                                        &image,
+                                        &config,
+                                        tk.key.name,
+                                        &req,
+                                        ctx.api_version,
+                                    )
                                 })
                                 .collect(),
                         ),
@@ -136,47 +145,23 @@ pub async fn describe_configs(
                     }
                 }
             },
-            RESOURCE_BROKER => {
-                let name = resource.resource_name.to_string();
-                if !name.is_empty() && name != broker.config.broker_id.to_string() {
-                    base.with_error_code(code(Error::InvalidRequest))
-                        .with_error_message(Some(s(format!(
-                        "Unexpected broker id, expected {} or empty string, but received {name}",
-                        broker.config.broker_id
-                    ))))
-                } else {
-                    base.with_error_code(0).with_configs(
-                        broker
-                            .config
-                            .describe()
-                            .into_iter()
-                            .filter(|(k, _, _)| wanted(k.name))
-                            .map(|(key, value, source)| {
-                                let (value, source) =
-                                    with_dynamic_value(broker, &image, key.name, value, source);
-                                let mut e = DescribeConfigsResourceResult::default()
-                                    .with_name(StrBytes::from_static_str(key.name))
-                                    .with_value(value.clone().map(s))
-                                    .with_read_only(!dynamic::is_dynamic(key.name))
-                                    .with_config_source(source as i8)
-                                    .with_is_default(v0_default(ctx.api_version, source))
-                                    .with_is_sensitive(false)
-                                    .with_config_type(key.ty.protocol_code());
-                                if req.include_synonyms {
-                                    e.synonyms = vec![DescribeConfigsSynonym::default()
-                                        .with_name(StrBytes::from_static_str(key.name))
-                                        .with_value(value.map(s))
-                                        .with_source(source as i8)];
-                                }
-                                if req.include_documentation {
-                                    e.documentation = Some(StrBytes::from_static_str(key.doc));
-                                }
-                                e
-                            })
-                            .collect(),
-                    )
-                }
-            }
+            RESOURCE_BROKER => match broker_entity(broker, &resource.resource_name) {
+                Err(e) => base
+                    .with_error_code(code(e.error))
+                    .with_error_message(Some(s(e.message))),
+                Ok(entity) => base.with_error_code(0).with_configs(
+                    all_keys()
+                        .filter(|k| wanted(k.name))
+                        .filter_map(|key| {
+                            let levels = broker_levels(broker, &image, entity, key.name);
+                            // The cluster default ("") lists only what it sets, as Kafka's
+                            // `currentDynamicDefaultConfigs`.
+                            let shown = entity.is_some() || !levels.is_empty();
+                            shown.then(|| broker_entry(key, levels, &req, ctx.api_version))
+                        })
+                        .collect(),
+                ),
+            },
             other => base
                 .with_error_code(code(Error::InvalidRequest))
                 .with_error_message(Some(s(format!("Unsupported resource type {other}")))),
@@ -186,19 +171,73 @@ pub async fn describe_configs(
     Some(DescribeConfigsResponse::default().with_results(results))
 }
 
-/// A broker key's value and source once its dynamic configs (KIP-226) are applied.
-fn with_dynamic_value(
+/// Every level that sets a broker key or its synonyms (`config::synonyms`), as the
+/// resource sees it: the cluster default (`entity` None) shows only its own level, as
+/// Kafka's `createBrokerConfigEntry(perBrokerConfig = false)`.
+fn broker_levels(
     broker: &Broker,
     image: &crate::coordination::ClusterImage,
-    key: &str,
-    value: Option<String>,
-    source: ConfigSource,
-) -> (Option<String>, ConfigSource) {
-    match image.dynamic_broker_config_with_source(broker.config.broker_id, key) {
-        Some((v, true)) => (Some(v), ConfigSource::DynamicBrokerConfig),
-        Some((v, false)) => (Some(v), ConfigSource::DynamicDefaultBrokerConfig),
-        None => (value, source),
+    entity: Option<i32>,
+    name: &'static str,
+) -> Vec<Level> {
+    let id = broker.config.broker_id;
+    let mut levels = synonyms::levels(name, |level, key| {
+        let value = match level {
+            ConfigSource::DynamicBrokerConfig => {
+                entity.and(image.dynamic_broker_entries(id, key).0)
+            }
+            ConfigSource::DynamicDefaultBrokerConfig => image.dynamic_broker_entries(id, key).1,
+            ConfigSource::StaticBrokerConfig => broker.config.file_value(key),
+            ConfigSource::DefaultConfig => key_def(key).and_then(|k| k.default),
+            ConfigSource::TopicConfig => None,
+        };
+        value.map(str::to_string)
+    });
+    if entity.is_none() {
+        levels.retain(|l| l.source == ConfigSource::DynamicDefaultBrokerConfig);
     }
+    levels
+}
+
+/// A config's synonyms in a DescribeConfigs answer.
+fn synonym(name: &'static str, value: String, source: ConfigSource) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(StrBytes::from_static_str(name))
+        .with_value(Some(s(value)))
+        .with_source(source as i8)
+}
+
+/// One broker key as DescribeConfigs reports it: the level in force, and with synonyms
+/// every level.
+fn broker_entry(
+    key: &'static ConfigKey,
+    levels: Vec<Level>,
+    req: &DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResourceResult {
+    let (value, source) = levels
+        .first()
+        .map_or((None, ConfigSource::DefaultConfig), |l| {
+            (Some(l.value.clone()), l.source)
+        });
+    let mut e = DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_static_str(key.name))
+        .with_value(value.map(s))
+        .with_read_only(!dynamic::is_dynamic(key.name))
+        .with_config_source(source as i8)
+        .with_is_default(v0_default(version, source))
+        .with_is_sensitive(false)
+        .with_config_type(key.ty.protocol_code());
+    if req.include_synonyms {
+        e.synonyms = levels
+            .into_iter()
+            .map(|l| synonym(l.name, l.value, l.source))
+            .collect();
+    }
+    if req.include_documentation {
+        e.documentation = Some(StrBytes::from_static_str(key.doc));
+    }
+    e
 }
 
 /// The dynamic config entity a broker resource names: `""` the cluster-wide default,
@@ -225,8 +264,12 @@ fn v0_default(version: i16, source: ConfigSource) -> bool {
     version == 0 && source == ConfigSource::DefaultConfig
 }
 
+/// One topic key as DescribeConfigs reports it: the topic's override if it has one,
+/// else the broker key it defaults to (Kafka's `ServerTopicConfigSynonyms`), at that
+/// key's highest level; with synonyms, the override and then every broker level.
 fn topic_entry(
     broker: &Broker,
+    image: &crate::coordination::ClusterImage,
     config: &TopicConfig,
     name: &'static str,
     req: &DescribeConfigsRequest,
@@ -234,22 +277,15 @@ fn topic_entry(
 ) -> DescribeConfigsResourceResult {
     let (value, is_override) = config.get(name).unwrap_or_default();
     let tk = topic_key_def(name);
-    let broker_key = tk.and_then(|t| t.broker_key);
-    let broker_value = broker_key.and_then(|bk| {
-        broker
-            .config
-            .describe()
-            .into_iter()
-            .find(|(k, _, _)| k.name == bk)
+    let broker_levels = tk.and_then(|t| t.broker_key).map_or_else(Vec::new, |k| {
+        broker_levels(broker, image, Some(broker.config.broker_id), k)
     });
-    let broker_source = broker_value
-        .as_ref()
-        .map(|(_, _, src)| *src)
-        .unwrap_or(ConfigSource::DefaultConfig);
     let source = if is_override {
         ConfigSource::TopicConfig
     } else {
-        broker_source
+        broker_levels
+            .first()
+            .map_or(ConfigSource::DefaultConfig, |l| l.source)
     };
     let mut entry = DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_static_str(name))
@@ -267,39 +303,11 @@ fn topic_entry(
         }
     }
     if req.include_synonyms {
-        let mut synonyms = Vec::new();
-        if is_override {
-            synonyms.push(
-                DescribeConfigsSynonym::default()
-                    .with_name(StrBytes::from_static_str(name))
-                    .with_value(Some(s(value)))
-                    .with_source(ConfigSource::TopicConfig as i8),
-            );
-        }
-        if broker_source == ConfigSource::StaticBrokerConfig {
-            if let Some((k, v, _)) = &broker_value {
-                synonyms.push(
-                    DescribeConfigsSynonym::default()
-                        .with_name(StrBytes::from_static_str(k.name))
-                        .with_value(v.clone().map(s))
-                        .with_source(ConfigSource::StaticBrokerConfig as i8),
-                );
-            }
-        }
-        if let Some(broker_key) = broker_key {
-            synonyms.push(
-                DescribeConfigsSynonym::default()
-                    .with_name(StrBytes::from_static_str(broker_key))
-                    .with_value(Some(s(broker
-                        .config
-                        .topic_defaults
-                        .get(name)
-                        .cloned()
-                        .unwrap_or_default())))
-                    .with_source(ConfigSource::DefaultConfig as i8),
-            );
-        }
-        entry.synonyms = synonyms;
+        let own = is_override.then(|| synonym(name, value, ConfigSource::TopicConfig));
+        let inherited = broker_levels
+            .into_iter()
+            .map(|l| synonym(l.name, l.value, l.source));
+        entry.synonyms = own.into_iter().chain(inherited).collect();
     }
     entry
 }
@@ -331,20 +339,18 @@ pub async fn alter_configs(
         } else {
             match resource.resource_type {
                 RESOURCE_TOPIC => {
+                    let replace = |_| Ok(replacement(resource));
                     broker
                         .admin()
-                        .set_topic_config(
-                            &resource.resource_name,
-                            replacement(resource),
-                            req.validate_only,
-                        )
+                        .update_topic_config(&resource.resource_name, replace, req.validate_only)
                         .await
                 }
                 RESOURCE_BROKER => match broker_entity(broker, &resource.resource_name) {
                     Ok(entity) => {
+                        let replace = |_| Ok(replacement(resource));
                         broker
                             .admin()
-                            .set_broker_config(entity, replacement(resource), req.validate_only)
+                            .update_broker_config(entity, replace, req.validate_only)
                             .await
                     }
                     Err(e) => Err(e),
@@ -394,7 +400,6 @@ pub async fn incremental_alter_configs(
     ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> Option<IncrementalAlterConfigsResponse> {
-    let image = broker.image();
     let mut responses = Vec::new();
     for resource in &req.resources {
         let refused = config_refusal(
@@ -408,44 +413,22 @@ pub async fn incremental_alter_configs(
             Err(refusal)
         } else {
             match resource.resource_type {
-                RESOURCE_TOPIC => match image.topic(&resource.resource_name) {
-                    None => Err(AdminError::new(
-                        Error::UnknownTopicOrPartition,
-                        format!("Topic {} does not exist.", &*resource.resource_name),
-                    )),
-                    Some(topic) => {
-                        match apply_incremental(topic.config.clone(), resource, &topic_keys(broker))
-                        {
-                            Ok(overrides) => {
-                                broker
-                                    .admin()
-                                    .set_topic_config(
-                                        &resource.resource_name,
-                                        overrides,
-                                        req.validate_only,
-                                    )
-                                    .await
-                            }
-                            Err(e) => Err(e),
-                        }
-                    }
-                },
+                RESOURCE_TOPIC => {
+                    let keys = topic_keys(broker);
+                    let edit = |current| apply_incremental(current, resource, &keys);
+                    broker
+                        .admin()
+                        .update_topic_config(&resource.resource_name, edit, req.validate_only)
+                        .await
+                }
                 RESOURCE_BROKER => match broker_entity(broker, &resource.resource_name) {
                     Ok(entity) => {
-                        let current = image
-                            .broker_configs
-                            .get(&dynamic::entity_name(entity))
-                            .cloned()
-                            .unwrap_or_default();
-                        match apply_incremental(current, resource, &broker_keys(broker)) {
-                            Ok(overrides) => {
-                                broker
-                                    .admin()
-                                    .set_broker_config(entity, overrides, req.validate_only)
-                                    .await
-                            }
-                            Err(e) => Err(e),
-                        }
+                        let keys = broker_keys(broker);
+                        let edit = |current| apply_incremental(current, resource, &keys);
+                        broker
+                            .admin()
+                            .update_broker_config(entity, edit, req.validate_only)
+                            .await
                     }
                     Err(e) => Err(e),
                 },

@@ -1,7 +1,8 @@
 //! `gregor configs`: a topic's or a broker's configs, like `kafka-configs`.
 //!
 //! - `gregor configs describe --topic T | --broker ID | --broker-defaults [--all]`: the
-//!   overrides (dynamic configs; with `--all`, every config with its source);
+//!   overrides (dynamic configs; with `--all`, every config), each with its synonyms, in
+//!   `kafka-configs --describe`'s layout;
 //! - `gregor configs alter --topic T | --broker ID | --broker-defaults [--set K=V]...
 //!   [--delete K]...`: one IncrementalAlterConfigs, all changes or none.
 //!
@@ -9,6 +10,7 @@
 //! (the replication throttles); the broker refuses the rest, naming the key.
 
 use crate::client::admin::{self, ConfigChange, ConfigResource};
+use crate::config::ConfigSource;
 
 use super::{block_on, connect};
 
@@ -110,58 +112,129 @@ pub fn changes(set: &[String], delete: &[String]) -> anyhow::Result<Vec<ConfigCh
     Ok(out)
 }
 
-/// Kafka's `kafka-configs --describe` layout: a heading, then `key=value` lines
-/// (`sensitive=true` values hidden), each with its source under `--all`.
+/// Kafka's `kafka-configs --describe` layout (`ConfigCommand.describeResourceConfig`): a
+/// heading, then `key=value sensitive=.. synonyms={SOURCE:key=value, ..}` lines sorted
+/// by key; without `--all` only the entries set at the resource's own dynamic level.
 fn render(resource: &ConfigResource, entries: &[admin::ConfigEntry], all: bool) -> String {
-    let dynamic = |e: &&admin::ConfigEntry| e.source.starts_with("DYNAMIC_");
-    let shown: Vec<&admin::ConfigEntry> = entries.iter().filter(|e| all || dynamic(e)).collect();
-    let mut out = format!(
-        "{} configs for {}:\n",
-        if all { "All" } else { "Dynamic" },
-        resource.describe()
-    );
-    for e in shown {
-        let value = if e.sensitive {
-            "(sensitive)".to_string()
-        } else {
-            e.value.clone().unwrap_or_else(|| "null".into())
-        };
-        if all {
-            out.push_str(&format!("  {}={value}\tsource={}\n", e.name, e.source));
-        } else {
-            out.push_str(&format!("  {}={value}\n", e.name));
-        }
+    let (heading, own_level) = match resource {
+        ConfigResource::Topic(t) => (
+            format!("{} configs for topic {t} are:", which(all)),
+            ConfigSource::TopicConfig,
+        ),
+        ConfigResource::Broker(Some(id)) => (
+            format!("{} configs for broker {id} are:", which(all)),
+            ConfigSource::DynamicBrokerConfig,
+        ),
+        ConfigResource::Broker(None) => (
+            "Default configs for brokers in the cluster are:".to_string(),
+            ConfigSource::DynamicDefaultBrokerConfig,
+        ),
+    };
+    let own_level = own_level.to_string();
+    let mut out = heading + "\n";
+    for e in entries.iter().filter(|e| all || e.source == own_level) {
+        let synonyms: Vec<String> = e
+            .synonyms
+            .iter()
+            .map(|y| format!("{}:{}={}", y.source, y.name, or_null(&y.value)))
+            .collect();
+        out.push_str(&format!(
+            "  {}={} sensitive={} synonyms={{{}}}\n",
+            e.name,
+            or_null(&e.value),
+            e.sensitive,
+            synonyms.join(", ")
+        ));
     }
     out
+}
+
+fn which(all: bool) -> &'static str {
+    if all {
+        "All"
+    } else {
+        "Dynamic"
+    }
+}
+
+/// A value as Java prints a null string.
+fn or_null(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or("null")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn entry(name: &str, value: &str, source: &str) -> admin::ConfigEntry {
+    fn entry(name: &str, value: &str, levels: &[(&str, &str, &str)]) -> admin::ConfigEntry {
         admin::ConfigEntry {
             name: name.into(),
             value: Some(value.into()),
-            source: source.into(),
+            source: levels[0].0.into(),
             sensitive: false,
+            synonyms: levels
+                .iter()
+                .map(|(source, name, value)| admin::ConfigSynonym {
+                    name: name.to_string(),
+                    value: Some(value.to_string()),
+                    source: source.to_string(),
+                })
+                .collect(),
         }
     }
 
     #[test]
     fn describe_shows_overrides_unless_all_is_asked() {
         let entries = [
-            entry("cleanup.policy", "delete", "DEFAULT_CONFIG"),
-            entry("retention.ms", "1000", "DYNAMIC_TOPIC_CONFIG"),
+            entry(
+                "cleanup.policy",
+                "delete",
+                &[("DEFAULT_CONFIG", "log.cleanup.policy", "delete")],
+            ),
+            entry(
+                "retention.ms",
+                "1000",
+                &[
+                    ("DYNAMIC_TOPIC_CONFIG", "retention.ms", "1000"),
+                    ("DEFAULT_CONFIG", "log.retention.ms", "604800000"),
+                ],
+            ),
         ];
         let t = ConfigResource::Topic("t".into());
         assert_eq!(
             render(&t, &entries, false),
-            "Dynamic configs for topic t:\n  retention.ms=1000\n"
+            "Dynamic configs for topic t are:\n  retention.ms=1000 sensitive=false \
+             synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=1000, DEFAULT_CONFIG:log.retention.ms=604800000}\n"
         );
         let all = render(&t, &entries, true);
-        assert!(all.contains("cleanup.policy=delete\tsource=DEFAULT_CONFIG"));
-        assert!(all.contains("retention.ms=1000\tsource=DYNAMIC_TOPIC_CONFIG"));
+        assert!(all.starts_with("All configs for topic t are:\n"));
+        assert!(all.contains(
+            "  cleanup.policy=delete sensitive=false synonyms={DEFAULT_CONFIG:log.cleanup.policy=delete}\n"
+        ));
+    }
+
+    #[test]
+    fn a_broker_shows_its_own_level_and_the_defaults_theirs() {
+        let rate = "leader.replication.throttled.rate";
+        let entries = [entry(
+            rate,
+            "10",
+            &[
+                ("DYNAMIC_BROKER_CONFIG", rate, "10"),
+                ("DYNAMIC_DEFAULT_BROKER_CONFIG", rate, "20"),
+            ],
+        )];
+        let one = render(&ConfigResource::Broker(Some(1)), &entries, false);
+        assert!(
+            one.starts_with("Dynamic configs for broker 1 are:\n"),
+            "{one}"
+        );
+        assert!(one.contains(&format!("  {rate}=10 sensitive=false synonyms={{DYNAMIC_BROKER_CONFIG:{rate}=10, DYNAMIC_DEFAULT_BROKER_CONFIG:{rate}=20}}")), "{one}");
+        let defaults = render(&ConfigResource::Broker(None), &entries, false);
+        assert_eq!(
+            defaults,
+            "Default configs for brokers in the cluster are:\n"
+        );
     }
 
     #[test]

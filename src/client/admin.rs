@@ -91,18 +91,35 @@ pub struct ConfigEntry {
     /// Kafka's `ConfigSource` name (DYNAMIC_TOPIC_CONFIG, DEFAULT_CONFIG, ...).
     pub source: String,
     pub sensitive: bool,
+    /// Every level that sets the key, the one in force first (Kafka's `ConfigSynonym`s).
+    pub synonyms: Vec<ConfigSynonym>,
 }
 
-/// DescribeConfigs (v4) of one resource: every config with its value and source.
+/// One level of a config: the key it is set under, its value and its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSynonym {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: String,
+}
+
+/// A `ConfigSource` code as Kafka's Admin names it.
+fn source_name(code: i8) -> String {
+    ConfigSource::from_code(code).map_or_else(|| format!("UNKNOWN({code})"), |s| s.to_string())
+}
+
+/// DescribeConfigs (v4) of one resource: every config with its value, source and
+/// synonyms.
 pub async fn describe_configs(
     c: &mut ClusterClient,
     resource: &ConfigResource,
 ) -> anyhow::Result<Vec<ConfigEntry>> {
-    let req =
-        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+    let req = DescribeConfigsRequest::default()
+        .with_resources(vec![DescribeConfigsResource::default()
             .with_resource_type(resource.type_code())
             .with_resource_name(s(&resource.name()))
-            .with_configuration_keys(None)]);
+            .with_configuration_keys(None)])
+        .with_include_synonyms(true);
     let resp = resource.send(c, &req, 4).await?;
     let Some(r) = resp.results.into_iter().next() else {
         bail!("describe configs of {}: no answer", resource.describe());
@@ -118,11 +135,17 @@ pub async fn describe_configs(
         .map(|e| ConfigEntry {
             name: e.name.to_string(),
             value: e.value.map(|v| v.to_string()),
-            source: ConfigSource::from_code(e.config_source).map_or_else(
-                || format!("UNKNOWN({})", e.config_source),
-                |s| s.to_string(),
-            ),
+            source: source_name(e.config_source),
             sensitive: e.is_sensitive,
+            synonyms: e
+                .synonyms
+                .into_iter()
+                .map(|y| ConfigSynonym {
+                    name: y.name.to_string(),
+                    value: y.value.map(|v| v.to_string()),
+                    source: source_name(y.source),
+                })
+                .collect(),
         })
         .collect();
     entries.sort_by(|a, b| a.name.cmp(&b.name));

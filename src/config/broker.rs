@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::keys::{
-    flatten_toml, parse_bool, split_list, ConfigError, ConfigKey, ConfigSource, ConfigType as T,
-    Validator as V,
+    flatten_toml, parse_bool, split_list, ConfigError, ConfigKey, ConfigType as T, Validator as V,
 };
 use super::topic;
 
@@ -819,18 +818,10 @@ impl BrokerConfig {
             .or_else(|| key_def(key).and_then(|k| k.default.map(str::to_string)))
     }
 
-    /// Every broker key with its effective value and source, for DescribeConfigs.
-    pub fn describe(&self) -> Vec<(&'static ConfigKey, Option<String>, ConfigSource)> {
-        all_keys()
-            .map(|key| match self.explicit.get(key.name) {
-                Some(v) => (key, Some(v.clone()), ConfigSource::StaticBrokerConfig),
-                None => (
-                    key,
-                    key.default.map(str::to_string),
-                    ConfigSource::DefaultConfig,
-                ),
-            })
-            .collect()
+    /// The value the config file gives a key, if it sets it (DescribeConfigs'
+    /// STATIC_BROKER_CONFIG level).
+    pub fn file_value(&self, key: &str) -> Option<&str> {
+        self.explicit.get(key).map(String::as_str)
     }
 }
 

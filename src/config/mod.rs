@@ -7,6 +7,7 @@ pub mod dynamic;
 pub mod keys;
 pub mod listeners;
 pub mod log_keys;
+pub mod synonyms;
 pub mod topic;
 pub mod txn;
 

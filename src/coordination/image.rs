@@ -171,17 +171,26 @@ impl ClusterImage {
         broker: i32,
         key: &str,
     ) -> Option<(String, bool)> {
-        let own = self
-            .broker_configs
-            .get(&broker.to_string())
-            .and_then(|c| c.get(key))
-            .map(|v| (v.clone(), true));
-        own.or_else(|| {
+        match self.dynamic_broker_entries(broker, key) {
+            (Some(own), _) => Some((own.to_string(), true)),
+            (None, Some(default)) => Some((default.to_string(), false)),
+            (None, None) => None,
+        }
+    }
+
+    /// A broker key's value in the broker's own dynamic entry and in the cluster-wide
+    /// default entry (`/config/brokers/<id>`, `/config/brokers/<default>`).
+    pub fn dynamic_broker_entries(&self, broker: i32, key: &str) -> (Option<&str>, Option<&str>) {
+        let entry = |entity: &str| {
             self.broker_configs
-                .get(crate::config::dynamic::DEFAULT_ENTITY)
+                .get(entity)
                 .and_then(|c| c.get(key))
-                .map(|v| (v.clone(), false))
-        })
+                .map(String::as_str)
+        };
+        (
+            entry(&broker.to_string()),
+            entry(crate::config::dynamic::DEFAULT_ENTITY),
+        )
     }
 
     pub fn rebuild_id_index(&mut self) {

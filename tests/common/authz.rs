@@ -7,9 +7,6 @@ use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredent
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -187,16 +184,7 @@ pub fn topic_config(c: &mut Client, topic: &str, key: &str) -> (i16, Option<Stri
 }
 
 pub fn alter_config(c: &mut Client, topic: &str, key: &str, value: &str) -> i16 {
-    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(s(topic))
-            .with_configs(vec![AlterableConfig::default()
-                .with_name(s(key))
-                .with_config_operation(0)
-                .with_value(Some(s(value)))]),
-    ]);
-    c.send(&req, 1).expect("IncrementalAlterConfigs").responses[0].error_code
+    c.set_config(2, topic, key, value)
 }
 
 pub fn init_producer_id(c: &mut Client) -> i16 {

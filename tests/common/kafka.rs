@@ -75,6 +75,48 @@ impl Client {
         self.send(&req, 12)
     }
 
+    /// IncrementalAlterConfigs SET of one key on one resource (2 topic, 4 broker): the
+    /// resource's error code.
+    pub fn set_config(&mut self, resource_type: i8, name: &str, key: &str, value: &str) -> i16 {
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let s = |v: &str| StrBytes::from_string(v.to_string());
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(s(name))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(s(key))
+                    .with_config_operation(0)
+                    .with_value(Some(s(value)))]),
+        ]);
+        let resp = self.send(&req, 1).expect("IncrementalAlterConfigs");
+        resp.responses[0].error_code
+    }
+
+    /// Every config of a resource (2 topic, 4 broker): (key, value, source code).
+    pub fn configs(&mut self, resource_type: i8, name: &str) -> Vec<(String, String, i8)> {
+        use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(StrBytes::from_string(name.to_string()))
+                .with_configuration_keys(None),
+        ]);
+        let resp = self.send(&req, 4).expect("DescribeConfigs");
+        let result = &resp.results[0];
+        assert_eq!(result.error_code, 0, "{:?}", result.error_message);
+        result
+            .configs
+            .iter()
+            .map(|e| {
+                let value = e.value.as_deref().unwrap_or_default().to_string();
+                (e.name.to_string(), value, e.config_source)
+            })
+            .collect()
+    }
+
     /// Creates a topic and returns the per-topic error code.
     pub fn create_topic(
         &mut self,
