@@ -112,13 +112,14 @@ fn repeated_names_are_answered_once() {
     assert_eq!(resp.topics.len(), 1);
     assert_eq!(resp.topics[0].partitions.len(), 50);
 
-    // DescribeConfigs with 200,000 copies of the broker resource.
+    // DescribeConfigs with 200,000 copies of the broker resource (broker 1's own: the
+    // cluster default "" lists only its dynamic keys, none here).
     let req = DescribeConfigsRequest::default().with_resources(
         (0..200_000)
             .map(|_| {
                 DescribeConfigsResource::default()
                     .with_resource_type(4)
-                    .with_resource_name(StrBytes::from_static_str(""))
+                    .with_resource_name(StrBytes::from_static_str("1"))
                     .with_configuration_keys(None)
             })
             .collect(),

@@ -371,12 +371,13 @@ fn elect_leaders_moves_leadership_back_to_the_preferred_replicas() {
     );
 }
 
-/// Config changes sent in a row through different brokers all survive: each broker
-/// reads the current overrides from ZooKeeper, not from its own metadata, which may not
-/// show the change another broker wrote a moment ago (it did, and the later write
-/// dropped the earlier key).
+/// Config changes and added partitions sent in a row through different brokers all
+/// survive: each broker reads the current state from ZooKeeper, not from its own
+/// metadata, which may not show the change another broker wrote a moment ago (it did:
+/// a later config change dropped the earlier key, a later CreatePartitions failed as
+/// "changed concurrently").
 #[test]
-fn incremental_config_changes_through_different_brokers_all_survive() {
+fn admin_changes_through_different_brokers_in_a_row_all_survive() {
     const TOPIC: i8 = 2;
     const BROKER: i8 = 4;
     const DYNAMIC_TOPIC_CONFIG: i8 = 1;
@@ -413,6 +414,20 @@ fn incremental_config_changes_through_different_brokers_all_survive() {
                 name == k && value == v && *source == DYNAMIC_TOPIC_CONFIG
             })
         })
+    });
+
+    // Partitions added through each broker in turn, each answered as soon as it is
+    // written (timeout 0): each starts from what the previous one wrote, not from a
+    // broker's metadata that may not show it yet.
+    for (i, count) in (2..=7).enumerate() {
+        assert_eq!(
+            clients[i % 3].create_partitions("c", count, 0),
+            0,
+            "to {count}"
+        );
+    }
+    wait_until(WAIT, "topic c to have 7 partitions", || {
+        partition_count(&mut clients[0], "c") == 7
     });
 
     // The cluster-wide dynamic broker default, through two brokers in a row.

@@ -12,7 +12,6 @@ use std::time::Duration;
 use common::authz::*;
 use common::kafka::{topic_name, Client};
 use common::wait_until;
-use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
@@ -58,13 +57,7 @@ fn describe_configs(c: &mut Client, rt: i8, name: &str) -> i16 {
 }
 
 fn create_partitions(c: &mut Client, topic: &str, count: i32) -> i16 {
-    let req = CreatePartitionsRequest::default()
-        .with_timeout_ms(10_000)
-        .with_topics(vec![CreatePartitionsTopic::default()
-            .with_name(topic_name(topic))
-            .with_count(count)
-            .with_assignments(None)]);
-    c.send(&req, 3).expect("CreatePartitions").results[0].error_code
+    c.create_partitions(topic, count, 10_000)
 }
 
 fn delete_records(c: &mut Client, topic: &str, offset: i64) -> i16 {

@@ -272,7 +272,9 @@ impl Admin<'_> {
         }
     }
 
-    /// Grows a topic to `count` partitions (CreatePartitions).
+    /// Grows a topic to `count` partitions (CreatePartitions). The current assignment is
+    /// read from the topic znode, not from this broker's image (which may not yet show
+    /// partitions another broker just added), and written back only if unchanged since.
     pub async fn create_partitions(
         &self,
         name: &str,
@@ -282,10 +284,7 @@ impl Admin<'_> {
     ) -> Result<(), AdminError> {
         let image = self.image();
         let Some(topic) = image.topic(name) else {
-            return Err(AdminError::new(
-                Error::UnknownTopicOrPartition,
-                format!("The topic '{name}' does not exist."),
-            ));
+            return Err(unknown_topic(name));
         };
         if topic.deleting {
             return Err(AdminError::new(
@@ -293,92 +292,23 @@ impl Admin<'_> {
                 format!("The topic '{name}' is queued for deletion."),
             ));
         }
-        let current = topic.partitions.len() as i32;
-        if count < current {
-            return Err(AdminError::new(
-                Error::InvalidPartitions,
-                format!("Topic currently has {current} partitions, which is higher than the requested {count}."),
-            ));
-        }
-        if count == current {
-            return Err(AdminError::new(
-                Error::InvalidPartitions,
-                format!("Topic already has {current} partitions."),
-            ));
-        }
-        let rf = topic
-            .partitions
-            .values()
-            .next()
-            .map_or(1, |p| p.replicas.len()) as i32;
-        let added = count - current;
-        if added as i64 > MAX_PARTITIONS_PER_REQUEST {
-            return Err(AdminError::new(
-                Error::PolicyViolation,
-                "Excessively large number of partitions per request.",
-            ));
-        }
-        let new_assignment: BTreeMap<i32, Vec<i32>> = match manual {
-            Some(rows) => {
-                if rows.len() as i32 != added {
-                    return Err(AdminError::new(
-                        Error::InvalidReplicaAssignment,
-                        format!("Increasing the number of partitions by {added} but {} assignments provided.", rows.len()),
-                    ));
-                }
-                let map: BTreeMap<i32, Vec<i32>> = rows
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, r)| (current + i as i32, r))
-                    .collect();
-                validate_manual_assignment(&map, &image, current)?;
-                if map.values().any(|r| r.len() as i32 != rf) {
-                    return Err(AdminError::new(
-                        Error::InvalidReplicaAssignment,
-                        format!("Inconsistent replication factor between partitions, partition 0 has {rf}."),
-                    ));
-                }
-                map
-            }
-            None => {
-                let slots = self.live_slots(&image);
-                // Kafka starts from partition 0's leader so the layout continues evenly.
-                let leader0 = topic
-                    .partitions
-                    .get(&0)
-                    .and_then(|p| p.replicas.first().copied());
-                let mut ids: Vec<i32> = slots.iter().map(|s| s.id).collect();
-                ids.sort_unstable();
-                let start = leader0
-                    .and_then(|l| ids.iter().position(|&i| i == l))
-                    .unwrap_or(0);
-                let shift = rand::thread_rng().gen_range(0..slots.len().max(1));
-                assign(&slots, added, rf, current, start, shift)?
-            }
-        };
-        if validate_only {
-            return Ok(());
-        }
         let client = self.session.current().await.client;
         let path = topic_path(name);
-        // The topic znode may change under us (another CreatePartitions): re-read and retry.
+        let corrupt =
+            |e: ZnodeDecodeError| AdminError::new(Error::UnknownServerError, e.to_string());
         for _ in 0..5 {
-            let (data, stat) = client.get_data(&path).await?;
-            let mut znode = TopicZnode::decode(&path, &data)
-                .map_err(|e| AdminError::new(Error::UnknownServerError, e.to_string()))?;
-            let mut full = znode
-                .assignment(&path)
-                .map_err(|e| AdminError::new(Error::UnknownServerError, e.to_string()))?;
-            if full.len() as i32 != current {
-                return Err(AdminError::new(
-                    Error::InvalidPartitions,
-                    format!(
-                        "Topic '{name}' changed concurrently: it now has {} partitions.",
-                        full.len()
-                    ),
-                ));
+            let (data, stat) = match client.get_data(&path).await {
+                Ok(read) => read,
+                Err(zk::Error::NoNode) => return Err(unknown_topic(name)),
+                Err(err) => return Err(err.into()),
+            };
+            let mut znode = TopicZnode::decode(&path, &data).map_err(corrupt)?;
+            let mut full = znode.assignment(&path).map_err(corrupt)?;
+            let added = self.new_partitions(&image, &full, count, manual.clone())?;
+            if validate_only {
+                return Ok(());
             }
-            full.extend(new_assignment.clone());
+            full.extend(added);
             znode.partitions = full
                 .iter()
                 .map(|(p, r)| (p.to_string(), r.clone()))
@@ -391,6 +321,7 @@ impl Admin<'_> {
                     tracing::info!(topic = %name, partitions = count, "partitions added");
                     return Ok(());
                 }
+                // Another CreatePartitions (or a reassignment) wrote meanwhile: read again.
                 Err(zk::Error::BadVersion) => continue,
                 Err(err) => return Err(err.into()),
             }
@@ -399,6 +330,73 @@ impl Admin<'_> {
             Error::UnknownServerError,
             format!("Topic '{name}' kept changing; partitions not added."),
         ))
+    }
+
+    /// The replicas of the partitions that grow a topic from `current` (its assignment)
+    /// to `count`: the request's own (`manual`, validated) or placed as Kafka places them.
+    fn new_partitions(
+        &self,
+        image: &ClusterImage,
+        current: &BTreeMap<i32, Vec<i32>>,
+        count: i32,
+        manual: Option<Vec<Vec<i32>>>,
+    ) -> Result<BTreeMap<i32, Vec<i32>>, AdminError> {
+        let have = current.len() as i32;
+        if count < have {
+            return Err(AdminError::new(
+                Error::InvalidPartitions,
+                format!("Topic currently has {have} partitions, which is higher than the requested {count}."),
+            ));
+        }
+        if count == have {
+            return Err(AdminError::new(
+                Error::InvalidPartitions,
+                format!("Topic already has {have} partitions."),
+            ));
+        }
+        let rf = current.values().next().map_or(1, Vec::len) as i32;
+        let added = count - have;
+        if added as i64 > MAX_PARTITIONS_PER_REQUEST {
+            return Err(AdminError::new(
+                Error::PolicyViolation,
+                "Excessively large number of partitions per request.",
+            ));
+        }
+        match manual {
+            Some(rows) => {
+                if rows.len() as i32 != added {
+                    return Err(AdminError::new(
+                        Error::InvalidReplicaAssignment,
+                        format!("Increasing the number of partitions by {added} but {} assignments provided.", rows.len()),
+                    ));
+                }
+                let map: BTreeMap<i32, Vec<i32>> = rows
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| (have + i as i32, r))
+                    .collect();
+                validate_manual_assignment(&map, image, have)?;
+                if map.values().any(|r| r.len() as i32 != rf) {
+                    return Err(AdminError::new(
+                        Error::InvalidReplicaAssignment,
+                        format!("Inconsistent replication factor between partitions, partition 0 has {rf}."),
+                    ));
+                }
+                Ok(map)
+            }
+            None => {
+                let slots = self.live_slots(image);
+                // Kafka starts from partition 0's leader so the layout continues evenly.
+                let leader0 = current.get(&0).and_then(|r| r.first().copied());
+                let mut ids: Vec<i32> = slots.iter().map(|s| s.id).collect();
+                ids.sort_unstable();
+                let start = leader0
+                    .and_then(|l| ids.iter().position(|&i| i == l))
+                    .unwrap_or(0);
+                let shift = rand::thread_rng().gen_range(0..slots.len().max(1));
+                Ok(assign(&slots, added, rf, have, start, shift)?)
+            }
+        }
     }
 
     /// Changes a topic's config overrides: `change` maps the overrides ZooKeeper holds now
@@ -493,6 +491,13 @@ impl Admin<'_> {
             format!("{path} kept changing; config not updated."),
         ))
     }
+}
+
+fn unknown_topic(name: &str) -> AdminError {
+    AdminError::new(
+        Error::UnknownTopicOrPartition,
+        format!("The topic '{name}' does not exist."),
+    )
 }
 
 /// A config entity's overrides, key to value.

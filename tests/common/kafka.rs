@@ -117,6 +117,21 @@ impl Client {
             .collect()
     }
 
+    /// Grows a topic to `count` partitions (CreatePartitions, placed by the broker): the
+    /// topic's error code. With `timeout_ms` 0 the broker answers once the change is
+    /// written, without waiting for the new partitions' leaders.
+    pub fn create_partitions(&mut self, topic: &str, count: i32, timeout_ms: i32) -> i16 {
+        use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+        let req = CreatePartitionsRequest::default()
+            .with_timeout_ms(timeout_ms)
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(topic_name(topic))
+                .with_count(count)
+                .with_assignments(None)]);
+        let resp = self.send(&req, 3).expect("CreatePartitions");
+        resp.results[0].error_code
+    }
+
     /// Creates a topic and returns the per-topic error code.
     pub fn create_topic(
         &mut self,
