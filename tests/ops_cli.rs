@@ -375,7 +375,8 @@ fn elect_leaders_moves_leadership_back_to_the_preferred_replicas() {
 /// survive: each broker reads the current state from ZooKeeper, not from its own
 /// metadata, which may not show the change another broker wrote a moment ago (it did:
 /// a later config change dropped the earlier key, a later CreatePartitions failed as
-/// "changed concurrently").
+/// "changed concurrently", a change to a topic just created elsewhere was refused as
+/// unknown).
 #[test]
 fn admin_changes_through_different_brokers_in_a_row_all_survive() {
     const TOPIC: i8 = 2;
@@ -429,6 +430,17 @@ fn admin_changes_through_different_brokers_in_a_row_all_survive() {
     wait_until(WAIT, "topic c to have 7 partitions", || {
         partition_count(&mut clients[0], "c") == 7
     });
+
+    // A topic created through one broker (answered once written) is at once known to
+    // the next broker's config change and the one after's CreatePartitions.
+    for i in 0..6 {
+        let name = format!("fresh-{i}");
+        assert_eq!(clients[i % 3].create_topic_within(&name, 1, 3, &[], 0), 0);
+        let set = clients[(i + 1) % 3].set_config(TOPIC, &name, "retention.ms", "1000");
+        assert_eq!(set, 0, "{name}: config change");
+        let grown = clients[(i + 2) % 3].create_partitions(&name, 2, 0);
+        assert_eq!(grown, 0, "{name}: more partitions");
+    }
 
     // The cluster-wide dynamic broker default, through two brokers in a row.
     let rates = [

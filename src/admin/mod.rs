@@ -283,10 +283,9 @@ impl Admin<'_> {
         validate_only: bool,
     ) -> Result<(), AdminError> {
         let image = self.image();
-        let Some(topic) = image.topic(name) else {
-            return Err(unknown_topic(name));
-        };
-        if topic.deleting {
+        // Whether the topic exists is the znode's answer below: this broker's metadata
+        // may not show a topic another broker created a moment ago.
+        if image.topic(name).is_some_and(|t| t.deleting) {
             return Err(AdminError::new(
                 Error::InvalidTopicException,
                 format!("The topic '{name}' is queued for deletion."),
@@ -408,7 +407,10 @@ impl Admin<'_> {
         change: impl Fn(Overrides) -> Result<Overrides, AdminError>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
-        if !self.image().topics.contains_key(name) {
+        // Asked of ZooKeeper, as Kafka's `validateTopicConfig`: this broker's metadata may
+        // not show a topic another broker created a moment ago.
+        let client = self.session.current().await.client;
+        if client.check_stat(&topic_path(name)).await?.is_none() {
             return Err(AdminError::new(
                 Error::UnknownTopicOrPartition,
                 format!("Topic {name} does not exist."),

@@ -140,6 +140,19 @@ impl Client {
         rf: i16,
         configs: &[(&str, &str)],
     ) -> i16 {
+        self.create_topic_within(name, partitions, rf, configs, 30_000)
+    }
+
+    /// As `create_topic`, waiting up to `timeout_ms` for the leaders (0: the broker
+    /// answers once the topic is written).
+    pub fn create_topic_within(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        rf: i16,
+        configs: &[(&str, &str)],
+        timeout_ms: i32,
+    ) -> i16 {
         let topic = CreatableTopic::default()
             .with_name(topic_name(name))
             .with_num_partitions(partitions)
@@ -156,7 +169,7 @@ impl Client {
             );
         let req = CreateTopicsRequest::default()
             .with_topics(vec![topic])
-            .with_timeout_ms(30_000);
+            .with_timeout_ms(timeout_ms);
         let resp = self.send(&req, 7).expect("CreateTopics");
         resp.topics[0].error_code
     }
