@@ -129,6 +129,37 @@ fn repeated_names_are_answered_once() {
     assert_eq!(resp.results[0].error_code, 0);
     assert!(!resp.results[0].configs.is_empty());
 
+    // IncrementalAlterConfigs naming one topic 200,000 times: INVALID_REQUEST for each,
+    // as Kafka, and not one ZooKeeper write (the topic keeps its configs).
+    let req = IncrementalAlterConfigsRequest::default().with_resources(
+        (0..200_000)
+            .map(|i| {
+                incremental_alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("wide"))
+                    .with_configs(vec![
+                        incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(StrBytes::from_static_str("retention.ms"))
+                            .with_config_operation(0)
+                            .with_value(Some(StrBytes::from_string(format!("{}", 1000 + i)))),
+                    ])
+            })
+            .collect(),
+    );
+    let resp = c.send(&req, 1).expect("IncrementalAlterConfigs answered");
+    assert_eq!(resp.responses.len(), 200_000);
+    assert!(resp
+        .responses
+        .iter()
+        .all(|r| r.error_code == INVALID_REQUEST));
+    let overrides = c.configs(2, "wide");
+    assert!(
+        overrides
+            .iter()
+            .all(|(k, _, source)| k != "retention.ms" || *source != 1),
+        "no override was written"
+    );
+
     // DescribeGroups naming one group 200,000 times: described once.
     let req = DescribeGroupsRequest::default().with_groups(
         (0..200_000)

@@ -326,15 +326,20 @@ pub async fn alter_configs(
     req: AlterConfigsRequest,
 ) -> Option<AlterConfigsResponse> {
     let mut responses = Vec::new();
+    let repeated = repeated_resources(&req.resources, |r| (r.resource_type, &r.resource_name));
     for resource in &req.resources {
-        let refused = config_refusal(
+        let result = if repeated.contains(&(resource.resource_type, &*resource.resource_name)) {
+            Err(AdminError::new(
+                Error::InvalidRequest,
+                "Each resource must appear at most once.",
+            ))
+        } else if let Some(refusal) = config_refusal(
             broker,
             ctx,
             resource.resource_type,
             &resource.resource_name,
             AclOperation::AlterConfigs,
-        );
-        let result = if let Some(refusal) = refused {
+        ) {
             Err(refusal)
         } else {
             match resource.resource_type {
@@ -373,6 +378,22 @@ pub async fn alter_configs(
     Some(AlterConfigsResponse::default().with_responses(responses))
 }
 
+/// The resources a request names more than once. Kafka answers every entry of each
+/// INVALID_REQUEST (`ConfigAdminManager.preprocess`), so a resource repeated 200,000
+/// times costs no ZooKeeper write at all.
+fn repeated_resources<'a, R>(
+    resources: &'a [R],
+    key: impl Fn(&'a R) -> (i8, &'a StrBytes),
+) -> HashSet<(i8, &'a str)> {
+    let mut seen = HashSet::new();
+    resources
+        .iter()
+        .map(key)
+        .filter(|&(t, name)| !seen.insert((t, &**name)))
+        .map(|(t, name)| (t, &**name))
+        .collect()
+}
+
 /// AlterConfigs replaces a resource's whole override set with the request's (null
 /// values dropped).
 fn replacement(
@@ -401,15 +422,20 @@ pub async fn incremental_alter_configs(
     req: IncrementalAlterConfigsRequest,
 ) -> Option<IncrementalAlterConfigsResponse> {
     let mut responses = Vec::new();
+    let repeated = repeated_resources(&req.resources, |r| (r.resource_type, &r.resource_name));
     for resource in &req.resources {
-        let refused = config_refusal(
+        let result = if repeated.contains(&(resource.resource_type, &*resource.resource_name)) {
+            Err(AdminError::new(
+                Error::InvalidRequest,
+                "Each resource must appear at most once.",
+            ))
+        } else if let Some(refusal) = config_refusal(
             broker,
             ctx,
             resource.resource_type,
             &resource.resource_name,
             AclOperation::AlterConfigs,
-        );
-        let result = if let Some(refusal) = refused {
+        ) {
             Err(refusal)
         } else {
             match resource.resource_type {
