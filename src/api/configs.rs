@@ -24,7 +24,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors::{code, Error};
 use super::{RequestContext, Versions};
-use crate::admin::AdminError;
+use crate::admin::{AdminError, Overrides};
 use crate::broker::Broker;
 use crate::config::broker::{all_keys, key_def};
 use crate::config::keys::{split_list, ConfigKey};
@@ -328,44 +328,16 @@ pub async fn alter_configs(
     let mut responses = Vec::new();
     let repeated = repeated_resources(&req.resources, |r| (r.resource_type, &r.resource_name));
     for resource in &req.resources {
-        let result = if repeated.contains(&(resource.resource_type, &*resource.resource_name)) {
-            Err(AdminError::new(
-                Error::InvalidRequest,
-                "Each resource must appear at most once.",
-            ))
-        } else if let Some(refusal) = config_refusal(
+        let replace = |_: Overrides, _: &KeySet<'_>| Ok(replacement(resource));
+        let result = alter_resource(
             broker,
             ctx,
-            resource.resource_type,
-            &resource.resource_name,
-            AclOperation::AlterConfigs,
-        ) {
-            Err(refusal)
-        } else {
-            match resource.resource_type {
-                RESOURCE_TOPIC => {
-                    let replace = |_| Ok(replacement(resource));
-                    broker
-                        .admin()
-                        .update_topic_config(&resource.resource_name, replace, req.validate_only)
-                        .await
-                }
-                RESOURCE_BROKER => match broker_entity(broker, &resource.resource_name) {
-                    Ok(entity) => {
-                        let replace = |_| Ok(replacement(resource));
-                        broker
-                            .admin()
-                            .update_broker_config(entity, replace, req.validate_only)
-                            .await
-                    }
-                    Err(e) => Err(e),
-                },
-                other => Err(AdminError::new(
-                    Error::InvalidRequest,
-                    format!("Unsupported resource type {other}"),
-                )),
-            }
-        };
+            &repeated,
+            (resource.resource_type, &resource.resource_name),
+            req.validate_only,
+            replace,
+        )
+        .await;
         let (error_code, error_message) = outcome(result);
         responses.push(
             alter_configs_response::AlterConfigsResourceResponse::default()
@@ -392,6 +364,49 @@ fn repeated_resources<'a, R>(
         .filter(|&(t, name)| !seen.insert((t, &**name)))
         .map(|(t, name)| (t, &**name))
         .collect()
+}
+
+/// One resource of an AlterConfigs or IncrementalAlterConfigs request: refused if the
+/// request repeats it or the principal may not alter it, else its overrides changed by
+/// `change` (given the resource kind's keys) in ZooKeeper.
+async fn alter_resource(
+    broker: &Broker,
+    ctx: &RequestContext,
+    repeated: &HashSet<(i8, &str)>,
+    (resource_type, name): (i8, &str),
+    validate_only: bool,
+    change: impl Fn(Overrides, &KeySet<'_>) -> Result<Overrides, AdminError>,
+) -> Result<(), AdminError> {
+    if repeated.contains(&(resource_type, name)) {
+        return Err(AdminError::new(
+            Error::InvalidRequest,
+            "Each resource must appear at most once.",
+        ));
+    }
+    let op = AclOperation::AlterConfigs;
+    if let Some(refusal) = config_refusal(broker, ctx, resource_type, name, op) {
+        return Err(refusal);
+    }
+    let admin = broker.admin();
+    match resource_type {
+        RESOURCE_TOPIC => {
+            let keys = topic_keys(broker);
+            let change = |current| change(current, &keys);
+            admin.update_topic_config(name, change, validate_only).await
+        }
+        RESOURCE_BROKER => {
+            let entity = broker_entity(broker, name)?;
+            let keys = broker_keys(broker);
+            let change = |current| change(current, &keys);
+            admin
+                .update_broker_config(entity, change, validate_only)
+                .await
+        }
+        other => Err(AdminError::new(
+            Error::InvalidRequest,
+            format!("Unsupported resource type {other}"),
+        )),
+    }
 }
 
 /// AlterConfigs replaces a resource's whole override set with the request's (null
@@ -424,46 +439,16 @@ pub async fn incremental_alter_configs(
     let mut responses = Vec::new();
     let repeated = repeated_resources(&req.resources, |r| (r.resource_type, &r.resource_name));
     for resource in &req.resources {
-        let result = if repeated.contains(&(resource.resource_type, &*resource.resource_name)) {
-            Err(AdminError::new(
-                Error::InvalidRequest,
-                "Each resource must appear at most once.",
-            ))
-        } else if let Some(refusal) = config_refusal(
+        let edit = |current, keys: &KeySet<'_>| apply_incremental(current, resource, keys);
+        let result = alter_resource(
             broker,
             ctx,
-            resource.resource_type,
-            &resource.resource_name,
-            AclOperation::AlterConfigs,
-        ) {
-            Err(refusal)
-        } else {
-            match resource.resource_type {
-                RESOURCE_TOPIC => {
-                    let keys = topic_keys(broker);
-                    let edit = |current| apply_incremental(current, resource, &keys);
-                    broker
-                        .admin()
-                        .update_topic_config(&resource.resource_name, edit, req.validate_only)
-                        .await
-                }
-                RESOURCE_BROKER => match broker_entity(broker, &resource.resource_name) {
-                    Ok(entity) => {
-                        let keys = broker_keys(broker);
-                        let edit = |current| apply_incremental(current, resource, &keys);
-                        broker
-                            .admin()
-                            .update_broker_config(entity, edit, req.validate_only)
-                            .await
-                    }
-                    Err(e) => Err(e),
-                },
-                other => Err(AdminError::new(
-                    Error::InvalidRequest,
-                    format!("Unsupported resource type {other}"),
-                )),
-            }
-        };
+            &repeated,
+            (resource.resource_type, &resource.resource_name),
+            req.validate_only,
+            edit,
+        )
+        .await;
         let (error_code, error_message) = outcome(result);
         responses.push(
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()

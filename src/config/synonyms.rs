@@ -8,7 +8,7 @@
 use super::ConfigSource;
 
 /// The levels, highest precedence first.
-pub const LEVELS: [ConfigSource; 4] = [
+const LEVELS: [ConfigSource; 4] = [
     ConfigSource::DynamicBrokerConfig,
     ConfigSource::DynamicDefaultBrokerConfig,
     ConfigSource::StaticBrokerConfig,
@@ -54,21 +54,18 @@ pub fn levels(
         [] => std::slice::from_ref(&name),
         chain => chain,
     };
-    let mut out: Vec<Level> = LEVELS
-        .iter()
-        .flat_map(|&source| {
-            names.iter().filter_map({
-                let lookup = &lookup;
-                move |&n| {
-                    lookup(source, n).map(|value| Level {
-                        name: n,
-                        value,
-                        source,
-                    })
-                }
-            })
-        })
-        .collect();
+    let mut out = Vec::new();
+    for source in LEVELS {
+        for &n in names {
+            if let Some(value) = lookup(source, n) {
+                out.push(Level {
+                    name: n,
+                    value,
+                    source,
+                });
+            }
+        }
+    }
     let first = out.iter().position(|l| l.name == name).unwrap_or(out.len());
     out.drain(..first);
     out

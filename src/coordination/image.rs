@@ -160,22 +160,8 @@ impl ClusterImage {
 
     /// A dynamic broker config in force for `broker`: its own entry, else the default.
     pub fn dynamic_broker_config(&self, broker: i32, key: &str) -> Option<String> {
-        self.dynamic_broker_config_with_source(broker, key)
-            .map(|(v, _)| v)
-    }
-
-    /// As `dynamic_broker_config`, with whether it came from the broker's own entry
-    /// (true) or the cluster-wide default (false).
-    pub fn dynamic_broker_config_with_source(
-        &self,
-        broker: i32,
-        key: &str,
-    ) -> Option<(String, bool)> {
-        match self.dynamic_broker_entries(broker, key) {
-            (Some(own), _) => Some((own.to_string(), true)),
-            (None, Some(default)) => Some((default.to_string(), false)),
-            (None, None) => None,
-        }
+        let (own, cluster_default) = self.dynamic_broker_entries(broker, key);
+        own.or(cluster_default).map(str::to_string)
     }
 
     /// A broker key's value in the broker's own dynamic entry and in the cluster-wide
